@@ -1,0 +1,37 @@
+//! Every type that crosses a process boundary, and the pure logic that both
+//! ends of a connection must agree on. No sockets, no disk.
+//!
+//! # Layout
+//!
+//! - [`ids`]: id newtypes (`NodeId`, `ShardId`, `Term`, `Epoch`, `SeqNo`) and
+//!   Qdrant-style point ids (unsigned integers or UUIDs).
+//! - [`collection`]: collection configuration (dimension, distance, HNSW
+//!   parameters, sharding, replication, write consistency).
+//! - [`point`]: points, payloads and their validation.
+//! - [`filter`]: payload filters (`must` / `should` / `must_not`) and their
+//!   evaluation.
+//! - [`search`]: search, scroll and count requests and their answers.
+//! - [`operation`]: the write operations a shard applies, in sequence order.
+//! - [`codec`]: msgpack encoding used on the wire and in the WAL.
+//! - [`error`]: validation errors shared by every service.
+
+pub mod codec;
+pub mod collection;
+pub mod error;
+pub mod filter;
+pub mod ids;
+pub mod operation;
+pub mod point;
+pub mod search;
+
+pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};
+pub use error::ValidationError;
+pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range};
+pub use ids::{Epoch, NodeId, PointId, SeqNo, ShardId, Term};
+pub use operation::{Operation, SequencedOperation};
+pub use point::{Payload, Point, Record};
+pub use search::{CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchParams, SearchRequest};
+
+// Cluster-level shared logic (owned by the meta-service work).
+pub mod cluster;
+pub mod ring;
