@@ -1,2 +1,445 @@
 //! The cluster map: nodes, collections, shards, replica sets, primaries and
-//! terms, with the epoch that versions it.
+//! terms, with the epoch that versions it; and the commands that change it.
+//!
+//! The meta-service owns the one authoritative copy (replicated by Raft);
+//! gateways and storage nodes cache it and compare epochs. Only the
+//! meta-service applies [`ClusterCommand`]s; everyone else sends them.
+//!
+//! A replica's life:
+//!
+//! ```text
+//!   SetReplicas / migration target           caught up (SetReplicaState)
+//!   ─────────────────────────▶ Initializing ───────────────────────────▶ Active
+//!                                    │                                     │
+//!                                    └──────────── removed ◀───────────────┘
+//!                               (SetReplicas, migration switch, RemoveNode)
+//! ```
+//!
+//! Only an `Active` replica is in sync: it may be promoted to primary and
+//! counts towards write acknowledgements. A node's liveness (`NodeState`) is
+//! separate: a replica on a dead node stays in the set until the controller
+//! replaces it, so that a node that comes back quickly keeps its data.
+//!
+//! A migration (rebalancing) of one replica:
+//!
+//! ```text
+//!   Snapshot ──▶ Delta ──▶ Verify ──▶ (CompleteMigration: switch in Raft, drop source)
+//!      └──────────┴──────────┴──────▶ (AbortMigration: target dropped, source kept)
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::collection::CollectionConfig;
+use crate::ids::{Epoch, NodeId, SeqNo, ShardId, Term};
+
+/// Liveness of a storage node as decided by the meta-service controller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Heartbeating; may hold primaries and receive new replicas.
+    #[default]
+    Alive,
+    /// Missed heartbeats for longer than the grace period.
+    Dead,
+    /// Being emptied by the operator: keeps serving, gets no new replicas.
+    Draining,
+}
+
+/// A storage node as registered with the meta-service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// Data-plane address (QUIC) other nodes and gateways connect to.
+    pub addr: String,
+    /// HTTP address for operators, if any.
+    #[serde(default)]
+    pub api_addr: Option<String>,
+    #[serde(default)]
+    pub state: NodeState,
+    /// Wall-clock time (ms since the Unix epoch) of the last state change,
+    /// as stamped by whoever submitted the command (the state machine never
+    /// reads a clock, so that every member applies the same result).
+    #[serde(default)]
+    pub state_since_ms: u64,
+}
+
+impl NodeInfo {
+    pub fn new(id: NodeId, addr: impl Into<String>) -> Self {
+        Self {
+            id,
+            addr: addr.into(),
+            api_addr: None,
+            state: NodeState::Alive,
+            state_since_ms: 0,
+        }
+    }
+}
+
+/// Whether a replica holds the shard's full history (see the module diagram).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Being filled (new replica or migration target); not in sync yet.
+    Initializing,
+    /// In sync: may be promoted and counts towards acknowledgements.
+    #[default]
+    Active,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    pub node: NodeId,
+    pub state: ReplicaState,
+}
+
+/// Phase of a running migration (see the module diagram).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationPhase {
+    /// Copying a snapshot of the source replica to the target.
+    #[default]
+    Snapshot,
+    /// Streaming the WAL written since the snapshot, writes continuing.
+    Delta,
+    /// Comparing counts and checksums of source and target.
+    Verify,
+}
+
+/// One replica of one shard moving from `from` to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub phase: MigrationPhase,
+    /// Progress, as last reported by the nodes doing the copy.
+    #[serde(default)]
+    pub vectors_copied: u64,
+    #[serde(default)]
+    pub vectors_total: u64,
+    /// When the plan was accepted (ms since the Unix epoch, from the command).
+    #[serde(default)]
+    pub started_at_ms: u64,
+}
+
+/// One shard of a collection: who holds it, who leads it, under which term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub id: ShardId,
+    /// Replica set in preference order (the ring's order at creation).
+    pub replicas: Vec<Replica>,
+    /// The replica that orders writes; `None` only when the set is empty.
+    pub primary: Option<NodeId>,
+    /// Bumped on every change of primary; replicas reject older terms.
+    pub term: Term,
+    #[serde(default)]
+    pub migration: Option<Migration>,
+}
+
+impl ShardInfo {
+    pub fn replica(&self, node: NodeId) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.node == node)
+    }
+
+    pub fn holds(&self, node: NodeId) -> bool {
+        self.replica(node).is_some()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.replicas.iter().map(|r| r.node)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub config: CollectionConfig,
+    pub shards: BTreeMap<ShardId, ShardInfo>,
+}
+
+/// The whole cluster map. `epoch` is bumped by every accepted command, so
+/// two maps with the same epoch from the same cluster are identical.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMap {
+    pub epoch: Epoch,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub collections: BTreeMap<String, CollectionInfo>,
+    /// Free-form cluster settings (`UpdateConfig`), e.g. rebalancing knobs.
+    pub config: BTreeMap<String, String>,
+}
+
+impl ClusterMap {
+    pub fn shard(&self, collection: &str, shard: ShardId) -> Option<&ShardInfo> {
+        self.collections.get(collection)?.shards.get(&shard)
+    }
+
+    /// Nodes that may receive new replicas (alive and not draining).
+    pub fn placeable_nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes
+            .values()
+            .filter(|n| n.state == NodeState::Alive)
+            .map(|n| n.id)
+    }
+
+    /// Every `(collection, shard)` with a replica on `node`.
+    pub fn shards_on(&self, node: NodeId) -> Vec<(String, ShardId)> {
+        let mut out = Vec::new();
+        for c in self.collections.values() {
+            for s in c.shards.values() {
+                if s.holds(node) {
+                    out.push((c.name.clone(), s.id));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One replica move of a rebalancing plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMove {
+    pub collection: String,
+    pub shard: ShardId,
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+/// A rebalancing plan: replica moves, each started as a migration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalancePlan {
+    pub moves: Vec<ShardMove>,
+    /// When the plan was made (ms since the Unix epoch).
+    #[serde(default)]
+    pub created_at_ms: u64,
+}
+
+/// A change to the cluster map, replicated through Raft and applied by the
+/// meta-service state machine. Refusals are [`CommandError`]s and change
+/// nothing; every accepted command bumps the epoch by one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClusterCommand {
+    /// Creates the collection and its `shard_number` shards, each with the
+    /// first `replication_factor` distinct alive nodes clockwise on the ring
+    /// (key `"{collection}/{shard}"`); primary = first replica, term 1.
+    CreateCollection { name: String, config: CollectionConfig },
+    DeleteCollection { name: String },
+    /// Adds one shard; `replicas` overrides the ring's choice.
+    CreateShard {
+        collection: String,
+        shard: ShardId,
+        #[serde(default)]
+        replicas: Option<Vec<NodeId>>,
+    },
+    DeleteShard { collection: String, shard: ShardId },
+    /// Registers a storage node, or updates its addresses; marks it alive.
+    AddNode { node: NodeInfo },
+    /// Forgets a node. Refused while it still holds replicas.
+    RemoveNode { node: NodeId },
+    /// Liveness change decided by the controller (or an operator: draining).
+    SetNodeState { node: NodeId, state: NodeState, at_ms: u64 },
+    /// Starts one migration per move.
+    RebalanceShards { plan: RebalancePlan },
+    UpdateMigration {
+        collection: String,
+        shard: ShardId,
+        phase: MigrationPhase,
+        vectors_copied: u64,
+        vectors_total: u64,
+    },
+    /// Switches the assignment: `to` replaces `from` (and takes over as
+    /// primary with term + 1 if `from` was primary).
+    CompleteMigration { collection: String, shard: ShardId },
+    AbortMigration { collection: String, shard: ShardId },
+    UpdateConfig { key: String, value: String },
+    /// Replaces a shard's replica set. Kept nodes keep their state, new ones
+    /// start `Initializing`; if the primary is dropped the first remaining
+    /// active replica becomes primary with term + 1.
+    SetReplicas {
+        collection: String,
+        shard: ShardId,
+        replicas: Vec<NodeId>,
+    },
+    SetReplicaState {
+        collection: String,
+        shard: ShardId,
+        node: NodeId,
+        state: ReplicaState,
+    },
+    /// Makes `node` primary with term + 1. With `expected_term`, refused
+    /// unless the shard is still at that term (so a stale controller cannot
+    /// promote twice).
+    PromotePrimary {
+        collection: String,
+        shard: ShardId,
+        node: NodeId,
+        #[serde(default)]
+        expected_term: Option<Term>,
+    },
+}
+
+impl ClusterCommand {
+    /// Short name for logs and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClusterCommand::CreateCollection { .. } => "create_collection",
+            ClusterCommand::DeleteCollection { .. } => "delete_collection",
+            ClusterCommand::CreateShard { .. } => "create_shard",
+            ClusterCommand::DeleteShard { .. } => "delete_shard",
+            ClusterCommand::AddNode { .. } => "add_node",
+            ClusterCommand::RemoveNode { .. } => "remove_node",
+            ClusterCommand::SetNodeState { .. } => "set_node_state",
+            ClusterCommand::RebalanceShards { .. } => "rebalance_shards",
+            ClusterCommand::UpdateMigration { .. } => "update_migration",
+            ClusterCommand::CompleteMigration { .. } => "complete_migration",
+            ClusterCommand::AbortMigration { .. } => "abort_migration",
+            ClusterCommand::UpdateConfig { .. } => "update_config",
+            ClusterCommand::SetReplicas { .. } => "set_replicas",
+            ClusterCommand::SetReplicaState { .. } => "set_replica_state",
+            ClusterCommand::PromotePrimary { .. } => "promote_primary",
+        }
+    }
+}
+
+/// Why the state machine refused a command. None is transient: the same
+/// command against the same map is refused again.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum CommandError {
+    #[error("collection `{name}` already exists")]
+    CollectionExists { name: String },
+    #[error("collection `{name}` not found")]
+    CollectionNotFound { name: String },
+    #[error("shard {shard} of `{collection}` already exists")]
+    ShardExists { collection: String, shard: ShardId },
+    #[error("shard {shard} of `{collection}` not found")]
+    ShardNotFound { collection: String, shard: ShardId },
+    #[error("node {node} is not registered")]
+    NodeNotFound { node: NodeId },
+    #[error("node {node} is not alive")]
+    NodeNotAlive { node: NodeId },
+    #[error("node {node} still holds {replicas} replica(s)")]
+    NodeHoldsReplicas { node: NodeId, replicas: usize },
+    #[error("need {needed} placeable node(s), {available} available")]
+    NotEnoughNodes { needed: usize, available: usize },
+    #[error("node {node} holds no replica of shard {shard} of `{collection}`")]
+    NotAReplica { collection: String, shard: ShardId, node: NodeId },
+    #[error("replica of shard {shard} of `{collection}` on node {node} is not in sync")]
+    ReplicaNotInSync { collection: String, shard: ShardId, node: NodeId },
+    #[error("shard {shard} of `{collection}` is at term {actual}, expected {expected}")]
+    TermMismatch { collection: String, shard: ShardId, expected: Term, actual: Term },
+    #[error("shard {shard} of `{collection}` is already migrating")]
+    MigrationInProgress { collection: String, shard: ShardId },
+    #[error("shard {shard} of `{collection}` has no migration")]
+    NoMigration { collection: String, shard: ShardId },
+    #[error("invalid command: {reason}")]
+    Invalid { reason: String },
+}
+
+/// What a storage node reports about one of its replicas in a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaReport {
+    pub collection: String,
+    pub shard: ShardId,
+    /// Highest sequence number durably applied.
+    pub applied: SeqNo,
+    /// The term the replica is following.
+    pub term: Term,
+}
+
+/// Periodic liveness report from a storage node to the meta-service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: NodeId,
+    /// The epoch of the map the node is working with.
+    #[serde(default)]
+    pub epoch: Epoch,
+    #[serde(default)]
+    pub replicas: Vec<ReplicaReport>,
+}
+
+/// Answer to a heartbeat: the current epoch, so a node with an older map
+/// knows to refresh it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    pub epoch: Epoch,
+    /// Meta member id of the Raft leader that took the heartbeat.
+    pub leader: Option<u64>,
+}
+
+/// A cluster map as served by one meta member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMapView {
+    pub map: ClusterMap,
+    /// The meta member that answered and the leader it knew of.
+    pub served_by: u64,
+    pub leader: Option<u64>,
+    /// Whether the read went through the leader's linearizable check.
+    pub linearizable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+    use crate::collection::Distance;
+
+    fn sample_map() -> ClusterMap {
+        let mut map = ClusterMap::default();
+        map.epoch = Epoch(7);
+        map.nodes.insert(NodeId(1), NodeInfo::new(NodeId(1), "127.0.0.1:1"));
+        let shard = ShardInfo {
+            id: ShardId(0),
+            replicas: vec![Replica { node: NodeId(1), state: ReplicaState::Active }],
+            primary: Some(NodeId(1)),
+            term: Term(1),
+            migration: Some(Migration {
+                from: NodeId(1),
+                to: NodeId(2),
+                phase: MigrationPhase::Delta,
+                vectors_copied: 5,
+                vectors_total: 10,
+                started_at_ms: 1,
+            }),
+        };
+        map.collections.insert(
+            "c".into(),
+            CollectionInfo {
+                name: "c".into(),
+                config: CollectionConfig::new(4, Distance::Dot),
+                shards: [(ShardId(0), shard)].into_iter().collect(),
+            },
+        );
+        map
+    }
+
+    #[test]
+    fn map_round_trips_json_and_msgpack() {
+        let map = sample_map();
+        let json = serde_json::to_string(&map).unwrap();
+        assert_eq!(serde_json::from_str::<ClusterMap>(&json).unwrap(), map);
+        assert_eq!(decode::<ClusterMap>(&encode(&map).unwrap()).unwrap(), map);
+        assert_eq!(map.shards_on(NodeId(1)), vec![("c".to_string(), ShardId(0))]);
+        assert!(map.shards_on(NodeId(2)).is_empty());
+    }
+
+    #[test]
+    fn commands_and_errors_round_trip() {
+        let cmd = ClusterCommand::PromotePrimary {
+            collection: "c".into(),
+            shard: ShardId(1),
+            node: NodeId(2),
+            expected_term: Some(Term(3)),
+        };
+        let json = serde_json::to_value(&cmd).unwrap();
+        assert_eq!(json["type"], "promote_primary");
+        assert_eq!(serde_json::from_value::<ClusterCommand>(json).unwrap(), cmd);
+        assert_eq!(decode::<ClusterCommand>(&encode(&cmd).unwrap()).unwrap(), cmd);
+        let err = CommandError::NodeNotFound { node: NodeId(9) };
+        let json = serde_json::to_string(&err).unwrap();
+        assert_eq!(serde_json::from_str::<CommandError>(&json).unwrap(), err);
+        assert_eq!(err.to_string(), "node 9 is not registered");
+    }
+}
