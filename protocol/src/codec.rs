@@ -59,17 +59,40 @@ mod tests {
         req.score_threshold = Some(0.5);
         round_trip(&req);
         for op in [
-            Operation::Upsert { points: vec![p.clone()] },
-            Operation::Delete { ids: vec![PointId::Num(1)] },
+            Operation::Upsert {
+                points: vec![p.clone()],
+            },
+            Operation::Delete {
+                ids: vec![PointId::Num(1)],
+            },
             Operation::DeleteByFilter { filter },
-            Operation::SetPayload { ids: vec![PointId::Num(2)], payload: p.payload.clone().unwrap() },
-            Operation::DeletePayloadKeys { ids: vec![PointId::Num(2)], keys: vec!["s".into()] },
+            Operation::SetPayload {
+                ids: vec![PointId::Num(2)],
+                payload: p.payload.clone().unwrap(),
+            },
+            Operation::DeletePayloadKeys {
+                ids: vec![PointId::Num(2)],
+                keys: vec!["s".into()],
+            },
             Operation::ClearPayload { ids: vec![] },
         ] {
-            round_trip(&SequencedOperation { seq: SeqNo(9), term: Term(2), op });
+            round_trip(&SequencedOperation {
+                seq: SeqNo(9),
+                term: Term(2),
+                op,
+            });
         }
-        round_trip(&ScoredPoint { id: PointId::Num(3), version: 4, score: 0.25, payload: None, vector: Some(vec![1.0]) });
-        round_trip(&ScrollResponse { points: vec![], next_page_offset: Some(PointId::Num(5)) });
+        round_trip(&ScoredPoint {
+            id: PointId::Num(3),
+            version: 4,
+            score: 0.25,
+            payload: None,
+            vector: Some(vec![1.0]),
+        });
+        round_trip(&ScrollResponse {
+            points: vec![],
+            next_page_offset: Some(PointId::Num(5)),
+        });
     }
 
     #[test]

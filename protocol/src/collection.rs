@@ -178,12 +178,22 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        assert!(CollectionConfig::new(384, Distance::Cosine).validate().is_ok());
-        assert!(CollectionConfig::new(0, Distance::Cosine).validate().is_err());
+        assert!(CollectionConfig::new(384, Distance::Cosine)
+            .validate()
+            .is_ok());
+        assert!(CollectionConfig::new(0, Distance::Cosine)
+            .validate()
+            .is_err());
         let mut c = CollectionConfig::new(8, Distance::Dot);
-        c.index = IndexKind::Ivf { nlist: 4, nprobe: 8 };
+        c.index = IndexKind::Ivf {
+            nlist: 4,
+            nprobe: 8,
+        };
         assert!(c.validate().is_err());
-        c.index = IndexKind::Ivf { nlist: 16, nprobe: 4 };
+        c.index = IndexKind::Ivf {
+            nlist: 16,
+            nprobe: 4,
+        };
         assert!(c.validate().is_ok());
     }
 

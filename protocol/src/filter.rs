@@ -194,7 +194,9 @@ impl Range {
 fn collect_path<'a>(payload: &'a Payload, path: &str, out: &mut Vec<&'a Value>) {
     let mut parts = path.split('.');
     let Some(first) = parts.next() else { return };
-    let Some(root) = payload.get(first) else { return };
+    let Some(root) = payload.get(first) else {
+        return;
+    };
     let rest: Vec<&str> = parts.collect();
     descend(root, &rest, out);
 }
@@ -231,25 +233,60 @@ mod tests {
     fn match_value_any_except() {
         let p = payload(json!({"color": "red", "n": 3, "ok": true, "tags": ["a", "b"]}));
         let id = PointId::Num(1);
-        assert!(filter(json!({"must": [{"key": "color", "match": {"value": "red"}}]})).matches(id, Some(&p)));
-        assert!(!filter(json!({"must": [{"key": "color", "match": {"value": "blue"}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "n", "match": {"value": 3}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "ok", "match": {"value": true}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "tags", "match": {"value": "b"}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "color", "match": {"any": ["x", "red"]}}]})).matches(id, Some(&p)));
-        assert!(!filter(json!({"must": [{"key": "color", "match": {"except": ["red"]}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "missing", "match": {"except": ["red"]}}]})).matches(id, Some(&p)));
-        assert!(!filter(json!({"must": [{"key": "missing", "match": {"value": "red"}}]})).matches(id, None));
+        assert!(
+            filter(json!({"must": [{"key": "color", "match": {"value": "red"}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            !filter(json!({"must": [{"key": "color", "match": {"value": "blue"}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "n", "match": {"value": 3}}]})).matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "ok", "match": {"value": true}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "tags", "match": {"value": "b"}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "color", "match": {"any": ["x", "red"]}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            !filter(json!({"must": [{"key": "color", "match": {"except": ["red"]}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "missing", "match": {"except": ["red"]}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            !filter(json!({"must": [{"key": "missing", "match": {"value": "red"}}]}))
+                .matches(id, None)
+        );
     }
 
     #[test]
     fn range_nested_and_has_id() {
         let p = payload(json!({"a": {"b": [{"c": 5.5}, {"c": 1}]}, "price": 10}));
         let id = PointId::Num(7);
-        assert!(filter(json!({"must": [{"key": "a.b.c", "range": {"gt": 5}}]})).matches(id, Some(&p)));
-        assert!(!filter(json!({"must": [{"key": "a.b.c", "range": {"gt": 6}}]})).matches(id, Some(&p)));
-        assert!(filter(json!({"must": [{"key": "price", "range": {"gte": 10, "lte": 10}}]})).matches(id, Some(&p)));
-        assert!(!filter(json!({"must": [{"key": "price", "range": {"lt": 10}}]})).matches(id, Some(&p)));
+        assert!(
+            filter(json!({"must": [{"key": "a.b.c", "range": {"gt": 5}}]})).matches(id, Some(&p))
+        );
+        assert!(
+            !filter(json!({"must": [{"key": "a.b.c", "range": {"gt": 6}}]})).matches(id, Some(&p))
+        );
+        assert!(
+            filter(json!({"must": [{"key": "price", "range": {"gte": 10, "lte": 10}}]}))
+                .matches(id, Some(&p))
+        );
+        assert!(
+            !filter(json!({"must": [{"key": "price", "range": {"lt": 10}}]})).matches(id, Some(&p))
+        );
         assert!(filter(json!({"must": [{"has_id": [7, 8]}]})).matches(id, Some(&p)));
         assert!(!filter(json!({"must_not": [{"has_id": [7]}]})).matches(id, Some(&p)));
         let nested = json!({"should": [{"has_id": [1]}, {"must": [{"key": "price", "match": {"value": 10}}]}]});
@@ -276,6 +313,9 @@ mod tests {
             assert!(refused, "accepted {b}");
         }
         assert!(serde_json::from_value::<Filter>(json!({"mustt": []})).is_err());
-        assert!(serde_json::from_value::<Filter>(json!({"must": [{"key": "a", "match": {"valu": 1}}]})).is_err());
+        assert!(serde_json::from_value::<Filter>(
+            json!({"must": [{"key": "a", "match": {"valu": 1}}]})
+        )
+        .is_err());
     }
 }

@@ -136,7 +136,9 @@ mod tests {
     #[test]
     fn point_id_parses_path_segments() {
         assert_eq!("7".parse::<PointId>().unwrap(), PointId::Num(7));
-        assert!("5c56c793-69f3-4fbf-87e6-c4bf54c28c26".parse::<PointId>().is_ok());
+        assert!("5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
+            .parse::<PointId>()
+            .is_ok());
         assert!("x".parse::<PointId>().is_err());
     }
 }

@@ -30,7 +30,9 @@ pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range};
 pub use ids::{Epoch, NodeId, PointId, SeqNo, ShardId, Term};
 pub use operation::{Operation, SequencedOperation};
 pub use point::{Payload, Point, Record};
-pub use search::{CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchParams, SearchRequest};
+pub use search::{
+    CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchParams, SearchRequest,
+};
 
 // Cluster-level shared logic (owned by the meta-service work).
 pub mod cluster;

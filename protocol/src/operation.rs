@@ -13,17 +13,34 @@ use crate::point::{validate_batch_len, validate_payload, Payload, Point};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
     /// Insert or replace points (same id replaces).
-    Upsert { points: Vec<Point> },
-    Delete { ids: Vec<PointId> },
+    Upsert {
+        points: Vec<Point>,
+    },
+    Delete {
+        ids: Vec<PointId>,
+    },
     /// Resolved into `Delete` by the shard that orders it, so the log holds
     /// exactly which points went.
-    DeleteByFilter { filter: Filter },
+    DeleteByFilter {
+        filter: Filter,
+    },
     /// Merge keys into the payloads of existing points.
-    SetPayload { ids: Vec<PointId>, payload: Payload },
+    SetPayload {
+        ids: Vec<PointId>,
+        payload: Payload,
+    },
     /// Replace the payloads of existing points.
-    OverwritePayload { ids: Vec<PointId>, payload: Payload },
-    DeletePayloadKeys { ids: Vec<PointId>, keys: Vec<String> },
-    ClearPayload { ids: Vec<PointId> },
+    OverwritePayload {
+        ids: Vec<PointId>,
+        payload: Payload,
+    },
+    DeletePayloadKeys {
+        ids: Vec<PointId>,
+        keys: Vec<String>,
+    },
+    ClearPayload {
+        ids: Vec<PointId>,
+    },
 }
 
 impl Operation {
@@ -34,9 +51,12 @@ impl Operation {
                 validate_batch_len(points.len())?;
                 points.iter().try_for_each(|p| p.validate(dimension))
             }
-            Operation::Delete { ids } | Operation::ClearPayload { ids } => validate_batch_len(ids.len()),
+            Operation::Delete { ids } | Operation::ClearPayload { ids } => {
+                validate_batch_len(ids.len())
+            }
             Operation::DeleteByFilter { filter } => filter.validate(),
-            Operation::SetPayload { ids, payload } | Operation::OverwritePayload { ids, payload } => {
+            Operation::SetPayload { ids, payload }
+            | Operation::OverwritePayload { ids, payload } => {
                 validate_batch_len(ids.len())?;
                 validate_payload(payload)
             }

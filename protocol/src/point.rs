@@ -47,7 +47,9 @@ pub fn validate_vector(vector: &[f32], dimension: usize) -> Result<(), Validatio
 }
 
 pub fn validate_payload(payload: &Payload) -> Result<(), ValidationError> {
-    let size = serde_json::to_vec(payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(payload)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PAYLOAD_BYTES {
         return Err(ValidationError::PayloadTooLarge {
             got: size,
@@ -94,7 +96,10 @@ mod tests {
         assert!(validate_vector(&[1.0, 2.0], 2).is_ok());
         assert_eq!(
             validate_vector(&[1.0], 2),
-            Err(ValidationError::WrongDimension { expected: 2, got: 1 })
+            Err(ValidationError::WrongDimension {
+                expected: 2,
+                got: 1
+            })
         );
         assert_eq!(
             validate_vector(&[1.0, f32::NAN], 2),
@@ -110,7 +115,10 @@ mod tests {
             Err(ValidationError::PayloadNotObject)
         );
         let mut big = Payload::new();
-        big.insert("k".into(), serde_json::Value::String("x".repeat(MAX_PAYLOAD_BYTES)));
+        big.insert(
+            "k".into(),
+            serde_json::Value::String("x".repeat(MAX_PAYLOAD_BYTES)),
+        );
         assert!(matches!(
             validate_payload(&big),
             Err(ValidationError::PayloadTooLarge { .. })

@@ -1,1 +1,21 @@
-pub fn _x(){}
+//! Storage node: hosts shard replicas, each a durable FAISS-backed engine.
+//!
+//! # Layout
+//!
+//! - [`shard`]: one shard replica: the write path (sequence numbers, WAL,
+//!   apply), reads (search, get, scroll, count), snapshots, background
+//!   indexing and compaction, checkpoints.
+//! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
+//! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
+//! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
+//! - [`error`]: the crate's error type.
+
+pub mod ann;
+pub mod error;
+pub mod segment;
+pub mod shard;
+pub mod wal;
+
+pub use error::{Result, ShardError};
+pub use shard::{Shard, ShardOptions, ShardSnapshot, SnapshotPoint};
+pub use wal::{SyncMode, WalOptions};

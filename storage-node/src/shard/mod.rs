@@ -1,0 +1,345 @@
+//! One shard replica on disk: WAL + segments + payloads.
+//!
+//! Write path: validate → (under the write lock) assign the next sequence
+//! number, append to the WAL, apply to memory → wait for the WAL flush
+//! (group commit) → acknowledge. Readers never wait for writers' fsyncs;
+//! they may see a write a few milliseconds before it is acknowledged,
+//! never one that a restart could lose *after* it was acknowledged.
+//!
+//! Background: a worker thread indexes frozen segments (HNSW / IVF),
+//! persists them, checkpoints and truncates the WAL, and compacts segments
+//! with many tombstones.
+
+mod optimizer;
+mod persist;
+mod read;
+mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use protocol::collection::IndexKind;
+use protocol::{CollectionConfig, Operation, SeqNo, SequencedOperation, Term, ValidationError};
+use tracing::info;
+
+use crate::ann::{AnnKind, AnnParams};
+use crate::error::{Result, ShardError};
+use crate::segment::Segment;
+use crate::wal::{Wal, WalOptions};
+use state::{Loc, State};
+
+pub use read::{ShardSnapshot, SnapshotPoint};
+
+#[derive(Clone, Debug)]
+pub struct ShardOptions {
+    pub wal: WalOptions,
+    /// The growing segment is frozen and indexed once it holds this many points.
+    pub max_segment_points: usize,
+    /// Freeze the growing segment early once the WAL is this large, so the
+    /// WAL can be truncated (bounds replay time and disk use).
+    pub flush_wal_bytes: u64,
+    /// Merge the smallest sealed segments when there are more than this many.
+    pub max_sealed_segments: usize,
+    /// Rewrite a sealed segment once this share of its points are tombstones.
+    pub max_tombstone_ratio: f64,
+    /// Run indexing and compaction in a background thread (tests may turn
+    /// it off and call [`Shard::run_background_once`] themselves).
+    pub background: bool,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        Self {
+            wal: WalOptions::default(),
+            max_segment_points: 20_000,
+            flush_wal_bytes: 256 << 20,
+            max_sealed_segments: 8,
+            max_tombstone_ratio: 0.2,
+            background: true,
+        }
+    }
+}
+
+pub struct Shard {
+    inner: Arc<Inner>,
+    wake: Option<mpsc::Sender<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: CollectionConfig,
+    options: ShardOptions,
+    wal: Wal,
+    /// Orders writers: sequence numbers are assigned and logged in order.
+    write_lock: Mutex<()>,
+    state: RwLock<State>,
+    /// One indexing / compaction job at a time.
+    optimize_lock: Mutex<()>,
+    term: AtomicU64,
+    closing: AtomicBool,
+}
+
+impl Shard {
+    /// Opens the shard in `dir`, creating it if empty: loads the persisted
+    /// segments and replays the WAL tail.
+    pub fn open(dir: &Path, config: CollectionConfig, options: ShardOptions) -> Result<Shard> {
+        config.validate()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ShardError::io(format!("create {}", dir.display()), e))?;
+        let manifest = match persist::read_manifest(dir)? {
+            Some(m) => {
+                if m.config.dimension != config.dimension || m.config.distance != config.distance {
+                    return Err(ShardError::Invalid(ValidationError::InvalidConfig {
+                        reason: format!(
+                            "shard at {} holds {}-d {:?} vectors, not {}-d {:?}",
+                            dir.display(),
+                            m.config.dimension,
+                            m.config.distance,
+                            config.dimension,
+                            config.distance
+                        ),
+                    }));
+                }
+                m
+            }
+            None => {
+                let m = persist::new_manifest(&config);
+                persist::write_manifest(dir, &m)?;
+                m
+            }
+        };
+        persist::remove_unreferenced(dir, &manifest)?;
+        let mut segments = Vec::new();
+        for entry in &manifest.segments {
+            segments.push(persist::load_segment(dir, entry, &manifest)?);
+        }
+        let mut points = BTreeMap::new();
+        for seg in &segments {
+            for off in seg.alive.iter_ones() {
+                points.insert(
+                    seg.ids[off],
+                    Loc {
+                        seg: seg.id,
+                        off: off as u32,
+                    },
+                );
+            }
+        }
+        let next_id = manifest.next_segment_id;
+        let replay_base = SeqNo(manifest.replay_from.0.saturating_sub(1));
+        segments.push(Segment::new_growing(
+            next_id,
+            config.dimension,
+            config.distance,
+            replay_base,
+        )?);
+        let mut state = State {
+            segments,
+            points,
+            applied: manifest.seq,
+            next_segment_id: next_id + 1,
+        };
+        let (wal, records) = Wal::open(&dir.join("wal"), options.wal.clone())?;
+        let mut replayed = 0;
+        for rec in records.iter().filter(|r| r.seq >= manifest.replay_from) {
+            state.apply(&config, rec)?;
+            replayed += 1;
+            if state.growing_mut().len() >= options.max_segment_points {
+                state.freeze_growing(config.distance)?;
+            }
+        }
+        if wal.last_seq() < manifest.seq {
+            return Err(ShardError::Corrupt(format!(
+                "WAL ends at seq {} but the checkpoint is at {}",
+                wal.last_seq(),
+                manifest.seq
+            )));
+        }
+        let term = records.last().map_or(0, |r| r.term.0);
+        info!(dir = %dir.display(), checkpoint = %manifest.seq, replayed, applied = %state.applied,
+              points = state.points.len(), "shard opened");
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            config,
+            options,
+            wal,
+            write_lock: Mutex::new(()),
+            state: RwLock::new(state),
+            optimize_lock: Mutex::new(()),
+            term: AtomicU64::new(term),
+            closing: AtomicBool::new(false),
+        });
+        let (wake, worker) = if inner.options.background {
+            let (tx, rx) = mpsc::channel();
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("shard-optimizer".into())
+                .spawn(move || optimizer::worker(weak, rx))
+                .map_err(|e| ShardError::io("spawn optimizer thread", e))?;
+            let _ = tx.send(());
+            (Some(tx), Some(handle))
+        } else {
+            (None, None)
+        };
+        Ok(Shard {
+            inner,
+            wake,
+            worker,
+        })
+    }
+
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    /// Highest sequence number applied (and logged).
+    pub fn applied_seq(&self) -> SeqNo {
+        self.inner.state.read().applied
+    }
+
+    pub fn term(&self) -> Term {
+        Term(self.inner.term.load(Ordering::SeqCst))
+    }
+
+    /// Sets the term stamped on operations this shard orders (the
+    /// replication layer sets it from the meta-service).
+    pub fn set_term(&self, term: Term) {
+        self.inner.term.fetch_max(term.0, Ordering::SeqCst);
+    }
+
+    /// Orders, logs, applies and (per the WAL's sync mode) makes durable one
+    /// client operation. Returns its sequence number once it may be
+    /// acknowledged. On error nothing was applied.
+    pub fn apply(&self, op: Operation) -> Result<SeqNo> {
+        op.validate(self.inner.config.dimension)?;
+        let seq = {
+            let _order = self.inner.write_lock.lock();
+            let op = match op {
+                Operation::DeleteByFilter { filter } => Operation::Delete {
+                    ids: self.inner.state.read().matching_ids(&filter),
+                },
+                op => op,
+            };
+            let seq = self.inner.wal.last_seq().next();
+            let sop = SequencedOperation {
+                seq,
+                term: self.term(),
+                op,
+            };
+            self.log_and_apply(&sop)?;
+            seq
+        };
+        self.inner.wal.sync_to(seq)?;
+        Ok(seq)
+    }
+
+    /// Applies an operation ordered by another replica (the primary). An
+    /// operation already applied is acknowledged again without effect; one
+    /// that skips ahead is refused (the caller must catch up first).
+    pub fn apply_sequenced(&self, sop: SequencedOperation) -> Result<()> {
+        sop.op.validate(self.inner.config.dimension)?;
+        {
+            let _order = self.inner.write_lock.lock();
+            let last = self.inner.wal.last_seq();
+            if sop.seq <= last {
+                drop(_order);
+                return self.inner.wal.sync_to(sop.seq);
+            }
+            if sop.seq != last.next() {
+                return Err(ShardError::Corrupt(format!(
+                    "operation {} does not follow {}; catch up first",
+                    sop.seq, last
+                )));
+            }
+            self.set_term(sop.term);
+            self.log_and_apply(&sop)?;
+        }
+        self.inner.wal.sync_to(sop.seq)
+    }
+
+    fn log_and_apply(&self, sop: &SequencedOperation) -> Result<()> {
+        self.inner.wal.append(sop)?;
+        let mut state = self.inner.state.write();
+        state.apply(&self.inner.config, sop)?;
+        let full = state.growing_mut().len() >= self.inner.options.max_segment_points
+            || self.inner.wal.size_bytes() >= self.inner.options.flush_wal_bytes;
+        if full && state.growing_mut().len() > 0 {
+            state.freeze_growing(self.inner.config.distance)?;
+            drop(state);
+            self.wake();
+        }
+        Ok(())
+    }
+
+    fn wake(&self) {
+        if let Some(tx) = &self.wake {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Operations after `seq`, from the WAL; [`ShardError::WalTruncated`]
+    /// when the WAL no longer reaches back that far (use a snapshot).
+    pub fn operations_since(&self, seq: SeqNo) -> Result<Vec<SequencedOperation>> {
+        self.inner.wal.read_from(seq.next())
+    }
+
+    /// Indexes frozen segments, compacts, checkpoints: one round of what the
+    /// background worker does. Returns whether there was anything to do.
+    pub fn run_background_once(&self) -> Result<bool> {
+        optimizer::run_once(&self.inner)
+    }
+
+    /// Merges every segment, the growing one included, into one sealed ANN
+    /// segment without tombstones (what an operator runs after a bulk load).
+    pub fn optimize(&self) -> Result<()> {
+        optimizer::optimize_all(&self.inner)
+    }
+
+    /// Segments as (points, live points, index kind), oldest first.
+    pub fn segment_info(&self) -> Vec<(usize, usize, AnnKind)> {
+        self.inner
+            .state
+            .read()
+            .segments
+            .iter()
+            .map(|s| (s.len(), s.live(), s.index.kind()))
+            .collect()
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        self.wake.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Inner {
+    fn ann_kind(&self) -> AnnKind {
+        match self.config.index {
+            IndexKind::Hnsw => AnnKind::Hnsw {
+                m: self.config.hnsw.m,
+                ef_construct: self.config.hnsw.ef_construct,
+            },
+            IndexKind::Ivf { nlist, .. } => AnnKind::Ivf { nlist },
+        }
+    }
+
+    fn default_params(&self) -> AnnParams {
+        AnnParams {
+            ef_search: self.config.hnsw.ef_search,
+            nprobe: match self.config.index {
+                IndexKind::Ivf { nprobe, .. } => nprobe,
+                IndexKind::Hnsw => 1,
+            },
+        }
+    }
+}

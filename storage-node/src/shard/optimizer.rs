@@ -1,0 +1,322 @@
+//! Background work on a shard: index frozen segments, compact segments
+//! with many tombstones, merge small ones, checkpoint and truncate the WAL.
+//! Searches and writes go on meanwhile: indexes are built from a copy of
+//! the vectors outside every lock, and swapped in under a short one.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use protocol::{PointId, SeqNo};
+use tracing::{error, info};
+
+use super::persist::{self, Manifest, SegmentEntry};
+use super::state::Loc;
+use super::Inner;
+use crate::ann::AnnIndex;
+use crate::error::Result;
+use crate::segment::{Bitmap, Segment, SegmentState};
+
+pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
+    while wake.recv().is_ok() {
+        loop {
+            let Some(inner) = shard.upgrade() else { return };
+            if inner.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            match run_once(&inner) {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    error!(dir = %inner.dir.display(), error = %e, "shard background work failed; retrying later");
+                    drop(inner);
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One unit of background work; `Ok(false)` when there is none.
+pub(super) fn run_once(inner: &Inner) -> Result<bool> {
+    let _one_at_a_time = inner.optimize_lock.lock();
+    if inner.closing.load(Ordering::SeqCst) {
+        return Ok(false);
+    }
+    if let Some(id) = first_frozen(inner) {
+        index_frozen(inner, id)?;
+        return Ok(true);
+    }
+    let plan = {
+        let state = inner.state.read();
+        plan_merge(
+            &summaries(&state.segments),
+            inner.options.max_sealed_segments,
+            inner.options.max_tombstone_ratio,
+        )
+    };
+    match plan {
+        Some(ids) => {
+            merge(inner, &ids)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+pub(super) fn optimize_all(inner: &Inner) -> Result<()> {
+    let _one_at_a_time = inner.optimize_lock.lock();
+    {
+        let _order = inner.write_lock.lock();
+        inner.state.write().freeze_growing(inner.config.distance)?;
+    }
+    let ids: Vec<u64> = {
+        let state = inner.state.read();
+        state
+            .segments
+            .iter()
+            .filter(|s| s.state != SegmentState::Growing)
+            .map(|s| s.id)
+            .collect()
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    merge(inner, &ids)
+}
+
+fn first_frozen(inner: &Inner) -> Option<u64> {
+    let state = inner.state.read();
+    state
+        .segments
+        .iter()
+        .find(|s| s.state == SegmentState::Frozen)
+        .map(|s| s.id)
+}
+
+/// Builds the ANN index of a frozen segment, persists it and swaps it in.
+fn index_frozen(inner: &Inner, id: u64) -> Result<()> {
+    let (ids, vectors) = {
+        let state = inner.state.read();
+        let Some(seg) = state.segment(id) else {
+            return Ok(());
+        };
+        (seg.ids.clone(), seg.vectors.clone())
+    };
+    let started = Instant::now();
+    let index = AnnIndex::build(
+        inner.ann_kind(),
+        inner.config.dimension,
+        inner.config.distance,
+        &vectors,
+        inner.config.hnsw.ef_search,
+    )?;
+    persist::write_immutable(&inner.dir, id, &ids, &vectors, &index)?;
+    {
+        let mut state = inner.state.write();
+        if let Some(seg) = state.segment_mut(id) {
+            seg.index = index;
+            seg.state = SegmentState::Sealed;
+        }
+    }
+    info!(
+        segment = id,
+        points = ids.len(),
+        secs = started.elapsed().as_secs_f32(),
+        "segment indexed"
+    );
+    checkpoint(inner)
+}
+
+/// Rewrites the given segments as one, without their tombstones. Points
+/// deleted or replaced while the new index was being built are found
+/// dead at swap time and stay out.
+fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
+    let started = Instant::now();
+    let (sources, vectors, new_id) = {
+        let mut state = inner.state.write();
+        let new_id = state.next_segment_id;
+        state.next_segment_id += 1;
+        let mut sources: Vec<(PointId, Loc)> = Vec::new();
+        let mut vectors = Vec::new();
+        for seg in state.segments.iter().filter(|s| ids.contains(&s.id)) {
+            for off in seg.alive.iter_ones() {
+                sources.push((
+                    seg.ids[off],
+                    Loc {
+                        seg: seg.id,
+                        off: off as u32,
+                    },
+                ));
+                vectors.extend_from_slice(seg.vector(off));
+            }
+        }
+        (sources, vectors, new_id)
+    };
+    let point_ids: Vec<PointId> = sources.iter().map(|(id, _)| *id).collect();
+    let index = if sources.is_empty() {
+        None
+    } else {
+        let index = AnnIndex::build(
+            inner.ann_kind(),
+            inner.config.dimension,
+            inner.config.distance,
+            &vectors,
+            inner.config.hnsw.ef_search,
+        )?;
+        persist::write_immutable(&inner.dir, new_id, &point_ids, &vectors, &index)?;
+        Some(index)
+    };
+    {
+        let _order = inner.write_lock.lock();
+        let mut state = inner.state.write();
+        if let Some(index) = index {
+            let n = sources.len();
+            let mut seg = Segment {
+                id: new_id,
+                dim: inner.config.dimension,
+                state: SegmentState::Sealed,
+                created_after: SeqNo(0),
+                ids: point_ids,
+                versions: vec![0; n],
+                vectors,
+                payloads: vec![None; n],
+                alive: Bitmap::with_len(n, false),
+                index,
+            };
+            for (i, (id, loc)) in sources.iter().enumerate() {
+                if state.points.get(id) != Some(loc) {
+                    continue;
+                }
+                if let Some(old) = state.segment(loc.seg) {
+                    seg.versions[i] = old.versions[loc.off as usize];
+                    seg.payloads[i] = old.payloads[loc.off as usize].clone();
+                    seg.alive.set(i, true);
+                }
+            }
+            for i in seg.alive.iter_ones() {
+                state.points.insert(
+                    seg.ids[i],
+                    Loc {
+                        seg: new_id,
+                        off: i as u32,
+                    },
+                );
+            }
+            let pos = state
+                .segments
+                .iter()
+                .position(|s| s.state != SegmentState::Sealed)
+                .unwrap_or(0);
+            state.segments.insert(pos, seg);
+        }
+        state.segments.retain(|s| !ids.contains(&s.id));
+    }
+    info!(sources = ?ids, into = new_id, points = sources.len(), secs = started.elapsed().as_secs_f32(), "segments merged");
+    checkpoint(inner)
+}
+
+/// Persists every sealed segment's state at the current sequence number,
+/// commits a new manifest, then drops what it makes unnecessary (old
+/// state files, merged segments, WAL files before the replay point).
+pub(super) fn checkpoint(inner: &Inner) -> Result<()> {
+    let manifest = {
+        let _order = inner.write_lock.lock();
+        let state = inner.state.read();
+        let seq = state.applied;
+        inner.wal.sync_to(seq)?;
+        let mut entries = Vec::new();
+        for seg in state
+            .segments
+            .iter()
+            .filter(|s| s.state == SegmentState::Sealed)
+        {
+            persist::write_state(&inner.dir, seg, seq)?;
+            entries.push(SegmentEntry {
+                id: seg.id,
+                points: seg.len(),
+                kind: seg.index.kind(),
+            });
+        }
+        let oldest_unpersisted = state
+            .segments
+            .iter()
+            .filter(|s| s.state != SegmentState::Sealed)
+            .map(|s| s.created_after)
+            .min()
+            .unwrap_or(seq);
+        let manifest = Manifest {
+            format: 1,
+            config: inner.config.clone(),
+            seq,
+            replay_from: oldest_unpersisted.next(),
+            next_segment_id: state.next_segment_id,
+            segments: entries,
+        };
+        persist::write_manifest(&inner.dir, &manifest)?;
+        manifest
+    };
+    persist::remove_unreferenced(&inner.dir, &manifest)?;
+    inner.wal.truncate_before(manifest.replay_from)?;
+    info!(seq = %manifest.seq, replay_from = %manifest.replay_from, segments = manifest.segments.len(), "checkpoint");
+    Ok(())
+}
+
+/// (id, points, live points, state) of each segment.
+fn summaries(segments: &[Segment]) -> Vec<(u64, usize, usize, SegmentState)> {
+    segments
+        .iter()
+        .map(|s| (s.id, s.len(), s.live(), s.state))
+        .collect()
+}
+
+/// Which sealed segments to rewrite next: one whose tombstones passed the
+/// ratio, else the two smallest when there are too many.
+pub(crate) fn plan_merge(
+    segments: &[(u64, usize, usize, SegmentState)],
+    max_sealed: usize,
+    max_tombstone_ratio: f64,
+) -> Option<Vec<u64>> {
+    let sealed: Vec<_> = segments
+        .iter()
+        .filter(|s| s.3 == SegmentState::Sealed)
+        .collect();
+    if let Some(s) = sealed
+        .iter()
+        .find(|s| s.1 > 0 && (s.1 - s.2) as f64 / s.1 as f64 > max_tombstone_ratio)
+    {
+        return Some(vec![s.0]);
+    }
+    if sealed.len() > max_sealed.max(1) {
+        let mut by_size = sealed.clone();
+        by_size.sort_by_key(|s| s.2);
+        return Some(by_size.iter().take(2).map(|s| s.0).collect());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SegmentState::*;
+
+    #[test]
+    fn merge_plan() {
+        assert_eq!(
+            plan_merge(&[(1, 100, 100, Sealed), (2, 10, 10, Growing)], 8, 0.2),
+            None
+        );
+        assert_eq!(
+            plan_merge(&[(1, 100, 70, Sealed), (2, 100, 100, Sealed)], 8, 0.2),
+            Some(vec![1])
+        );
+        // Tombstones in a frozen or growing segment are not a reason to rewrite.
+        assert_eq!(plan_merge(&[(1, 100, 10, Frozen)], 8, 0.2), None);
+        let many: Vec<_> = (1..=4)
+            .map(|i| (i, 100, 100 - i as usize, Sealed))
+            .collect();
+        assert_eq!(plan_merge(&many, 3, 0.2), Some(vec![4, 3]));
+    }
+}

@@ -1,0 +1,234 @@
+//! Reads: search, get, scroll, count, snapshots and content checksums.
+//! All run under the shared half of the state lock, concurrently with
+//! each other.
+
+use protocol::search::MAX_SEARCH_HITS;
+use protocol::{
+    CountRequest, Distance, Payload, Point, PointId, Record, ScoredPoint, ScrollRequest,
+    ScrollResponse, SearchRequest, SeqNo, ValidationError,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::state::{Loc, State};
+use super::Shard;
+use crate::ann::AnnParams;
+use crate::error::Result;
+use crate::segment::{normalize, sort_best_first, SegmentQuery};
+
+/// Every live point of a shard as of one sequence number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardSnapshot {
+    pub seq: SeqNo,
+    pub points: Vec<SnapshotPoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotPoint {
+    pub point: Point,
+    pub version: u64,
+}
+
+impl Shard {
+    /// Top `limit` points after `offset`, best first, exactly as many as
+    /// match when fewer do.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let config = &self.inner.config;
+        req.validate(config.dimension)?;
+        let mut query = req.vector.clone();
+        if config.distance == Distance::Cosine {
+            normalize(&mut query);
+        }
+        let defaults = self.inner.default_params();
+        let params = AnnParams {
+            ef_search: req.params.hnsw_ef.unwrap_or(defaults.ef_search),
+            nprobe: defaults.nprobe,
+        };
+        let k = req.offset + req.limit;
+        let q = SegmentQuery {
+            vector: &query,
+            k,
+            filter: req.filter.as_ref(),
+            exact: req.params.exact,
+            params,
+            distance: config.distance,
+        };
+        let state = self.inner.state.read();
+        let mut hits: Vec<(f32, (usize, usize))> = Vec::new();
+        for (si, seg) in state.segments.iter().enumerate() {
+            hits.extend(seg.search(&q)?.into_iter().map(|(s, off)| (s, (si, off))));
+        }
+        sort_best_first(config.distance, &mut hits);
+        let to_score = |raw: f32| match config.distance {
+            Distance::Euclid => raw.max(0.0).sqrt(),
+            _ => raw,
+        };
+        Ok(hits
+            .into_iter()
+            .map(|(raw, loc)| (to_score(raw), loc))
+            .filter(|(score, _)| {
+                req.score_threshold
+                    .is_none_or(|t| config.distance.passes_threshold(*score, t))
+            })
+            .skip(req.offset)
+            .take(req.limit)
+            .map(|(score, (si, off))| {
+                let seg = &state.segments[si];
+                ScoredPoint {
+                    id: seg.ids[off],
+                    version: seg.versions[off],
+                    score,
+                    payload: req
+                        .with_payload
+                        .then(|| seg.payloads[off].clone().unwrap_or_default()),
+                    vector: req.with_vector.then(|| seg.vector(off).to_vec()),
+                }
+            })
+            .collect())
+    }
+
+    /// The points among `ids` that exist, in the order asked.
+    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Vec<Record> {
+        let state = self.inner.state.read();
+        ids.iter()
+            .filter_map(|id| {
+                state
+                    .points
+                    .get(id)
+                    .map(|loc| record(&state, *id, *loc, with_payload, with_vector))
+            })
+            .collect()
+    }
+
+    /// Points in id order from `offset`, with a cursor to the next page.
+    pub fn scroll(&self, req: &ScrollRequest) -> Result<ScrollResponse> {
+        if req.limit == 0 || req.limit > MAX_SEARCH_HITS {
+            return Err(ValidationError::InvalidRequest {
+                reason: format!("limit must be between 1 and {MAX_SEARCH_HITS}"),
+            }
+            .into());
+        }
+        if let Some(f) = &req.filter {
+            f.validate()?;
+        }
+        let state = self.inner.state.read();
+        let start = match req.offset {
+            Some(id) => std::ops::Bound::Included(id),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut matching = state
+            .points
+            .range((start, std::ops::Bound::Unbounded))
+            .filter(|(id, loc)| {
+                req.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(**id, payload_of(&state, **loc)))
+            });
+        let points: Vec<Record> = matching
+            .by_ref()
+            .take(req.limit)
+            .map(|(id, loc)| record(&state, *id, *loc, req.with_payload, req.with_vector))
+            .collect();
+        let next_page_offset = matching.next().map(|(id, _)| *id);
+        Ok(ScrollResponse {
+            points,
+            next_page_offset,
+        })
+    }
+
+    /// Number of live points passing the filter (all when none).
+    pub fn count(&self, req: &CountRequest) -> Result<usize> {
+        let state = self.inner.state.read();
+        match &req.filter {
+            None => Ok(state.points.len()),
+            Some(f) => {
+                f.validate()?;
+                Ok(state
+                    .points
+                    .iter()
+                    .filter(|(id, loc)| f.matches(**id, payload_of(&state, **loc)))
+                    .count())
+            }
+        }
+    }
+
+    /// Every live point with its version, consistent as of the returned
+    /// sequence number (writers wait while it is taken).
+    pub fn snapshot(&self) -> ShardSnapshot {
+        let _order = self.inner.write_lock.lock();
+        let state = self.inner.state.read();
+        let points = state
+            .points
+            .iter()
+            .filter_map(|(id, loc)| {
+                let seg = state.segment(loc.seg)?;
+                let off = loc.off as usize;
+                Some(SnapshotPoint {
+                    point: Point {
+                        id: *id,
+                        vector: seg.vector(off).to_vec(),
+                        payload: seg.payloads[off].clone(),
+                    },
+                    version: seg.versions[off],
+                })
+            })
+            .collect();
+        ShardSnapshot {
+            seq: state.applied,
+            points,
+        }
+    }
+
+    /// Order-independent digest of the live content (ids, vectors,
+    /// payloads): replicas that applied the same operations agree on it.
+    pub fn content_checksum(&self) -> (usize, u64) {
+        let state = self.inner.state.read();
+        let mut sum = 0u64;
+        for (id, loc) in &state.points {
+            let Some(seg) = state.segment(loc.seg) else {
+                continue;
+            };
+            let off = loc.off as usize;
+            let mut h = Sha256::new();
+            h.update(id.hash_bytes());
+            for x in seg.vector(off) {
+                h.update(x.to_le_bytes());
+            }
+            if let Some(p) = &seg.payloads[off] {
+                h.update(serde_json::to_vec(p).unwrap_or_default());
+            }
+            let digest = h.finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest[..8]);
+            sum = sum.wrapping_add(u64::from_le_bytes(first));
+        }
+        (state.points.len(), sum)
+    }
+}
+
+fn payload_of(state: &State, loc: Loc) -> Option<&Payload> {
+    state
+        .segment(loc.seg)
+        .and_then(|s| s.payloads[loc.off as usize].as_ref())
+}
+
+fn record(state: &State, id: PointId, loc: Loc, with_payload: bool, with_vector: bool) -> Record {
+    let seg = state.segment(loc.seg);
+    let off = loc.off as usize;
+    Record {
+        id,
+        payload: if with_payload {
+            Some(
+                seg.and_then(|s| s.payloads[off].clone())
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        },
+        vector: if with_vector {
+            seg.map(|s| s.vector(off).to_vec())
+        } else {
+            None
+        },
+    }
+}
