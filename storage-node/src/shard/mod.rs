@@ -150,7 +150,7 @@ impl Shard {
             state.apply(&config, rec)?;
             replayed += 1;
             if state.growing_mut().len() >= options.max_segment_points {
-                state.freeze_growing(config.distance)?;
+                state.freeze_growing(config.distance, rec.seq)?;
             }
         }
         if wal.last_seq() < manifest.seq {
@@ -269,7 +269,7 @@ impl Shard {
         let full = state.growing_mut().len() >= self.inner.options.max_segment_points
             || self.inner.wal.size_bytes() >= self.inner.options.flush_wal_bytes;
         if full && state.growing_mut().len() > 0 {
-            state.freeze_growing(self.inner.config.distance)?;
+            state.freeze_growing(self.inner.config.distance, sop.seq)?;
             drop(state);
             self.wake();
         }

@@ -70,7 +70,9 @@ pub(super) fn optimize_all(inner: &Inner) -> Result<()> {
     let _one_at_a_time = inner.optimize_lock.lock();
     {
         let _order = inner.write_lock.lock();
-        inner.state.write().freeze_growing(inner.config.distance)?;
+        let mut state = inner.state.write();
+        let last = state.applied;
+        state.freeze_growing(inner.config.distance, last)?;
     }
     let ids: Vec<u64> = {
         let state = inner.state.read();

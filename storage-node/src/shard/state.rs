@@ -46,8 +46,11 @@ impl State {
         &mut self.segments[last]
     }
 
-    /// Ends the growing segment (it waits to be indexed) and starts a new one.
-    pub fn freeze_growing(&mut self, distance: Distance) -> Result<()> {
+    /// Ends the growing segment (it waits to be indexed) and starts a new
+    /// one for operations after `last`, the operation that filled it. (Not
+    /// `applied`: during replay that is the checkpoint's sequence number,
+    /// ahead of the operation being replayed.)
+    pub fn freeze_growing(&mut self, distance: Distance, last: SeqNo) -> Result<()> {
         let dim = self.growing_mut().dim;
         if self.growing_mut().len() == 0 {
             return Ok(());
@@ -56,7 +59,7 @@ impl State {
         let id = self.next_segment_id;
         self.next_segment_id += 1;
         self.segments
-            .push(Segment::new_growing(id, dim, distance, self.applied)?);
+            .push(Segment::new_growing(id, dim, distance, last)?);
         Ok(())
     }
 

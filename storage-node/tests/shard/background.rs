@@ -101,3 +101,44 @@ fn optimize_merges_everything_into_one_ann_segment() {
     assert_eq!(info[1].0, 0);
     assert_eq!(shard.content_checksum(), before);
 }
+
+/// Regression (found by the crash test): a segment frozen during WAL
+/// replay must start the next one at the replayed operation, not at the
+/// checkpoint's sequence number, or a later checkpoint truncates WAL
+/// records whose points live only in memory.
+#[test]
+fn segments_frozen_during_replay_keep_their_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(12);
+    // One WAL file per record, so truncation is exact.
+    let opts = ShardOptions {
+        wal: storage_node::WalOptions {
+            max_file_bytes: 1,
+            ..Default::default()
+        },
+        ..options(100)
+    };
+    let reopen = || Shard::open(dir.path(), config(4, Distance::Dot), opts.clone()).unwrap();
+    let shard = reopen();
+    for i in 0..9 {
+        // 4 ops fill a segment: frozen after ops 4 and 8; op 9 is growing.
+        let points = (i * 30..i * 30 + 30)
+            .map(|id| protocol::Point {
+                id: protocol::PointId::Num(id),
+                vector: random_vector(&mut r, 4),
+                payload: None,
+            })
+            .collect();
+        shard.apply(protocol::Operation::Upsert { points }).unwrap();
+    }
+    // Index only the first frozen segment: checkpoint at 9, replay from 5.
+    assert!(shard.run_background_once().unwrap());
+    drop(shard);
+    // Replay of 5..=8 freezes a segment at op 8, below the checkpoint.
+    let shard = reopen();
+    let expected = shard.content_checksum();
+    assert_eq!(expected.0, 270);
+    while shard.run_background_once().unwrap() {}
+    drop(shard);
+    assert_eq!(reopen().content_checksum(), expected);
+}
