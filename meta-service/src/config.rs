@@ -1,0 +1,67 @@
+//! Tunables of one meta member. Defaults follow the spec's `raft` section
+//! (election timeout 150–300 ms, heartbeat 50 ms, snapshot every 10,000
+//! entries, port 7947).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address (the spec's Raft port).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7947";
+
+#[derive(Clone, Debug)]
+pub struct MetaConfig {
+    /// This member's id (unique among meta members, > 0).
+    pub id: crate::MemberId,
+    /// Address other members and clients use to reach this one.
+    pub advertise_addr: String,
+    /// Where the Raft log, vote and snapshots live.
+    pub data_dir: PathBuf,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Build a snapshot (and compact the log) every this many entries.
+    pub snapshot_interval: u64,
+    /// Log entries kept behind a snapshot for slow followers.
+    pub max_in_snapshot_log_to_keep: u64,
+    /// Longest a client write (or linearizable read) waits for a quorum.
+    pub write_timeout: Duration,
+    /// Controller: a storage node silent this long is marked dead.
+    pub node_dead_after: Duration,
+    /// Controller: a dead node's replicas are re-created elsewhere after this.
+    pub replica_replace_after: Duration,
+    /// Controller: how often the leader evaluates the map.
+    pub controller_interval: Duration,
+}
+
+impl MetaConfig {
+    pub fn new(id: crate::MemberId, advertise_addr: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            advertise_addr: advertise_addr.into(),
+            data_dir: data_dir.into(),
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
+            snapshot_interval: 10_000,
+            max_in_snapshot_log_to_keep: 1_000,
+            write_timeout: Duration::from_secs(5),
+            node_dead_after: Duration::from_secs(5),
+            replica_replace_after: Duration::from_secs(60),
+            controller_interval: Duration::from_millis(250),
+        }
+    }
+
+    /// The openraft configuration derived from these settings.
+    pub fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        openraft::Config {
+            cluster_name: "meta-service".to_string(),
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            heartbeat_interval: self.heartbeat_interval_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_interval),
+            max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
+            ..Default::default()
+        }
+        .validate()
+    }
+}

@@ -1,0 +1,66 @@
+//! The meta-service: a small openraft cluster (3 members, or 1 standalone)
+//! that holds the one authoritative cluster map — collections, shards,
+//! replica sets, primaries and terms, node states — and the controller that
+//! keeps it healthy (failover, re-replication).
+//!
+//! # Layout
+//!
+//! - [`config`]: tunables (Raft timings, snapshot interval, grace periods).
+//! - [`commands`]: the state machine proper: `apply(map, command)`, a pure
+//!   function that validates and applies one [`ClusterCommand`].
+//! - [`store`]: openraft storage on disk: the log in redb, the state machine
+//!   with snapshots written as files.
+//! - [`network`]: HTTP/JSON (axum server, reqwest client): Raft RPCs between
+//!   members, the management endpoints, and the public API.
+//! - [`controller`]: failure handling on the leader, as pure functions over
+//!   the map plus a thin loop.
+//! - [`server`]: wiring: config → stores → network → Raft → HTTP server,
+//!   and the shutdown path. [`MetaNode`] starts one member in-process.
+//! - [`client`]: [`MetaClient`], the typed client gateways and storage nodes
+//!   use.
+//! - [`error`]: the API error type and its HTTP mapping.
+//!
+//! # Why HTTP/JSON and not QUIC + msgpack
+//!
+//! Meta traffic is small and rare (map reads, a heartbeat per node per
+//! second, a few commands); operators and scripts want `curl`; and openraft's
+//! reference network is HTTP/JSON. The data plane's QUIC stays where the
+//! bytes are.
+
+use std::io::Cursor;
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod network;
+pub mod server;
+pub mod store;
+
+pub use config::MetaConfig;
+pub use protocol::cluster::{ClusterCommand, ClusterMap, CommandError};
+
+/// Id of a meta member (distinct from storage-node ids in the map).
+pub type MemberId = u64;
+
+/// What one command returns once applied: the new epoch, or the refusal.
+pub type CommandOutcome = Result<protocol::Epoch, CommandError>;
+
+openraft::declare_raft_types!(
+    /// Raft types of the meta-service.
+    pub TypeConfig:
+        D = ClusterCommand,
+        R = CommandOutcome,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Node = openraft::BasicNode;
+pub type LogId = openraft::LogId<MemberId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StorageError = openraft::StorageError<MemberId>;
+pub type Vote = openraft::Vote<MemberId>;
+pub type SnapshotMeta = openraft::SnapshotMeta<MemberId, Node>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<MemberId, Node>;
+pub type RaftMetrics = openraft::RaftMetrics<MemberId, Node>;

@@ -1,0 +1,51 @@
+//! openraft storage on disk (storage-v2: a log store and a state machine).
+//!
+//! - [`log_store`]: log entries, vote and committed id in redb.
+//! - [`state_machine`]: the cluster map; snapshots as atomic files.
+//!
+//! Both live under the member's data directory; together they survive a
+//! restart of every member (the multi-process tests kill and restart all).
+
+pub mod log_store;
+pub mod state_machine;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachineStore;
+use protocol::cluster::ClusterMap;
+use tokio::sync::watch;
+
+use crate::StorageError;
+
+/// Opens both stores under `dir`.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore, watch::Receiver<Arc<ClusterMap>>), StorageError> {
+    let log = LogStore::open(&dir.join("log"))?;
+    let (sm, rx) = StateMachineStore::open(&dir.join("sm"))?;
+    Ok((log, sm, rx))
+}
+
+#[cfg(test)]
+mod suite {
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::*;
+    use crate::TypeConfig;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (log, sm, _rx) = open(dir.path())?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's storage conformance suite against the on-disk stores.
+    #[test]
+    fn openraft_storage_suite() -> Result<(), StorageError> {
+        Suite::test_all(Builder)
+    }
+}
