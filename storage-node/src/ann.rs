@@ -143,6 +143,10 @@ impl AnnIndex {
         self.inner.ntotal() as usize
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Appends vectors (flat index only; labels continue from `len()`).
     pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
         self.inner
@@ -170,7 +174,7 @@ impl AnnIndex {
         allowed: Option<&[u8]>,
         params: AnnParams,
     ) -> Result<Vec<(f32, usize)>> {
-        if k == 0 || self.len() == 0 {
+        if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
         if matches!(self.kind, AnnKind::Hnsw { .. }) {

@@ -26,7 +26,7 @@ pub struct Bitmap {
 impl Bitmap {
     pub fn with_len(len: usize, value: bool) -> Self {
         let mut bytes = vec![if value { 0xff } else { 0 }; len.div_ceil(8)];
-        if value && len % 8 != 0 {
+        if value && !len.is_multiple_of(8) {
             if let Some(last) = bytes.last_mut() {
                 *last = (1u8 << (len % 8)) - 1;
             }
@@ -55,6 +55,10 @@ impl Bitmap {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn count_ones(&self) -> usize {
         self.ones
     }
@@ -81,7 +85,7 @@ impl Bitmap {
     }
 
     pub fn push(&mut self, value: bool) {
-        if self.len % 8 == 0 {
+        if self.len.is_multiple_of(8) {
             self.bytes.push(0);
         }
         self.len += 1;
@@ -152,6 +156,10 @@ impl Segment {
 
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
     pub fn live(&self) -> usize {

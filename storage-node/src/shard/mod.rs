@@ -268,7 +268,7 @@ impl Shard {
         state.apply(&self.inner.config, sop)?;
         let full = state.growing_mut().len() >= self.inner.options.max_segment_points
             || self.inner.wal.size_bytes() >= self.inner.options.flush_wal_bytes;
-        if full && state.growing_mut().len() > 0 {
+        if full && !state.growing_mut().is_empty() {
             state.freeze_growing(self.inner.config.distance, sop.seq)?;
             drop(state);
             self.wake();

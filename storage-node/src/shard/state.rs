@@ -52,7 +52,7 @@ impl State {
     /// ahead of the operation being replayed.)
     pub fn freeze_growing(&mut self, distance: Distance, last: SeqNo) -> Result<()> {
         let dim = self.growing_mut().dim;
-        if self.growing_mut().len() == 0 {
+        if self.growing_mut().is_empty() {
             return Ok(());
         }
         self.growing_mut().state = SegmentState::Frozen;

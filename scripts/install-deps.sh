@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the build needs on Debian/Ubuntu: cmake (>= 3.24) and
+# BLAS/LAPACK for the FAISS build (g++, make and libgomp are assumed, as on
+# any machine with a C++ toolchain). Idempotent; run as root or with sudo.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
