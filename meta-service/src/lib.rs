@@ -38,8 +38,12 @@ pub mod network;
 pub mod server;
 pub mod store;
 
+pub use client::{ClientError, MetaClient};
 pub use config::MetaConfig;
+pub use error::ApiError;
+pub use network::api::ReadConsistency;
 pub use protocol::cluster::{ClusterCommand, ClusterMap, CommandError};
+pub use server::MetaNode;
 
 /// Id of a meta member (distinct from storage-node ids in the map).
 pub type MemberId = u64;

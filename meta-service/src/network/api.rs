@@ -1,0 +1,191 @@
+//! The API gateways, storage nodes and operators use.
+//!
+//! | route                         | what                                              |
+//! |-------------------------------|---------------------------------------------------|
+//! | `GET  /v1/cluster/map`        | the map; `?consistency=linearizable` (default) goes through the leader, `local` answers from this member's copy |
+//! | `GET  /v1/cluster/watch`      | long-poll: `?after=<epoch>&timeout_ms=<ms>` answers as soon as the epoch passes `after`, or with the current map at the timeout |
+//! | `POST /v1/commands`           | a [`ClusterCommand`]; answers `{"epoch": n}` or a typed refusal |
+//! | `POST /v1/nodes/register`     | a [`NodeInfo`] (`AddNode`)                         |
+//! | `POST /v1/nodes/heartbeat`    | a [`Heartbeat`]; answers [`HeartbeatAck`]          |
+//! | `GET  /health`, `GET /metrics`| liveness and role; Prometheus text                 |
+//!
+//! Writes and heartbeats sent to a follower are forwarded to the leader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use openraft::ServerState;
+use protocol::cluster::{ClusterCommand, ClusterMapView, Heartbeat, HeartbeatAck, NodeInfo};
+use serde::{Deserialize, Serialize};
+
+use crate::controller::now_ms;
+use crate::error::ApiError;
+use crate::server::{App, EpochAck, FORWARDED_HEADER};
+use crate::MemberId;
+
+/// Longest a watch may wait.
+const MAX_WATCH: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadConsistency {
+    /// Confirmed current by the leader with a quorum round.
+    #[default]
+    Linearizable,
+    /// This member's applied copy; possibly behind (check its epoch).
+    Local,
+}
+
+impl ReadConsistency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadConsistency::Linearizable => "linearizable",
+            ReadConsistency::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MapQuery {
+    #[serde(default)]
+    pub consistency: ReadConsistency,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WatchQuery {
+    #[serde(default)]
+    pub after: u64,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub id: MemberId,
+    /// `Leader`, `Follower`, `Candidate` or `Learner`.
+    pub state: String,
+    pub leader: Option<MemberId>,
+    pub term: u64,
+    pub last_applied: Option<u64>,
+    pub epoch: u64,
+}
+
+fn forwarded(headers: &HeaderMap) -> bool {
+    headers.contains_key(FORWARDED_HEADER)
+}
+
+fn view(app: &App, linearizable: bool) -> ClusterMapView {
+    ClusterMapView {
+        map: (*app.current_map()).clone(),
+        served_by: app.id,
+        leader: app.raft.metrics().borrow().current_leader,
+        linearizable,
+    }
+}
+
+pub async fn cluster_map(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<MapQuery>,
+) -> Result<Json<ClusterMapView>, ApiError> {
+    if q.consistency == ReadConsistency::Local {
+        return Ok(Json(view(&app, false)));
+    }
+    if app.is_leader() {
+        let timeout = app.config.write_timeout;
+        match tokio::time::timeout(timeout, app.raft.ensure_linearizable()).await {
+            Err(_) => Err(ApiError::Timeout {
+                ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(e)) => Err(ApiError::Raft { reason: e.to_string() }),
+            Ok(Ok(_)) => Ok(Json(view(&app, true))),
+        }
+    } else {
+        match (forwarded(&headers), app.leader()) {
+            (false, Some((id, addr))) => Ok(Json(
+                app.forward_get(id, &addr, "/v1/cluster/map?consistency=linearizable").await?,
+            )),
+            _ => Err(ApiError::NoLeader),
+        }
+    }
+}
+
+pub async fn watch(State(app): State<Arc<App>>, Query(q): Query<WatchQuery>) -> Json<ClusterMapView> {
+    let wait = q.timeout_ms.map_or(Duration::from_secs(30), Duration::from_millis).min(MAX_WATCH);
+    let mut rx = app.map.clone();
+    // Either the epoch passes `after` or the wait ends; both answer the
+    // current map, and the caller compares epochs.
+    let _ = tokio::time::timeout(wait, rx.wait_for(|m| m.epoch.0 > q.after)).await;
+    Json(view(&app, false))
+}
+
+pub async fn submit(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(cmd): Json<ClusterCommand>,
+) -> Result<Json<EpochAck>, ApiError> {
+    let epoch = app.write(cmd, forwarded(&headers)).await?;
+    Ok(Json(EpochAck { epoch }))
+}
+
+pub async fn register(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(node): Json<NodeInfo>,
+) -> Result<Json<EpochAck>, ApiError> {
+    tracing::info!(node = %node.id, addr = %node.addr, "register storage node");
+    let epoch = app.write(ClusterCommand::AddNode { node }, forwarded(&headers)).await?;
+    Ok(Json(EpochAck { epoch }))
+}
+
+/// Heartbeats are leader-only soft state (see `controller`), so a follower
+/// forwards them.
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(hb): Json<Heartbeat>,
+) -> Result<Json<HeartbeatAck>, ApiError> {
+    if app.is_leader() {
+        app.liveness.lock().record(&hb, now_ms());
+        metrics::counter!("meta_heartbeats_total").increment(1);
+        return Ok(Json(HeartbeatAck {
+            epoch: app.current_map().epoch,
+            leader: Some(app.id),
+        }));
+    }
+    match (forwarded(&headers), app.leader()) {
+        (false, Some((id, addr))) => Ok(Json(app.forward_post(id, &addr, "/v1/nodes/heartbeat", &hb).await?)),
+        _ => Err(ApiError::NoLeader),
+    }
+}
+
+pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+    let m = app.raft.metrics().borrow().clone();
+    Json(Health {
+        status: "ok".to_string(),
+        id: app.id,
+        state: format!("{:?}", m.state),
+        leader: m.current_leader,
+        term: m.current_term,
+        last_applied: m.last_applied.map(|l| l.index),
+        epoch: app.current_map().epoch.0,
+    })
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let m = app.raft.metrics().borrow().clone();
+    let id = app.id.to_string();
+    metrics::gauge!("meta_raft_term", "member" => id.clone()).set(m.current_term as f64);
+    metrics::gauge!("meta_raft_is_leader", "member" => id.clone())
+        .set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
+    metrics::gauge!("meta_raft_last_log_index", "member" => id.clone()).set(m.last_log_index.unwrap_or(0) as f64);
+    metrics::gauge!("meta_raft_last_applied_index", "member" => id.clone())
+        .set(m.last_applied.map_or(0, |l| l.index) as f64);
+    metrics::gauge!("meta_storage_nodes", "member" => id).set(app.current_map().nodes.len() as f64);
+    app.prometheus.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render())
+}
