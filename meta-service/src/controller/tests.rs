@@ -1,1 +1,208 @@
+//! The controller's decisions, as pure functions over a map.
 
+use super::*;
+use protocol::cluster::{NodeInfo, ReplicaReport};
+use protocol::{CollectionConfig, Distance};
+
+const POLICY: Policy = Policy {
+    node_dead_after_ms: 1_000,
+    replica_replace_after_ms: 10_000,
+};
+
+/// Nodes 1..=n and a collection `c` with one shard at replication factor 3.
+fn cluster(n: u64) -> ClusterMap {
+    let mut map = ClusterMap::default();
+    for id in 1..=n {
+        let node = NodeInfo::new(NodeId(id), format!("127.0.0.1:{id}"));
+        apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
+    }
+    let mut config = CollectionConfig::new(4, Distance::Dot);
+    config.replication_factor = 3;
+    apply(&mut map, &ClusterCommand::CreateCollection { name: "c".into(), config }).unwrap();
+    map
+}
+
+fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
+    let hb = Heartbeat {
+        node,
+        epoch: Default::default(),
+        replicas: vec![ReplicaReport { collection: "c".into(), shard: ShardId(0), applied: SeqNo(seq), term: Term(term) }],
+    };
+    live.record(&hb, at);
+}
+
+/// A heartbeat from a node that holds no replica yet.
+fn heartbeat_empty(live: &mut Liveness, node: NodeId, at: u64) {
+    live.record(&Heartbeat { node, epoch: Default::default(), replicas: vec![] }, at);
+}
+
+fn run(map: &mut ClusterMap, live: &Liveness, now: u64) -> Vec<ClusterCommand> {
+    let cmds = plan(map, live, now, &POLICY);
+    for c in &cmds {
+        apply(map, c).unwrap();
+    }
+    cmds
+}
+
+fn shard(map: &ClusterMap) -> protocol::cluster::ShardInfo {
+    map.shard("c", ShardId(0)).unwrap().clone()
+}
+
+#[test]
+fn healthy_cluster_needs_nothing() {
+    let map = cluster(3);
+    let mut live = Liveness::default();
+    for n in 1..=3 {
+        heartbeat(&mut live, NodeId(n), 500, 1, 10);
+    }
+    assert!(plan(&map, &live, 1_000, &POLICY).is_empty());
+}
+
+#[test]
+fn new_leader_gives_every_node_a_grace_period() {
+    let map = cluster(3);
+    let mut live = Liveness::default();
+    live.reset(10_000);
+    // Nobody heard from yet, but the leader only took over 500 ms ago.
+    assert!(plan(&map, &live, 10_500, &POLICY).is_empty());
+    // After the grace period they are all dead.
+    let cmds = plan(&map, &live, 11_001, &POLICY);
+    assert_eq!(
+        cmds.iter().filter(|c| matches!(c, ClusterCommand::SetNodeState { state: NodeState::Dead, .. })).count(),
+        3
+    );
+}
+
+#[test]
+fn dead_primary_fails_over_to_most_up_to_date_replica() {
+    let mut map = cluster(3);
+    let s = shard(&map);
+    let nodes: Vec<_> = s.nodes().collect();
+    let (primary, second, third) = (nodes[0], nodes[1], nodes[2]);
+    let mut live = Liveness::default();
+    heartbeat(&mut live, primary, 0, 1, 100);
+    // The third replica in ring order is ahead of the second: it wins.
+    heartbeat(&mut live, second, 1_500, 1, 90);
+    heartbeat(&mut live, third, 1_500, 1, 95);
+    let cmds = run(&mut map, &live, 2_000);
+    assert_eq!(
+        cmds,
+        vec![
+            ClusterCommand::SetNodeState { node: primary, state: NodeState::Dead, at_ms: 2_000 },
+            ClusterCommand::PromotePrimary { collection: "c".into(), shard: ShardId(0), node: third, expected_term: Some(Term(1)) },
+        ]
+    );
+    let s = shard(&map);
+    assert_eq!((s.primary, s.term), (Some(third), Term(2)));
+    // Nothing more to do until the replacement grace period ends.
+    heartbeat(&mut live, second, 2_500, 2, 95);
+    heartbeat(&mut live, third, 2_500, 2, 95);
+    assert!(plan(&map, &live, 3_000, &POLICY).is_empty());
+}
+
+#[test]
+fn ties_follow_ring_order_and_initializing_replicas_are_skipped() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let st = ClusterCommand::SetReplicaState {
+        collection: "c".into(),
+        shard: ShardId(0),
+        node: nodes[1],
+        state: ReplicaState::Initializing,
+    };
+    apply(&mut map, &st).unwrap();
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[1], 1_500, 1, 500); // ahead, but not in sync
+    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
+    run(&mut map, &live, 2_000);
+    assert_eq!(shard(&map).primary, Some(nodes[2]));
+
+    // Equal progress: the first in ring order wins.
+    let mut map = cluster(3);
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[1], 1_500, 1, 7);
+    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
+    run(&mut map, &live, 2_000);
+    assert_eq!(shard(&map).primary, Some(nodes[1]));
+}
+
+#[test]
+fn no_alive_in_sync_replica_means_no_promotion() {
+    let mut map = cluster(3);
+    let live = Liveness::default();
+    let cmds = run(&mut map, &live, 5_000);
+    assert!(cmds.iter().all(|c| matches!(c, ClusterCommand::SetNodeState { .. })));
+    assert_eq!(shard(&map).term, Term(1));
+}
+
+#[test]
+fn long_dead_replica_is_replaced_on_a_live_node() {
+    let mut map = cluster(4);
+    let s = shard(&map);
+    let nodes: Vec<_> = s.nodes().collect();
+    let spare = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let dead = nodes[2];
+    let mut live = Liveness::default();
+    for n in [nodes[0], nodes[1]] {
+        heartbeat(&mut live, n, 1_900, 1, 50);
+    }
+    heartbeat_empty(&mut live, spare, 1_900);
+    run(&mut map, &live, 2_000);
+    assert_eq!(map.nodes[&dead].state, NodeState::Dead);
+    assert!(shard(&map).holds(dead), "kept during the grace period");
+
+    for n in [nodes[0], nodes[1]] {
+        heartbeat(&mut live, n, 12_500, 1, 60);
+    }
+    heartbeat_empty(&mut live, spare, 12_500);
+    let cmds = run(&mut map, &live, 12_600);
+    assert_eq!(
+        cmds,
+        vec![ClusterCommand::SetReplicas {
+            collection: "c".into(),
+            shard: ShardId(0),
+            replicas: vec![nodes[0], nodes[1], spare]
+        }]
+    );
+    let s = shard(&map);
+    assert_eq!(s.replica(spare).unwrap().state, ReplicaState::Initializing);
+    assert_eq!((s.primary, s.term), (Some(nodes[0]), Term(1)));
+
+    // Once the new replica reports the primary's position it is in sync.
+    heartbeat(&mut live, spare, 13_000, 1, 60);
+    let cmds = run(&mut map, &live, 13_100);
+    assert_eq!(
+        cmds,
+        vec![ClusterCommand::SetReplicaState {
+            collection: "c".into(),
+            shard: ShardId(0),
+            node: spare,
+            state: ReplicaState::Active
+        }]
+    );
+}
+
+#[test]
+fn returning_node_is_alive_again_and_resyncs() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let back = nodes[2];
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[0], 1_900, 1, 5);
+    heartbeat(&mut live, nodes[1], 1_900, 1, 5);
+    run(&mut map, &live, 2_000);
+    assert_eq!(map.nodes[&back].state, NodeState::Dead);
+
+    for n in nodes.iter() {
+        heartbeat(&mut live, *n, 2_400, 1, if *n == back { 3 } else { 5 });
+    }
+    let cmds = run(&mut map, &live, 2_500);
+    assert_eq!(map.nodes[&back].state, NodeState::Alive);
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(shard(&map).replica(back).unwrap().state, ReplicaState::Initializing);
+
+    // It catches up: active again.
+    heartbeat(&mut live, back, 2_700, 1, 5);
+    run(&mut map, &live, 2_800);
+    assert_eq!(shard(&map).replica(back).unwrap().state, ReplicaState::Active);
+}
