@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::cluster::{ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo};
+use protocol::cluster::{
+    ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
+};
 use protocol::{CollectionConfig, Epoch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,7 +23,9 @@ use thiserror::Error;
 
 use crate::error::ErrorBody;
 use crate::network::api::{Health, ReadConsistency};
-use crate::network::management::{AddLearnerRequest, ChangeMembershipRequest, InitRequest, MembershipAck};
+use crate::network::management::{
+    AddLearnerRequest, ChangeMembershipRequest, InitRequest, MembershipAck,
+};
 use crate::server::EpochAck;
 use crate::MemberId;
 
@@ -108,28 +112,56 @@ impl MetaClient {
 
     /// The cluster map: `Linearizable` through the leader, `Local` from
     /// whichever member answers (check `view.map.epoch`).
-    pub async fn cluster_map(&self, consistency: ReadConsistency) -> Result<ClusterMapView, ClientError> {
+    pub async fn cluster_map(
+        &self,
+        consistency: ReadConsistency,
+    ) -> Result<ClusterMapView, ClientError> {
         let path = format!("/v1/cluster/map?consistency={}", consistency.as_str());
-        self.call(reqwest::Method::GET, &path, None::<&()>, self.timeout).await
+        self.call(reqwest::Method::GET, &path, None::<&()>, self.timeout)
+            .await
     }
 
     /// Long-poll: the map once its epoch is past `after`, or `None` if it
     /// did not change within `wait` (at most 60 s).
-    pub async fn watch(&self, after: Epoch, wait: Duration) -> Result<Option<ClusterMapView>, ClientError> {
-        let path = format!("/v1/cluster/watch?after={}&timeout_ms={}", after.0, wait.as_millis());
+    pub async fn watch(
+        &self,
+        after: Epoch,
+        wait: Duration,
+    ) -> Result<Option<ClusterMapView>, ClientError> {
+        let path = format!(
+            "/v1/cluster/watch?after={}&timeout_ms={}",
+            after.0,
+            wait.as_millis()
+        );
         let view: ClusterMapView = self
-            .call(reqwest::Method::GET, &path, None::<&()>, self.timeout + wait)
+            .call(
+                reqwest::Method::GET,
+                &path,
+                None::<&()>,
+                self.timeout + wait,
+            )
             .await?;
         Ok((view.map.epoch > after).then_some(view))
     }
 
     /// Submits a command; the epoch it produced, or the typed refusal.
     pub async fn submit(&self, cmd: &ClusterCommand) -> Result<Epoch, ClientError> {
-        let ack: EpochAck = self.call(reqwest::Method::POST, "/v1/commands", Some(cmd), self.timeout).await?;
+        let ack: EpochAck = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/commands",
+                Some(cmd),
+                self.timeout,
+            )
+            .await?;
         Ok(ack.epoch)
     }
 
-    pub async fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Epoch, ClientError> {
+    pub async fn create_collection(
+        &self,
+        name: &str,
+        config: CollectionConfig,
+    ) -> Result<Epoch, ClientError> {
         self.submit(&ClusterCommand::CreateCollection {
             name: name.to_string(),
             config,
@@ -138,14 +170,21 @@ impl MetaClient {
     }
 
     pub async fn delete_collection(&self, name: &str) -> Result<Epoch, ClientError> {
-        self.submit(&ClusterCommand::DeleteCollection { name: name.to_string() })
-            .await
+        self.submit(&ClusterCommand::DeleteCollection {
+            name: name.to_string(),
+        })
+        .await
     }
 
     /// Registers (or re-registers) a storage node.
     pub async fn register_node(&self, node: &NodeInfo) -> Result<Epoch, ClientError> {
         let ack: EpochAck = self
-            .call(reqwest::Method::POST, "/v1/nodes/register", Some(node), self.timeout)
+            .call(
+                reqwest::Method::POST,
+                "/v1/nodes/register",
+                Some(node),
+                self.timeout,
+            )
             .await?;
         Ok(ack.epoch)
     }
@@ -153,14 +192,28 @@ impl MetaClient {
     /// Reports liveness and applied sequence numbers; the answer carries the
     /// current epoch (refresh the map when it is newer than yours).
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatAck, ClientError> {
-        self.call(reqwest::Method::POST, "/v1/nodes/heartbeat", Some(hb), self.timeout)
-            .await
+        self.call(
+            reqwest::Method::POST,
+            "/v1/nodes/heartbeat",
+            Some(hb),
+            self.timeout,
+        )
+        .await
     }
 
     /// Health of one member (by index into [`MetaClient::members`]).
     pub async fn health_of(&self, member: usize) -> Result<Health, ClientError> {
         let addr = self.members.get(member).ok_or(ClientError::NoMembers)?;
-        match self.attempt(addr, reqwest::Method::GET, "/health", None::<&()>, self.timeout).await {
+        match self
+            .attempt(
+                addr,
+                reqwest::Method::GET,
+                "/health",
+                None::<&()>,
+                self.timeout,
+            )
+            .await
+        {
             Attempt::Done(r) => r,
             Attempt::Next(e) => Err(e),
         }
@@ -169,7 +222,12 @@ impl MetaClient {
     /// Initialises a new cluster (on the first reachable member).
     pub async fn initialize(&self, members: BTreeMap<MemberId, String>) -> Result<(), ClientError> {
         let _: serde_json::Value = self
-            .call(reqwest::Method::POST, "/admin/init", Some(&InitRequest { members }), self.timeout)
+            .call(
+                reqwest::Method::POST,
+                "/admin/init",
+                Some(&InitRequest { members }),
+                self.timeout,
+            )
             .await?;
         Ok(())
     }
@@ -180,15 +238,29 @@ impl MetaClient {
             addr: addr.to_string(),
         };
         let ack: MembershipAck = self
-            .call(reqwest::Method::POST, "/admin/add-learner", Some(&req), self.timeout)
+            .call(
+                reqwest::Method::POST,
+                "/admin/add-learner",
+                Some(&req),
+                self.timeout,
+            )
             .await?;
         Ok(ack.log_index)
     }
 
-    pub async fn change_membership(&self, members: BTreeSet<MemberId>, retain: bool) -> Result<u64, ClientError> {
+    pub async fn change_membership(
+        &self,
+        members: BTreeSet<MemberId>,
+        retain: bool,
+    ) -> Result<u64, ClientError> {
         let req = ChangeMembershipRequest { members, retain };
         let ack: MembershipAck = self
-            .call(reqwest::Method::POST, "/admin/change-membership", Some(&req), self.timeout)
+            .call(
+                reqwest::Method::POST,
+                "/admin/change-membership",
+                Some(&req),
+                self.timeout,
+            )
             .await?;
         Ok(ack.log_index)
     }
@@ -209,7 +281,10 @@ impl MetaClient {
         let mut last = ClientError::NoMembers;
         for i in 0..n {
             let idx = (start + i) % n;
-            match self.attempt(&self.members[idx], method.clone(), path, body, timeout).await {
+            match self
+                .attempt(&self.members[idx], method.clone(), path, body, timeout)
+                .await
+            {
                 Attempt::Done(r) => {
                     self.preferred.store(idx, Ordering::Relaxed);
                     return r;
@@ -228,7 +303,10 @@ impl MetaClient {
         body: Option<&B>,
         timeout: Duration,
     ) -> Attempt<T> {
-        let mut req = self.http.request(method, format!("http://{addr}{path}")).timeout(timeout);
+        let mut req = self
+            .http
+            .request(method, format!("http://{addr}{path}"))
+            .timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use protocol::cluster::{
-    ClusterCommand, ClusterMap, CollectionInfo, CommandError, Migration, MigrationPhase, NodeState, Replica,
-    ReplicaState, ShardInfo,
+    ClusterCommand, ClusterMap, CollectionInfo, CommandError, Migration, MigrationPhase, NodeState,
+    Replica, ReplicaState, ShardInfo,
 };
 use protocol::ring::{shard_key, HashRing};
 use protocol::{Epoch, NodeId, ShardId, Term};
@@ -24,7 +24,9 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
     match cmd {
         ClusterCommand::CreateCollection { name, config } => {
             if name.is_empty() || name.len() > 255 || name.contains('/') {
-                return Err(invalid("collection name must be 1..=255 characters without '/'"));
+                return Err(invalid(
+                    "collection name must be 1..=255 characters without '/'",
+                ));
             }
             if map.collections.contains_key(name) {
                 return Err(CommandError::CollectionExists { name: name.clone() });
@@ -40,7 +42,12 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             }
             let shards = (0..config.shard_number)
                 .map(ShardId)
-                .map(|id| (id, new_shard(id, ring.replicas_for(shard_key(name, id).as_bytes(), rf))))
+                .map(|id| {
+                    (
+                        id,
+                        new_shard(id, ring.replicas_for(shard_key(name, id).as_bytes(), rf)),
+                    )
+                })
                 .collect();
             map.collections.insert(
                 name.clone(),
@@ -85,10 +92,16 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
                     ring.replicas_for(shard_key(collection, *shard).as_bytes(), rf)
                 }
             };
-            collection_mut(map, collection)?.shards.insert(*shard, new_shard(*shard, nodes));
+            collection_mut(map, collection)?
+                .shards
+                .insert(*shard, new_shard(*shard, nodes));
         }
         ClusterCommand::DeleteShard { collection, shard } => {
-            if collection_mut(map, collection)?.shards.remove(shard).is_none() {
+            if collection_mut(map, collection)?
+                .shards
+                .remove(shard)
+                .is_none()
+            {
                 return Err(shard_not_found(collection, *shard));
             }
         }
@@ -114,7 +127,10 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             map.nodes.remove(node);
         }
         ClusterCommand::SetNodeState { node, state, at_ms } => {
-            let info = map.nodes.get_mut(node).ok_or(CommandError::NodeNotFound { node: *node })?;
+            let info = map
+                .nodes
+                .get_mut(node)
+                .ok_or(CommandError::NodeNotFound { node: *node })?;
             if info.state == *state {
                 return Err(invalid(&format!("node {node} is already {state:?}")));
             }
@@ -138,7 +154,10 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
                     return Err(not_a_replica(&mv.collection, mv.shard, mv.from));
                 }
                 if shard.holds(mv.to) {
-                    return Err(invalid(&format!("node {} already holds shard {}", mv.to, mv.shard)));
+                    return Err(invalid(&format!(
+                        "node {} already holds shard {}",
+                        mv.to, mv.shard
+                    )));
                 }
                 require_alive(map, mv.to)?;
             }
@@ -166,14 +185,20 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             vectors_total,
         } => {
             let s = shard_mut(map, collection, *shard)?;
-            let m = s.migration.as_mut().ok_or_else(|| no_migration(collection, *shard))?;
+            let m = s
+                .migration
+                .as_mut()
+                .ok_or_else(|| no_migration(collection, *shard))?;
             m.phase = *phase;
             m.vectors_copied = *vectors_copied;
             m.vectors_total = *vectors_total;
         }
         ClusterCommand::CompleteMigration { collection, shard } => {
             let s = shard_ref(map, collection, *shard)?;
-            let m = s.migration.as_ref().ok_or_else(|| no_migration(collection, *shard))?;
+            let m = s
+                .migration
+                .as_ref()
+                .ok_or_else(|| no_migration(collection, *shard))?;
             if m.phase != MigrationPhase::Verify {
                 return Err(invalid("a migration completes only after the verify phase"));
             }
@@ -191,7 +216,11 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
         }
         ClusterCommand::AbortMigration { collection, shard } => {
             let s = shard_ref(map, collection, *shard)?;
-            let to = s.migration.as_ref().ok_or_else(|| no_migration(collection, *shard))?.to;
+            let to = s
+                .migration
+                .as_ref()
+                .ok_or_else(|| no_migration(collection, *shard))?
+                .to;
             let s = shard_mut(map, collection, *shard)?;
             s.migration = None;
             s.replicas.retain(|r| r.node != to);
@@ -215,21 +244,30 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
                     shard: *shard,
                 });
             }
-            let old: BTreeMap<NodeId, ReplicaState> = s.replicas.iter().map(|r| (r.node, r.state)).collect();
+            let old: BTreeMap<NodeId, ReplicaState> =
+                s.replicas.iter().map(|r| (r.node, r.state)).collect();
             let new: Vec<Replica> = replicas
                 .iter()
                 .map(|&node| Replica {
                     node,
-                    state: old.get(&node).copied().unwrap_or(ReplicaState::Initializing),
+                    state: old
+                        .get(&node)
+                        .copied()
+                        .unwrap_or(ReplicaState::Initializing),
                 })
                 .collect();
             let primary_kept = s.primary.is_some_and(|p| replicas.contains(&p));
             if !primary_kept && !new.iter().any(|r| r.state == ReplicaState::Active) {
-                return Err(invalid("the new replica set keeps no in-sync replica to be primary"));
+                return Err(invalid(
+                    "the new replica set keeps no in-sync replica to be primary",
+                ));
             }
             let s = shard_mut(map, collection, *shard)?;
             if !primary_kept {
-                s.primary = new.iter().find(|r| r.state == ReplicaState::Active).map(|r| r.node);
+                s.primary = new
+                    .iter()
+                    .find(|r| r.state == ReplicaState::Active)
+                    .map(|r| r.node);
                 s.term = Term(s.term.0 + 1);
             }
             s.replicas = new;
@@ -241,9 +279,13 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             state,
         } => {
             let s = shard_ref(map, collection, *shard)?;
-            let r = s.replica(*node).ok_or_else(|| not_a_replica(collection, *shard, *node))?;
+            let r = s
+                .replica(*node)
+                .ok_or_else(|| not_a_replica(collection, *shard, *node))?;
             if r.state == *state {
-                return Err(invalid(&format!("replica on node {node} is already {state:?}")));
+                return Err(invalid(&format!(
+                    "replica on node {node} is already {state:?}"
+                )));
             }
             if s.primary == Some(*node) && *state != ReplicaState::Active {
                 return Err(invalid("the primary replica cannot leave the active state"));
@@ -270,7 +312,9 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
                     });
                 }
             }
-            let r = s.replica(*node).ok_or_else(|| not_a_replica(collection, *shard, *node))?;
+            let r = s
+                .replica(*node)
+                .ok_or_else(|| not_a_replica(collection, *shard, *node))?;
             if r.state != ReplicaState::Active {
                 return Err(CommandError::ReplicaNotInSync {
                     collection: collection.clone(),
@@ -336,23 +380,38 @@ fn require_alive(map: &ClusterMap, node: NodeId) -> Result<(), CommandError> {
 fn collection_ref<'a>(map: &'a ClusterMap, name: &str) -> Result<&'a CollectionInfo, CommandError> {
     map.collections
         .get(name)
-        .ok_or_else(|| CommandError::CollectionNotFound { name: name.to_string() })
+        .ok_or_else(|| CommandError::CollectionNotFound {
+            name: name.to_string(),
+        })
 }
 
-fn collection_mut<'a>(map: &'a mut ClusterMap, name: &str) -> Result<&'a mut CollectionInfo, CommandError> {
+fn collection_mut<'a>(
+    map: &'a mut ClusterMap,
+    name: &str,
+) -> Result<&'a mut CollectionInfo, CommandError> {
     map.collections
         .get_mut(name)
-        .ok_or_else(|| CommandError::CollectionNotFound { name: name.to_string() })
+        .ok_or_else(|| CommandError::CollectionNotFound {
+            name: name.to_string(),
+        })
 }
 
-fn shard_ref<'a>(map: &'a ClusterMap, collection: &str, shard: ShardId) -> Result<&'a ShardInfo, CommandError> {
+fn shard_ref<'a>(
+    map: &'a ClusterMap,
+    collection: &str,
+    shard: ShardId,
+) -> Result<&'a ShardInfo, CommandError> {
     collection_ref(map, collection)?
         .shards
         .get(&shard)
         .ok_or_else(|| shard_not_found(collection, shard))
 }
 
-fn shard_mut<'a>(map: &'a mut ClusterMap, collection: &str, shard: ShardId) -> Result<&'a mut ShardInfo, CommandError> {
+fn shard_mut<'a>(
+    map: &'a mut ClusterMap,
+    collection: &str,
+    shard: ShardId,
+) -> Result<&'a mut ShardInfo, CommandError> {
     collection_mut(map, collection)?
         .shards
         .get_mut(&shard)

@@ -34,7 +34,11 @@ pub struct MetaConfig {
 }
 
 impl MetaConfig {
-    pub fn new(id: crate::MemberId, advertise_addr: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        id: crate::MemberId,
+        advertise_addr: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             id,
             advertise_addr: advertise_addr.into(),
@@ -52,6 +56,7 @@ impl MetaConfig {
     }
 
     /// The openraft configuration derived from these settings.
+    #[allow(clippy::result_large_err)] // openraft's error type, returned once at start-up
     pub fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
         openraft::Config {
             cluster_name: "meta-service".to_string(),

@@ -72,14 +72,16 @@ impl Liveness {
     }
 
     fn last_seen(&self, node: NodeId) -> u64 {
-        self.nodes
-            .get(&node)
-            .map_or(self.leader_since_ms, |r| r.last_seen_ms.max(self.leader_since_ms))
+        self.nodes.get(&node).map_or(self.leader_since_ms, |r| {
+            r.last_seen_ms.max(self.leader_since_ms)
+        })
     }
 
     /// Heard from since becoming leader (not just assumed alive).
     fn heard_since(&self, node: NodeId, since_ms: u64) -> bool {
-        self.nodes.get(&node).is_some_and(|r| r.last_seen_ms > since_ms)
+        self.nodes
+            .get(&node)
+            .is_some_and(|r| r.last_seen_ms > since_ms)
     }
 
     fn applied(&self, node: NodeId, collection: &str, shard: ShardId) -> Option<(Term, SeqNo)> {
@@ -95,7 +97,12 @@ impl Liveness {
 /// was checked against the map as changed by the ones before it, so they
 /// apply cleanly unless the map moved on meanwhile (then the state machine
 /// refuses the stale ones and the next pass re-plans).
-pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, policy: &Policy) -> Vec<ClusterCommand> {
+pub fn plan(
+    map: &ClusterMap,
+    live: &Liveness,
+    now_ms: u64,
+    policy: &Policy,
+) -> Vec<ClusterCommand> {
     let mut sim = map.clone();
     let mut out = Vec::new();
     let mut push = |sim: &mut ClusterMap, cmd: ClusterCommand| {
@@ -110,25 +117,61 @@ pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, policy: &Policy) -> 
         let silent_for = now_ms.saturating_sub(live.last_seen(node.id));
         let stale = silent_for > policy.node_dead_after_ms;
         if node.state != NodeState::Dead && stale {
-            push(&mut sim, ClusterCommand::SetNodeState { node: node.id, state: NodeState::Dead, at_ms: now_ms });
-        } else if node.state == NodeState::Dead && !stale && live.heard_since(node.id, node.state_since_ms) {
-            push(&mut sim, ClusterCommand::SetNodeState { node: node.id, state: NodeState::Alive, at_ms: now_ms });
+            push(
+                &mut sim,
+                ClusterCommand::SetNodeState {
+                    node: node.id,
+                    state: NodeState::Dead,
+                    at_ms: now_ms,
+                },
+            );
+        } else if node.state == NodeState::Dead
+            && !stale
+            && live.heard_since(node.id, node.state_since_ms)
+        {
+            push(
+                &mut sim,
+                ClusterCommand::SetNodeState {
+                    node: node.id,
+                    state: NodeState::Alive,
+                    at_ms: now_ms,
+                },
+            );
             for (collection, shard) in sim.shards_on(node.id) {
-                let is_primary = sim.shard(&collection, shard).is_some_and(|s| s.primary == Some(node.id));
+                let is_primary = sim
+                    .shard(&collection, shard)
+                    .is_some_and(|s| s.primary == Some(node.id));
                 if !is_primary {
                     let state = ReplicaState::Initializing;
-                    push(&mut sim, ClusterCommand::SetReplicaState { collection, shard, node: node.id, state });
+                    push(
+                        &mut sim,
+                        ClusterCommand::SetReplicaState {
+                            collection,
+                            shard,
+                            node: node.id,
+                            state,
+                        },
+                    );
                 }
             }
         }
     }
-    let is_alive = |m: &ClusterMap, n: NodeId| m.nodes.get(&n).is_some_and(|i| i.state == NodeState::Alive);
+    let is_alive =
+        |m: &ClusterMap, n: NodeId| m.nodes.get(&n).is_some_and(|i| i.state == NodeState::Alive);
 
     // 2. Failover.
     for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else { continue };
-        let Some(primary) = shard.primary else { continue };
-        if sim.nodes.get(&primary).is_none_or(|n| n.state != NodeState::Dead) {
+        let Some(shard) = sim.shard(&collection, shard_id) else {
+            continue;
+        };
+        let Some(primary) = shard.primary else {
+            continue;
+        };
+        if sim
+            .nodes
+            .get(&primary)
+            .is_none_or(|n| n.state != NodeState::Dead)
+        {
             continue;
         }
         // Highest applied seq wins; `Reverse(position)` keeps ring order on ties.
@@ -136,31 +179,48 @@ pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, policy: &Policy) -> 
             .replicas
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.node != primary && r.state == ReplicaState::Active && is_alive(&sim, r.node))
+            .filter(|(_, r)| {
+                r.node != primary && r.state == ReplicaState::Active && is_alive(&sim, r.node)
+            })
             .max_by_key(|(pos, r)| {
-                let seq = live.applied(r.node, &collection, shard_id).map_or(SeqNo(0), |(_, s)| s);
+                let seq = live
+                    .applied(r.node, &collection, shard_id)
+                    .map_or(SeqNo(0), |(_, s)| s);
                 (seq, std::cmp::Reverse(*pos))
             })
             .map(|(_, r)| r.node);
         match best {
             Some(node) => {
                 let expected_term = Some(shard.term);
-                push(&mut sim, ClusterCommand::PromotePrimary { collection, shard: shard_id, node, expected_term });
+                push(
+                    &mut sim,
+                    ClusterCommand::PromotePrimary {
+                        collection,
+                        shard: shard_id,
+                        node,
+                        expected_term,
+                    },
+                );
             }
-            None => tracing::debug!(%collection, shard = %shard_id, "primary is dead and no in-sync replica is alive"),
+            None => {
+                tracing::debug!(%collection, shard = %shard_id, "primary is dead and no in-sync replica is alive")
+            }
         }
     }
 
     // 3. Re-replication.
     let ring = placement_ring(&sim);
     for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else { continue };
+        let Some(shard) = sim.shard(&collection, shard_id) else {
+            continue;
+        };
         if shard.migration.is_some() {
             continue;
         }
         let expired = |n: NodeId| {
             sim.nodes.get(&n).is_some_and(|i| {
-                i.state == NodeState::Dead && now_ms.saturating_sub(i.state_since_ms) > policy.replica_replace_after_ms
+                i.state == NodeState::Dead
+                    && now_ms.saturating_sub(i.state_since_ms) > policy.replica_replace_after_ms
             })
         };
         if !shard.nodes().any(expired) {
@@ -177,15 +237,28 @@ pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, policy: &Policy) -> 
             }
         }
         if set != shard.nodes().collect::<Vec<_>>() {
-            push(&mut sim, ClusterCommand::SetReplicas { collection, shard: shard_id, replicas: set });
+            push(
+                &mut sim,
+                ClusterCommand::SetReplicas {
+                    collection,
+                    shard: shard_id,
+                    replicas: set,
+                },
+            );
         }
     }
 
     // 4. Catch-up: an initializing replica level with its primary is in sync.
     for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else { continue };
-        let Some(primary) = shard.primary else { continue };
-        let Some((pterm, pseq)) = live.applied(primary, &collection, shard_id) else { continue };
+        let Some(shard) = sim.shard(&collection, shard_id) else {
+            continue;
+        };
+        let Some(primary) = shard.primary else {
+            continue;
+        };
+        let Some((pterm, pseq)) = live.applied(primary, &collection, shard_id) else {
+            continue;
+        };
         if pterm != shard.term {
             continue;
         }
@@ -193,12 +266,23 @@ pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, policy: &Policy) -> 
             .replicas
             .iter()
             .filter(|r| r.state == ReplicaState::Initializing && is_alive(&sim, r.node))
-            .filter(|r| live.applied(r.node, &collection, shard_id).is_some_and(|(t, s)| t == pterm && s >= pseq))
+            .filter(|r| {
+                live.applied(r.node, &collection, shard_id)
+                    .is_some_and(|(t, s)| t == pterm && s >= pseq)
+            })
             .map(|r| r.node)
             .collect();
         for node in caught_up {
             let state = ReplicaState::Active;
-            push(&mut sim, ClusterCommand::SetReplicaState { collection: collection.clone(), shard: shard_id, node, state });
+            push(
+                &mut sim,
+                ClusterCommand::SetReplicaState {
+                    collection: collection.clone(),
+                    shard: shard_id,
+                    node,
+                    state,
+                },
+            );
         }
     }
     out
@@ -246,7 +330,8 @@ pub async fn run(app: Arc<crate::server::App>, mut stop: tokio::sync::watch::Rec
         for cmd in plan(&map, &live, now_ms(), &policy) {
             tracing::info!(?cmd, "controller submits");
             metrics::counter!("meta_controller_commands_total", "kind" => cmd.kind()).increment(1);
-            let res = tokio::time::timeout(Duration::from_secs(5), app.raft.client_write(cmd)).await;
+            let res =
+                tokio::time::timeout(Duration::from_secs(5), app.raft.client_write(cmd)).await;
             match res {
                 Ok(Ok(r)) => {
                     if let Err(refusal) = r.data {

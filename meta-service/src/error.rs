@@ -46,7 +46,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Refused(e) => refusal_status(e),
-            ApiError::NoLeader | ApiError::Timeout { .. } | ApiError::Forward { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoLeader | ApiError::Timeout { .. } | ApiError::Forward { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Raft { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,8 +71,12 @@ impl ApiError {
             (_, Some(refusal)) => ApiError::Refused(refusal),
             ("no_leader", _) => ApiError::NoLeader,
             ("timeout", _) => ApiError::Timeout { ms: 0 },
-            ("bad_request", _) => ApiError::BadRequest { reason: body.message },
-            _ => ApiError::Raft { reason: body.message },
+            ("bad_request", _) => ApiError::BadRequest {
+                reason: body.message,
+            },
+            _ => ApiError::Raft {
+                reason: body.message,
+            },
         }
     }
 }

@@ -25,7 +25,10 @@ use meta_service::config::DEFAULT_LISTEN;
 use meta_service::{MemberId, MetaConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "meta-service", about = "Raft-replicated source of truth of the cluster map")]
+#[command(
+    name = "meta-service",
+    about = "Raft-replicated source of truth of the cluster map"
+)]
 struct Args {
     /// This member's id (> 0, unique among meta members).
     #[arg(long, env = "META_ID")]
@@ -76,8 +79,13 @@ struct Args {
 fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
     let mut out = BTreeMap::new();
     for p in peers.iter().filter(|p| !p.is_empty()) {
-        let (id, addr) = p.split_once('=').with_context(|| format!("peer `{p}` is not id=host:port"))?;
-        let id: MemberId = id.trim().parse().with_context(|| format!("peer id in `{p}`"))?;
+        let (id, addr) = p
+            .split_once('=')
+            .with_context(|| format!("peer `{p}` is not id=host:port"))?;
+        let id: MemberId = id
+            .trim()
+            .parse()
+            .with_context(|| format!("peer id in `{p}`"))?;
         if out.insert(id, addr.trim().to_string()).is_some() {
             bail!("peer id {id} given twice");
         }
@@ -113,7 +121,10 @@ async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     if args.log_json {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -127,7 +138,9 @@ async fn main() -> anyhow::Result<()> {
     let advertise = match (&args.advertise, peers.get(&args.id)) {
         (Some(a), _) => a.clone(),
         (None, Some(a)) => a.clone(),
-        (None, None) if args.listen.ip().is_unspecified() => format!("127.0.0.1:{}", args.listen.port()),
+        (None, None) if args.listen.ip().is_unspecified() => {
+            format!("127.0.0.1:{}", args.listen.port())
+        }
         (None, None) => args.listen.to_string(),
     };
     let data_dir = args

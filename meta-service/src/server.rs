@@ -79,13 +79,17 @@ impl App {
                 }
                 match (f.leader_id, f.leader_node) {
                     (Some(id), Some(node)) => {
-                        let ack: EpochAck = self.forward_post(id, &node.addr, "/v1/commands", &cmd).await?;
+                        let ack: EpochAck = self
+                            .forward_post(id, &node.addr, "/v1/commands", &cmd)
+                            .await?;
                         Ok(ack.epoch)
                     }
                     _ => Err(ApiError::NoLeader),
                 }
             }
-            Ok(Err(e)) => Err(ApiError::Raft { reason: e.to_string() }),
+            Ok(Err(e)) => Err(ApiError::Raft {
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -149,7 +153,9 @@ fn prometheus() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics shows only what it records");
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only what it records"
+                );
             }
             handle
         })
@@ -167,7 +173,10 @@ pub struct MetaNode {
 impl MetaNode {
     /// Opens the stores in `config.data_dir`, starts Raft, serves HTTP on
     /// `listener` and runs the controller. Does not initialise the cluster.
-    pub async fn start(config: MetaConfig, listener: tokio::net::TcpListener) -> anyhow::Result<MetaNode> {
+    pub async fn start(
+        config: MetaConfig,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<MetaNode> {
         let local_addr = listener.local_addr()?;
         let raft_config = Arc::new(config.raft_config().context("raft config")?);
         let (log_store, sm, map) = crate::store::open(&config.data_dir).context("open stores")?;
@@ -175,9 +184,15 @@ impl MetaNode {
             .pool_idle_timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_millis(500))
             .build()?;
-        let raft = Raft::new(config.id, raft_config, Network::new(http.clone()), log_store, sm)
-            .await
-            .context("start raft")?;
+        let raft = Raft::new(
+            config.id,
+            raft_config,
+            Network::new(http.clone()),
+            log_store,
+            sm,
+        )
+        .await
+        .context("start raft")?;
         let app = Arc::new(App {
             id: config.id,
             config,
@@ -196,7 +211,10 @@ impl MetaNode {
             let shutdown = async move {
                 let _ = http_stop.changed().await;
             };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "http server failed");
             }
         }));
@@ -228,12 +246,17 @@ impl MetaNode {
     }
 }
 
-pub(crate) async fn initialize(app: &App, members: BTreeMap<MemberId, String>) -> Result<(), ApiError> {
+pub(crate) async fn initialize(
+    app: &App,
+    members: BTreeMap<MemberId, String>,
+) -> Result<(), ApiError> {
     let initialized = app
         .raft
         .is_initialized()
         .await
-        .map_err(|e| ApiError::Raft { reason: e.to_string() })?;
+        .map_err(|e| ApiError::Raft {
+            reason: e.to_string(),
+        })?;
     if initialized {
         return Ok(());
     }
@@ -242,11 +265,16 @@ pub(crate) async fn initialize(app: &App, members: BTreeMap<MemberId, String>) -
     } else {
         members
     };
-    let nodes: BTreeMap<MemberId, BasicNode> = members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+    let nodes: BTreeMap<MemberId, BasicNode> = members
+        .into_iter()
+        .map(|(id, addr)| (id, BasicNode { addr }))
+        .collect();
     match app.raft.initialize(nodes).await {
         Ok(()) => Ok(()),
         Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
-        Err(e) => Err(ApiError::Raft { reason: e.to_string() }),
+        Err(e) => Err(ApiError::Raft {
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -260,7 +288,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let node = MetaNode::start(config, listener).await?;
     if let Some(members) = init {
-        node.initialize(members).await.context("initialize cluster")?;
+        node.initialize(members)
+            .await
+            .context("initialize cluster")?;
         tracing::info!("cluster initialised (or already was)");
     }
     shutdown.await;

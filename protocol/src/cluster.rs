@@ -224,8 +224,13 @@ pub enum ClusterCommand {
     /// Creates the collection and its `shard_number` shards, each with the
     /// first `replication_factor` distinct alive nodes clockwise on the ring
     /// (key `"{collection}/{shard}"`); primary = first replica, term 1.
-    CreateCollection { name: String, config: CollectionConfig },
-    DeleteCollection { name: String },
+    CreateCollection {
+        name: String,
+        config: CollectionConfig,
+    },
+    DeleteCollection {
+        name: String,
+    },
     /// Adds one shard; `replicas` overrides the ring's choice.
     CreateShard {
         collection: String,
@@ -233,15 +238,28 @@ pub enum ClusterCommand {
         #[serde(default)]
         replicas: Option<Vec<NodeId>>,
     },
-    DeleteShard { collection: String, shard: ShardId },
+    DeleteShard {
+        collection: String,
+        shard: ShardId,
+    },
     /// Registers a storage node, or updates its addresses; marks it alive.
-    AddNode { node: NodeInfo },
+    AddNode {
+        node: NodeInfo,
+    },
     /// Forgets a node. Refused while it still holds replicas.
-    RemoveNode { node: NodeId },
+    RemoveNode {
+        node: NodeId,
+    },
     /// Liveness change decided by the controller (or an operator: draining).
-    SetNodeState { node: NodeId, state: NodeState, at_ms: u64 },
+    SetNodeState {
+        node: NodeId,
+        state: NodeState,
+        at_ms: u64,
+    },
     /// Starts one migration per move.
-    RebalanceShards { plan: RebalancePlan },
+    RebalanceShards {
+        plan: RebalancePlan,
+    },
     UpdateMigration {
         collection: String,
         shard: ShardId,
@@ -251,9 +269,18 @@ pub enum ClusterCommand {
     },
     /// Switches the assignment: `to` replaces `from` (and takes over as
     /// primary with term + 1 if `from` was primary).
-    CompleteMigration { collection: String, shard: ShardId },
-    AbortMigration { collection: String, shard: ShardId },
-    UpdateConfig { key: String, value: String },
+    CompleteMigration {
+        collection: String,
+        shard: ShardId,
+    },
+    AbortMigration {
+        collection: String,
+        shard: ShardId,
+    },
+    UpdateConfig {
+        key: String,
+        value: String,
+    },
     /// Replaces a shard's replica set. Kept nodes keep their state, new ones
     /// start `Initializing`; if the primary is dropped the first remaining
     /// active replica becomes primary with term + 1.
@@ -325,11 +352,24 @@ pub enum CommandError {
     #[error("need {needed} placeable node(s), {available} available")]
     NotEnoughNodes { needed: usize, available: usize },
     #[error("node {node} holds no replica of shard {shard} of `{collection}`")]
-    NotAReplica { collection: String, shard: ShardId, node: NodeId },
+    NotAReplica {
+        collection: String,
+        shard: ShardId,
+        node: NodeId,
+    },
     #[error("replica of shard {shard} of `{collection}` on node {node} is not in sync")]
-    ReplicaNotInSync { collection: String, shard: ShardId, node: NodeId },
+    ReplicaNotInSync {
+        collection: String,
+        shard: ShardId,
+        node: NodeId,
+    },
     #[error("shard {shard} of `{collection}` is at term {actual}, expected {expected}")]
-    TermMismatch { collection: String, shard: ShardId, expected: Term, actual: Term },
+    TermMismatch {
+        collection: String,
+        shard: ShardId,
+        expected: Term,
+        actual: Term,
+    },
     #[error("shard {shard} of `{collection}` is already migrating")]
     MigrationInProgress { collection: String, shard: ShardId },
     #[error("shard {shard} of `{collection}` has no migration")]
@@ -387,12 +427,18 @@ mod tests {
     use crate::collection::Distance;
 
     fn sample_map() -> ClusterMap {
-        let mut map = ClusterMap::default();
-        map.epoch = Epoch(7);
-        map.nodes.insert(NodeId(1), NodeInfo::new(NodeId(1), "127.0.0.1:1"));
+        let mut map = ClusterMap {
+            epoch: Epoch(7),
+            ..Default::default()
+        };
+        map.nodes
+            .insert(NodeId(1), NodeInfo::new(NodeId(1), "127.0.0.1:1"));
         let shard = ShardInfo {
             id: ShardId(0),
-            replicas: vec![Replica { node: NodeId(1), state: ReplicaState::Active }],
+            replicas: vec![Replica {
+                node: NodeId(1),
+                state: ReplicaState::Active,
+            }],
             primary: Some(NodeId(1)),
             term: Term(1),
             migration: Some(Migration {
@@ -421,7 +467,10 @@ mod tests {
         let json = serde_json::to_string(&map).unwrap();
         assert_eq!(serde_json::from_str::<ClusterMap>(&json).unwrap(), map);
         assert_eq!(decode::<ClusterMap>(&encode(&map).unwrap()).unwrap(), map);
-        assert_eq!(map.shards_on(NodeId(1)), vec![("c".to_string(), ShardId(0))]);
+        assert_eq!(
+            map.shards_on(NodeId(1)),
+            vec![("c".to_string(), ShardId(0))]
+        );
         assert!(map.shards_on(NodeId(2)).is_empty());
     }
 
@@ -436,7 +485,10 @@ mod tests {
         let json = serde_json::to_value(&cmd).unwrap();
         assert_eq!(json["type"], "promote_primary");
         assert_eq!(serde_json::from_value::<ClusterCommand>(json).unwrap(), cmd);
-        assert_eq!(decode::<ClusterCommand>(&encode(&cmd).unwrap()).unwrap(), cmd);
+        assert_eq!(
+            decode::<ClusterCommand>(&encode(&cmd).unwrap()).unwrap(),
+            cmd
+        );
         let err = CommandError::NodeNotFound { node: NodeId(9) };
         let json = serde_json::to_string(&err).unwrap();
         assert_eq!(serde_json::from_str::<CommandError>(&json).unwrap(), err);

@@ -184,7 +184,9 @@ mod tests {
         let mut counts = HashMap::new();
         for k in 0..keys {
             let key = format!("collection/{k}");
-            *counts.entry(ring.primary_for(key.as_bytes()).unwrap()).or_insert(0) += 1;
+            *counts
+                .entry(ring.primary_for(key.as_bytes()).unwrap())
+                .or_insert(0) += 1;
         }
         counts
     }
@@ -221,7 +223,10 @@ mod tests {
         let b = HashRing::new(nodes(5).into_iter().rev());
         for k in 0..100 {
             let key = format!("c/{k}");
-            assert_eq!(a.replicas_for(key.as_bytes(), 3), b.replicas_for(key.as_bytes(), 3));
+            assert_eq!(
+                a.replicas_for(key.as_bytes(), 3),
+                b.replicas_for(key.as_bytes(), 3)
+            );
         }
         let mut c = a.clone();
         c.add_node(NodeId(1));
@@ -236,7 +241,10 @@ mod tests {
         let total = 15_000;
         let counts = primary_counts(&HashRing::new(nodes(3)), total);
         let dev = max_relative_deviation(&counts, 3, total);
-        assert!(dev <= 0.10, "max deviation {dev:.3} over 3 nodes: {counts:?}");
+        assert!(
+            dev <= 0.10,
+            "max deviation {dev:.3} over 3 nodes: {counts:?}"
+        );
     }
 
     #[test]
@@ -244,7 +252,10 @@ mod tests {
         let total = 30_000;
         let counts = primary_counts(&HashRing::new(nodes(10)), total);
         let dev = max_relative_deviation(&counts, 10, total);
-        assert!(dev <= 0.10, "max deviation {dev:.3} over 10 nodes: {counts:?}");
+        assert!(
+            dev <= 0.10,
+            "max deviation {dev:.3} over 10 nodes: {counts:?}"
+        );
     }
 
     #[test]
@@ -258,7 +269,10 @@ mod tests {
             let mut moved = 0;
             for k in 0..total {
                 let key = format!("c/{k}");
-                let (a, b) = (before.primary_for(key.as_bytes()), after.primary_for(key.as_bytes()));
+                let (a, b) = (
+                    before.primary_for(key.as_bytes()),
+                    after.primary_for(key.as_bytes()),
+                );
                 if a != b {
                     // Consistent hashing: a key only ever moves to the new node.
                     assert_eq!(b, Some(new));

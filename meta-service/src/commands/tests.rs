@@ -64,24 +64,58 @@ fn create_collection_places_shards_on_the_ring() {
 fn create_collection_refusals() {
     let mut map = map_with_nodes(2);
     apply(&mut map, &create("docs", 1, 1)).unwrap();
-    assert!(matches!(refused(&mut map, create("docs", 1, 1)), CommandError::CollectionExists { .. }));
+    assert!(matches!(
+        refused(&mut map, create("docs", 1, 1)),
+        CommandError::CollectionExists { .. }
+    ));
     assert_eq!(
         refused(&mut map, create("big", 1, 3)),
-        CommandError::NotEnoughNodes { needed: 3, available: 2 }
+        CommandError::NotEnoughNodes {
+            needed: 3,
+            available: 2
+        }
     );
-    assert!(matches!(refused(&mut map, create("bad", 0, 1)), CommandError::Invalid { .. }));
-    assert!(matches!(refused(&mut map, create("a/b", 1, 1)), CommandError::Invalid { .. }));
-    assert!(matches!(refused(&mut map, create("", 1, 1)), CommandError::Invalid { .. }));
+    assert!(matches!(
+        refused(&mut map, create("bad", 0, 1)),
+        CommandError::Invalid { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, create("a/b", 1, 1)),
+        CommandError::Invalid { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, create("", 1, 1)),
+        CommandError::Invalid { .. }
+    ));
 }
 
 #[test]
 fn create_collection_skips_dead_and_draining_nodes() {
     let mut map = map_with_nodes(3);
-    apply(&mut map, &ClusterCommand::SetNodeState { node: NodeId(1), state: NodeState::Dead, at_ms: 1 }).unwrap();
-    apply(&mut map, &ClusterCommand::SetNodeState { node: NodeId(2), state: NodeState::Draining, at_ms: 1 }).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::SetNodeState {
+            node: NodeId(1),
+            state: NodeState::Dead,
+            at_ms: 1,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::SetNodeState {
+            node: NodeId(2),
+            state: NodeState::Draining,
+            at_ms: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(
         refused(&mut map, create("docs", 1, 2)),
-        CommandError::NotEnoughNodes { needed: 2, available: 1 }
+        CommandError::NotEnoughNodes {
+            needed: 2,
+            available: 1
+        }
     );
     apply(&mut map, &create("docs", 4, 1)).unwrap();
     for s in map.collections["docs"].shards.values() {
@@ -93,11 +127,24 @@ fn create_collection_skips_dead_and_draining_nodes() {
 fn delete_collection() {
     let mut map = map_with_nodes(1);
     apply(&mut map, &create("docs", 1, 1)).unwrap();
-    apply(&mut map, &ClusterCommand::DeleteCollection { name: "docs".into() }).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::DeleteCollection {
+            name: "docs".into(),
+        },
+    )
+    .unwrap();
     assert!(map.collections.is_empty());
     assert_eq!(
-        refused(&mut map, ClusterCommand::DeleteCollection { name: "docs".into() }),
-        CommandError::CollectionNotFound { name: "docs".into() }
+        refused(
+            &mut map,
+            ClusterCommand::DeleteCollection {
+                name: "docs".into()
+            }
+        ),
+        CommandError::CollectionNotFound {
+            name: "docs".into()
+        }
     );
 }
 
@@ -105,7 +152,11 @@ fn delete_collection() {
 fn create_and_delete_shard() {
     let mut map = map_with_nodes(3);
     apply(&mut map, &create("docs", 1, 2)).unwrap();
-    let from_ring = ClusterCommand::CreateShard { collection: "docs".into(), shard: ShardId(1), replicas: None };
+    let from_ring = ClusterCommand::CreateShard {
+        collection: "docs".into(),
+        shard: ShardId(1),
+        replicas: None,
+    };
     apply(&mut map, &from_ring).unwrap();
     assert_eq!(shard(&map, "docs", 1).replicas.len(), 2);
     let explicit = ClusterCommand::CreateShard {
@@ -118,28 +169,64 @@ fn create_and_delete_shard() {
     assert_eq!(s.nodes().collect::<Vec<_>>(), vec![NodeId(3), NodeId(1)]);
     assert_eq!(s.primary, Some(NodeId(3)));
 
-    assert!(matches!(refused(&mut map, explicit), CommandError::ShardExists { .. }));
-    let unknown_coll = ClusterCommand::CreateShard { collection: "nope".into(), shard: ShardId(0), replicas: None };
-    assert!(matches!(refused(&mut map, unknown_coll), CommandError::CollectionNotFound { .. }));
+    assert!(matches!(
+        refused(&mut map, explicit),
+        CommandError::ShardExists { .. }
+    ));
+    let unknown_coll = ClusterCommand::CreateShard {
+        collection: "nope".into(),
+        shard: ShardId(0),
+        replicas: None,
+    };
+    assert!(matches!(
+        refused(&mut map, unknown_coll),
+        CommandError::CollectionNotFound { .. }
+    ));
     let unknown_node = ClusterCommand::CreateShard {
         collection: "docs".into(),
         shard: ShardId(3),
         replicas: Some(vec![NodeId(42)]),
     };
-    assert_eq!(refused(&mut map, unknown_node), CommandError::NodeNotFound { node: NodeId(42) });
+    assert_eq!(
+        refused(&mut map, unknown_node),
+        CommandError::NodeNotFound { node: NodeId(42) }
+    );
     let dup = ClusterCommand::CreateShard {
         collection: "docs".into(),
         shard: ShardId(3),
         replicas: Some(vec![NodeId(1), NodeId(1)]),
     };
-    assert!(matches!(refused(&mut map, dup), CommandError::Invalid { .. }));
-    let empty = ClusterCommand::CreateShard { collection: "docs".into(), shard: ShardId(3), replicas: Some(vec![]) };
-    assert!(matches!(refused(&mut map, empty), CommandError::Invalid { .. }));
+    assert!(matches!(
+        refused(&mut map, dup),
+        CommandError::Invalid { .. }
+    ));
+    let empty = ClusterCommand::CreateShard {
+        collection: "docs".into(),
+        shard: ShardId(3),
+        replicas: Some(vec![]),
+    };
+    assert!(matches!(
+        refused(&mut map, empty),
+        CommandError::Invalid { .. }
+    ));
 
-    apply(&mut map, &ClusterCommand::DeleteShard { collection: "docs".into(), shard: ShardId(2) }).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::DeleteShard {
+            collection: "docs".into(),
+            shard: ShardId(2),
+        },
+    )
+    .unwrap();
     assert!(map.shard("docs", ShardId(2)).is_none());
-    let again = ClusterCommand::DeleteShard { collection: "docs".into(), shard: ShardId(2) };
-    assert!(matches!(refused(&mut map, again), CommandError::ShardNotFound { .. }));
+    let again = ClusterCommand::DeleteShard {
+        collection: "docs".into(),
+        shard: ShardId(2),
+    };
+    assert!(matches!(
+        refused(&mut map, again),
+        CommandError::ShardNotFound { .. }
+    ));
 }
 
 #[test]
@@ -154,20 +241,37 @@ fn add_node_registers_and_updates() {
     assert_eq!(map.nodes[&NodeId(1)].state, NodeState::Alive);
     let mut bad = node(2);
     bad.addr.clear();
-    assert!(matches!(refused(&mut map, ClusterCommand::AddNode { node: bad }), CommandError::Invalid { .. }));
+    assert!(matches!(
+        refused(&mut map, ClusterCommand::AddNode { node: bad }),
+        CommandError::Invalid { .. }
+    ));
 }
 
 #[test]
 fn remove_node() {
     let mut map = map_with_nodes(2);
-    apply(&mut map, &ClusterCommand::CreateShard { collection: "x".into(), shard: ShardId(0), replicas: None })
-        .unwrap_err();
+    apply(
+        &mut map,
+        &ClusterCommand::CreateShard {
+            collection: "x".into(),
+            shard: ShardId(0),
+            replicas: None,
+        },
+    )
+    .unwrap_err();
     apply(&mut map, &create("docs", 1, 1)).unwrap();
     let holder = shard(&map, "docs", 0).primary.unwrap();
-    let other = if holder == NodeId(1) { NodeId(2) } else { NodeId(1) };
+    let other = if holder == NodeId(1) {
+        NodeId(2)
+    } else {
+        NodeId(1)
+    };
     assert_eq!(
         refused(&mut map, ClusterCommand::RemoveNode { node: holder }),
-        CommandError::NodeHoldsReplicas { node: holder, replicas: 1 }
+        CommandError::NodeHoldsReplicas {
+            node: holder,
+            replicas: 1
+        }
     );
     apply(&mut map, &ClusterCommand::RemoveNode { node: other }).unwrap();
     assert!(!map.nodes.contains_key(&other));
@@ -180,13 +284,27 @@ fn remove_node() {
 #[test]
 fn set_node_state() {
     let mut map = map_with_nodes(1);
-    let dead = ClusterCommand::SetNodeState { node: NodeId(1), state: NodeState::Dead, at_ms: 77 };
+    let dead = ClusterCommand::SetNodeState {
+        node: NodeId(1),
+        state: NodeState::Dead,
+        at_ms: 77,
+    };
     apply(&mut map, &dead).unwrap();
     assert_eq!(map.nodes[&NodeId(1)].state, NodeState::Dead);
     assert_eq!(map.nodes[&NodeId(1)].state_since_ms, 77);
-    assert!(matches!(refused(&mut map, dead), CommandError::Invalid { .. }));
-    let unknown = ClusterCommand::SetNodeState { node: NodeId(5), state: NodeState::Dead, at_ms: 1 };
-    assert_eq!(refused(&mut map, unknown), CommandError::NodeNotFound { node: NodeId(5) });
+    assert!(matches!(
+        refused(&mut map, dead),
+        CommandError::Invalid { .. }
+    ));
+    let unknown = ClusterCommand::SetNodeState {
+        node: NodeId(5),
+        state: NodeState::Dead,
+        at_ms: 1,
+    };
+    assert_eq!(
+        refused(&mut map, unknown),
+        CommandError::NodeNotFound { node: NodeId(5) }
+    );
 }
 
 fn migrating_map() -> (ClusterMap, NodeId, NodeId) {
@@ -196,7 +314,12 @@ fn migrating_map() -> (ClusterMap, NodeId, NodeId) {
     let from = s.primary.unwrap();
     let to = (1..=3).map(NodeId).find(|n| !s.holds(*n)).unwrap();
     let plan = RebalancePlan {
-        moves: vec![ShardMove { collection: "docs".into(), shard: ShardId(0), from, to }],
+        moves: vec![ShardMove {
+            collection: "docs".into(),
+            shard: ShardId(0),
+            from,
+            to,
+        }],
         created_at_ms: 5,
     };
     apply(&mut map, &ClusterCommand::RebalanceShards { plan }).unwrap();
@@ -209,10 +332,19 @@ fn rebalance_update_and_complete_migration() {
     let s = shard(&map, "docs", 0);
     assert_eq!(s.replica(to).unwrap().state, ReplicaState::Initializing);
     let m = s.migration.unwrap();
-    assert_eq!((m.from, m.to, m.phase, m.started_at_ms), (from, to, MigrationPhase::Snapshot, 5));
+    assert_eq!(
+        (m.from, m.to, m.phase, m.started_at_ms),
+        (from, to, MigrationPhase::Snapshot, 5)
+    );
 
-    let complete = ClusterCommand::CompleteMigration { collection: "docs".into(), shard: ShardId(0) };
-    assert!(matches!(refused(&mut map, complete.clone()), CommandError::Invalid { .. }));
+    let complete = ClusterCommand::CompleteMigration {
+        collection: "docs".into(),
+        shard: ShardId(0),
+    };
+    assert!(matches!(
+        refused(&mut map, complete.clone()),
+        CommandError::Invalid { .. }
+    ));
     let update = ClusterCommand::UpdateMigration {
         collection: "docs".into(),
         shard: ShardId(0),
@@ -227,21 +359,37 @@ fn rebalance_update_and_complete_migration() {
     assert!(s.migration.is_none());
     assert!(!s.holds(from));
     assert_eq!(s.replica(to).unwrap().state, ReplicaState::Active);
-    assert_eq!(s.primary, Some(to), "the source was primary, so the target takes over");
+    assert_eq!(
+        s.primary,
+        Some(to),
+        "the source was primary, so the target takes over"
+    );
     assert_eq!(s.term, Term(2));
-    assert!(matches!(refused(&mut map, complete), CommandError::NoMigration { .. }));
-    assert!(matches!(refused(&mut map, update), CommandError::NoMigration { .. }));
+    assert!(matches!(
+        refused(&mut map, complete),
+        CommandError::NoMigration { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, update),
+        CommandError::NoMigration { .. }
+    ));
 }
 
 #[test]
 fn abort_migration_drops_the_target() {
     let (mut map, from, to) = migrating_map();
-    let abort = ClusterCommand::AbortMigration { collection: "docs".into(), shard: ShardId(0) };
+    let abort = ClusterCommand::AbortMigration {
+        collection: "docs".into(),
+        shard: ShardId(0),
+    };
     apply(&mut map, &abort).unwrap();
     let s = shard(&map, "docs", 0);
     assert!(s.holds(from) && !s.holds(to) && s.migration.is_none());
     assert_eq!(s.term, Term(1));
-    assert!(matches!(refused(&mut map, abort), CommandError::NoMigration { .. }));
+    assert!(matches!(
+        refused(&mut map, abort),
+        CommandError::NoMigration { .. }
+    ));
 }
 
 #[test]
@@ -249,51 +397,118 @@ fn rebalance_refusals() {
     let (mut map, from, to) = migrating_map();
     let mv = |from, to| ClusterCommand::RebalanceShards {
         plan: RebalancePlan {
-            moves: vec![ShardMove { collection: "docs".into(), shard: ShardId(0), from, to }],
+            moves: vec![ShardMove {
+                collection: "docs".into(),
+                shard: ShardId(0),
+                from,
+                to,
+            }],
             created_at_ms: 0,
         },
     };
-    assert!(matches!(refused(&mut map, mv(from, to)), CommandError::MigrationInProgress { .. }));
-    let empty = ClusterCommand::RebalanceShards { plan: RebalancePlan::default() };
-    assert!(matches!(refused(&mut map, empty), CommandError::Invalid { .. }));
+    assert!(matches!(
+        refused(&mut map, mv(from, to)),
+        CommandError::MigrationInProgress { .. }
+    ));
+    let empty = ClusterCommand::RebalanceShards {
+        plan: RebalancePlan::default(),
+    };
+    assert!(matches!(
+        refused(&mut map, empty),
+        CommandError::Invalid { .. }
+    ));
 
     let mut map = map_with_nodes(4);
     apply(&mut map, &create("docs", 1, 2)).unwrap();
     let s = shard(&map, "docs", 0);
     let holders: Vec<_> = s.nodes().collect();
     let free: Vec<_> = (1..=4).map(NodeId).filter(|n| !s.holds(*n)).collect();
-    assert!(matches!(refused(&mut map, mv(free[0], free[1])), CommandError::NotAReplica { .. }));
-    assert!(matches!(refused(&mut map, mv(holders[0], holders[1])), CommandError::Invalid { .. }));
-    assert_eq!(refused(&mut map, mv(holders[0], NodeId(9))), CommandError::NodeNotFound { node: NodeId(9) });
-    apply(&mut map, &ClusterCommand::SetNodeState { node: free[0], state: NodeState::Dead, at_ms: 1 }).unwrap();
-    assert_eq!(refused(&mut map, mv(holders[0], free[0])), CommandError::NodeNotAlive { node: free[0] });
+    assert!(matches!(
+        refused(&mut map, mv(free[0], free[1])),
+        CommandError::NotAReplica { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, mv(holders[0], holders[1])),
+        CommandError::Invalid { .. }
+    ));
+    assert_eq!(
+        refused(&mut map, mv(holders[0], NodeId(9))),
+        CommandError::NodeNotFound { node: NodeId(9) }
+    );
+    apply(
+        &mut map,
+        &ClusterCommand::SetNodeState {
+            node: free[0],
+            state: NodeState::Dead,
+            at_ms: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        refused(&mut map, mv(holders[0], free[0])),
+        CommandError::NodeNotAlive { node: free[0] }
+    );
     let twice = ClusterCommand::RebalanceShards {
         plan: RebalancePlan {
             moves: vec![
-                ShardMove { collection: "docs".into(), shard: ShardId(0), from: holders[0], to: free[1] },
-                ShardMove { collection: "docs".into(), shard: ShardId(0), from: holders[1], to: free[1] },
+                ShardMove {
+                    collection: "docs".into(),
+                    shard: ShardId(0),
+                    from: holders[0],
+                    to: free[1],
+                },
+                ShardMove {
+                    collection: "docs".into(),
+                    shard: ShardId(0),
+                    from: holders[1],
+                    to: free[1],
+                },
             ],
             created_at_ms: 0,
         },
     };
-    assert!(matches!(refused(&mut map, twice), CommandError::MigrationInProgress { .. }));
+    assert!(matches!(
+        refused(&mut map, twice),
+        CommandError::MigrationInProgress { .. }
+    ));
     let missing = ClusterCommand::RebalanceShards {
         plan: RebalancePlan {
-            moves: vec![ShardMove { collection: "docs".into(), shard: ShardId(7), from: holders[0], to: free[1] }],
+            moves: vec![ShardMove {
+                collection: "docs".into(),
+                shard: ShardId(7),
+                from: holders[0],
+                to: free[1],
+            }],
             created_at_ms: 0,
         },
     };
-    assert!(matches!(refused(&mut map, missing), CommandError::ShardNotFound { .. }));
+    assert!(matches!(
+        refused(&mut map, missing),
+        CommandError::ShardNotFound { .. }
+    ));
 }
 
 #[test]
 fn update_config() {
     let mut map = ClusterMap::default();
-    apply(&mut map, &ClusterCommand::UpdateConfig { key: "k".into(), value: "v".into() }).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::UpdateConfig {
+            key: "k".into(),
+            value: "v".into(),
+        },
+    )
+    .unwrap();
     assert_eq!(map.config["k"], "v");
     assert_eq!(map.epoch, Epoch(1));
-    let empty = ClusterCommand::UpdateConfig { key: String::new(), value: "v".into() };
-    assert!(matches!(refused(&mut map, empty), CommandError::Invalid { .. }));
+    let empty = ClusterCommand::UpdateConfig {
+        key: String::new(),
+        value: "v".into(),
+    };
+    assert!(matches!(
+        refused(&mut map, empty),
+        CommandError::Invalid { .. }
+    ));
 }
 
 #[test]
@@ -306,11 +521,18 @@ fn set_replicas_keeps_states_and_moves_primary() {
     let free: Vec<_> = (1..=4).map(NodeId).filter(|n| !s.holds(*n)).collect();
 
     // Keep the primary, add a node: same term, the new replica initialises.
-    let set = |nodes: Vec<NodeId>| ClusterCommand::SetReplicas { collection: "docs".into(), shard: ShardId(0), replicas: nodes };
+    let set = |nodes: Vec<NodeId>| ClusterCommand::SetReplicas {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        replicas: nodes,
+    };
     apply(&mut map, &set(vec![primary, secondary, free[0]])).unwrap();
     let s = shard(&map, "docs", 0);
     assert_eq!(s.term, Term(1));
-    assert_eq!(s.replica(free[0]).unwrap().state, ReplicaState::Initializing);
+    assert_eq!(
+        s.replica(free[0]).unwrap().state,
+        ReplicaState::Initializing
+    );
 
     // Drop the primary: the first active replica left takes over, term + 1.
     apply(&mut map, &set(vec![free[0], secondary])).unwrap();
@@ -319,18 +541,41 @@ fn set_replicas_keeps_states_and_moves_primary() {
     assert_eq!(s.term, Term(2));
 
     // Refusals.
-    assert!(matches!(refused(&mut map, set(vec![free[0]])), CommandError::Invalid { .. }));
-    assert_eq!(refused(&mut map, set(vec![NodeId(99)])), CommandError::NodeNotFound { node: NodeId(99) });
-    assert!(matches!(refused(&mut map, set(vec![])), CommandError::Invalid { .. }));
-    let unknown = ClusterCommand::SetReplicas { collection: "docs".into(), shard: ShardId(5), replicas: vec![secondary] };
-    assert!(matches!(refused(&mut map, unknown), CommandError::ShardNotFound { .. }));
+    assert!(matches!(
+        refused(&mut map, set(vec![free[0]])),
+        CommandError::Invalid { .. }
+    ));
+    assert_eq!(
+        refused(&mut map, set(vec![NodeId(99)])),
+        CommandError::NodeNotFound { node: NodeId(99) }
+    );
+    assert!(matches!(
+        refused(&mut map, set(vec![])),
+        CommandError::Invalid { .. }
+    ));
+    let unknown = ClusterCommand::SetReplicas {
+        collection: "docs".into(),
+        shard: ShardId(5),
+        replicas: vec![secondary],
+    };
+    assert!(matches!(
+        refused(&mut map, unknown),
+        CommandError::ShardNotFound { .. }
+    ));
 }
 
 #[test]
 fn set_replicas_refused_while_migrating() {
     let (mut map, from, _) = migrating_map();
-    let cmd = ClusterCommand::SetReplicas { collection: "docs".into(), shard: ShardId(0), replicas: vec![from] };
-    assert!(matches!(refused(&mut map, cmd), CommandError::MigrationInProgress { .. }));
+    let cmd = ClusterCommand::SetReplicas {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        replicas: vec![from],
+    };
+    assert!(matches!(
+        refused(&mut map, cmd),
+        CommandError::MigrationInProgress { .. }
+    ));
 }
 
 #[test]
@@ -341,12 +586,29 @@ fn set_replica_state() {
     let primary = s.primary.unwrap();
     let secondary = s.nodes().nth(1).unwrap();
     let free = (1..=3).map(NodeId).find(|n| !s.holds(*n)).unwrap();
-    let st = |node, state| ClusterCommand::SetReplicaState { collection: "docs".into(), shard: ShardId(0), node, state };
+    let st = |node, state| ClusterCommand::SetReplicaState {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        node,
+        state,
+    };
     apply(&mut map, &st(secondary, ReplicaState::Initializing)).unwrap();
-    assert_eq!(shard(&map, "docs", 0).replica(secondary).unwrap().state, ReplicaState::Initializing);
-    assert!(matches!(refused(&mut map, st(secondary, ReplicaState::Initializing)), CommandError::Invalid { .. }));
-    assert!(matches!(refused(&mut map, st(primary, ReplicaState::Initializing)), CommandError::Invalid { .. }));
-    assert!(matches!(refused(&mut map, st(free, ReplicaState::Active)), CommandError::NotAReplica { .. }));
+    assert_eq!(
+        shard(&map, "docs", 0).replica(secondary).unwrap().state,
+        ReplicaState::Initializing
+    );
+    assert!(matches!(
+        refused(&mut map, st(secondary, ReplicaState::Initializing)),
+        CommandError::Invalid { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, st(primary, ReplicaState::Initializing)),
+        CommandError::Invalid { .. }
+    ));
+    assert!(matches!(
+        refused(&mut map, st(free, ReplicaState::Active)),
+        CommandError::NotAReplica { .. }
+    ));
     apply(&mut map, &st(secondary, ReplicaState::Active)).unwrap();
 }
 
@@ -365,12 +627,20 @@ fn promote_primary() {
     let epoch = map.epoch;
     apply(&mut map, &promote(nodes[1], Some(Term(1)))).unwrap();
     let s = shard(&map, "docs", 0);
-    assert_eq!((s.primary, s.term, map.epoch), (Some(nodes[1]), Term(2), Epoch(epoch.0 + 1)));
+    assert_eq!(
+        (s.primary, s.term, map.epoch),
+        (Some(nodes[1]), Term(2), Epoch(epoch.0 + 1))
+    );
 
     // A stale controller's second promotion is refused.
     assert_eq!(
         refused(&mut map, promote(nodes[2], Some(Term(1)))),
-        CommandError::TermMismatch { collection: "docs".into(), shard: ShardId(0), expected: Term(1), actual: Term(2) }
+        CommandError::TermMismatch {
+            collection: "docs".into(),
+            shard: ShardId(0),
+            expected: Term(1),
+            actual: Term(2)
+        }
     );
     let st = ClusterCommand::SetReplicaState {
         collection: "docs".into(),
@@ -379,13 +649,38 @@ fn promote_primary() {
         state: ReplicaState::Initializing,
     };
     apply(&mut map, &st).unwrap();
-    assert!(matches!(refused(&mut map, promote(nodes[2], None)), CommandError::ReplicaNotInSync { .. }));
-    apply(&mut map, &ClusterCommand::SetNodeState { node: nodes[0], state: NodeState::Dead, at_ms: 1 }).unwrap();
-    assert_eq!(refused(&mut map, promote(nodes[0], None)), CommandError::NodeNotAlive { node: nodes[0] });
+    assert!(matches!(
+        refused(&mut map, promote(nodes[2], None)),
+        CommandError::ReplicaNotInSync { .. }
+    ));
+    apply(
+        &mut map,
+        &ClusterCommand::SetNodeState {
+            node: nodes[0],
+            state: NodeState::Dead,
+            at_ms: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        refused(&mut map, promote(nodes[0], None)),
+        CommandError::NodeNotAlive { node: nodes[0] }
+    );
     apply(&mut map, &ClusterCommand::AddNode { node: node(4) }).unwrap();
-    assert!(matches!(refused(&mut map, promote(NodeId(4), None)), CommandError::NotAReplica { .. }));
-    let missing = ClusterCommand::PromotePrimary { collection: "x".into(), shard: ShardId(0), node: nodes[0], expected_term: None };
-    assert!(matches!(refused(&mut map, missing), CommandError::CollectionNotFound { .. }));
+    assert!(matches!(
+        refused(&mut map, promote(NodeId(4), None)),
+        CommandError::NotAReplica { .. }
+    ));
+    let missing = ClusterCommand::PromotePrimary {
+        collection: "x".into(),
+        shard: ShardId(0),
+        node: nodes[0],
+        expected_term: None,
+    };
+    assert!(matches!(
+        refused(&mut map, missing),
+        CommandError::CollectionNotFound { .. }
+    ));
 }
 
 #[test]
@@ -394,9 +689,19 @@ fn every_accepted_command_bumps_the_epoch_by_one() {
     let mut epoch = map.epoch;
     for cmd in [
         create("a", 2, 2),
-        ClusterCommand::UpdateConfig { key: "x".into(), value: "1".into() },
-        ClusterCommand::CreateShard { collection: "a".into(), shard: ShardId(9), replicas: None },
-        ClusterCommand::DeleteShard { collection: "a".into(), shard: ShardId(9) },
+        ClusterCommand::UpdateConfig {
+            key: "x".into(),
+            value: "1".into(),
+        },
+        ClusterCommand::CreateShard {
+            collection: "a".into(),
+            shard: ShardId(9),
+            replicas: None,
+        },
+        ClusterCommand::DeleteShard {
+            collection: "a".into(),
+            shard: ShardId(9),
+        },
         ClusterCommand::DeleteCollection { name: "a".into() },
     ] {
         let e = apply(&mut map, &cmd).unwrap();

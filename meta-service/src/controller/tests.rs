@@ -18,7 +18,14 @@ fn cluster(n: u64) -> ClusterMap {
     }
     let mut config = CollectionConfig::new(4, Distance::Dot);
     config.replication_factor = 3;
-    apply(&mut map, &ClusterCommand::CreateCollection { name: "c".into(), config }).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::CreateCollection {
+            name: "c".into(),
+            config,
+        },
+    )
+    .unwrap();
     map
 }
 
@@ -26,14 +33,26 @@ fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
     let hb = Heartbeat {
         node,
         epoch: Default::default(),
-        replicas: vec![ReplicaReport { collection: "c".into(), shard: ShardId(0), applied: SeqNo(seq), term: Term(term) }],
+        replicas: vec![ReplicaReport {
+            collection: "c".into(),
+            shard: ShardId(0),
+            applied: SeqNo(seq),
+            term: Term(term),
+        }],
     };
     live.record(&hb, at);
 }
 
 /// A heartbeat from a node that holds no replica yet.
 fn heartbeat_empty(live: &mut Liveness, node: NodeId, at: u64) {
-    live.record(&Heartbeat { node, epoch: Default::default(), replicas: vec![] }, at);
+    live.record(
+        &Heartbeat {
+            node,
+            epoch: Default::default(),
+            replicas: vec![],
+        },
+        at,
+    );
 }
 
 fn run(map: &mut ClusterMap, live: &Liveness, now: u64) -> Vec<ClusterCommand> {
@@ -68,7 +87,15 @@ fn new_leader_gives_every_node_a_grace_period() {
     // After the grace period they are all dead.
     let cmds = plan(&map, &live, 11_001, &POLICY);
     assert_eq!(
-        cmds.iter().filter(|c| matches!(c, ClusterCommand::SetNodeState { state: NodeState::Dead, .. })).count(),
+        cmds.iter()
+            .filter(|c| matches!(
+                c,
+                ClusterCommand::SetNodeState {
+                    state: NodeState::Dead,
+                    ..
+                }
+            ))
+            .count(),
         3
     );
 }
@@ -88,8 +115,17 @@ fn dead_primary_fails_over_to_most_up_to_date_replica() {
     assert_eq!(
         cmds,
         vec![
-            ClusterCommand::SetNodeState { node: primary, state: NodeState::Dead, at_ms: 2_000 },
-            ClusterCommand::PromotePrimary { collection: "c".into(), shard: ShardId(0), node: third, expected_term: Some(Term(1)) },
+            ClusterCommand::SetNodeState {
+                node: primary,
+                state: NodeState::Dead,
+                at_ms: 2_000
+            },
+            ClusterCommand::PromotePrimary {
+                collection: "c".into(),
+                shard: ShardId(0),
+                node: third,
+                expected_term: Some(Term(1))
+            },
         ]
     );
     let s = shard(&map);
@@ -131,7 +167,9 @@ fn no_alive_in_sync_replica_means_no_promotion() {
     let mut map = cluster(3);
     let live = Liveness::default();
     let cmds = run(&mut map, &live, 5_000);
-    assert!(cmds.iter().all(|c| matches!(c, ClusterCommand::SetNodeState { .. })));
+    assert!(cmds
+        .iter()
+        .all(|c| matches!(c, ClusterCommand::SetNodeState { .. })));
     assert_eq!(shard(&map).term, Term(1));
 }
 
@@ -199,10 +237,16 @@ fn returning_node_is_alive_again_and_resyncs() {
     let cmds = run(&mut map, &live, 2_500);
     assert_eq!(map.nodes[&back].state, NodeState::Alive);
     assert_eq!(cmds.len(), 2, "{cmds:?}");
-    assert_eq!(shard(&map).replica(back).unwrap().state, ReplicaState::Initializing);
+    assert_eq!(
+        shard(&map).replica(back).unwrap().state,
+        ReplicaState::Initializing
+    );
 
     // It catches up: active again.
     heartbeat(&mut live, back, 2_700, 1, 5);
     run(&mut map, &live, 2_800);
-    assert_eq!(shard(&map).replica(back).unwrap().state, ReplicaState::Active);
+    assert_eq!(
+        shard(&map).replica(back).unwrap().state,
+        ReplicaState::Active
+    );
 }

@@ -101,21 +101,30 @@ pub async fn cluster_map(
             Err(_) => Err(ApiError::Timeout {
                 ms: timeout.as_millis() as u64,
             }),
-            Ok(Err(e)) => Err(ApiError::Raft { reason: e.to_string() }),
+            Ok(Err(e)) => Err(ApiError::Raft {
+                reason: e.to_string(),
+            }),
             Ok(Ok(_)) => Ok(Json(view(&app, true))),
         }
     } else {
         match (forwarded(&headers), app.leader()) {
             (false, Some((id, addr))) => Ok(Json(
-                app.forward_get(id, &addr, "/v1/cluster/map?consistency=linearizable").await?,
+                app.forward_get(id, &addr, "/v1/cluster/map?consistency=linearizable")
+                    .await?,
             )),
             _ => Err(ApiError::NoLeader),
         }
     }
 }
 
-pub async fn watch(State(app): State<Arc<App>>, Query(q): Query<WatchQuery>) -> Json<ClusterMapView> {
-    let wait = q.timeout_ms.map_or(Duration::from_secs(30), Duration::from_millis).min(MAX_WATCH);
+pub async fn watch(
+    State(app): State<Arc<App>>,
+    Query(q): Query<WatchQuery>,
+) -> Json<ClusterMapView> {
+    let wait = q
+        .timeout_ms
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+        .min(MAX_WATCH);
     let mut rx = app.map.clone();
     // Either the epoch passes `after` or the wait ends; both answer the
     // current map, and the caller compares epochs.
@@ -138,7 +147,9 @@ pub async fn register(
     Json(node): Json<NodeInfo>,
 ) -> Result<Json<EpochAck>, ApiError> {
     tracing::info!(node = %node.id, addr = %node.addr, "register storage node");
-    let epoch = app.write(ClusterCommand::AddNode { node }, forwarded(&headers)).await?;
+    let epoch = app
+        .write(ClusterCommand::AddNode { node }, forwarded(&headers))
+        .await?;
     Ok(Json(EpochAck { epoch }))
 }
 
@@ -158,7 +169,10 @@ pub async fn heartbeat(
         }));
     }
     match (forwarded(&headers), app.leader()) {
-        (false, Some((id, addr))) => Ok(Json(app.forward_post(id, &addr, "/v1/nodes/heartbeat", &hb).await?)),
+        (false, Some((id, addr))) => Ok(Json(
+            app.forward_post(id, &addr, "/v1/nodes/heartbeat", &hb)
+                .await?,
+        )),
         _ => Err(ApiError::NoLeader),
     }
 }
@@ -180,12 +194,21 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let m = app.raft.metrics().borrow().clone();
     let id = app.id.to_string();
     metrics::gauge!("meta_raft_term", "member" => id.clone()).set(m.current_term as f64);
-    metrics::gauge!("meta_raft_is_leader", "member" => id.clone())
-        .set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
-    metrics::gauge!("meta_raft_last_log_index", "member" => id.clone()).set(m.last_log_index.unwrap_or(0) as f64);
+    metrics::gauge!("meta_raft_is_leader", "member" => id.clone()).set(
+        if m.state == ServerState::Leader {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    metrics::gauge!("meta_raft_last_log_index", "member" => id.clone())
+        .set(m.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!("meta_raft_last_applied_index", "member" => id.clone())
         .set(m.last_applied.map_or(0, |l| l.index) as f64);
     metrics::gauge!("meta_storage_nodes", "member" => id).set(app.current_map().nodes.len() as f64);
     app.prometheus.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.prometheus.render(),
+    )
 }

@@ -43,7 +43,10 @@ pub struct MembershipAck {
     pub log_index: u64,
 }
 
-pub async fn init(State(app): State<Arc<App>>, Json(req): Json<InitRequest>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn init(
+    State(app): State<Arc<App>>,
+    Json(req): Json<InitRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     crate::server::initialize(&app, req.members).await?;
     Ok(Json(serde_json::json!({ "initialized": true })))
 }
@@ -53,7 +56,9 @@ pub async fn add_learner(
     headers: HeaderMap,
     Json(req): Json<AddLearnerRequest>,
 ) -> Result<Json<MembershipAck>, ApiError> {
-    let node = BasicNode { addr: req.addr.clone() };
+    let node = BasicNode {
+        addr: req.addr.clone(),
+    };
     let res = app.raft.add_learner(req.id, node, true).await;
     membership_result(&app, &headers, "/admin/add-learner", &req, res).await
 }
@@ -63,7 +68,10 @@ pub async fn change_membership(
     headers: HeaderMap,
     Json(req): Json<ChangeMembershipRequest>,
 ) -> Result<Json<MembershipAck>, ApiError> {
-    let res = app.raft.change_membership(req.members.clone(), req.retain).await;
+    let res = app
+        .raft
+        .change_membership(req.members.clone(), req.retain)
+        .await;
     membership_result(&app, &headers, "/admin/change-membership", &req, res).await
 }
 
@@ -84,12 +92,20 @@ async fn membership_result<Req: Serialize>(
             log_index: r.log_id.index,
         })),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            match (headers.contains_key(FORWARDED_HEADER), f.leader_id, f.leader_node) {
-                (false, Some(id), Some(node)) => Ok(Json(app.forward_post(id, &node.addr, path, req).await?)),
+            match (
+                headers.contains_key(FORWARDED_HEADER),
+                f.leader_id,
+                f.leader_node,
+            ) {
+                (false, Some(id), Some(node)) => {
+                    Ok(Json(app.forward_post(id, &node.addr, path, req).await?))
+                }
                 _ => Err(ApiError::NoLeader),
             }
         }
-        Err(e) => Err(ApiError::Raft { reason: e.to_string() }),
+        Err(e) => Err(ApiError::Raft {
+            reason: e.to_string(),
+        }),
     }
 }
 

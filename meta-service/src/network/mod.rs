@@ -29,7 +29,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/raft/snapshot", post(raft::snapshot))
         .route("/admin/init", post(management::init))
         .route("/admin/add-learner", post(management::add_learner))
-        .route("/admin/change-membership", post(management::change_membership))
+        .route(
+            "/admin/change-membership",
+            post(management::change_membership),
+        )
         .route("/admin/raft", get(management::raft_metrics))
         .route("/v1/cluster/map", get(api::cluster_map))
         .route("/v1/cluster/watch", get(api::watch))

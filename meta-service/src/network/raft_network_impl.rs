@@ -6,11 +6,13 @@
 //! `reqwest::Client` (a connection pool) is shared by every connection so
 //! heartbeats reuse kept-alive sockets.
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -74,7 +76,10 @@ impl Connection {
                     RPCError::Network(NetworkError::new(&e))
                 }
             })?;
-        let res: Result<Resp, Err> = resp.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let res: Result<Resp, Err> = resp
+            .json()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -84,7 +89,8 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<MemberId>, RPCError<MemberId, Node, RaftError<MemberId>>> {
+    ) -> Result<AppendEntriesResponse<MemberId>, RPCError<MemberId, Node, RaftError<MemberId>>>
+    {
         self.send("append", &rpc, &option).await
     }
 
@@ -92,8 +98,10 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<MemberId>, RPCError<MemberId, Node, RaftError<MemberId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<MemberId>,
+        RPCError<MemberId, Node, RaftError<MemberId, InstallSnapshotError>>,
+    > {
         self.send("snapshot", &rpc, &option).await
     }
 

@@ -60,11 +60,18 @@ impl LogStore {
             .map_err(|e| StorageError::from(Io::read_logs(&e)))?
     }
 
-    async fn read_meta<T: DeserializeOwned + Send + 'static>(&self, key: &'static str) -> Result<Option<T>, StorageError> {
+    async fn read_meta<T: DeserializeOwned + Send + 'static>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, StorageError> {
         self.blocking(move |db| read_meta(db, key)).await
     }
 
-    async fn write_meta<T: Serialize>(&self, key: &'static str, value: &T) -> Result<(), StorageError> {
+    async fn write_meta<T: Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let bytes = protocol::codec::encode(value).map_err(|e| Io::write(&e))?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(|e| Io::write(&e))?;
@@ -86,7 +93,9 @@ fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>,
     let Some(v) = value else {
         return Ok(None);
     };
-    Ok(Some(protocol::codec::decode(v.value()).map_err(|e| Io::read(&e))?))
+    Ok(Some(
+        protocol::codec::decode(v.value()).map_err(|e| Io::read(&e))?,
+    ))
 }
 
 fn last_log_id(db: &Database) -> Result<Option<LogId>, StorageError> {
@@ -119,7 +128,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let txn = db.begin_read().map_err(|e| Io::read_logs(&e))?;
             let t = txn.open_table(LOGS).map_err(|e| Io::read_logs(&e))?;
             let mut out = Vec::new();
-            for item in t.range::<u64>((Bound::Included(start), end)).map_err(|e| Io::read_logs(&e))? {
+            for item in t
+                .range::<u64>((Bound::Included(start), end))
+                .map_err(|e| Io::read_logs(&e))?
+            {
                 let (_, v) = item.map_err(|e| Io::read_logs(&e))?;
                 out.push(protocol::codec::decode(v.value()).map_err(|e| Io::read_logs(&e))?);
             }
@@ -163,10 +175,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED).await?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId>>(KEY_COMMITTED)
+            .await?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -182,7 +201,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 {
                     let mut t = txn.open_table(LOGS).map_err(|e| Io::write_logs(&e))?;
                     for (index, bytes) in &encoded {
-                        t.insert(*index, bytes.as_slice()).map_err(|e| Io::write_logs(&e))?;
+                        t.insert(*index, bytes.as_slice())
+                            .map_err(|e| Io::write_logs(&e))?;
                     }
                 }
                 txn.commit().map_err(|e| Io::write_logs(&e))?;
@@ -207,7 +227,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let txn = db.begin_write().map_err(|e| Io::write_logs(&e))?;
             {
                 let mut t = txn.open_table(LOGS).map_err(|e| Io::write_logs(&e))?;
-                t.retain_in(log_id.index.., |_, _| false).map_err(|e| Io::write_logs(&e))?;
+                t.retain_in(log_id.index.., |_, _| false)
+                    .map_err(|e| Io::write_logs(&e))?;
             }
             txn.commit().map_err(|e| Io::write_logs(&e))?;
             Ok(())
@@ -224,9 +245,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 // Record the purge point first (same transaction): the log
                 // state must never claim entries that are gone.
                 let mut m = txn.open_table(META).map_err(|e| Io::write_logs(&e))?;
-                m.insert(KEY_LAST_PURGED, purged.as_slice()).map_err(|e| Io::write_logs(&e))?;
+                m.insert(KEY_LAST_PURGED, purged.as_slice())
+                    .map_err(|e| Io::write_logs(&e))?;
                 let mut t = txn.open_table(LOGS).map_err(|e| Io::write_logs(&e))?;
-                t.retain_in(..=log_id.index, |_, _| false).map_err(|e| Io::write_logs(&e))?;
+                t.retain_in(..=log_id.index, |_, _| false)
+                    .map_err(|e| Io::write_logs(&e))?;
             }
             txn.commit().map_err(|e| Io::write_logs(&e))?;
             Ok(())

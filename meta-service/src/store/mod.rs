@@ -6,6 +6,10 @@
 //! Both live under the member's data directory; together they survive a
 //! restart of every member (the multi-process tests kill and restart all).
 
+// openraft's traits fix the error type (`StorageError`, ~224 bytes); boxing
+// it here would only add conversions at every trait boundary.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod state_machine;
 
@@ -13,14 +17,23 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use log_store::LogStore;
-pub use state_machine::StateMachineStore;
 use protocol::cluster::ClusterMap;
+pub use state_machine::StateMachineStore;
 use tokio::sync::watch;
 
 use crate::StorageError;
 
 /// Opens both stores under `dir`.
-pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore, watch::Receiver<Arc<ClusterMap>>), StorageError> {
+pub fn open(
+    dir: &Path,
+) -> Result<
+    (
+        LogStore,
+        StateMachineStore,
+        watch::Receiver<Arc<ClusterMap>>,
+    ),
+    StorageError,
+> {
     let log = LogStore::open(&dir.join("log"))?;
     let (sm, rx) = StateMachineStore::open(&dir.join("sm"))?;
     Ok((log, sm, rx))
@@ -36,7 +49,9 @@ mod suite {
     struct Builder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
-        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().expect("tempdir");
             let (log, sm, _rx) = open(dir.path())?;
             Ok((dir, log, sm))

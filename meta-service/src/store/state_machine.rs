@@ -21,7 +21,10 @@ use protocol::cluster::ClusterMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::{CommandOutcome, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::{
+    CommandOutcome, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
@@ -61,8 +64,8 @@ impl StateMachineStore {
         std::fs::create_dir_all(dir).map_err(|e| Io::read_state_machine(&e))?;
         let (last_applied, last_membership, map) = match read_snapshot_file(dir)? {
             Some(stored) => {
-                let map: ClusterMap =
-                    protocol::codec::decode(&stored.data).map_err(|e| Io::read_snapshot(None, &e))?;
+                let map: ClusterMap = protocol::codec::decode(&stored.data)
+                    .map_err(|e| Io::read_snapshot(None, &e))?;
                 (stored.meta.last_log_id, stored.meta.last_membership, map)
             }
             None => (None, StoredMembership::default(), ClusterMap::default()),
@@ -104,7 +107,9 @@ fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, StorageError
 /// Writes `stored` as the current snapshot, atomically and durably.
 fn write_snapshot_file(dir: &Path, stored: &StoredSnapshot) -> Result<(), StorageError> {
     let sig = Some(stored.meta.signature());
-    let err = |e: &dyn std::error::Error| -> StorageError { Io::write_snapshot(sig.clone(), &AnyErr(e.to_string())).into() };
+    let err = |e: &dyn std::error::Error| -> StorageError {
+        Io::write_snapshot(sig.clone(), &AnyErr(e.to_string())).into()
+    };
     let bytes = protocol::codec::encode(stored).map_err(|e| err(&e))?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.{}.tmp", stored.meta.snapshot_id));
     let mut f = std::fs::File::create(&tmp).map_err(|e| err(&e))?;
@@ -182,11 +187,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     match &res {
                         Ok(epoch) => {
                             tracing::debug!(kind = cmd.kind(), %epoch, "applied");
-                            metrics::counter!("meta_commands_applied_total", "kind" => cmd.kind()).increment(1);
+                            metrics::counter!("meta_commands_applied_total", "kind" => cmd.kind())
+                                .increment(1);
                         }
                         Err(e) => {
                             tracing::debug!(kind = cmd.kind(), error = %e, "refused");
-                            metrics::counter!("meta_commands_refused_total", "kind" => cmd.kind()).increment(1);
+                            metrics::counter!("meta_commands_refused_total", "kind" => cmd.kind())
+                                .increment(1);
                         }
                     }
                     res
@@ -217,10 +224,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let map: ClusterMap =
-            protocol::codec::decode(&data).map_err(|e| Io::read_snapshot(Some(meta.signature()), &e))?;
+        let map: ClusterMap = protocol::codec::decode(&data)
+            .map_err(|e| Io::read_snapshot(Some(meta.signature()), &e))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

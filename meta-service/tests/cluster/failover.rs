@@ -21,7 +21,10 @@ async fn leader_sigkill_new_leader_within_a_second_and_nothing_lost() {
     // Commit some state, through the whole client (any member).
     let client = cluster.client();
     register_nodes(&client, 3).await;
-    client.create_collection("docs", collection_config(4, 2)).await.expect("create collection");
+    client
+        .create_collection("docs", collection_config(4, 2))
+        .await
+        .expect("create collection");
     for i in 0..20 {
         client.submit(&config_cmd(i)).await.expect("update config");
     }
@@ -42,10 +45,18 @@ async fn leader_sigkill_new_leader_within_a_second_and_nothing_lost() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (new_leader, took) = new_leader.unwrap_or_else(|| panic!("no new leader in 5 s\n{}", cluster.log_tails()));
-    println!("leader {old_leader} SIGKILLed; member {new_leader} elected leader after {} ms", took.as_millis());
+    let (new_leader, took) =
+        new_leader.unwrap_or_else(|| panic!("no new leader in 5 s\n{}", cluster.log_tails()));
+    println!(
+        "leader {old_leader} SIGKILLed; member {new_leader} elected leader after {} ms",
+        took.as_millis()
+    );
     assert_ne!(new_leader, old_leader);
-    assert!(took < Duration::from_secs(1), "failover took {took:?}\n{}", cluster.log_tails());
+    assert!(
+        took < Duration::from_secs(1),
+        "failover took {took:?}\n{}",
+        cluster.log_tails()
+    );
 
     // Every committed command is still there.
     let after = cluster.linearizable_map().await.map;
@@ -54,20 +65,29 @@ async fn leader_sigkill_new_leader_within_a_second_and_nothing_lost() {
     // Writes continue, also when sent to a follower.
     let survivors = cluster.client_of_running();
     for i in 20..25 {
-        survivors.submit(&config_cmd(i)).await.expect("write after failover");
+        survivors
+            .submit(&config_cmd(i))
+            .await
+            .expect("write after failover");
     }
     let follower = cluster
         .members
         .iter()
         .find(|m| m.is_running() && m.id != new_leader)
         .expect("a running follower");
-    let epoch = follower.client().submit(&config_cmd(99)).await.expect("write via a follower");
+    let epoch = follower
+        .client()
+        .submit(&config_cmd(99))
+        .await
+        .expect("write via a follower");
     assert_eq!(epoch.0, 30);
 
     // The killed member comes back and catches up.
     cluster.member(old_leader).start();
     assert!(
-        cluster.wait_epoch_everywhere(30, Duration::from_secs(15)).await,
+        cluster
+            .wait_epoch_everywhere(30, Duration::from_secs(15))
+            .await,
         "restarted member did not catch up\n{}",
         cluster.log_tails()
     );

@@ -8,28 +8,55 @@ use crate::util::{Cluster, SERIAL};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_member_alone_cannot_commit() {
     let _serial = SERIAL.lock().await;
-    let flags = ["--node-dead-after-ms", "3600000", "--write-timeout-ms", "1000"];
+    let flags = [
+        "--node-dead-after-ms",
+        "3600000",
+        "--write-timeout-ms",
+        "1000",
+    ];
     let mut cluster = Cluster::start(3, &flags);
     let (leader, _) = cluster
         .wait_leader(Duration::from_secs(15))
         .await
         .unwrap_or_else(|| panic!("no leader elected\n{}", cluster.log_tails()));
-    let epoch = cluster.client().submit(&config_cmd(0)).await.expect("write with quorum").0;
+    let epoch = cluster
+        .client()
+        .submit(&config_cmd(0))
+        .await
+        .expect("write with quorum")
+        .0;
 
     // Leave the leader alone: it still believes it leads, but nothing commits.
-    let followers: Vec<u64> = cluster.members.iter().map(|m| m.id).filter(|&id| id != leader).collect();
+    let followers: Vec<u64> = cluster
+        .members
+        .iter()
+        .map(|m| m.id)
+        .filter(|&id| id != leader)
+        .collect();
     for id in &followers {
         cluster.member(*id).kill();
     }
     let alone = cluster.member(leader).client();
     let started = Instant::now();
-    let err = alone.submit(&config_cmd(1)).await.expect_err("a lone member must not commit");
+    let err = alone
+        .submit(&config_cmd(1))
+        .await
+        .expect_err("a lone member must not commit");
     let took = started.elapsed();
-    println!("lone leader refused the write after {} ms: {err}", took.as_millis());
+    println!(
+        "lone leader refused the write after {} ms: {err}",
+        took.as_millis()
+    );
     assert!(took < Duration::from_secs(4), "bounded: {took:?}");
-    assert!(matches!(&err, ClientError::Api { status: 503, .. }), "{err:?}");
+    assert!(
+        matches!(&err, ClientError::Api { status: 503, .. }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
-    let local = alone.cluster_map(ReadConsistency::Local).await.expect("local read still answers");
+    let local = alone
+        .cluster_map(ReadConsistency::Local)
+        .await
+        .expect("local read still answers");
     assert_eq!(local.map.epoch.0, epoch, "nothing was applied");
     let lin = alone.cluster_map(ReadConsistency::Linearizable).await;
     assert!(lin.is_err(), "no linearizable read without a quorum");
@@ -44,7 +71,9 @@ async fn one_member_alone_cannot_commit() {
     // It may not be up yet: bounded retries while the process starts.
     for _ in 0..50 {
         match client.submit(&config_cmd(2)).await {
-            Err(ClientError::Unreachable { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(ClientError::Unreachable { .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             other => {
                 last = Some(other);
                 break;
@@ -53,5 +82,9 @@ async fn one_member_alone_cannot_commit() {
     }
     let res = last.expect("the member answered");
     assert!(res.is_err(), "a lone follower committed: {res:?}");
-    println!("lone follower refused the write after {} ms: {:?}", started.elapsed().as_millis(), res);
+    println!(
+        "lone follower refused the write after {} ms: {:?}",
+        started.elapsed().as_millis(),
+        res
+    );
 }

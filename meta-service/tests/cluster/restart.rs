@@ -25,15 +25,25 @@ async fn kill_and_restart_all_three_restores_the_exact_state() {
         .unwrap_or_else(|| panic!("no leader elected\n{}", cluster.log_tails()));
     let client = cluster.client();
     register_nodes(&client, 4).await;
-    client.create_collection("a", collection_config(3, 3)).await.expect("create a");
-    client.create_collection("b", collection_config(2, 1)).await.expect("create b");
+    client
+        .create_collection("a", collection_config(3, 3))
+        .await
+        .expect("create a");
+    client
+        .create_collection("b", collection_config(2, 1))
+        .await
+        .expect("create b");
     for i in 0..40 {
         client.submit(&config_cmd(i)).await.expect("update config");
     }
     client.delete_collection("b").await.expect("delete b");
     let before = cluster.linearizable_map().await.map;
     assert_eq!(before.epoch.0, 47);
-    assert!(cluster.wait_epoch_everywhere(47, Duration::from_secs(10)).await);
+    assert!(
+        cluster
+            .wait_epoch_everywhere(47, Duration::from_secs(10))
+            .await
+    );
 
     let snapshots = cluster
         .members
@@ -54,11 +64,26 @@ async fn kill_and_restart_all_three_restores_the_exact_state() {
         .unwrap_or_else(|| panic!("no leader after restart\n{}", cluster.log_tails()));
     let after = cluster.linearizable_map().await.map;
     assert_eq!(after, before, "state after restarting every member");
-    assert!(cluster.wait_epoch_everywhere(47, Duration::from_secs(10)).await);
+    assert!(
+        cluster
+            .wait_epoch_everywhere(47, Duration::from_secs(10))
+            .await
+    );
     for m in &cluster.members {
-        let local = m.client().cluster_map(ReadConsistency::Local).await.expect("local map");
+        let local = m
+            .client()
+            .cluster_map(ReadConsistency::Local)
+            .await
+            .expect("local map");
         assert_eq!(local.map, before, "member {}", m.id);
     }
     // And it keeps working.
-    assert_eq!(client.submit(&config_cmd(1000)).await.expect("write after restart").0, 48);
+    assert_eq!(
+        client
+            .submit(&config_cmd(1000))
+            .await
+            .expect("write after restart")
+            .0,
+        48
+    );
 }

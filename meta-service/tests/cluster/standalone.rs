@@ -17,9 +17,20 @@ async fn standalone_member_serves_refuses_and_restarts() {
         .unwrap_or_else(|| panic!("standalone member did not lead\n{}", cluster.log_tails()));
     let client = cluster.client();
     register_nodes(&client, 3).await;
-    let epoch = client.create_collection("docs", collection_config(2, 3)).await.expect("create");
-    let err = client.create_collection("docs", collection_config(2, 3)).await.expect_err("duplicate");
-    assert_eq!(err.refusal(), Some(&CommandError::CollectionExists { name: "docs".into() }));
+    let epoch = client
+        .create_collection("docs", collection_config(2, 3))
+        .await
+        .expect("create");
+    let err = client
+        .create_collection("docs", collection_config(2, 3))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(
+        err.refusal(),
+        Some(&CommandError::CollectionExists {
+            name: "docs".into()
+        })
+    );
     assert!(!err.is_transient());
 
     // A long-poll returns as soon as the epoch moves.
@@ -29,29 +40,62 @@ async fn standalone_member_serves_refuses_and_restarts() {
     client.submit(&config_cmd(1)).await.expect("write");
     let seen = watch.await.expect("join").expect("watch").expect("changed");
     assert!(seen.map.epoch > epoch);
-    let unchanged = client.watch(seen.map.epoch, Duration::from_millis(200)).await.expect("watch");
+    let unchanged = client
+        .watch(seen.map.epoch, Duration::from_millis(200))
+        .await
+        .expect("watch");
     assert!(unchanged.is_none());
 
-    let before = client.cluster_map(ReadConsistency::Linearizable).await.expect("map").map;
+    let before = client
+        .cluster_map(ReadConsistency::Linearizable)
+        .await
+        .expect("map")
+        .map;
     cluster.members[0].kill();
     cluster.members[0].start();
-    cluster.wait_leader(Duration::from_secs(10)).await.expect("leads again");
-    assert_eq!(client.cluster_map(ReadConsistency::Linearizable).await.expect("map").map, before);
+    cluster
+        .wait_leader(Duration::from_secs(10))
+        .await
+        .expect("leads again");
+    assert_eq!(
+        client
+            .cluster_map(ReadConsistency::Linearizable)
+            .await
+            .expect("map")
+            .map,
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(1, &["--node-dead-after-ms", "800", "--replica-replace-after-ms", "3600000"]);
+    let cluster = Cluster::start(
+        1,
+        &[
+            "--node-dead-after-ms",
+            "800",
+            "--replica-replace-after-ms",
+            "3600000",
+        ],
+    );
     cluster
         .wait_leader(Duration::from_secs(10))
         .await
         .unwrap_or_else(|| panic!("standalone member did not lead\n{}", cluster.log_tails()));
     let client = cluster.client();
     register_nodes(&client, 3).await;
-    client.create_collection("docs", collection_config(1, 3)).await.expect("create");
-    let shard = client.cluster_map(ReadConsistency::Local).await.expect("map").map.collections["docs"].shards
-        [&ShardId(0)]
+    client
+        .create_collection("docs", collection_config(1, 3))
+        .await
+        .expect("create");
+    let shard = client
+        .cluster_map(ReadConsistency::Local)
+        .await
+        .expect("map")
+        .map
+        .collections["docs"]
+        .shards[&ShardId(0)]
         .clone();
     let primary = shard.primary.expect("primary");
     let others: Vec<NodeId> = shard.nodes().filter(|n| *n != primary).collect();
@@ -74,7 +118,11 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
             };
             client.heartbeat(&hb).await.expect("heartbeat");
         }
-        let map = client.cluster_map(ReadConsistency::Local).await.expect("map").map;
+        let map = client
+            .cluster_map(ReadConsistency::Local)
+            .await
+            .expect("map")
+            .map;
         let s = &map.collections["docs"].shards[&ShardId(0)];
         if s.term > Term(1) {
             assert_eq!(map.nodes[&primary].state, NodeState::Dead);
@@ -82,8 +130,12 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (new_primary, term, took) = promoted.unwrap_or_else(|| panic!("no promotion\n{}", cluster.log_tails()));
-    println!("primary {primary} silent: {new_primary:?} promoted at term {term} after {} ms", took.as_millis());
+    let (new_primary, term, took) =
+        promoted.unwrap_or_else(|| panic!("no promotion\n{}", cluster.log_tails()));
+    println!(
+        "primary {primary} silent: {new_primary:?} promoted at term {term} after {} ms",
+        took.as_millis()
+    );
     assert_eq!(new_primary, Some(others[1]));
     assert_eq!(term, Term(2));
 }

@@ -37,7 +37,11 @@ impl Member {
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "member {} already running", self.id);
         self.starts += 1;
-        let log = File::create(self.dir.join(format!("member-{}.{}.log", self.id, self.starts))).expect("log file");
+        let log = File::create(
+            self.dir
+                .join(format!("member-{}.{}.log", self.id, self.starts)),
+        )
+        .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_meta-service"))
             .args(["--id", &self.id.to_string(), "--listen", &self.addr])
             .arg("--data-dir")
@@ -89,8 +93,14 @@ impl Cluster {
     /// plus `extra` flags.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let addrs: BTreeMap<u64, String> = (1..=n).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
-        let peers = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+        let addrs: BTreeMap<u64, String> = (1..=n)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let peers = addrs
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let members = addrs
             .iter()
             .map(|(&id, addr)| {
@@ -120,18 +130,27 @@ impl Cluster {
     }
 
     pub fn member(&mut self, id: u64) -> &mut Member {
-        self.members.iter_mut().find(|m| m.id == id).expect("member id")
+        self.members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .expect("member id")
     }
 
     /// A client of every member.
     pub fn client(&self) -> MetaClient {
-        MetaClient::new(self.members.iter().map(|m| m.addr.clone())).with_timeout(Duration::from_secs(5))
+        MetaClient::new(self.members.iter().map(|m| m.addr.clone()))
+            .with_timeout(Duration::from_secs(5))
     }
 
     /// A client of the running members only.
     pub fn client_of_running(&self) -> MetaClient {
-        MetaClient::new(self.members.iter().filter(|m| m.is_running()).map(|m| m.addr.clone()))
-            .with_timeout(Duration::from_secs(5))
+        MetaClient::new(
+            self.members
+                .iter()
+                .filter(|m| m.is_running())
+                .map(|m| m.addr.clone()),
+        )
+        .with_timeout(Duration::from_secs(5))
     }
 
     /// Waits (bounded) until a running member says it leads and every
