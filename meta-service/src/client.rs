@@ -2,11 +2,12 @@
 //! storage nodes, tools and tests.
 //!
 //! It knows every meta member's address and sticks to the last one that
-//! answered. A request that could not reach a member (connection refused,
-//! reset) or found no leader there moves on to the next member, at most
-//! once around the list; followers forward writes to the leader themselves,
-//! so the client never needs to know who leads. A write that *timed out* is
-//! not retried elsewhere: it may still commit.
+//! answered. A request that could not reach a member (connection refused)
+//! or found no leader there moves on to the next member; when a whole round
+//! fails that way (an election under way) it waits and retries, bounded by
+//! `retry_for` (3 s by default, longer than an election). Followers forward
+//! writes to the leader themselves, so the client never needs to know who
+//! leads. A write that *timed out* is not retried: it may still commit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +73,8 @@ pub struct MetaClient {
     /// Index of the member that answered last.
     preferred: Arc<AtomicUsize>,
     timeout: Duration,
+    /// How long to keep going round the members while none has a leader.
+    retry_for: Duration,
 }
 
 /// Outcome of one attempt against one member.
@@ -97,7 +100,15 @@ impl MetaClient {
             members: Arc::new(addrs.into_iter().map(Into::into).collect()),
             preferred: Arc::new(AtomicUsize::new(0)),
             timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(3),
         }
+    }
+
+    /// Sets how long requests keep retrying while no member knows a leader
+    /// or none is reachable (default 3 s; zero: one round only).
+    pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     /// Sets the per-request timeout (watches add their own wait to it).
@@ -265,7 +276,9 @@ impl MetaClient {
         Ok(ack.log_index)
     }
 
-    /// Tries members from the preferred one on, once around the list.
+    /// Tries members from the preferred one on. When a whole round finds no
+    /// leader or no reachable member (an election under way), it waits and
+    /// goes round again, for at most `retry_for` in total.
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -277,22 +290,31 @@ impl MetaClient {
         if n == 0 {
             return Err(ClientError::NoMembers);
         }
-        let start = self.preferred.load(Ordering::Relaxed) % n;
-        let mut last = ClientError::NoMembers;
-        for i in 0..n {
-            let idx = (start + i) % n;
-            match self
-                .attempt(&self.members[idx], method.clone(), path, body, timeout)
-                .await
-            {
-                Attempt::Done(r) => {
-                    self.preferred.store(idx, Ordering::Relaxed);
-                    return r;
+        let deadline = tokio::time::Instant::now() + self.retry_for;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let start = self.preferred.load(Ordering::Relaxed) % n;
+            let mut last = ClientError::NoMembers;
+            for i in 0..n {
+                let idx = (start + i) % n;
+                let member = &self.members[idx];
+                match self
+                    .attempt(member, method.clone(), path, body, timeout)
+                    .await
+                {
+                    Attempt::Done(r) => {
+                        self.preferred.store(idx, Ordering::Relaxed);
+                        return r;
+                    }
+                    Attempt::Next(e) => last = e,
                 }
-                Attempt::Next(e) => last = e,
             }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
         }
-        Err(last)
     }
 
     async fn attempt<B: Serialize, T: DeserializeOwned>(

@@ -128,7 +128,16 @@ impl App {
             .timeout(self.config.write_timeout + Duration::from_secs(1))
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| {
+                // Could not even connect: the leader we know of is gone and
+                // nothing was sent, so this is "no leader" (safe to retry
+                // anywhere); any later failure may have reached it.
+                if e.is_connect() {
+                    ApiError::NoLeader
+                } else {
+                    fail(e.to_string())
+                }
+            })?;
         if resp.status().is_success() {
             resp.json().await.map_err(|e| fail(e.to_string()))
         } else {

@@ -4,11 +4,15 @@
 //!   committed lost, writes continue, the killed member catches up.
 //! - `restart`: kill and restart every member → exactly the same map
 //!   (snapshots and log compaction exercised on the way).
+//! - `membership`: grow a standalone member into three through the admin
+//!   API (add learners, change membership), then survive losing the first.
 //! - `quorum`: a member alone cannot commit; the write fails in bounded time.
 //! - `standalone`: one `--bootstrap` member, no other process; the
 //!   controller fails a shard over when its primary stops heartbeating.
 
 mod failover;
+mod in_process;
+mod membership;
 mod quorum;
 mod restart;
 mod standalone;

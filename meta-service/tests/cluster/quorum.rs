@@ -65,7 +65,10 @@ async fn one_member_alone_cannot_commit() {
     cluster.member(leader).kill();
     let lone_follower = followers[0];
     cluster.member(lone_follower).start();
-    let client = cluster.member(lone_follower).client();
+    let client = cluster
+        .member(lone_follower)
+        .client()
+        .with_retry_for(Duration::ZERO);
     let started = Instant::now();
     let mut last = None;
     // It may not be up yet: bounded retries while the process starts.

@@ -92,6 +92,16 @@ impl Cluster {
     /// `n` members started with `--peers` (n > 1) or `--bootstrap` (n = 1),
     /// plus `extra` flags.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        Self::start_mode(n, extra, false)
+    }
+
+    /// Member 1 bootstraps a cluster of itself; the others start
+    /// uninitialised, waiting to be added through the admin API.
+    pub fn start_bootstrap_first(n: u64, extra: &[&str]) -> Cluster {
+        Self::start_mode(n, extra, true)
+    }
+
+    fn start_mode(n: u64, extra: &[&str], bootstrap_first: bool) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let addrs: BTreeMap<u64, String> = (1..=n)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
@@ -106,10 +116,11 @@ impl Cluster {
             .map(|(&id, addr)| {
                 let dir = tmp.path().join(format!("m{id}"));
                 std::fs::create_dir_all(&dir).expect("member dir");
-                let mut args: Vec<String> = if n == 1 {
-                    vec!["--bootstrap".into()]
-                } else {
-                    vec!["--peers".into(), peers.clone()]
+                let mut args: Vec<String> = match (bootstrap_first, n) {
+                    (true, _) if id == 1 => vec!["--bootstrap".into()],
+                    (true, _) => vec![],
+                    (false, 1) => vec!["--bootstrap".into()],
+                    (false, _) => vec!["--peers".into(), peers.clone()],
                 };
                 args.extend(extra.iter().map(|s| s.to_string()));
                 Member {
