@@ -12,6 +12,7 @@
 //!   evaluation.
 //! - [`search`]: search, scroll and count requests and their answers.
 //! - [`operation`]: the write operations a shard applies, in sequence order.
+//! - [`rpc`]: storage-node requests and responses (gateway ↔ node, primary ↔ replica).
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
 //! - [`error`]: validation errors shared by every service.
 
@@ -22,6 +23,7 @@ pub mod filter;
 pub mod ids;
 pub mod operation;
 pub mod point;
+pub mod rpc;
 pub mod search;
 
 pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};

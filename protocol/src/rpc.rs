@@ -1,0 +1,224 @@
+//! Messages between gateways and storage nodes, and between storage nodes
+//! (replication), carried as msgpack frames over QUIC by `transport`.
+//!
+//! Every data request names its shard and the cluster-map epoch the caller
+//! routed with; a node whose map says otherwise answers
+//! [`StorageError::StaleEpoch`] or [`StorageError::NotPrimary`] and the
+//! caller refreshes its map and retries once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::collection::WriteConsistency;
+use crate::ids::{Epoch, NodeId, PointId, SeqNo, ShardId, Term};
+use crate::operation::{Operation, SequencedOperation};
+use crate::point::{Point, Record};
+use crate::search::{CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchRequest};
+
+/// Names one shard replica.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ShardRef {
+    pub collection: String,
+    pub shard: ShardId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StorageRequest {
+    /// A client write, sent to the shard's primary.
+    Write {
+        shard: ShardRef,
+        epoch: Epoch,
+        op: Operation,
+        consistency: WriteConsistency,
+    },
+    /// Primary → replica: operations in sequence order under `term`.
+    Replicate {
+        shard: ShardRef,
+        term: Term,
+        ops: Vec<SequencedOperation>,
+    },
+    /// Primary → replica: replace the replica's content with these points
+    /// as of `seq` (sent in chunks; `last` ends it).
+    InstallSnapshot {
+        shard: ShardRef,
+        term: Term,
+        seq: SeqNo,
+        chunk: Vec<SnapshotEntry>,
+        first: bool,
+        last: bool,
+    },
+    Search {
+        shard: ShardRef,
+        epoch: Epoch,
+        request: SearchRequest,
+    },
+    Get {
+        shard: ShardRef,
+        epoch: Epoch,
+        ids: Vec<PointId>,
+        with_payload: bool,
+        with_vector: bool,
+    },
+    Scroll {
+        shard: ShardRef,
+        epoch: Epoch,
+        request: ScrollRequest,
+    },
+    Count {
+        shard: ShardRef,
+        epoch: Epoch,
+        request: CountRequest,
+    },
+    /// Applied sequence number, term of the last operation, point count
+    /// and content checksum of a replica.
+    Status { shard: ShardRef },
+    /// The term of the operation at `seq` on this replica, if it still
+    /// has it (divergence check after a failover).
+    TermAt { shard: ShardRef, seq: SeqNo },
+}
+
+/// A point with the sequence number of its last write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    pub point: Point,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub applied: SeqNo,
+    pub last_term: Term,
+    pub points: u64,
+    pub checksum: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StorageResponse {
+    Written {
+        seq: SeqNo,
+        /// Replicas (the primary included) that durably applied it.
+        acks: usize,
+    },
+    /// The replica's applied sequence number after a `Replicate` or
+    /// `InstallSnapshot`.
+    Replicated {
+        applied: SeqNo,
+    },
+    Hits {
+        hits: Vec<ScoredPoint>,
+        applied: SeqNo,
+    },
+    Records {
+        records: Vec<Record>,
+        applied: SeqNo,
+    },
+    Scrolled {
+        page: ScrollResponse,
+        applied: SeqNo,
+    },
+    Counted {
+        count: u64,
+        applied: SeqNo,
+    },
+    Status {
+        status: ReplicaStatus,
+    },
+    TermAt {
+        term: Option<Term>,
+    },
+    Error {
+        error: StorageError,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StorageError {
+    #[error("cluster map is stale: this node is at epoch {current}")]
+    StaleEpoch { current: Epoch },
+    #[error("this node is not the primary of the shard (primary: {primary:?}, epoch {epoch})")]
+    NotPrimary {
+        primary: Option<NodeId>,
+        epoch: Epoch,
+    },
+    #[error("term {got} is older than this replica's term {current}")]
+    StaleTerm { got: Term, current: Term },
+    /// The replica is missing operations before the ones sent.
+    #[error("replica is behind: applied {applied}")]
+    Behind { applied: SeqNo },
+    #[error("write lease expired: this node cannot reach the meta-service majority")]
+    LeaseExpired,
+    #[error(
+        "write reached {acked} of the {required} replicas required in time; it may still apply"
+    )]
+    ConsistencyNotMet { acked: usize, required: usize },
+    #[error("shard {collection}/{shard} is not on this node")]
+    ShardNotFound { collection: String, shard: ShardId },
+    #[error("bad request: {message}")]
+    Invalid { message: String },
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl StorageError {
+    /// Whether the same request may succeed later or elsewhere (after a map
+    /// refresh, on another replica, after a failover).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::StaleEpoch { .. }
+            | StorageError::NotPrimary { .. }
+            | StorageError::StaleTerm { .. }
+            | StorageError::Behind { .. }
+            | StorageError::LeaseExpired
+            | StorageError::ConsistencyNotMet { .. }
+            | StorageError::ShardNotFound { .. }
+            | StorageError::Unavailable { .. } => true,
+            StorageError::Invalid { .. } | StorageError::Internal { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+
+    #[test]
+    fn messages_round_trip() {
+        let shard = ShardRef {
+            collection: "c".into(),
+            shard: ShardId(2),
+        };
+        let reqs = vec![
+            StorageRequest::Write {
+                shard: shard.clone(),
+                epoch: Epoch(3),
+                op: Operation::Delete {
+                    ids: vec![PointId::Num(1)],
+                },
+                consistency: WriteConsistency::All,
+            },
+            StorageRequest::Search {
+                shard: shard.clone(),
+                epoch: Epoch(1),
+                request: SearchRequest::new(vec![1.0], 3),
+            },
+            StorageRequest::Status { shard },
+        ];
+        for r in reqs {
+            let back: StorageRequest = decode(&encode(&r).unwrap()).unwrap();
+            assert_eq!(back, r);
+        }
+        let resp = StorageResponse::Error {
+            error: StorageError::NotPrimary {
+                primary: Some(NodeId(2)),
+                epoch: Epoch(9),
+            },
+        };
+        let back: StorageResponse = decode(&encode(&resp).unwrap()).unwrap();
+        assert_eq!(back, resp);
+    }
+}
