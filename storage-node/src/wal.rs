@@ -161,6 +161,19 @@ impl Wal {
         Ok((wal, records))
     }
 
+    /// Prepares an empty log whose first record will be `next` (a replica
+    /// installed from a snapshot continues the primary's numbering).
+    pub fn init_empty(dir: &Path, next: SeqNo) -> Result<()> {
+        fs::create_dir_all(dir).ctx(|| format!("create WAL dir {}", dir.display()))?;
+        if !list_files(dir)?.is_empty() {
+            return Err(ShardError::Corrupt(format!(
+                "WAL dir {} is not empty",
+                dir.display()
+            )));
+        }
+        create_file(dir, next).map(|_| ())
+    }
+
     /// Appends one record; `op.seq` must follow the last one. The record is
     /// written to the OS but not yet durable: call [`Wal::sync_to`].
     pub fn append(&self, op: &SequencedOperation) -> Result<()> {

@@ -13,6 +13,7 @@
 mod optimizer;
 mod persist;
 mod read;
+mod snapshot;
 mod state;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,7 @@ impl Shard {
             segments,
             points,
             applied: manifest.seq,
+            last_term: manifest.last_term,
             next_segment_id: next_id + 1,
         };
         let (wal, records) = Wal::open(&dir.join("wal"), options.wal.clone())?;
@@ -160,7 +162,7 @@ impl Shard {
                 manifest.seq
             )));
         }
-        let term = records.last().map_or(0, |r| r.term.0);
+        let term = state.last_term.0;
         info!(dir = %dir.display(), checkpoint = %manifest.seq, replayed, applied = %state.applied,
               points = state.points.len(), "shard opened");
         let inner = Arc::new(Inner {
@@ -200,6 +202,33 @@ impl Shard {
     /// Highest sequence number applied (and logged).
     pub fn applied_seq(&self) -> SeqNo {
         self.inner.state.read().applied
+    }
+
+    /// Term of the last applied operation.
+    pub fn last_term(&self) -> Term {
+        self.inner.state.read().last_term
+    }
+
+    /// Term of the operation at `seq` while the WAL still has it (`Term(0)`
+    /// for seq 0, before any operation).
+    pub fn term_at(&self, seq: SeqNo) -> Result<Option<Term>> {
+        if seq == SeqNo(0) {
+            return Ok(Some(Term(0)));
+        }
+        {
+            let state = self.inner.state.read();
+            if seq == state.applied {
+                return Ok(Some(state.last_term));
+            }
+            if seq > state.applied {
+                return Ok(None);
+            }
+        }
+        match self.inner.wal.read_from(seq) {
+            Ok(ops) => Ok(ops.first().filter(|o| o.seq == seq).map(|o| o.term)),
+            Err(ShardError::WalTruncated { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn term(&self) -> Term {
@@ -324,13 +353,7 @@ impl Drop for Shard {
 
 impl Inner {
     fn ann_kind(&self) -> AnnKind {
-        match self.config.index {
-            IndexKind::Hnsw => AnnKind::Hnsw {
-                m: self.config.hnsw.m,
-                ef_construct: self.config.hnsw.ef_construct,
-            },
-            IndexKind::Ivf { nlist, .. } => AnnKind::Ivf { nlist },
-        }
+        ann_kind(&self.config)
     }
 
     fn default_params(&self) -> AnnParams {
@@ -341,5 +364,16 @@ impl Inner {
                 IndexKind::Hnsw => 1,
             },
         }
+    }
+}
+
+/// The index a sealed segment of this collection gets.
+fn ann_kind(config: &CollectionConfig) -> AnnKind {
+    match config.index {
+        IndexKind::Hnsw => AnnKind::Hnsw {
+            m: config.hnsw.m,
+            ef_construct: config.hnsw.ef_construct,
+        },
+        IndexKind::Ivf { nlist, .. } => AnnKind::Ivf { nlist },
     }
 }

@@ -253,6 +253,7 @@ pub(super) fn checkpoint(inner: &Inner) -> Result<()> {
             format: 1,
             config: inner.config.clone(),
             seq,
+            last_term: state.last_term,
             replay_from: oldest_unpersisted.next(),
             next_segment_id: state.next_segment_id,
             segments: entries,

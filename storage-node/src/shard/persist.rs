@@ -19,7 +19,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use protocol::{codec, CollectionConfig, Payload, PointId, SeqNo};
+use protocol::{codec, CollectionConfig, Payload, PointId, SeqNo, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::ann::{AnnIndex, AnnKind};
@@ -36,6 +36,9 @@ pub struct Manifest {
     pub config: CollectionConfig,
     /// Segment states in this checkpoint reflect every operation up to here.
     pub seq: SeqNo,
+    /// Term of the operation at `seq`.
+    #[serde(default)]
+    pub last_term: Term,
     /// Replay the WAL from here on open (points of unpersisted segments).
     pub replay_from: SeqNo,
     pub next_segment_id: u64,
@@ -73,6 +76,7 @@ pub fn new_manifest(config: &CollectionConfig) -> Manifest {
         format: FORMAT,
         config: config.clone(),
         seq: SeqNo(0),
+        last_term: Term(0),
         replay_from: SeqNo(1),
         next_segment_id: 1,
         segments: Vec::new(),

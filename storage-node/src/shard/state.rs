@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use protocol::{
-    CollectionConfig, Distance, Operation, Payload, PointId, SeqNo, SequencedOperation,
+    CollectionConfig, Distance, Operation, Payload, PointId, SeqNo, SequencedOperation, Term,
 };
 
 use crate::error::Result;
@@ -29,6 +29,8 @@ pub struct State {
     /// Where each live point is.
     pub points: BTreeMap<PointId, Loc>,
     pub applied: SeqNo,
+    /// Term of the operation at `applied`.
+    pub last_term: Term,
     pub next_segment_id: u64,
 }
 
@@ -152,7 +154,10 @@ impl State {
                 }
             }
         }
-        self.applied = self.applied.max(seq);
+        if seq >= self.applied {
+            self.applied = seq;
+            self.last_term = sop.term;
+        }
         Ok(())
     }
 

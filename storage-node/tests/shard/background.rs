@@ -142,3 +142,40 @@ fn segments_frozen_during_replay_keep_their_wal() {
     drop(shard);
     assert_eq!(reopen().content_checksum(), expected);
 }
+
+#[test]
+fn a_replica_built_from_a_snapshot_continues_the_sequence() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let shard = open(src_dir.path(), 8, Distance::Cosine, 300);
+    shard.set_term(protocol::Term(3));
+    fill(&shard, &mut rng(13), 0, 700, 8);
+    shard
+        .apply(protocol::Operation::Delete {
+            ids: vec![protocol::PointId::Num(5)],
+        })
+        .unwrap();
+    let snap = shard.snapshot();
+    assert_eq!(shard.term_at(snap.seq).unwrap(), Some(protocol::Term(3)));
+    let dst_dir = tempfile::tempdir().unwrap();
+    let replica = Shard::create_from_snapshot(
+        dst_dir.path(),
+        config(8, Distance::Cosine),
+        options(300),
+        &snap,
+        shard.last_term(),
+    )
+    .unwrap();
+    assert_eq!(replica.content_checksum(), shard.content_checksum());
+    assert_eq!(replica.applied_seq(), snap.seq);
+    assert_eq!(replica.last_term(), protocol::Term(3));
+    // The primary goes on; the replica follows from the WAL delta.
+    fill(&shard, &mut rng(14), 700, 100, 8);
+    for op in shard.operations_since(snap.seq).unwrap() {
+        replica.apply_sequenced(op).unwrap();
+    }
+    assert_eq!(replica.content_checksum(), shard.content_checksum());
+    drop(replica);
+    let replica = open(dst_dir.path(), 8, Distance::Cosine, 300);
+    assert_eq!(replica.content_checksum(), shard.content_checksum());
+    assert_eq!(replica.applied_seq(), shard.applied_seq());
+}
