@@ -123,10 +123,14 @@ async fn main() -> anyhow::Result<()> {
     if args.log_json {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_writer(std::io::stderr)
             .json()
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
     if args.id == 0 {
         bail!("--id must be > 0");

@@ -87,3 +87,70 @@ async fn kill_and_restart_all_three_restores_the_exact_state() {
         48
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_member_catches_up_from_a_snapshot() {
+    let _serial = SERIAL.lock().await;
+    let flags = [
+        "--node-dead-after-ms",
+        "3600000",
+        "--snapshot-interval",
+        "10",
+        "--keep-logs-after-snapshot",
+        "0",
+    ];
+    let mut cluster = Cluster::start(3, &flags);
+    let (leader, _) = cluster
+        .wait_leader(Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("no leader elected\n{}", cluster.log_tails()));
+    let client = cluster.client();
+    register_nodes(&client, 3).await;
+    assert!(
+        cluster
+            .wait_epoch_everywhere(3, Duration::from_secs(10))
+            .await
+    );
+
+    // A follower misses 40 commands; the others snapshot and purge the log
+    // it would need.
+    let lagging = cluster
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|&id| id != leader)
+        .expect("a follower");
+    cluster.member(lagging).kill();
+    let survivors = cluster.client_of_running();
+    for i in 0..40 {
+        survivors
+            .submit(&config_cmd(i))
+            .await
+            .expect("write with one member down");
+    }
+    let expected = cluster.linearizable_map().await.map;
+    assert_eq!(expected.epoch.0, 43);
+
+    cluster.member(lagging).start();
+    assert!(
+        cluster
+            .wait_epoch_everywhere(43, Duration::from_secs(15))
+            .await,
+        "lagging member did not catch up\n{}",
+        cluster.log_tails()
+    );
+    let local = cluster
+        .member(lagging)
+        .client()
+        .cluster_map(ReadConsistency::Local)
+        .await
+        .expect("local map");
+    assert_eq!(local.map, expected);
+    let m = cluster.member(lagging);
+    let log = std::fs::read_to_string(m.dir.join(format!("member-{lagging}.2.log"))).expect("log");
+    assert!(
+        log.contains("snapshot installed"),
+        "caught up without a snapshot?\n{}",
+        cluster.log_tails()
+    );
+}
