@@ -1,0 +1,454 @@
+//! The [`Membership`] handle: join, publish key-values, read members,
+//! subscribe to changes, shut down.
+//!
+//! ```text
+//!  chitchat server task ──live_nodes_watcher──▶ members task ──watch<Snapshot>──▶ ChangeStream(s)
+//!  (UDP gossip, phi FD)   (ChitchatId→NodeState)  parse, pick newest  (node_id→Member)  diff → events
+//!                                                  generation, metrics,
+//!                                                  logs
+//! ```
+//!
+//! chitchat refreshes its live-node map at the end of every gossip round,
+//! and only when a node appears, disappears or changes a key (heartbeats do
+//! not count), so the members task does work proportional to changes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chitchat::{spawn_chitchat, Chitchat, ChitchatHandle, ChitchatId, NodeState};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::change::{diff, ChangeStream, ClusterChange, Snapshot};
+use crate::config::MembershipConfig;
+use crate::error::MembershipError;
+use crate::keys;
+use crate::member::{self, Capacity, LocalNode, Member, Role};
+use crate::transport::GossipTransport;
+
+/// How many times `join` retries when a port it picked for port 0 was taken
+/// in between.
+const BIND_ATTEMPTS: usize = 5;
+
+/// A node's membership in the gossip cluster. Cheap to clone; the gossip
+/// stops when [`shutdown`](Self::shutdown) is called or the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Membership {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    self_id: ChitchatId,
+    gossip_interval: Duration,
+    chitchat: Arc<Mutex<Chitchat>>,
+    /// `None` once shut down. A sync mutex: never held across an await.
+    server: parking_lot::Mutex<Option<ChitchatHandle>>,
+    members: watch::Receiver<Snapshot>,
+    members_task: JoinHandle<()>,
+    shut_down: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the `ChitchatHandle` closes its command channel, which
+        // stops the server loop; the members task holds no strong reference
+        // and is stopped here.
+        self.members_task.abort();
+    }
+}
+
+impl Membership {
+    /// Starts gossiping: publishes `local` and contacts `config.seeds`.
+    /// Returns once the socket is open (not once peers are known; see
+    /// [`wait_for`](Self::wait_for)).
+    pub async fn join(
+        config: MembershipConfig,
+        local: LocalNode,
+        transport: GossipTransport,
+    ) -> Result<Membership, MembershipError> {
+        config.validate()?;
+        if let Some(key) = local.extra.keys().find(|k| keys::is_reserved(k)) {
+            return Err(MembershipError::ReservedKey { key: key.clone() });
+        }
+        if local.role == Role::Storage && local.rpc_addr.is_none() {
+            return Err(MembershipError::InvalidConfig {
+                reason: "a storage node must publish an rpc_addr".to_string(),
+            });
+        }
+        let mut attempt = 0;
+        let server = loop {
+            attempt += 1;
+            let listen = transport.resolve_listen(config.gossip_listen)?;
+            let chitchat_config = config.to_chitchat(listen);
+            match spawn_chitchat(chitchat_config, local.key_values(), transport.as_chitchat()).await
+            {
+                Ok(server) => break server,
+                Err(e) if config.gossip_listen.port() == 0 && attempt < BIND_ATTEMPTS => {
+                    debug!(%listen, error = %e, "picked gossip port was taken, retrying");
+                }
+                Err(e) => {
+                    return Err(MembershipError::Bind {
+                        addr: listen,
+                        reason: format!("{e:#}"),
+                    });
+                }
+            }
+        };
+        let self_id = server.chitchat_id().clone();
+        let chitchat = server.chitchat();
+        let live_nodes = chitchat.lock().await.live_nodes_watcher();
+        let (members_tx, members) = watch::channel(Snapshot::default());
+        let members_task = tokio::spawn(run_members_task(
+            live_nodes,
+            Arc::downgrade(&chitchat),
+            members_tx,
+            config.gossip_interval,
+        ));
+        info!(
+            node_id = %self_id.node_id,
+            generation = self_id.generation_id,
+            gossip_addr = %self_id.gossip_advertise_addr,
+            role = %local.role,
+            seeds = ?config.seeds,
+            "joined gossip cluster"
+        );
+        Ok(Membership {
+            inner: Arc::new(Inner {
+                self_id,
+                gossip_interval: config.gossip_interval,
+                chitchat,
+                server: parking_lot::Mutex::new(Some(server)),
+                members,
+                members_task,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn self_node_id(&self) -> &str {
+        &self.inner.self_id.node_id
+    }
+
+    /// This incarnation's generation.
+    pub fn self_generation(&self) -> u64 {
+        self.inner.self_id.generation_id
+    }
+
+    /// The address peers gossip with us on (the resolved port when the
+    /// config said 0).
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.inner.self_id.gossip_advertise_addr
+    }
+
+    /// Live members, this node included, sorted by node id. From the last
+    /// published snapshot: no lock on the gossip state, cheap to call.
+    pub fn live_members(&self) -> Vec<Member> {
+        self.inner.members.borrow().values().cloned().collect()
+    }
+
+    /// One live member.
+    pub fn live_member(&self, node_id: &str) -> Option<Member> {
+        self.inner.members.borrow().get(node_id).cloned()
+    }
+
+    /// Members the failure detector declared dead (or that left) and that
+    /// are not live again under a newer generation; their last published
+    /// key-values (version vector included) stay readable for
+    /// `dead_node_grace`.
+    pub async fn dead_members(&self) -> Vec<Member> {
+        let live = self.inner.members.borrow().clone();
+        let chitchat = self.inner.chitchat.lock().await;
+        dead_members(&chitchat, &live)
+    }
+
+    /// Membership changes, starting with an `Add` for every current live
+    /// member. See [`ChangeStream`] for the delivery guarantees.
+    pub fn subscribe(&self) -> ChangeStream {
+        ChangeStream::new(self.inner.members.clone())
+    }
+
+    /// Waits until the live members satisfy `predicate`, at most `timeout`.
+    /// Returns the members that satisfied it, or `None` on timeout.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut predicate: impl FnMut(&[Member]) -> bool,
+    ) -> Option<Vec<Member>> {
+        let mut rx = self.inner.members.clone();
+        let wait = async move {
+            let snapshot = rx
+                .wait_for(|snapshot| {
+                    let members: Vec<Member> = snapshot.values().cloned().collect();
+                    predicate(&members)
+                })
+                .await
+                .ok()?;
+            Some(snapshot.values().cloned().collect())
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+
+    /// Publishes a free-form key (not one of [`keys`]' reserved ones).
+    pub async fn set(&self, key: &str, value: &str) -> Result<(), MembershipError> {
+        if keys::is_reserved(key) {
+            return Err(MembershipError::ReservedKey {
+                key: key.to_string(),
+            });
+        }
+        self.update(|state| state.set(key, value)).await
+    }
+
+    /// Deletes a free-form key.
+    pub async fn delete(&self, key: &str) -> Result<(), MembershipError> {
+        if keys::is_reserved(key) {
+            return Err(MembershipError::ReservedKey {
+                key: key.to_string(),
+            });
+        }
+        self.update(|state| delete_if_present(state, key)).await
+    }
+
+    /// Publishes a replica's highest applied sequence number. Setting the
+    /// same value again gossips nothing; call it on a timer (e.g. every
+    /// gossip interval) rather than per write.
+    pub async fn set_replica_seq(
+        &self,
+        collection: &str,
+        shard: u32,
+        seq: u64,
+    ) -> Result<(), MembershipError> {
+        self.set_replica_seqs([(collection, shard, seq)]).await
+    }
+
+    /// Publishes several replicas' sequence numbers under one lock.
+    pub async fn set_replica_seqs<'a>(
+        &self,
+        seqs: impl IntoIterator<Item = (&'a str, u32, u64)>,
+    ) -> Result<(), MembershipError> {
+        let seqs: Vec<_> = seqs.into_iter().collect();
+        if let Some((collection, _, _)) = seqs.iter().find(|(c, _, _)| c.is_empty()) {
+            return Err(MembershipError::InvalidConfig {
+                reason: format!("empty collection name {collection:?}"),
+            });
+        }
+        self.update(|state| {
+            for (collection, shard, seq) in &seqs {
+                state.set(keys::replica_key(collection, *shard), seq);
+            }
+        })
+        .await
+    }
+
+    /// Stops publishing a replica (it was dropped or moved away).
+    pub async fn remove_replica(
+        &self,
+        collection: &str,
+        shard: u32,
+    ) -> Result<(), MembershipError> {
+        let key = keys::replica_key(collection, shard);
+        self.update(|state| delete_if_present(state, &key)).await
+    }
+
+    pub async fn set_capacity(&self, capacity: &Capacity) -> Result<(), MembershipError> {
+        let value = serde_json::to_string(capacity).unwrap_or_default();
+        self.update(|state| state.set(keys::CAPACITY, &value)).await
+    }
+
+    async fn update(&self, f: impl FnOnce(&mut NodeState)) -> Result<(), MembershipError> {
+        if self.inner.shut_down.load(Ordering::Acquire) {
+            return Err(MembershipError::ShutDown);
+        }
+        let mut chitchat = self.inner.chitchat.lock().await;
+        f(chitchat.self_node_state());
+        Ok(())
+    }
+
+    /// Leaves gracefully: publishes `status = leaving` so peers drop this
+    /// node at once (instead of after failure detection), gossips for three
+    /// more rounds, then stops. Change streams end. Idempotent.
+    pub async fn shutdown(&self) {
+        if self.inner.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner
+            .chitchat
+            .lock()
+            .await
+            .self_node_state()
+            .set(keys::STATUS, keys::STATUS_LEAVING);
+        tokio::time::sleep(self.inner.gossip_interval * 3).await;
+        let server = self.inner.server.lock().take();
+        if let Some(server) = server {
+            if let Err(e) = server.shutdown().await {
+                warn!(error = %e, "gossip server ended with an error");
+            }
+        }
+        self.inner.members_task.abort();
+        info!(node_id = %self.inner.self_id.node_id, "left gossip cluster");
+    }
+
+    /// Stops gossiping at once without telling anyone, like a crash or a
+    /// dropped network: peers must detect it. For tests.
+    #[cfg(any(test, feature = "testsuite"))]
+    pub fn kill(&self) {
+        self.inner.shut_down.store(true, Ordering::Release);
+        if let Some(server) = self.inner.server.lock().take() {
+            server.abort();
+        }
+        self.inner.members_task.abort();
+    }
+}
+
+fn delete_if_present(state: &mut NodeState, key: &str) {
+    // chitchat logs a warning when deleting a missing key.
+    if state.get(key).is_some() {
+        state.delete(key);
+    }
+}
+
+/// Parses chitchat's live nodes into members: unusable nodes and nodes that
+/// are leaving are left out; of two live generations of one node id (a
+/// restart seen before the old one is declared dead) the newest wins.
+fn live_members(
+    live_nodes: &BTreeMap<ChitchatId, NodeState>,
+    warned: &mut HashSet<String>,
+) -> BTreeMap<String, Member> {
+    let mut members: BTreeMap<String, Member> = BTreeMap::new();
+    for (id, state) in live_nodes {
+        let parsed = match member::parse(
+            &id.node_id,
+            id.generation_id,
+            id.gossip_advertise_addr,
+            state.key_values(),
+        ) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                warn_once(
+                    warned,
+                    format!("{id:?}: {e}"),
+                    || warn!(node = ?id, error = %e, "ignoring node with unusable gossip state"),
+                );
+                continue;
+            }
+        };
+        for warning in &parsed.warnings {
+            warn_once(
+                warned,
+                format!("{id:?}: {warning}"),
+                || warn!(node = ?id, %warning, "ignoring malformed gossip value"),
+            );
+        }
+        if parsed.leaving {
+            continue;
+        }
+        let m = parsed.member;
+        match members.get(&m.node_id) {
+            Some(existing) if existing.generation >= m.generation => {}
+            _ => {
+                members.insert(m.node_id.clone(), m);
+            }
+        }
+    }
+    members
+}
+
+/// Logs a warning once per distinct message (gossip state is re-parsed on
+/// every change, a bad value would otherwise be logged again and again).
+fn warn_once(warned: &mut HashSet<String>, key: String, log: impl FnOnce()) {
+    if warned.len() > 10_000 {
+        warned.clear();
+    }
+    if warned.insert(key) {
+        log();
+    }
+}
+
+fn dead_members(chitchat: &Chitchat, live: &BTreeMap<String, Member>) -> Vec<Member> {
+    let mut dead: BTreeMap<String, Member> = BTreeMap::new();
+    for id in chitchat.dead_nodes() {
+        if live.contains_key(&*id.node_id) {
+            continue;
+        }
+        let Some(state) = chitchat.node_state(id) else {
+            continue;
+        };
+        // Unusable states were already warned about when the node was live.
+        let Ok(parsed) = member::parse(
+            &id.node_id,
+            id.generation_id,
+            id.gossip_advertise_addr,
+            state.key_values(),
+        ) else {
+            continue;
+        };
+        let m = parsed.member;
+        match dead.get(&m.node_id) {
+            Some(existing) if existing.generation >= m.generation => {}
+            _ => {
+                dead.insert(m.node_id.clone(), m);
+            }
+        }
+    }
+    dead.into_values().collect()
+}
+
+/// Turns chitchat's live-node map into member snapshots, logs changes and
+/// keeps the gauges current. Ends when chitchat goes away.
+async fn run_members_task(
+    mut live_nodes: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
+    chitchat: Weak<Mutex<Chitchat>>,
+    members_tx: watch::Sender<Snapshot>,
+    gossip_interval: Duration,
+) {
+    let mut warned = HashSet::new();
+    // The dead set also shrinks by garbage collection, which does not touch
+    // the live map: refresh the gauge on a timer too.
+    let mut gauge_tick = tokio::time::interval((gossip_interval * 10).max(Duration::from_secs(1)));
+    gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    live_nodes.mark_changed();
+    loop {
+        tokio::select! {
+            changed = live_nodes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let next = live_members(&live_nodes.borrow_and_update(), &mut warned);
+                let prev = members_tx.borrow().clone();
+                if *prev == next {
+                    continue;
+                }
+                for change in diff(&prev, &next) {
+                    log_change(&change);
+                }
+                metrics::gauge!("membership_live_nodes").set(next.len() as f64);
+                members_tx.send_replace(Arc::new(next));
+            }
+            _ = gauge_tick.tick() => {}
+        }
+        let Some(chitchat) = chitchat.upgrade() else {
+            return;
+        };
+        let live = members_tx.borrow().clone();
+        let dead = dead_members(&*chitchat.lock().await, &live).len();
+        metrics::gauge!("membership_dead_nodes").set(dead as f64);
+    }
+}
+
+fn log_change(change: &ClusterChange) {
+    match change {
+        ClusterChange::Add(m) => info!(
+            node_id = %m.node_id, generation = m.generation, role = %m.role,
+            rpc_addr = ?m.rpc_addr, "member live"
+        ),
+        ClusterChange::Update(m) => debug!(node_id = %m.node_id, "member updated"),
+        ClusterChange::Remove(m) => warn!(
+            node_id = %m.node_id, generation = m.generation, role = %m.role,
+            "member dead or left"
+        ),
+    }
+}
