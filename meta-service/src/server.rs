@@ -67,7 +67,11 @@ impl App {
     /// Bounded by `write_timeout`: without a quorum this fails, never hangs.
     pub async fn write(&self, cmd: ClusterCommand, forwarded: bool) -> Result<Epoch, ApiError> {
         let timeout = self.config.write_timeout;
+        let started = std::time::Instant::now();
         let res = tokio::time::timeout(timeout, self.raft.client_write(cmd.clone())).await;
+        if matches!(res, Ok(Ok(_))) {
+            metrics::histogram!("meta_write_seconds").record(started.elapsed().as_secs_f64());
+        }
         match res {
             Err(_) => Err(ApiError::Timeout {
                 ms: timeout.as_millis() as u64,

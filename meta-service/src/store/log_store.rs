@@ -67,14 +67,22 @@ impl LogStore {
         self.blocking(move |db| read_meta(db, key)).await
     }
 
+    /// Writes one named value. `durable: false` skips the fsync: the value
+    /// becomes durable with the next durable commit, and losing it in a
+    /// crash must be harmless (true of the committed id: it only saves
+    /// re-applying entries at start-up, and the leader re-sends it).
     async fn write_meta<T: Serialize>(
         &self,
         key: &'static str,
         value: &T,
+        durable: bool,
     ) -> Result<(), StorageError> {
         let bytes = protocol::codec::encode(value).map_err(|e| Io::write(&e))?;
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(|e| Io::write(&e))?;
+            let mut txn = db.begin_write().map_err(|e| Io::write(&e))?;
+            if !durable {
+                txn.set_durability(redb::Durability::None);
+            }
             {
                 let mut t = txn.open_table(META).map_err(|e| Io::write(&e))?;
                 t.insert(key, bytes.as_slice()).map_err(|e| Io::write(&e))?;
@@ -161,7 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_meta(KEY_VOTE, vote)
+        self.write_meta(KEY_VOTE, vote, true)
             .await
             .map_err(|e| Io::write_vote(&e).into())
     }
@@ -171,7 +179,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.write_meta(KEY_COMMITTED, &committed).await
+        self.write_meta(KEY_COMMITTED, &committed, false).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

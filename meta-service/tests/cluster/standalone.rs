@@ -46,6 +46,28 @@ async fn standalone_member_serves_refuses_and_restarts() {
         .expect("watch");
     assert!(unchanged.is_none());
 
+    // Prometheus metrics and health.
+    let addr = cluster.members[0].addr.clone();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for name in [
+        "meta_cluster_map_epoch",
+        "meta_commands_applied_total",
+        "meta_raft_is_leader",
+        "meta_write_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    let health = cluster.members[0].health().await.expect("health");
+    assert_eq!(
+        (health.status.as_str(), health.state.as_str()),
+        ("ok", "Leader")
+    );
+
     let before = client
         .cluster_map(ReadConsistency::Linearizable)
         .await
