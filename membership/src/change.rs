@@ -77,13 +77,11 @@ pub struct ChangeStream {
 
 impl ChangeStream {
     pub(crate) fn new(mut rx: watch::Receiver<Snapshot>) -> Self {
-        // The current snapshot counts as unseen: it becomes initial `Add`s.
-        rx.mark_changed();
-        ChangeStream {
-            rx,
-            seen: Arc::default(),
-            pending: VecDeque::new(),
-        }
+        // Snapshot now, not at the first `recv`: a change between subscribe
+        // and the first `recv` must show up as an event.
+        let seen = rx.borrow_and_update().clone();
+        let pending = seen.values().cloned().map(ClusterChange::Add).collect();
+        ChangeStream { rx, seen, pending }
     }
 
     /// The next change; `None` once membership has shut down.

@@ -71,3 +71,21 @@ pub fn test_config(node_id: &str, listen: SocketAddr) -> MembershipConfig {
     config.dead_node_grace = Duration::from_secs(60);
     config
 }
+
+/// Waits (at most `timeout`) for the next change matching `predicate`,
+/// skipping others. `None` on timeout or end of stream.
+pub async fn next_change_matching(
+    stream: &mut crate::ChangeStream,
+    timeout: Duration,
+    mut predicate: impl FnMut(&crate::ClusterChange) -> bool,
+) -> Option<crate::ClusterChange> {
+    let wait = async {
+        while let Some(change) = stream.recv().await {
+            if predicate(&change) {
+                return Some(change);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(timeout, wait).await.ok().flatten()
+}
