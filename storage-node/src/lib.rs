@@ -5,6 +5,8 @@
 //! - [`shard`]: one shard replica: the write path (sequence numbers, WAL,
 //!   apply), reads (search, get, scroll, count), snapshots, background
 //!   indexing and compaction, checkpoints.
+//! - [`node`]: the data plane: replicas held, primary write path with
+//!   replication and acknowledgements, replica catch-up, request handling.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
 //! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
 //! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
@@ -12,6 +14,7 @@
 
 pub mod ann;
 pub mod error;
+pub mod node;
 pub mod segment;
 pub mod shard;
 pub mod wal;

@@ -1,0 +1,181 @@
+//! Inbound requests: one function per request kind, each answering with a
+//! typed error rather than failing the connection.
+
+use std::sync::Arc;
+
+use protocol::cluster::ReplicaState;
+use protocol::rpc::{ReplicaStatus, ShardRef, StorageError, StorageRequest, StorageResponse};
+use protocol::{Epoch, NodeId, Operation, WriteConsistency};
+
+use super::replica::{to_storage_error, LocalReplica};
+use super::Node;
+
+impl Node {
+    /// Serves one request.
+    pub async fn handle(self: &Arc<Self>, request: StorageRequest) -> StorageResponse {
+        let result = match request {
+            StorageRequest::Write {
+                shard,
+                epoch,
+                op,
+                consistency,
+            } => self.write(&shard, epoch, op, consistency).await,
+            StorageRequest::Replicate { shard, term, ops } => match self.local(&shard) {
+                Ok(r) => r
+                    .apply_replicated(term, ops)
+                    .await
+                    .map(|applied| StorageResponse::Replicated { applied }),
+                Err(e) => Err(e),
+            },
+            StorageRequest::InstallSnapshot {
+                shard,
+                term,
+                seq,
+                chunk,
+                first,
+                last,
+            } => match self.local(&shard) {
+                Ok(r) => r
+                    .install_chunk(term, seq, chunk, first, last)
+                    .await
+                    .map(|applied| StorageResponse::Replicated { applied }),
+                Err(e) => Err(e),
+            },
+            StorageRequest::Search { shard, request, .. } => {
+                self.read(&shard, move |r| {
+                    let s = r.shard();
+                    let applied = s.applied_seq();
+                    s.search(&request)
+                        .map(|hits| StorageResponse::Hits { hits, applied })
+                })
+                .await
+            }
+            StorageRequest::Get {
+                shard,
+                ids,
+                with_payload,
+                with_vector,
+                ..
+            } => {
+                self.read(&shard, move |r| {
+                    let s = r.shard();
+                    Ok(StorageResponse::Records {
+                        records: s.get(&ids, with_payload, with_vector),
+                        applied: s.applied_seq(),
+                    })
+                })
+                .await
+            }
+            StorageRequest::Scroll { shard, request, .. } => {
+                self.read(&shard, move |r| {
+                    let s = r.shard();
+                    let applied = s.applied_seq();
+                    s.scroll(&request)
+                        .map(|page| StorageResponse::Scrolled { page, applied })
+                })
+                .await
+            }
+            StorageRequest::Count { shard, request, .. } => {
+                self.read(&shard, move |r| {
+                    let s = r.shard();
+                    let applied = s.applied_seq();
+                    s.count(&request).map(|count| StorageResponse::Counted {
+                        count: count as u64,
+                        applied,
+                    })
+                })
+                .await
+            }
+            StorageRequest::Status { shard } => {
+                self.read(&shard, |r| {
+                    let s = r.shard();
+                    let (points, checksum) = s.content_checksum();
+                    Ok(StorageResponse::Status {
+                        status: ReplicaStatus {
+                            applied: s.applied_seq(),
+                            last_term: s.last_term(),
+                            points: points as u64,
+                            checksum,
+                        },
+                    })
+                })
+                .await
+            }
+            StorageRequest::TermAt { shard, seq } => {
+                self.read(&shard, move |r| {
+                    r.shard()
+                        .term_at(seq)
+                        .map(|term| StorageResponse::TermAt { term })
+                })
+                .await
+            }
+        };
+        result.unwrap_or_else(|error| StorageResponse::Error { error })
+    }
+
+    fn local(&self, shard: &ShardRef) -> Result<Arc<LocalReplica>, StorageError> {
+        self.replica(shard)
+            .ok_or_else(|| StorageError::ShardNotFound {
+                collection: shard.collection.clone(),
+                shard: shard.shard,
+            })
+    }
+
+    /// Runs a read on a blocking thread (FAISS searches are CPU-bound).
+    async fn read<F>(&self, shard: &ShardRef, f: F) -> Result<StorageResponse, StorageError>
+    where
+        F: FnOnce(&LocalReplica) -> crate::Result<StorageResponse> + Send + 'static,
+    {
+        let replica = self.local(shard)?;
+        tokio::task::spawn_blocking(move || f(&replica).map_err(to_storage_error))
+            .await
+            .map_err(|e| StorageError::Internal {
+                message: e.to_string(),
+            })?
+    }
+
+    async fn write(
+        self: &Arc<Self>,
+        shard: &ShardRef,
+        epoch: Epoch,
+        op: Operation,
+        consistency: WriteConsistency,
+    ) -> Result<StorageResponse, StorageError> {
+        let map = self.map();
+        let Some(info) = map.shard(&shard.collection, shard.shard) else {
+            return Err(if epoch > map.epoch {
+                StorageError::StaleEpoch { current: map.epoch }
+            } else {
+                StorageError::ShardNotFound {
+                    collection: shard.collection.clone(),
+                    shard: shard.shard,
+                }
+            });
+        };
+        if info.primary != Some(self.id) {
+            return Err(if epoch > map.epoch {
+                StorageError::StaleEpoch { current: map.epoch }
+            } else {
+                StorageError::NotPrimary {
+                    primary: info.primary,
+                    epoch: map.epoch,
+                }
+            });
+        }
+        if !self.lease.is_valid() {
+            return Err(StorageError::LeaseExpired);
+        }
+        let replica = self.local(shard)?;
+        let active: Vec<NodeId> = info
+            .replicas
+            .iter()
+            .filter(|r| r.node != self.id && r.state == ReplicaState::Active)
+            .map(|r| r.node)
+            .collect();
+        let required = consistency.required_acks(info.replicas.len());
+        let (seq, acks) = replica
+            .write(op, required, &active, self.options.write_timeout)
+            .await?;
+        Ok(StorageResponse::Written { seq, acks })
+    }
+}

@@ -1,0 +1,397 @@
+//! One shard replica held by this node, whichever role it plays.
+//!
+//! ```text
+//!            map says primary (term T)            map says replica
+//!   Follower ─────────────────────────▶ Leader ───────────────────▶ Follower
+//!     ▲  applies Replicate / InstallSnapshot      orders writes,
+//!     │  from the primary of the highest term     one replicator per peer
+//! ```
+//!
+//! Data lives in `<dir>/gen-<n>`; installing a snapshot writes generation
+//! `n + 1` beside the current one and switches `CURRENT` atomically, so a
+//! crash mid-install leaves the old replica intact.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use protocol::rpc::{ShardRef, SnapshotEntry, StorageError};
+use protocol::{CollectionConfig, NodeId, Operation, Point, SeqNo, SequencedOperation, Term};
+use tokio::sync::{watch, Notify};
+
+use super::{replicator, Node};
+use crate::shard::{Shard, ShardOptions, ShardSnapshot, SnapshotPoint};
+use crate::ShardError;
+
+pub struct LocalReplica {
+    pub shard_ref: ShardRef,
+    dir: PathBuf,
+    config: CollectionConfig,
+    options: ShardOptions,
+    shard: RwLock<Arc<Shard>>,
+    generation: AtomicU64,
+    /// Highest term seen for this shard (cluster map or a primary).
+    known_term: AtomicU64,
+    /// Set while this node is the shard's primary.
+    leadership: Mutex<Option<Leadership>>,
+    /// Snapshot chunks received so far.
+    incoming: Mutex<Option<Incoming>>,
+    /// Bumped after every local write, wakes the replicators.
+    applied_tx: watch::Sender<SeqNo>,
+    /// Serialises replication requests from the primary.
+    apply_lock: tokio::sync::Mutex<()>,
+}
+
+struct Leadership {
+    term: Term,
+    peers: Vec<NodeId>,
+    acks: Arc<Acks>,
+    stop: watch::Sender<bool>,
+}
+
+/// What each peer has durably applied, with a wake-up for waiting writers.
+#[derive(Default)]
+pub struct Acks {
+    acked: Mutex<HashMap<NodeId, SeqNo>>,
+    changed: Notify,
+}
+
+impl Acks {
+    pub fn record(&self, peer: NodeId, applied: SeqNo) {
+        let mut g = self.acked.lock();
+        let e = g.entry(peer).or_default();
+        if applied > *e {
+            *e = applied;
+            drop(g);
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn forget(&self, peer: NodeId) {
+        self.acked.lock().remove(&peer);
+    }
+
+    fn count_at_least(&self, seq: SeqNo, among: &[NodeId]) -> usize {
+        let g = self.acked.lock();
+        among
+            .iter()
+            .filter(|p| g.get(p).is_some_and(|a| *a >= seq))
+            .count()
+    }
+}
+
+struct Incoming {
+    term: Term,
+    seq: SeqNo,
+    points: Vec<SnapshotPoint>,
+}
+
+impl LocalReplica {
+    pub fn open(
+        shard_ref: ShardRef,
+        dir: PathBuf,
+        config: CollectionConfig,
+        options: ShardOptions,
+    ) -> crate::Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ShardError::io(format!("create {}", dir.display()), e))?;
+        let generation = read_generation(&dir)?;
+        let shard = Shard::open(&gen_dir(&dir, generation), config.clone(), options.clone())?;
+        let term = shard.last_term().0;
+        let (applied_tx, _) = watch::channel(shard.applied_seq());
+        Ok(Self {
+            shard_ref,
+            dir,
+            config,
+            options,
+            shard: RwLock::new(Arc::new(shard)),
+            generation: AtomicU64::new(generation),
+            known_term: AtomicU64::new(term),
+            leadership: Mutex::new(None),
+            incoming: Mutex::new(None),
+            applied_tx,
+            apply_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn shard(&self) -> Arc<Shard> {
+        self.shard.read().clone()
+    }
+
+    pub fn known_term(&self) -> Term {
+        Term(self.known_term.load(Ordering::SeqCst))
+    }
+
+    pub fn observe_term(&self, term: Term) {
+        self.known_term.fetch_max(term.0, Ordering::SeqCst);
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leadership.lock().is_some()
+    }
+
+    pub(super) fn applied_watch(&self) -> watch::Receiver<SeqNo> {
+        self.applied_tx.subscribe()
+    }
+
+    /// Becomes (or stays) the primary under `term` with these peers; a new
+    /// term or peer set restarts replication with a fresh sync of each peer.
+    pub fn lead(self: &Arc<Self>, node: &Arc<Node>, term: Term, peers: &[NodeId]) {
+        let mut g = self.leadership.lock();
+        if let Some(l) = g.as_ref() {
+            if l.term == term && l.peers == peers {
+                return;
+            }
+        }
+        if let Some(old) = g.take() {
+            let _ = old.stop.send(true);
+        }
+        self.observe_term(term);
+        self.shard().set_term(term);
+        let (stop, stop_rx) = watch::channel(false);
+        let acks = Arc::new(Acks::default());
+        for peer in peers {
+            tokio::spawn(replicator::run(
+                node.clone(),
+                self.clone(),
+                *peer,
+                term,
+                acks.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tracing::info!(shard = ?self.shard_ref, %term, ?peers, "leading shard");
+        *g = Some(Leadership {
+            term,
+            peers: peers.to_vec(),
+            acks,
+            stop,
+        });
+    }
+
+    /// Stops leading (replicators end at their next step).
+    pub fn follow(&self) {
+        if let Some(old) = self.leadership.lock().take() {
+            let _ = old.stop.send(true);
+            tracing::info!(shard = ?self.shard_ref, "no longer leading shard");
+        }
+    }
+
+    /// Primary: logs and applies `op` locally, then waits until `required`
+    /// replicas (this one included, only `active` peers counted) have it.
+    pub async fn write(
+        &self,
+        op: Operation,
+        required: usize,
+        active: &[NodeId],
+        timeout: Duration,
+    ) -> Result<(SeqNo, usize), StorageError> {
+        let (term, acks) = {
+            let g = self.leadership.lock();
+            let l = g.as_ref().ok_or(StorageError::NotPrimary {
+                primary: None,
+                epoch: protocol::Epoch(0),
+            })?;
+            (l.term, l.acks.clone())
+        };
+        if self.known_term() > term {
+            return Err(StorageError::StaleTerm {
+                got: term,
+                current: self.known_term(),
+            });
+        }
+        let shard = self.shard();
+        let seq = tokio::task::spawn_blocking(move || shard.apply(op))
+            .await
+            .map_err(|e| StorageError::Internal {
+                message: e.to_string(),
+            })?
+            .map_err(to_storage_error)?;
+        self.applied_tx.send_modify(|a| *a = (*a).max(seq));
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = acks.changed.notified();
+            let count = 1 + acks.count_at_least(seq, active);
+            if count >= required {
+                return Ok((seq, count));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, changed).await.is_err() {
+                let count = 1 + acks.count_at_least(seq, active);
+                if count >= required {
+                    return Ok((seq, count));
+                }
+                return Err(StorageError::ConsistencyNotMet {
+                    acked: count,
+                    required,
+                });
+            }
+        }
+    }
+
+    /// Replica: applies the primary's operations in order.
+    pub async fn apply_replicated(
+        &self,
+        term: Term,
+        ops: Vec<SequencedOperation>,
+    ) -> Result<SeqNo, StorageError> {
+        let _one = self.apply_lock.lock().await;
+        self.check_term(term)?;
+        let shard = self.shard();
+        let applied = shard.applied_seq();
+        if let Some(first) = ops.first() {
+            if first.seq > applied.next() {
+                return Err(StorageError::Behind { applied });
+            }
+        }
+        let result = tokio::task::spawn_blocking(move || {
+            for op in ops.into_iter().filter(|o| o.seq > applied) {
+                shard.apply_sequenced(op)?;
+            }
+            Ok::<_, ShardError>(shard.applied_seq())
+        })
+        .await
+        .map_err(|e| StorageError::Internal {
+            message: e.to_string(),
+        })?;
+        result.map_err(to_storage_error)
+    }
+
+    /// Replica: receives one chunk of the primary's snapshot; the last one
+    /// replaces this replica's content.
+    pub async fn install_chunk(
+        &self,
+        term: Term,
+        seq: SeqNo,
+        chunk: Vec<SnapshotEntry>,
+        first: bool,
+        last: bool,
+    ) -> Result<SeqNo, StorageError> {
+        let _one = self.apply_lock.lock().await;
+        self.check_term(term)?;
+        let points = {
+            let mut g = self.incoming.lock();
+            if first {
+                *g = Some(Incoming {
+                    term,
+                    seq,
+                    points: Vec::new(),
+                });
+            }
+            let Some(inc) = g.as_mut().filter(|i| i.term == term && i.seq == seq) else {
+                return Err(StorageError::Invalid {
+                    message: "snapshot chunk without its first chunk".into(),
+                });
+            };
+            inc.points.extend(chunk.into_iter().map(|e| SnapshotPoint {
+                point: e.point,
+                version: e.version,
+            }));
+            if !last {
+                return Ok(self.shard().applied_seq());
+            }
+            g.take().map(|i| i.points).unwrap_or_default()
+        };
+        let next_gen = self.generation.load(Ordering::SeqCst) + 1;
+        let dir = gen_dir(&self.dir, next_gen);
+        let config = self.config.clone();
+        let options = self.options.clone();
+        let snapshot = ShardSnapshot { seq, points };
+        let built = tokio::task::spawn_blocking(move || {
+            Shard::create_from_snapshot(&dir, config, options, &snapshot, term)
+        })
+        .await
+        .map_err(|e| StorageError::Internal {
+            message: e.to_string(),
+        })?
+        .map_err(to_storage_error)?;
+        write_generation(&self.dir, next_gen).map_err(to_storage_error)?;
+        let old = std::mem::replace(&mut *self.shard.write(), Arc::new(built));
+        let old_gen = self.generation.swap(next_gen, Ordering::SeqCst);
+        let old_dir = gen_dir(&self.dir, old_gen);
+        // The old shard closes (its background thread joins) off the runtime.
+        tokio::task::spawn_blocking(move || {
+            drop(old);
+            if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                tracing::warn!(dir = %old_dir.display(), error = %e, "could not remove replaced replica data");
+            }
+        });
+        tracing::info!(shard = ?self.shard_ref, %seq, "replica replaced from the primary's snapshot");
+        Ok(seq)
+    }
+
+    fn check_term(&self, term: Term) -> Result<(), StorageError> {
+        let current = self.known_term();
+        if term < current {
+            return Err(StorageError::StaleTerm { got: term, current });
+        }
+        self.observe_term(term);
+        if self.is_leading() && term > current {
+            // A newer primary exists: stop ordering writes here.
+            self.follow();
+        }
+        self.shard().set_term(term);
+        Ok(())
+    }
+
+    pub fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>) {
+        let snap = self.shard().snapshot();
+        (
+            snap.seq,
+            snap.points
+                .into_iter()
+                .map(|p| SnapshotEntry {
+                    point: Point {
+                        id: p.point.id,
+                        vector: p.point.vector,
+                        payload: p.point.payload,
+                    },
+                    version: p.version,
+                })
+                .collect(),
+        )
+    }
+}
+
+pub fn to_storage_error(e: ShardError) -> StorageError {
+    match e {
+        ShardError::Invalid(v) => StorageError::Invalid {
+            message: v.to_string(),
+        },
+        ShardError::Poisoned | ShardError::Io { .. } => StorageError::Unavailable {
+            message: e.to_string(),
+        },
+        other => StorageError::Internal {
+            message: other.to_string(),
+        },
+    }
+}
+
+fn gen_dir(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("gen-{generation}"))
+}
+
+fn read_generation(dir: &Path) -> crate::Result<u64> {
+    let path = dir.join("CURRENT");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| ShardError::Corrupt(format!("{} holds {s:?}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Err(e) => Err(ShardError::io(format!("read {}", path.display()), e)),
+    }
+}
+
+fn write_generation(dir: &Path, generation: u64) -> crate::Result<()> {
+    let tmp = dir.join("CURRENT.tmp");
+    let path = dir.join("CURRENT");
+    std::fs::write(&tmp, generation.to_string())
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| ShardError::io(format!("write {}", path.display()), e))?;
+    crate::wal::sync_dir(dir)
+}

@@ -1,0 +1,190 @@
+//! The primary's replication stream to one peer: first make sure the
+//! peer's history is a prefix of ours (else it gets a snapshot), then send
+//! every new operation in order and record what the peer has applied.
+
+use std::sync::Arc;
+
+use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
+use protocol::{NodeId, SeqNo, Term};
+use tokio::sync::watch;
+
+use super::replica::{Acks, LocalReplica};
+use super::Node;
+use crate::ShardError;
+
+enum Step {
+    /// Start over with a sync (peer behind, diverged, restarted).
+    Resync,
+    /// Leadership ended.
+    Stop,
+}
+
+pub(super) async fn run(
+    node: Arc<Node>,
+    replica: Arc<LocalReplica>,
+    peer: NodeId,
+    term: Term,
+    acks: Arc<Acks>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let backoff = node.options.retry_backoff;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match sync_then_stream(&node, &replica, peer, term, &acks, &mut stop).await {
+            Step::Stop => break,
+            Step::Resync => {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+    acks.forget(peer);
+    tracing::debug!(shard = ?replica.shard_ref, %peer, "replicator stopped");
+}
+
+async fn call(node: &Node, peer: NodeId, req: StorageRequest) -> Result<StorageResponse, String> {
+    node.peers.call(peer, req).await
+}
+
+async fn sync_then_stream(
+    node: &Node,
+    replica: &Arc<LocalReplica>,
+    peer: NodeId,
+    term: Term,
+    acks: &Acks,
+    stop: &mut watch::Receiver<bool>,
+) -> Step {
+    let shard_ref = replica.shard_ref.clone();
+    let status = match call(
+        node,
+        peer,
+        StorageRequest::Status {
+            shard: shard_ref.clone(),
+        },
+    )
+    .await
+    {
+        Ok(StorageResponse::Status { status }) => status,
+        Ok(other) => {
+            tracing::debug!(%peer, ?other, "peer cannot report its replica yet");
+            return Step::Resync;
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "peer unreachable");
+            return Step::Resync;
+        }
+    };
+    let shard = replica.shard();
+    let ours = shard.applied_seq();
+    // The peer's history is a prefix of ours iff we have its last operation
+    // under the same term.
+    let prefix = status.applied <= ours
+        && matches!(shard.term_at(status.applied), Ok(Some(t)) if t == status.last_term);
+    let mut acked = status.applied;
+    if !prefix || shard.operations_since(acked).is_err() {
+        match send_snapshot(node, replica, peer, term).await {
+            Ok(seq) => acked = seq,
+            Err(step) => return step,
+        }
+        tracing::info!(shard = ?shard_ref, %peer, seq = %acked, diverged = !prefix, "peer caught up from a snapshot");
+    }
+    acks.record(peer, acked);
+    let mut applied_rx = replica.applied_watch();
+    loop {
+        if *stop.borrow() {
+            return Step::Stop;
+        }
+        let shard = replica.shard();
+        if shard.applied_seq() <= acked {
+            tokio::select! {
+                r = applied_rx.changed() => if r.is_err() { return Step::Stop },
+                _ = stop.changed() => return Step::Stop,
+            }
+            continue;
+        }
+        let mut ops = match shard.operations_since(acked) {
+            Ok(ops) => ops,
+            Err(ShardError::WalTruncated { .. }) => return Step::Resync,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the WAL to replicate");
+                return Step::Resync;
+            }
+        };
+        ops.truncate(node.options.replicate_batch);
+        match call(
+            node,
+            peer,
+            StorageRequest::Replicate {
+                shard: shard_ref.clone(),
+                term,
+                ops,
+            },
+        )
+        .await
+        {
+            Ok(StorageResponse::Replicated { applied }) => {
+                acked = applied;
+                acks.record(peer, applied);
+            }
+            Ok(StorageResponse::Error {
+                error: StorageError::StaleTerm { current, .. },
+            }) => {
+                replica.observe_term(current);
+                return Step::Stop;
+            }
+            Ok(other) => {
+                tracing::debug!(%peer, ?other, "replication refused; resyncing");
+                return Step::Resync;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "replication failed; resyncing");
+                return Step::Resync;
+            }
+        }
+    }
+}
+
+/// Streams a consistent snapshot in chunks; returns its sequence number.
+async fn send_snapshot(
+    node: &Node,
+    replica: &Arc<LocalReplica>,
+    peer: NodeId,
+    term: Term,
+) -> Result<SeqNo, Step> {
+    let r = replica.clone();
+    let (seq, entries) = tokio::task::spawn_blocking(move || r.snapshot_entries())
+        .await
+        .map_err(|_| Step::Resync)?;
+    let chunk_size = node.options.snapshot_chunk.max(1);
+    let chunks: Vec<_> = if entries.is_empty() {
+        vec![Vec::new()]
+    } else {
+        entries.chunks(chunk_size).map(|c| c.to_vec()).collect()
+    };
+    let n = chunks.len();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let req = StorageRequest::InstallSnapshot {
+            shard: replica.shard_ref.clone(),
+            term,
+            seq,
+            chunk,
+            first: i == 0,
+            last: i + 1 == n,
+        };
+        match call(node, peer, req).await {
+            Ok(StorageResponse::Replicated { .. }) => {}
+            Ok(StorageResponse::Error {
+                error: StorageError::StaleTerm { current, .. },
+            }) => {
+                replica.observe_term(current);
+                return Err(Step::Stop);
+            }
+            _ => return Err(Step::Resync),
+        }
+    }
+    Ok(seq)
+}

@@ -1,0 +1,387 @@
+//! Replication between real shard replicas (real WAL, real FAISS) on
+//! three in-process nodes, with an in-memory network that can drop nodes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use protocol::cluster::{ClusterMap, CollectionInfo, NodeInfo, Replica, ReplicaState, ShardInfo};
+use protocol::rpc::{ShardRef, StorageError, StorageRequest, StorageResponse};
+use protocol::{
+    CollectionConfig, Distance, Epoch, NodeId, Operation, Point, PointId, ShardId, Term,
+    WriteConsistency,
+};
+use storage_node::node::{Lease, Node, NodeOptions, PeerFuture, Peers};
+use storage_node::{ShardOptions, SyncMode, WalOptions};
+
+#[derive(Default)]
+struct Network {
+    nodes: RwLock<HashMap<NodeId, Arc<Node>>>,
+    down: RwLock<HashSet<NodeId>>,
+}
+
+struct Link {
+    from: NodeId,
+    net: Arc<Network>,
+}
+
+impl Peers for Link {
+    fn call(&self, node: NodeId, request: StorageRequest) -> PeerFuture {
+        let net = self.net.clone();
+        let from = self.from;
+        Box::pin(async move {
+            let down = net.down.read().contains(&node) || net.down.read().contains(&from);
+            let target = net.nodes.read().get(&node).cloned();
+            match target {
+                Some(t) if !down => Ok(t.handle(request).await),
+                _ => Err(format!("node {node} unreachable")),
+            }
+        })
+    }
+}
+
+struct Cluster {
+    net: Arc<Network>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn options(max_segment_points: usize) -> NodeOptions {
+    NodeOptions {
+        shard: ShardOptions {
+            wal: WalOptions {
+                sync: SyncMode::Always,
+                max_file_bytes: 1024,
+            },
+            max_segment_points,
+            ..ShardOptions::default()
+        },
+        write_timeout: Duration::from_millis(1500),
+        retry_backoff: Duration::from_millis(50),
+        ..NodeOptions::default()
+    }
+}
+
+fn cluster(max_segment_points: usize) -> Cluster {
+    let net = Arc::new(Network::default());
+    let mut dirs = Vec::new();
+    for id in 1..=3 {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::new(
+            NodeId(id),
+            dir.path().to_path_buf(),
+            options(max_segment_points),
+            Arc::new(Link {
+                from: NodeId(id),
+                net: net.clone(),
+            }),
+            Lease::unlimited(),
+        );
+        net.nodes.write().insert(NodeId(id), node);
+        dirs.push(dir);
+    }
+    Cluster { net, _dirs: dirs }
+}
+
+fn map(epoch: u64, primary: u64, term: u64) -> ClusterMap {
+    let mut config = CollectionConfig::new(4, Distance::Dot);
+    config.hnsw.m = 8;
+    config.hnsw.ef_construct = 32;
+    let replicas = (1..=3)
+        .map(|n| Replica {
+            node: NodeId(n),
+            state: ReplicaState::Active,
+        })
+        .collect();
+    let shard = ShardInfo {
+        id: ShardId(0),
+        replicas,
+        primary: Some(NodeId(primary)),
+        term: Term(term),
+        migration: None,
+    };
+    let coll = CollectionInfo {
+        name: "c".into(),
+        config,
+        shards: BTreeMap::from([(ShardId(0), shard)]),
+    };
+    ClusterMap {
+        epoch: Epoch(epoch),
+        nodes: (1..=3)
+            .map(|n| (NodeId(n), NodeInfo::new(NodeId(n), format!("node-{n}"))))
+            .collect(),
+        collections: BTreeMap::from([("c".to_string(), coll)]),
+        config: BTreeMap::new(),
+    }
+}
+
+fn shard_ref() -> ShardRef {
+    ShardRef {
+        collection: "c".into(),
+        shard: ShardId(0),
+    }
+}
+
+impl Cluster {
+    fn node(&self, id: u64) -> Arc<Node> {
+        self.net.nodes.read()[&NodeId(id)].clone()
+    }
+
+    async fn apply_map(&self, map: &ClusterMap, nodes: &[u64]) {
+        for id in nodes {
+            self.node(*id).apply_map(map.clone()).await;
+        }
+    }
+
+    fn set_down(&self, id: u64, down: bool) {
+        if down {
+            self.net.down.write().insert(NodeId(id));
+        } else {
+            self.net.down.write().remove(&NodeId(id));
+        }
+    }
+
+    async fn write(
+        &self,
+        via: u64,
+        epoch: u64,
+        first: u64,
+        n: u64,
+        consistency: WriteConsistency,
+    ) -> Result<(u64, usize), StorageError> {
+        let points = (first..first + n)
+            .map(|i| Point {
+                id: PointId::Num(i),
+                vector: vec![i as f32, 1.0, 0.5, -1.0],
+                payload: None,
+            })
+            .collect();
+        let req = StorageRequest::Write {
+            shard: shard_ref(),
+            epoch: Epoch(epoch),
+            op: Operation::Upsert { points },
+            consistency,
+        };
+        match self.node(via).handle(req).await {
+            StorageResponse::Written { seq, acks } => Ok((seq.0, acks)),
+            StorageResponse::Error { error } => Err(error),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn checksum(&self, id: u64) -> (usize, u64) {
+        self.node(id)
+            .replica(&shard_ref())
+            .unwrap()
+            .shard()
+            .content_checksum()
+    }
+
+    /// Waits (bounded) until the given nodes hold the same content.
+    async fn converged(&self, ids: &[u64]) -> (usize, u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let sums: Vec<_> = ids.iter().map(|i| self.checksum(*i)).collect();
+            if sums.windows(2).all(|w| w[0] == w[1]) {
+                return sums[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas did not converge: {sums:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn majority_writes_survive_a_down_replica_which_then_catches_up() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    let (_, acks) = c.write(1, 1, 0, 10, WriteConsistency::All).await.unwrap();
+    assert_eq!(acks, 3);
+    c.set_down(3, true);
+    for i in 1..20 {
+        let (_, acks) = c
+            .write(1, 1, i * 10, 10, WriteConsistency::Majority)
+            .await
+            .unwrap();
+        assert!(acks >= 2);
+    }
+    match c.write(1, 1, 1000, 1, WriteConsistency::All).await {
+        Err(StorageError::ConsistencyNotMet {
+            acked: 2,
+            required: 3,
+        }) => {}
+        other => panic!("`all` with a replica down must not be acknowledged: {other:?}"),
+    }
+    c.set_down(3, false);
+    let (count, _) = c.converged(&[1, 2, 3]).await;
+    assert_eq!(count, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_cannot_acknowledge_and_refuses_to_lie() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.set_down(2, true);
+    c.set_down(3, true);
+    match c.write(1, 1, 0, 5, WriteConsistency::Majority).await {
+        Err(StorageError::ConsistencyNotMet {
+            acked: 1,
+            required: 2,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // A write to a non-primary names the primary.
+    match c.write(2, 1, 0, 1, WriteConsistency::Majority).await {
+        Err(StorageError::NotPrimary {
+            primary: Some(NodeId(1)),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_keeps_acknowledged_writes_and_repairs_the_old_primary() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.write(1, 1, 0, 50, WriteConsistency::Majority)
+        .await
+        .unwrap();
+    c.converged(&[1, 2, 3]).await;
+    // The primary is cut off and takes one more write at `one`: it exists
+    // only there and was never acknowledged at majority.
+    c.set_down(1, true);
+    c.write(1, 1, 5000, 3, WriteConsistency::One).await.unwrap();
+    // Failover: node 2 leads under term 2.
+    c.apply_map(&map(2, 2, 2), &[2, 3]).await;
+    let (seq, acks) = c
+        .write(2, 2, 100, 20, WriteConsistency::Majority)
+        .await
+        .unwrap();
+    assert!(acks >= 2, "seq {seq}");
+    // The old primary returns, learns it is a replica under term 2, and is
+    // brought in line: its divergent write is gone, the new ones are there.
+    c.set_down(1, false);
+    c.apply_map(&map(2, 2, 2), &[1]).await;
+    let (count, _) = c.converged(&[1, 2, 3]).await;
+    assert_eq!(count, 70);
+    let old = c.node(1).replica(&shard_ref()).unwrap().shard();
+    assert!(old.get(&[PointId::Num(5000)], false, false).is_empty());
+    assert_eq!(old.get(&[PointId::Num(119)], false, false).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_primary_cannot_get_acknowledgements() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.write(1, 1, 0, 5, WriteConsistency::Majority)
+        .await
+        .unwrap();
+    // Nodes 2 and 3 move to term 2; node 1 has not heard yet.
+    c.apply_map(&map(2, 2, 2), &[2, 3]).await;
+    match c.write(1, 1, 100, 1, WriteConsistency::Majority).await {
+        Err(StorageError::ConsistencyNotMet { .. }) | Err(StorageError::StaleTerm { .. }) => {}
+        other => panic!("deposed primary acknowledged a write: {other:?}"),
+    }
+    let r = c
+        .node(2)
+        .handle(StorageRequest::Replicate {
+            shard: shard_ref(),
+            term: Term(1),
+            ops: vec![],
+        })
+        .await;
+    assert!(
+        matches!(
+            r,
+            StorageResponse::Error {
+                error: StorageError::StaleTerm { .. }
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_refuses_writes() {
+    let net = Arc::new(Network::default());
+    let dir = tempfile::tempdir().unwrap();
+    let lease = Lease::new(Duration::from_millis(100));
+    let node = Node::new(
+        NodeId(1),
+        dir.path().to_path_buf(),
+        options(1000),
+        Arc::new(Link {
+            from: NodeId(1),
+            net: net.clone(),
+        }),
+        lease.clone(),
+    );
+    net.nodes.write().insert(NodeId(1), node.clone());
+    let mut m = map(1, 1, 1);
+    m.collections
+        .get_mut("c")
+        .unwrap()
+        .shards
+        .get_mut(&ShardId(0))
+        .unwrap()
+        .replicas
+        .truncate(1);
+    node.apply_map(m).await;
+    let write = || StorageRequest::Write {
+        shard: shard_ref(),
+        epoch: Epoch(1),
+        op: Operation::Delete {
+            ids: vec![PointId::Num(1)],
+        },
+        consistency: WriteConsistency::Majority,
+    };
+    assert!(matches!(
+        node.handle(write()).await,
+        StorageResponse::Error {
+            error: StorageError::LeaseExpired
+        }
+    ));
+    lease.renew(Instant::now());
+    assert!(matches!(
+        node.handle(write()).await,
+        StorageResponse::Written { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(
+        node.handle(write()).await,
+        StorageResponse::Error {
+            error: StorageError::LeaseExpired
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_past_the_wal_catches_up_from_a_snapshot() {
+    // Small segments: sealing checkpoints the primary and truncates its WAL.
+    let c = cluster(40);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.set_down(3, true);
+    for i in 0..30 {
+        c.write(1, 1, i * 10, 10, WriteConsistency::Majority)
+            .await
+            .unwrap();
+    }
+    let primary = c.node(1).replica(&shard_ref()).unwrap().shard();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while primary.operations_since(protocol::SeqNo(0)).is_ok() {
+        assert!(Instant::now() < deadline, "primary WAL never truncated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.set_down(3, false);
+    let (count, _) = c.converged(&[1, 2, 3]).await;
+    assert_eq!(count, 300);
+    // And it keeps following with deltas afterwards.
+    c.write(1, 1, 10_000, 5, WriteConsistency::All)
+        .await
+        .unwrap();
+    assert_eq!(c.converged(&[1, 2, 3]).await.0, 305);
+}
