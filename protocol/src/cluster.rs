@@ -401,12 +401,22 @@ pub struct Heartbeat {
 }
 
 /// Answer to a heartbeat: the current epoch, so a node with an older map
-/// knows to refresh it.
+/// knows to refresh it, and a lease.
+///
+/// An ack is only sent by a leader that has just confirmed its leadership
+/// with a quorum, so it proves the majority side saw the node. The node may
+/// act as primary for `lease_ms` after it *sent* the heartbeat; the
+/// controller declares a node dead (and promotes another primary) only
+/// after a longer silence, so an isolated primary stops taking writes
+/// before its successor starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatAck {
     pub epoch: Epoch,
     /// Meta member id of the Raft leader that took the heartbeat.
     pub leader: Option<u64>,
+    /// How long the node may keep acting as primary without another ack.
+    #[serde(default)]
+    pub lease_ms: u64,
 }
 
 /// A cluster map as served by one meta member.

@@ -154,18 +154,32 @@ pub async fn register(
 }
 
 /// Heartbeats are leader-only soft state (see `controller`), so a follower
-/// forwards them.
+/// forwards them. The lease is half the controller's dead-node grace period:
+/// the other half absorbs clock-rate drift and the heartbeat's own latency.
 pub async fn heartbeat(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Json(hb): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
     if app.is_leader() {
+        // Confirm leadership with a quorum first: a deposed leader in a
+        // minority partition must not hand out leases.
+        let timeout = app.config.write_timeout;
+        match tokio::time::timeout(timeout, app.raft.ensure_linearizable()).await {
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(_)) => return Err(ApiError::NoLeader),
+            Ok(Ok(_)) => {}
+        }
         app.liveness.lock().record(&hb, now_ms());
         metrics::counter!("meta_heartbeats_total").increment(1);
         return Ok(Json(HeartbeatAck {
             epoch: app.current_map().epoch,
             leader: Some(app.id),
+            lease_ms: app.config.node_dead_after.as_millis() as u64 / 2,
         }));
     }
     match (forwarded(&headers), app.leader()) {

@@ -58,6 +58,16 @@ async fn one_member_alone_cannot_commit() {
         .await
         .expect("local read still answers");
     assert_eq!(local.map.epoch.0, epoch, "nothing was applied");
+    // Nor does it hand out storage-node leases.
+    let hb = protocol::cluster::Heartbeat {
+        node: protocol::NodeId(1),
+        epoch: Default::default(),
+        replicas: vec![],
+    };
+    assert!(
+        alone.heartbeat(&hb).await.is_err(),
+        "a lone leader acked a heartbeat"
+    );
     let lin = alone.cluster_map(ReadConsistency::Linearizable).await;
     assert!(lin.is_err(), "no linearizable read without a quorum");
 

@@ -138,7 +138,8 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
                     term: Term(1),
                 }],
             };
-            client.heartbeat(&hb).await.expect("heartbeat");
+            let ack = client.heartbeat(&hb).await.expect("heartbeat");
+            assert_eq!(ack.lease_ms, 400, "half of --node-dead-after-ms");
         }
         let map = client
             .cluster_map(ReadConsistency::Local)
