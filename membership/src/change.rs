@@ -122,10 +122,10 @@ mod tests {
         }
     }
 
-    fn map(members: &[Member]) -> BTreeMap<String, Member> {
+    fn map(members: Vec<Member>) -> BTreeMap<String, Member> {
         members
-            .iter()
-            .map(|m| (m.node_id.clone(), m.clone()))
+            .into_iter()
+            .map(|m| (m.node_id.clone(), m))
             .collect()
     }
 
@@ -136,13 +136,13 @@ mod tests {
         let a1_seq = member("a", 1, 5);
         let b2 = member("b", 2, 0);
         assert_eq!(
-            diff(&map(&[]), &map(&[a1.clone()])),
+            diff(&map(vec![]), &map(vec![a1.clone()])),
             vec![ClusterChange::Add(a1.clone())]
         );
         assert_eq!(
             diff(
-                &map(&[a1.clone(), b1.clone()]),
-                &map(&[a1_seq.clone(), b2.clone()])
+                &map(vec![a1.clone(), b1.clone()]),
+                &map(vec![a1_seq.clone(), b2.clone()])
             ),
             vec![
                 ClusterChange::Remove(b1.clone()),
@@ -151,23 +151,23 @@ mod tests {
             ]
         );
         assert_eq!(
-            diff(&map(&[a1.clone()]), &map(&[])),
+            diff(&map(vec![a1.clone()]), &map(vec![])),
             vec![ClusterChange::Remove(a1.clone())]
         );
-        assert!(diff(&map(&[a1.clone()]), &map(&[a1])).is_empty());
+        assert!(diff(&map(vec![a1.clone()]), &map(vec![a1])).is_empty());
     }
 
     #[tokio::test]
     async fn stream_starts_with_current_members_and_coalesces() {
-        let (tx, rx) = watch::channel(Arc::new(map(&[member("a", 1, 0)])));
+        let (tx, rx) = watch::channel(Arc::new(map(vec![member("a", 1, 0)])));
         let mut stream = ChangeStream::new(rx);
         assert_eq!(
             stream.recv().await,
             Some(ClusterChange::Add(member("a", 1, 0)))
         );
         // Two updates before the subscriber looks: one coalesced Update.
-        tx.send_replace(Arc::new(map(&[member("a", 1, 1)])));
-        tx.send_replace(Arc::new(map(&[member("a", 1, 2)])));
+        tx.send_replace(Arc::new(map(vec![member("a", 1, 1)])));
+        tx.send_replace(Arc::new(map(vec![member("a", 1, 2)])));
         assert_eq!(
             stream.recv().await,
             Some(ClusterChange::Update(member("a", 1, 2)))

@@ -5,7 +5,7 @@
 //!
 //! | key                            | value                                   |
 //! |--------------------------------|-----------------------------------------|
-//! | `role`                         | `storage` or `gateway`                  |
+//! | `role`                         | `storage`, `gateway` or `meta`          |
 //! | `rpc_addr`                     | QUIC data-plane address, `ip:port`      |
 //! | `http_addr`                    | HTTP address, `ip:port`                 |
 //! | `capacity`                     | JSON [`Capacity`](crate::Capacity)      |
@@ -22,7 +22,7 @@
 //! ([`Membership::set`](crate::Membership::set)) and show up in
 //! [`Member::extra`](crate::Member::extra).
 
-/// `storage` or `gateway`.
+/// `storage`, `gateway` or `meta`.
 pub const ROLE: &str = "role";
 /// QUIC RPC address other nodes and gateways connect to.
 pub const RPC_ADDR: &str = "rpc_addr";

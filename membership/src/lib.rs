@@ -1,7 +1,8 @@
 //! Cluster membership and failure detection: chitchat gossip behind a small
 //! handle (the quickwit-cluster shape).
 //!
-//! Storage nodes and gateways [`Membership::join`] one gossip cluster and
+//! Storage nodes, gateways and meta-service members (role `meta`, to learn
+//! liveness) [`Membership::join`] one gossip cluster and
 //! publish who they are ([`LocalNode`]: role, addresses, capacity) and their
 //! version vector (per replica, the highest applied sequence number). The
 //! meta-service and gateways read [`Membership::live_members`] and follow

@@ -24,6 +24,9 @@ pub enum Role {
     Storage,
     /// Stateless front end; routes client requests to storage nodes.
     Gateway,
+    /// A meta-service member. It joins the gossip to *learn* liveness
+    /// (chitchat has no observer mode); it publishes no replicas.
+    Meta,
 }
 
 impl Role {
@@ -31,6 +34,7 @@ impl Role {
         match self {
             Role::Storage => "storage",
             Role::Gateway => "gateway",
+            Role::Meta => "meta",
         }
     }
 }
@@ -48,6 +52,7 @@ impl FromStr for Role {
         match s {
             "storage" => Ok(Role::Storage),
             "gateway" => Ok(Role::Gateway),
+            "meta" => Ok(Role::Meta),
             other => Err(MemberParseError::UnknownRole {
                 value: other.to_string(),
             }),
@@ -236,6 +241,14 @@ impl LocalNode {
         }
     }
 
+    /// A meta-service member; `http_addr` is its API address.
+    pub fn meta(http_addr: SocketAddr) -> Self {
+        LocalNode {
+            role: Role::Meta,
+            ..Self::gateway(http_addr)
+        }
+    }
+
     pub fn with_capacity(mut self, capacity: Capacity) -> Self {
         self.capacity = capacity;
         self
@@ -355,8 +368,15 @@ mod tests {
             .err(),
             Some(MemberParseError::MissingRpcAddr)
         );
-        // A gateway needs no RPC address.
+        // Gateways and meta members need no RPC address.
         assert!(parse("n", 1, gossip(), [("role", "gateway")]).is_ok());
+        assert_eq!(
+            parse("n", 1, gossip(), [("role", "meta")])
+                .unwrap()
+                .member
+                .role,
+            Role::Meta
+        );
     }
 
     #[test]

@@ -50,6 +50,14 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
         wait_live(node, &["a", "b", "c"]).await;
     }
 
+    // Steady state: nobody flaps for a while (many detection timeouts).
+    let mut a_changes = a.subscribe();
+    let flap = next_change_matching(&mut a_changes, Duration::from_secs(3), |ch| {
+        matches!(ch, ClusterChange::Remove(_))
+    })
+    .await;
+    assert_eq!(flap, None, "a live node was declared dead");
+
     // Version-vector update over UDP.
     let mut b_changes = b.subscribe();
     c.set_replica_seq("docs", 0, 7).await.unwrap();
