@@ -130,6 +130,9 @@ impl MembershipConfig {
         if self.cluster_id.is_empty() {
             return invalid("cluster_id is empty");
         }
+        if self.gossip_advertise.ip().is_unspecified() {
+            return invalid("gossip_advertise is 0.0.0.0 / ::: set the address peers reach us on");
+        }
         if self.gossip_interval.is_zero() {
             return invalid("gossip_interval is zero");
         }
@@ -235,6 +238,8 @@ mod tests {
         let mut c = config();
         c.node_id.clear();
         assert!(c.validate().is_err());
+        let c = MembershipConfig::new("n1", "c", "0.0.0.0:7946".parse().unwrap());
+        assert!(c.validate().is_err(), "unspecified advertise address");
         assert!(config().validate().is_ok());
     }
 

@@ -8,14 +8,11 @@
 //!                                                  logs
 //! ```
 //!
-//! chitchat refreshes its live-node map at the end of every gossip round,
-//! and only when a node appears, disappears or changes a key (heartbeats do
-//! not count), so the members task does work proportional to changes.
+//! The members task lives in `watcher.rs`.
 
-use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::{spawn_chitchat, Chitchat, ChitchatHandle, ChitchatId, NodeState};
@@ -23,12 +20,13 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::change::{diff, ChangeStream, ClusterChange, Snapshot};
+use crate::change::{ChangeStream, Snapshot};
 use crate::config::MembershipConfig;
 use crate::error::MembershipError;
 use crate::keys;
-use crate::member::{self, Capacity, LocalNode, Member, Role};
+use crate::member::{Capacity, LocalNode, Member, Role};
 use crate::transport::GossipTransport;
+use crate::watcher::{dead_members, run_members_task};
 
 /// How many times `join` retries when a port it picked for port 0 was taken
 /// in between.
@@ -51,6 +49,18 @@ struct Inner {
     members: watch::Receiver<Snapshot>,
     members_task: JoinHandle<()>,
     shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("node_id", &&*self.inner.self_id.node_id)
+            .field("generation", &self.inner.self_id.generation_id)
+            .field("gossip_addr", &self.inner.self_id.gossip_advertise_addr)
+            .field("live_members", &self.inner.members.borrow().len())
+            .field("shut_down", &self.inner.shut_down.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 impl Drop for Inner {
@@ -308,147 +318,5 @@ fn delete_if_present(state: &mut NodeState, key: &str) {
     // chitchat logs a warning when deleting a missing key.
     if state.get(key).is_some() {
         state.delete(key);
-    }
-}
-
-/// Parses chitchat's live nodes into members: unusable nodes and nodes that
-/// are leaving are left out; of two live generations of one node id (a
-/// restart seen before the old one is declared dead) the newest wins.
-fn live_members(
-    live_nodes: &BTreeMap<ChitchatId, NodeState>,
-    warned: &mut HashSet<String>,
-) -> BTreeMap<String, Member> {
-    let mut members: BTreeMap<String, Member> = BTreeMap::new();
-    for (id, state) in live_nodes {
-        let parsed = match member::parse(
-            &id.node_id,
-            id.generation_id,
-            id.gossip_advertise_addr,
-            state.key_values(),
-        ) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                warn_once(
-                    warned,
-                    format!("{id:?}: {e}"),
-                    || warn!(node = ?id, error = %e, "ignoring node with unusable gossip state"),
-                );
-                continue;
-            }
-        };
-        for warning in &parsed.warnings {
-            warn_once(
-                warned,
-                format!("{id:?}: {warning}"),
-                || warn!(node = ?id, %warning, "ignoring malformed gossip value"),
-            );
-        }
-        if parsed.leaving {
-            continue;
-        }
-        let m = parsed.member;
-        match members.get(&m.node_id) {
-            Some(existing) if existing.generation >= m.generation => {}
-            _ => {
-                members.insert(m.node_id.clone(), m);
-            }
-        }
-    }
-    members
-}
-
-/// Logs a warning once per distinct message (gossip state is re-parsed on
-/// every change, a bad value would otherwise be logged again and again).
-fn warn_once(warned: &mut HashSet<String>, key: String, log: impl FnOnce()) {
-    if warned.len() > 10_000 {
-        warned.clear();
-    }
-    if warned.insert(key) {
-        log();
-    }
-}
-
-fn dead_members(chitchat: &Chitchat, live: &BTreeMap<String, Member>) -> Vec<Member> {
-    let mut dead: BTreeMap<String, Member> = BTreeMap::new();
-    for id in chitchat.dead_nodes() {
-        if live.contains_key(&*id.node_id) {
-            continue;
-        }
-        let Some(state) = chitchat.node_state(id) else {
-            continue;
-        };
-        // Unusable states were already warned about when the node was live.
-        let Ok(parsed) = member::parse(
-            &id.node_id,
-            id.generation_id,
-            id.gossip_advertise_addr,
-            state.key_values(),
-        ) else {
-            continue;
-        };
-        let m = parsed.member;
-        match dead.get(&m.node_id) {
-            Some(existing) if existing.generation >= m.generation => {}
-            _ => {
-                dead.insert(m.node_id.clone(), m);
-            }
-        }
-    }
-    dead.into_values().collect()
-}
-
-/// Turns chitchat's live-node map into member snapshots, logs changes and
-/// keeps the gauges current. Ends when chitchat goes away.
-async fn run_members_task(
-    mut live_nodes: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
-    chitchat: Weak<Mutex<Chitchat>>,
-    members_tx: watch::Sender<Snapshot>,
-    gossip_interval: Duration,
-) {
-    let mut warned = HashSet::new();
-    // The dead set also shrinks by garbage collection, which does not touch
-    // the live map: refresh the gauge on a timer too.
-    let mut gauge_tick = tokio::time::interval((gossip_interval * 10).max(Duration::from_secs(1)));
-    gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    live_nodes.mark_changed();
-    loop {
-        tokio::select! {
-            changed = live_nodes.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let next = live_members(&live_nodes.borrow_and_update(), &mut warned);
-                let prev = members_tx.borrow().clone();
-                if *prev == next {
-                    continue;
-                }
-                for change in diff(&prev, &next) {
-                    log_change(&change);
-                }
-                metrics::gauge!("membership_live_nodes").set(next.len() as f64);
-                members_tx.send_replace(Arc::new(next));
-            }
-            _ = gauge_tick.tick() => {}
-        }
-        let Some(chitchat) = chitchat.upgrade() else {
-            return;
-        };
-        let live = members_tx.borrow().clone();
-        let dead = dead_members(&*chitchat.lock().await, &live).len();
-        metrics::gauge!("membership_dead_nodes").set(dead as f64);
-    }
-}
-
-fn log_change(change: &ClusterChange) {
-    match change {
-        ClusterChange::Add(m) => info!(
-            node_id = %m.node_id, generation = m.generation, role = %m.role,
-            rpc_addr = ?m.rpc_addr, "member live"
-        ),
-        ClusterChange::Update(m) => debug!(node_id = %m.node_id, "member updated"),
-        ClusterChange::Remove(m) => warn!(
-            node_id = %m.node_id, generation = m.generation, role = %m.role,
-            "member dead or left"
-        ),
     }
 }

@@ -16,6 +16,8 @@
 //! - `member`: [`LocalNode`] (published) and [`Member`] (parsed back, lenient).
 //! - `change`: [`ClusterChange`] and the lossless [`ChangeStream`].
 //! - `handle`: [`Membership`]: join, set, members, subscribe, shutdown.
+//! - `watcher`: background task, chitchat live map → member snapshots,
+//!   change logs, gauges.
 //! - `transport`: [`GossipTransport`]: UDP, or in-memory for tests.
 //! - `error`: [`MembershipError`].
 //! - `testsuite` (feature `testsuite`): in-memory network, test configs.
@@ -32,6 +34,7 @@ mod handle;
 pub mod keys;
 mod member;
 mod transport;
+mod watcher;
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;

@@ -136,8 +136,7 @@ async fn join_refuses_a_port_in_use() {
     let config = membership::testsuite::test_config("b", a.gossip_addr());
     let err = Membership::join(config, storage_node(2), GossipTransport::Udp)
         .await
-        .err()
-        .expect("port in use");
+        .expect_err("port in use");
     assert!(
         matches!(err, membership::MembershipError::Bind { .. }),
         "{err}"
