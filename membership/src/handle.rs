@@ -10,6 +10,7 @@
 //!
 //! The members task lives in `watcher.rs`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -164,6 +165,19 @@ impl Membership {
     /// One live member.
     pub fn live_member(&self, node_id: &str) -> Option<Member> {
         self.inner.members.borrow().get(node_id).cloned()
+    }
+
+    /// The version vector of one shard over the live members: node id →
+    /// highest applied sequence number, for every live node publishing a
+    /// replica of it. What failover (most up-to-date replica) and catch-up
+    /// (who is ahead of me) read.
+    pub fn shard_version_vector(&self, collection: &str, shard: u32) -> BTreeMap<String, u64> {
+        self.inner
+            .members
+            .borrow()
+            .values()
+            .filter_map(|m| Some((m.node_id.clone(), m.replica_seq(collection, shard)?)))
+            .collect()
     }
 
     /// Members the failure detector declared dead (or that left) and that

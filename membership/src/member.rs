@@ -74,7 +74,8 @@ pub struct Capacity {
 /// A node as seen through gossip.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
-    /// Stable across restarts (e.g. `"1"` for storage node `NodeId(1)`).
+    /// Stable across restarts. Storage nodes use the decimal form of their
+    /// `protocol::NodeId` (see [`Member::protocol_node_id`]).
     pub node_id: String,
     /// Changes on every restart (start time in ms by default); a new
     /// generation of the same `node_id` is a new incarnation of the node.
@@ -96,6 +97,13 @@ impl Member {
     /// Highest applied sequence number of a replica this node holds.
     pub fn replica_seq(&self, collection: &str, shard: u32) -> Option<u64> {
         self.replicas.get(&(collection.to_string(), shard)).copied()
+    }
+
+    /// The node id as the meta-service knows it, when `node_id` is the
+    /// decimal form of a `protocol::NodeId` (the convention for storage
+    /// nodes).
+    pub fn protocol_node_id(&self) -> Option<protocol::NodeId> {
+        self.node_id.parse().ok().map(protocol::NodeId)
     }
 
     /// Parses a member from its gossip key-values. Malformed optional values
@@ -321,6 +329,9 @@ mod tests {
         assert_eq!(m.replicas, local.replicas);
         assert_eq!(m.extra, local.extra);
         assert_eq!(m.replica_seq("docs", 3), Some(42));
+        assert_eq!(m.protocol_node_id(), None);
+        let m = Member::from_key_values("17", 1, gossip(), [("role", "gateway")]).unwrap();
+        assert_eq!(m.protocol_node_id(), Some(protocol::NodeId(17)));
     }
 
     #[test]

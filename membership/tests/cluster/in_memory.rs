@@ -74,10 +74,20 @@ async fn three_nodes_converge_and_key_updates_arrive_as_update() {
     .await;
     assert!(change.is_some(), "replica seq update did not arrive");
     println!("replica seq update propagated in {:?}", t0.elapsed());
+    b.set_replica_seq("docs", 2, 39).await.unwrap();
+    let change = next_change_matching(&mut changes, CONVERGE, |c| {
+        matches!(c, ClusterChange::Update(m) if m.node_id == "b" && m.replica_seq("docs", 2) == Some(39))
+    })
+    .await;
+    assert!(change.is_some(), "b's replica seq did not arrive");
+    let vv = c.shard_version_vector("docs", 2);
+    assert_eq!(vv, [("a".to_string(), 41), ("b".to_string(), 39)].into());
+    assert!(c.shard_version_vector("docs", 3).is_empty());
 
     // Free-form keys and replica removal too.
     a.set("zone", "eu-1").await.unwrap();
     a.remove_replica("docs", 2).await.unwrap();
+    b.remove_replica("docs", 2).await.unwrap();
     let change = next_change_matching(&mut changes, CONVERGE, |c| {
         matches!(c, ClusterChange::Update(m) if m.node_id == "a"
             && m.extra.get("zone").map(String::as_str) == Some("eu-1")
