@@ -8,14 +8,21 @@ use transport::{Refusal, RpcClient, RpcConfig, TransportError};
 #[tokio::test]
 async fn oversized_request_is_refused_and_the_server_keeps_serving() {
     let pki = Pki::new();
-    let mut small = RpcConfig::default();
-    small.max_frame = 1024;
+    let small = RpcConfig {
+        max_frame: 1024,
+        ..Default::default()
+    };
     let server = start(&pki.tls(SERVER), small.clone());
     let client = client(&pki.tls(CLIENT)); // default 64 MiB limit: it sends
 
     for _ in 0..3 {
         let err = client
-            .call::<Req, Resp>(server.addr, SERVER, &Req::Blob(vec![1; 100_000]), TIMEOUT)
+            .call::<Req, Resp>(
+                server.addr,
+                SERVER,
+                &Req::Blob("b".repeat(100_000)),
+                TIMEOUT,
+            )
             .await
             .unwrap_err();
         assert!(
@@ -36,7 +43,12 @@ async fn oversized_request_is_refused_and_the_server_keeps_serving() {
     // A client with the small limit refuses before sending anything.
     let strict = RpcClient::new(&pki.tls("gateway-2"), small).unwrap();
     let err = strict
-        .call::<Req, Resp>(server.addr, SERVER, &Req::Blob(vec![1; 100_000]), TIMEOUT)
+        .call::<Req, Resp>(
+            server.addr,
+            SERVER,
+            &Req::Blob("b".repeat(100_000)),
+            TIMEOUT,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -50,8 +62,10 @@ async fn oversized_request_is_refused_and_the_server_keeps_serving() {
 async fn oversized_response_is_a_typed_error_on_the_client() {
     let pki = Pki::new();
     let server = start(&pki.tls(SERVER), RpcConfig::default());
-    let mut small = RpcConfig::default();
-    small.max_frame = 64;
+    let small = RpcConfig {
+        max_frame: 64,
+        ..Default::default()
+    };
     let client = RpcClient::new(&pki.tls(CLIENT), small).unwrap();
     let err = client
         .call::<Req, Resp>(server.addr, SERVER, &Req::Echo("x".repeat(500)), TIMEOUT)
@@ -93,7 +107,12 @@ async fn malformed_request_is_refused_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn request_timeout_fires_on_a_slow_handler() {
     let pki = Pki::new();
-    let server = start(&pki.tls(SERVER), RpcConfig::default());
+    // Shutdown waits for the sleeping handler at most this long.
+    let config = RpcConfig {
+        drain_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = start(&pki.tls(SERVER), config);
     let client = client(&pki.tls(CLIENT));
     assert!(echo(&client, server.addr, "warm up").await.is_ok());
 
@@ -117,14 +136,21 @@ async fn request_timeout_fires_on_a_slow_handler() {
 
     // The next call is answered (on a fresh connection: a timeout drops the cached one).
     assert!(echo(&client, server.addr, "after").await.is_ok());
+    let stopping = Instant::now();
     server.shutdown().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "drain not bounded"
+    );
 }
 
 #[tokio::test]
 async fn connect_to_a_dead_address_fails_fast_and_transient() {
     let pki = Pki::new();
-    let mut config = RpcConfig::default();
-    config.connect_timeout = Duration::from_millis(300);
+    let config = RpcConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
     let client = RpcClient::new(&pki.tls(CLIENT), config).unwrap();
     // A port that nothing listens on: bind one, note it, release it.
     let addr = std::net::UdpSocket::bind("127.0.0.1:0")

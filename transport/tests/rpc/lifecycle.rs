@@ -37,7 +37,11 @@ async fn client_reconnects_to_a_server_restarted_on_the_same_port() {
 async fn shutdown_answers_in_flight_requests_first() {
     let pki = Pki::new();
     let mut server = start(&pki.tls(SERVER), RpcConfig::default());
-    let client = client(&pki.tls(CLIENT));
+    let config = RpcConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let client = transport::RpcClient::new(&pki.tls(CLIENT), config).unwrap();
     assert!(echo(&client, server.addr, "warm up").await.is_ok());
 
     let addr = server.addr;

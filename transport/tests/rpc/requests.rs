@@ -30,9 +30,11 @@ async fn round_trip_carries_the_peer_identity() {
 #[tokio::test]
 async fn many_concurrent_requests_on_one_connection() {
     let pki = Pki::new();
-    let mut config = RpcConfig::default();
     // Fewer stream credits than requests: the rest queue in open_bi.
-    config.max_concurrent_streams = 16;
+    let config = RpcConfig {
+        max_concurrent_streams: 16,
+        ..Default::default()
+    };
     let server = start(&pki.tls(SERVER), config);
     let client = client(&pki.tls(CLIENT));
 
@@ -105,11 +107,18 @@ async fn large_frame_within_the_limit() {
     let pki = Pki::new();
     let server = start(&pki.tls(SERVER), RpcConfig::default());
     let client = client(&pki.tls(CLIENT));
-    let blob = vec![7u8; 8 * 1024 * 1024];
+    // 8 MiB each way.
+    let text = "v".repeat(8 * 1024 * 1024);
     let resp: Resp = client
-        .call(server.addr, SERVER, &Req::Blob(blob), TIMEOUT)
+        .call(server.addr, SERVER, &Req::Echo(text.clone()), TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(resp, Resp::Size(8 * 1024 * 1024));
+    assert_eq!(
+        resp,
+        Resp::Echo {
+            text,
+            peer: CLIENT.into()
+        }
+    );
     server.shutdown().await;
 }

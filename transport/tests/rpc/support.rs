@@ -21,8 +21,12 @@ pub const CLIENT: &str = "gateway-1";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Req {
     Echo(String),
-    Sleep { millis: u64 },
-    Blob(Vec<u8>),
+    Sleep {
+        millis: u64,
+    },
+    /// A payload of any size; a `String` because serde sends `Vec<u8>` as
+    /// an array of integers, slow to encode in debug builds.
+    Blob(String),
     Chunks(u32),
 }
 
