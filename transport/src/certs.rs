@@ -235,3 +235,64 @@ fn asn1_time(unix_secs: u64) -> Result<x509_parser::time::ASN1Time, TransportErr
 fn rc(e: rcgen::Error) -> TransportError {
     TransportError::config(format!("certificate generation: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    use x509_parser::extensions::GeneralName;
+
+    #[test]
+    fn issued_certificate_names_and_usages() {
+        let ca = generate_ca(DEFAULT_CA_NAME).unwrap();
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let pair = issue(&ca, "node-1", &["node-1.svc".into()], &[ip]).unwrap();
+        let der = CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+
+        assert_eq!(crate::tls::cert_name(&der).as_deref(), Some("node-1"));
+        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(cert.issuer(), ca_cert.subject());
+        assert!(ca_cert.is_ca() && !cert.is_ca());
+
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::DNSName(d) => d.to_string(),
+                GeneralName::IPAddress(b) => format!("ip:{b:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["node-1", "node-1.svc", "ip:[10, 0, 0, 5]"]);
+
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(cert.validity().is_valid());
+    }
+
+    #[test]
+    fn names_that_would_escape_the_directory_are_refused() {
+        let ca = generate_ca(DEFAULT_CA_NAME).unwrap();
+        for bad in ["", "../x", "a/b", "-lead", "sp ace"] {
+            assert!(issue(&ca, bad, &[], &[]).is_err(), "{bad:?}");
+        }
+        assert!(issue(&ca, "127.0.0.1", &[], &[]).is_ok());
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite_a_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        init_dir(dir.path(), DEFAULT_CA_NAME, false).unwrap();
+        let first = load_ca(dir.path()).unwrap();
+        assert!(init_dir(dir.path(), DEFAULT_CA_NAME, false).is_err());
+        init_dir(dir.path(), DEFAULT_CA_NAME, true).unwrap();
+        assert_ne!(load_ca(dir.path()).unwrap().cert_pem, first.cert_pem);
+        issue_to_dir(dir.path(), "gw", &[], &[]).unwrap();
+        assert!(dir.path().join("gw.pem").exists() && dir.path().join("gw.key").exists());
+    }
+}

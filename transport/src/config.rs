@@ -22,6 +22,10 @@ pub struct RpcConfig {
     pub idle_timeout: Duration,
     /// Interval of QUIC keep-alive pings; must be below `idle_timeout`.
     pub keep_alive: Duration,
+    /// Server side: bound on receiving a whole request frame, and on
+    /// writing each response frame (a client that stops reading cannot pin
+    /// a handler task).
+    pub frame_timeout: Duration,
     /// How long a shutting-down server waits for in-flight requests.
     pub drain_timeout: Duration,
     /// Local address of a client's UDP socket.
@@ -36,6 +40,7 @@ impl Default for RpcConfig {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             client_bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         }

@@ -197,3 +197,59 @@ impl From<protocol::codec::CodecError> for TransportError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_errors_are_the_retryable_ones() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let io = || std::io::Error::other("x");
+        let transient = [
+            TransportError::Connect {
+                addr,
+                server_name: "n".into(),
+                reason: "unreachable".into(),
+            },
+            TransportError::Timeout {
+                op: "request",
+                after: Duration::from_secs(1),
+            },
+            TransportError::StreamClosed { reason: "r".into() },
+            TransportError::ConnectionLost { reason: "r".into() },
+            TransportError::Refused {
+                reason: Refusal::ShuttingDown,
+            },
+        ];
+        let permanent = [
+            TransportError::Tls {
+                addr,
+                reason: "unknown CA".into(),
+            },
+            TransportError::FrameTooLarge { len: 2, max: 1 },
+            TransportError::Codec { reason: "r".into() },
+            TransportError::Refused {
+                reason: Refusal::FrameTooLarge,
+            },
+            TransportError::Refused {
+                reason: Refusal::Malformed,
+            },
+            TransportError::Bind { addr, source: io() },
+            TransportError::Config { reason: "r".into() },
+            TransportError::Io {
+                path: "p".into(),
+                source: io(),
+            },
+        ];
+        assert!(transient.iter().all(|e| e.is_transient()));
+        assert!(permanent.iter().all(|e| !e.is_transient()));
+    }
+
+    #[test]
+    fn tls_alerts_are_told_apart_from_other_closes() {
+        assert!(is_crypto_code(0x100 + 48)); // unknown_ca
+        assert!(!is_crypto_code(0x0a));
+        assert!(!is_crypto_code(0x200));
+    }
+}

@@ -38,6 +38,10 @@ pub trait Service<Req, Resp>: Send + Sync + 'static {
     /// Answers `req` from `peer`. Errors the caller should see belong in
     /// `Resp` (e.g. `Resp = Result<T, protocol::Error>`); a transport-level
     /// failure is never the handler's to report.
+    ///
+    /// The future runs to completion even when the client has given up
+    /// (timed out, disconnected): handlers that append to a WAL need not be
+    /// cancel-safe. Implement it with `async fn call(..) -> Reply<Resp>`.
     fn call(&self, peer: PeerIdentity, req: Req) -> impl Future<Output = Reply<Resp>> + Send;
 }
 
@@ -259,7 +263,13 @@ where
         let config = &self.shared.config;
         let addr = self.peer.addr;
 
-        let req: Req = match read_request(&mut recv, config.max_frame, addr).await {
+        let read = read_request(&mut recv, config.max_frame, addr);
+        let read = tokio::time::timeout(config.frame_timeout, read).await;
+        let read = read.unwrap_or(Err(TransportError::Timeout {
+            op: "read request",
+            after: config.frame_timeout,
+        }));
+        let req: Req = match read {
             Ok(req) => req,
             Err(e) => {
                 metrics::error(Side::Server, &e);
@@ -321,9 +331,16 @@ where
     /// Takes the item by value: a `&Resp` held across the write would
     /// require `Resp: Sync`.
     async fn write_item(&self, send: &mut SendStream, item: Resp) -> Result<(), TransportError> {
-        let body = frame::encode_body(&item, self.shared.config.max_frame)?;
+        let config = &self.shared.config;
+        let body = frame::encode_body(&item, config.max_frame)?;
         drop(item);
-        frame::write_frame(send, &body, self.peer.addr, Side::Server).await
+        let write = frame::write_frame(send, &body, self.peer.addr, Side::Server);
+        tokio::time::timeout(config.frame_timeout, write)
+            .await
+            .unwrap_or(Err(TransportError::Timeout {
+                op: "write response",
+                after: config.frame_timeout,
+            }))
     }
 }
 

@@ -122,3 +122,43 @@ async fn large_frame_within_the_limit() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn service_fn_with_other_message_types() {
+    let pki = Pki::new();
+    let server = transport::RpcServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        &pki.tls(SERVER),
+        RpcConfig::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let service = transport::service_fn(
+        |peer: transport::PeerIdentity, words: Vec<String>| async move {
+            transport::Reply::One(format!("{} words from {}", words.len(), peer.name))
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(service, async move {
+        let _ = stopped.await;
+    }));
+
+    let client = client(&pki.tls(CLIENT));
+    let answer: String = client
+        .call(
+            addr,
+            SERVER,
+            &vec!["a".to_string(), "b".to_string()],
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer, format!("2 words from {CLIENT}"));
+
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

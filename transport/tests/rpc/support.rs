@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use transport::certs::{self, CertifiedKey};
 use transport::{
-    service_fn, PeerIdentity, Reply, RpcClient, RpcConfig, RpcServer, TlsConfig, TransportError,
+    PeerIdentity, Reply, RpcClient, RpcConfig, RpcServer, Service, TlsConfig, TransportError,
 };
 
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,11 +117,9 @@ pub fn start_on(
     let server = RpcServer::bind(addr, tls, config)?;
     let addr = server.local_addr()?;
     let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let service = service_fn(move |peer: PeerIdentity, req: Req| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { handle(peer, req).await }
-    });
+    let service = TestService {
+        calls: calls.clone(),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(service, async move {
         let _ = stopped.await;
@@ -134,18 +132,26 @@ pub fn start_on(
     })
 }
 
-async fn handle(peer: PeerIdentity, req: Req) -> Reply<Resp> {
-    match req {
-        Req::Echo(text) => Reply::One(Resp::Echo {
-            text,
-            peer: peer.name,
-        }),
-        Req::Sleep { millis } => {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-            Reply::One(Resp::Slept)
+/// The way a node implements its service: a struct and an `async fn`.
+struct TestService {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Service<Req, Resp> for TestService {
+    async fn call(&self, peer: PeerIdentity, req: Req) -> Reply<Resp> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match req {
+            Req::Echo(text) => Reply::One(Resp::Echo {
+                text,
+                peer: peer.name,
+            }),
+            Req::Sleep { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                Reply::One(Resp::Slept)
+            }
+            Req::Blob(b) => Reply::One(Resp::Size(b.len())),
+            Req::Chunks(n) => Reply::stream(futures::stream::iter((0..n).map(Resp::Chunk))),
         }
-        Req::Blob(b) => Reply::One(Resp::Size(b.len())),
-        Req::Chunks(n) => Reply::stream(futures::stream::iter((0..n).map(Resp::Chunk))),
     }
 }
 
