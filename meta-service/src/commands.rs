@@ -22,6 +22,19 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
     // Every arm validates against `map` first and only then mutates, so a
     // refusal never leaves a half-applied change.
     match cmd {
+        ClusterCommand::IfEpoch { epoch, command } => {
+            if matches!(**command, ClusterCommand::IfEpoch { .. }) {
+                return Err(invalid("nested epoch guards"));
+            }
+            if map.epoch != *epoch {
+                return Err(CommandError::EpochMismatch {
+                    expected: *epoch,
+                    actual: map.epoch,
+                });
+            }
+            // The inner command bumps the epoch (once) if it applies.
+            return apply(map, command);
+        }
         ClusterCommand::CreateCollection { name, config } => {
             if name.is_empty() || name.len() > 255 || name.contains('/') {
                 return Err(invalid(

@@ -93,10 +93,11 @@ impl Liveness {
     }
 }
 
-/// The commands that repair `map`, in the order they must be applied. Each
-/// was checked against the map as changed by the ones before it, so they
-/// apply cleanly unless the map moved on meanwhile (then the state machine
-/// refuses the stale ones and the next pass re-plans).
+/// The commands that repair `map`, in the order they must be applied, each
+/// wrapped in [`ClusterCommand::IfEpoch`]. Each was checked against the map
+/// as changed by the ones before it, so they apply cleanly unless the map
+/// moved on meanwhile (then the state machine refuses them and the next
+/// pass re-plans).
 pub fn plan(
     map: &ClusterMap,
     live: &Liveness,
@@ -105,9 +106,16 @@ pub fn plan(
 ) -> Vec<ClusterCommand> {
     let mut sim = map.clone();
     let mut out = Vec::new();
+    // Every decision is guarded by the epoch it was made at (IfEpoch), so
+    // a plan made on a stale map (a new leader still applying, an operator
+    // command in between) is refused instead of undoing newer changes.
     let mut push = |sim: &mut ClusterMap, cmd: ClusterCommand| {
-        if apply(sim, &cmd).is_ok() {
-            out.push(cmd);
+        let guarded = ClusterCommand::IfEpoch {
+            epoch: sim.epoch,
+            command: Box::new(cmd),
+        };
+        if apply(sim, &guarded).is_ok() {
+            out.push(guarded);
         }
     };
 
@@ -334,6 +342,8 @@ pub async fn run(app: Arc<crate::server::App>, mut stop: tokio::sync::watch::Rec
                 tokio::time::timeout(Duration::from_secs(5), app.raft.client_write(cmd)).await;
             match res {
                 Ok(Ok(r)) => {
+                    // Stop at the first refusal: the epoch guards of the
+                    // later commands assume this one applied.
                     if let Err(refusal) = r.data {
                         tracing::info!(%refusal, "controller command refused; re-planning next pass");
                         break;

@@ -305,9 +305,25 @@ pub enum ClusterCommand {
         #[serde(default)]
         expected_term: Option<Term>,
     },
+    /// Compare-and-set: applies `command` only if the map is still at
+    /// `epoch` (one epoch bump in all). The controller sends every decision
+    /// this way, so a decision made on a map that has since moved on is
+    /// refused instead of undoing a newer change.
+    IfEpoch {
+        epoch: Epoch,
+        command: Box<ClusterCommand>,
+    },
 }
 
 impl ClusterCommand {
+    /// The command itself, without an [`ClusterCommand::IfEpoch`] guard.
+    pub fn unguarded(&self) -> &ClusterCommand {
+        match self {
+            ClusterCommand::IfEpoch { command, .. } => command.unguarded(),
+            other => other,
+        }
+    }
+
     /// Short name for logs and metrics labels.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -326,6 +342,7 @@ impl ClusterCommand {
             ClusterCommand::SetReplicas { .. } => "set_replicas",
             ClusterCommand::SetReplicaState { .. } => "set_replica_state",
             ClusterCommand::PromotePrimary { .. } => "promote_primary",
+            ClusterCommand::IfEpoch { command, .. } => command.kind(),
         }
     }
 }
@@ -374,6 +391,8 @@ pub enum CommandError {
     MigrationInProgress { collection: String, shard: ShardId },
     #[error("shard {shard} of `{collection}` has no migration")]
     NoMigration { collection: String, shard: ShardId },
+    #[error("the map is at epoch {actual}, the command expected {expected}")]
+    EpochMismatch { expected: Epoch, actual: Epoch },
     #[error("invalid command: {reason}")]
     Invalid { reason: String },
 }

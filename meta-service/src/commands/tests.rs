@@ -710,3 +710,41 @@ fn every_accepted_command_bumps_the_epoch_by_one() {
         epoch = e;
     }
 }
+
+#[test]
+fn if_epoch_is_a_compare_and_set() {
+    let mut map = map_with_nodes(1);
+    let guarded = |epoch: u64, key: &str| ClusterCommand::IfEpoch {
+        epoch: Epoch(epoch),
+        command: Box::new(ClusterCommand::UpdateConfig {
+            key: key.into(),
+            value: "v".into(),
+        }),
+    };
+    assert_eq!(apply(&mut map, &guarded(1, "a")).unwrap(), Epoch(2));
+    assert_eq!(
+        refused(&mut map, guarded(1, "b")),
+        CommandError::EpochMismatch {
+            expected: Epoch(1),
+            actual: Epoch(2)
+        }
+    );
+    // The inner command's own refusal comes through unchanged.
+    let inner_refused = ClusterCommand::IfEpoch {
+        epoch: Epoch(2),
+        command: Box::new(ClusterCommand::DeleteCollection { name: "x".into() }),
+    };
+    assert_eq!(
+        refused(&mut map, inner_refused),
+        CommandError::CollectionNotFound { name: "x".into() }
+    );
+    let nested = ClusterCommand::IfEpoch {
+        epoch: Epoch(2),
+        command: Box::new(guarded(2, "c")),
+    };
+    assert!(matches!(
+        refused(&mut map, nested),
+        CommandError::Invalid { .. }
+    ));
+    assert_eq!(guarded(2, "c").kind(), "update_config");
+}

@@ -55,12 +55,46 @@ fn heartbeat_empty(live: &mut Liveness, node: NodeId, at: u64) {
     );
 }
 
+/// Plans, applies, and returns the commands without their epoch guards.
 fn run(map: &mut ClusterMap, live: &Liveness, now: u64) -> Vec<ClusterCommand> {
     let cmds = plan(map, live, now, &POLICY);
     for c in &cmds {
+        assert!(
+            matches!(c, ClusterCommand::IfEpoch { epoch, .. } if *epoch == map.epoch),
+            "{c:?}"
+        );
         apply(map, c).unwrap();
     }
-    cmds
+    cmds.iter().map(|c| c.unguarded().clone()).collect()
+}
+
+fn unguarded(cmds: Vec<ClusterCommand>) -> Vec<ClusterCommand> {
+    cmds.iter().map(|c| c.unguarded().clone()).collect()
+}
+
+#[test]
+fn a_plan_made_on_a_stale_map_is_refused() {
+    let mut map = cluster(3);
+    let live = Liveness::default();
+    let stale = plan(&map, &live, 5_000, &POLICY);
+    assert!(stale.len() > 1);
+    // Something else changes the map first: the plan's first command is
+    // refused, and the loop (`run`) stops there and re-plans, because the
+    // guards of the later commands assume the earlier ones applied.
+    apply(
+        &mut map,
+        &ClusterCommand::UpdateConfig {
+            key: "k".into(),
+            value: "v".into(),
+        },
+    )
+    .unwrap();
+    let before = map.clone();
+    assert!(matches!(
+        apply(&mut map, &stale[0]),
+        Err(protocol::cluster::CommandError::EpochMismatch { .. })
+    ));
+    assert_eq!(map, before);
 }
 
 fn shard(map: &ClusterMap) -> protocol::cluster::ShardInfo {
@@ -85,7 +119,7 @@ fn new_leader_gives_every_node_a_grace_period() {
     // Nobody heard from yet, but the leader only took over 500 ms ago.
     assert!(plan(&map, &live, 10_500, &POLICY).is_empty());
     // After the grace period they are all dead.
-    let cmds = plan(&map, &live, 11_001, &POLICY);
+    let cmds = unguarded(plan(&map, &live, 11_001, &POLICY));
     assert_eq!(
         cmds.iter()
             .filter(|c| matches!(
