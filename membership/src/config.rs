@@ -21,9 +21,15 @@
 //! | SWIM (spec)                      | here                                         |
 //! |----------------------------------|----------------------------------------------|
 //! | gossip loop period (100 ms)      | `gossip_interval` (= `probe_interval` / 10)   |
-//! | `probe_timeout + suspect_timeout`| ≈ `phi_threshold × gossip_interval`           |
+//! | `probe_timeout + suspect_timeout`| `phi_threshold × gossip_interval` (bound)     |
 //! | `gossip_fanout` (3)              | fixed at 3 by chitchat 0.13 (`GOSSIP_COUNT`)  |
 //! | dead member forgotten            | `dead_node_grace`                             |
+//! | `max_message_size` (1 KB)        | chitchat fills UDP datagrams up to 65 507 B   |
+//!
+//! The budget row is an upper bound: the mean heartbeat interval is at most
+//! about one gossip interval (every peer gossips each round) and shorter in
+//! practice (~half on three nodes, less on larger clusters), so detection
+//! comes no later than the SWIM budget and usually sooner.
 //!
 //! [`MembershipConfig::with_swim`] applies this mapping. Our defaults are
 //! 100 ms and phi 16. On a three-node cluster a peer's heartbeat arrives
