@@ -90,8 +90,16 @@ impl RpcServer {
         config: RpcConfig,
     ) -> Result<Self, TransportError> {
         let server_config = tls.quinn_server(&config)?;
-        let endpoint = quinn::Endpoint::server(server_config, addr)
-            .map_err(|source| TransportError::Bind { addr, source })?;
+        let endpoint_config = tls.endpoint_config();
+        let bind_error = |source| TransportError::Bind { addr, source };
+        let socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| {
+            bind_error(std::io::Error::other(
+                "no async runtime (call inside Tokio)",
+            ))
+        })?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
+            .map_err(bind_error)?;
         Ok(RpcServer { endpoint, config })
     }
 

@@ -125,6 +125,32 @@ impl TlsConfig {
             .and_then(|leaf| cert_name(leaf))
     }
 
+    /// Endpoint settings that survive a restart. QUIC stateless resets are
+    /// keyed by this node's private key, and so is the check that an
+    /// unknown connection id is one of ours: a node killed and restarted on
+    /// the same port answers packets of its old connections with a reset
+    /// its peers accept, so they reconnect at once instead of waiting for
+    /// the idle timeout. quinn's random defaults when there is no key.
+    pub(crate) fn endpoint_config(&self) -> quinn::EndpointConfig {
+        use ring::hmac;
+        let Some(identity) = self.identity.as_ref() else {
+            return quinn::EndpointConfig::default();
+        };
+        let master = hmac::Key::new(hmac::HMAC_SHA256, identity.key.secret_der());
+        let reset = hmac::sign(&master, b"vdb/1 quic stateless reset");
+        let cid = hmac::sign(&master, b"vdb/1 quic connection id");
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid.as_ref()[..8]);
+        let cid_key = u64::from_le_bytes(cid_key);
+
+        let mut config =
+            quinn::EndpointConfig::new(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, reset.as_ref())));
+        config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        config
+    }
+
     pub(crate) fn quinn_server(
         &self,
         cfg: &RpcConfig,

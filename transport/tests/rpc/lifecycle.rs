@@ -69,3 +69,58 @@ async fn shutdown_answers_in_flight_requests_first() {
     let err = echo(&client, addr, "anyone?").await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+/// A server that dies without closing its connections (SIGKILL, power
+/// loss) and comes back on the same port: its stateless resets carry a key
+/// derived from its certificate key, so the client's stale connection
+/// fails at once instead of at the request timeout, and the next call
+/// reconnects.
+#[tokio::test]
+async fn client_recovers_from_a_server_killed_without_closing() {
+    let pki = Pki::new();
+    let server_tls = pki.tls(SERVER);
+    let client = client(&pki.tls(CLIENT));
+
+    // The first life runs on its own runtime; shutting that runtime down
+    // drops every task and the socket without a CONNECTION_CLOSE.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = {
+        let _in_doomed = doomed.enter();
+        start(&server_tls, RpcConfig::default())
+    };
+    let addr = first.addr;
+    assert!(echo(&client, addr, "first life").await.is_ok());
+    doomed.shutdown_background();
+    drop(first);
+
+    let mut restarted = None;
+    for _ in 0..50 {
+        match start_on(addr, &server_tls, RpcConfig::default()) {
+            Ok(s) => {
+                restarted = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let server = restarted.expect("could not rebind the port within 5 s");
+
+    let started = std::time::Instant::now();
+    let stale = echo(&client, addr, "on the stale connection").await;
+    let elapsed = started.elapsed();
+    match &stale {
+        Ok(_) => {}
+        Err(e) => assert!(e.is_transient(), "{e:?}"),
+    }
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "stale connection noticed after {elapsed:?}"
+    );
+    let resp = echo(&client, addr, "second life").await.unwrap();
+    assert!(matches!(resp, Resp::Echo { text, .. } if text == "second life"));
+    server.shutdown().await;
+}
