@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use membership::testsuite::{next_change_matching, InMemoryNetwork};
-use membership::{ClusterChange, GossipTransport, LocalNode, Membership, MembershipError, Role};
+use membership::{
+    Capacity, ClusterChange, GossipTransport, LocalNode, Membership, MembershipError, Role,
+};
 
 use crate::helpers::*;
 
@@ -96,6 +98,20 @@ async fn three_nodes_converge_and_key_updates_arrive_as_update() {
     .await;
     assert!(change.is_some(), "key set + replica removal did not arrive");
 
+    let capacity = Capacity {
+        cpus: 8,
+        memory_bytes: 1 << 34,
+        disk_bytes: 1 << 40,
+    };
+    a.set_capacity(&capacity).await.unwrap();
+    let change = next_change_matching(
+        &mut changes,
+        CONVERGE,
+        |c| matches!(c, ClusterChange::Update(m) if m.node_id == "a" && m.capacity == capacity),
+    )
+    .await;
+    assert!(change.is_some(), "capacity update did not arrive");
+
     // Reserved keys go through the typed setters only.
     assert!(matches!(
         a.set("role", "gateway").await,
@@ -117,9 +133,16 @@ async fn graceful_shutdown_is_a_prompt_remove_and_restart_is_an_add() {
     let (a, b, c) = three_nodes(&network).await;
     let mut changes = a.subscribe();
 
+    let mut b_own_changes = b.subscribe();
     let t0 = Instant::now();
     let b_addr = b.gossip_addr();
     b.shutdown().await;
+    // The leaving node's own streams end.
+    let ended = tokio::time::timeout(DETECT, async {
+        while b_own_changes.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "b's change stream did not end on shutdown");
     let removed = next_change_matching(
         &mut changes,
         DETECT,
