@@ -122,9 +122,20 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             if node.addr.is_empty() {
                 return Err(invalid("node address must not be empty"));
             }
+            let old_state = map.nodes.get(&node.id).map(|n| n.state);
             let mut info = node.clone();
-            info.state = NodeState::Alive;
+            // Re-registering (a restart) keeps an operator's drain; anything
+            // else comes back alive.
+            info.state = match old_state {
+                Some(NodeState::Draining) => NodeState::Draining,
+                _ => NodeState::Alive,
+            };
             map.nodes.insert(info.id, info);
+            if old_state == Some(NodeState::Dead) {
+                // Back from the dead: its replicas missed writes, so none may
+                // be promoted until it has caught up (see `controller`).
+                mark_behind(map, node.id);
+            }
         }
         ClusterCommand::RemoveNode { node } => {
             if !map.nodes.contains_key(node) {
@@ -147,8 +158,12 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             if info.state == *state {
                 return Err(invalid(&format!("node {node} is already {state:?}")));
             }
+            let was_dead = info.state == NodeState::Dead;
             info.state = *state;
             info.state_since_ms = *at_ms;
+            if was_dead {
+                mark_behind(map, *node);
+            }
         }
         ClusterCommand::RebalanceShards { plan } => {
             if plan.moves.is_empty() {
@@ -343,6 +358,21 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
     }
     map.epoch = Epoch(map.epoch.0 + 1);
     Ok(map.epoch)
+}
+
+/// Marks `node`'s replicas `Initializing`, except where it is primary
+/// (there it was the only choice; its term keeps writers ordered).
+pub(crate) fn mark_behind(map: &mut ClusterMap, node: NodeId) {
+    for coll in map.collections.values_mut() {
+        for shard in coll.shards.values_mut() {
+            if shard.primary == Some(node) {
+                continue;
+            }
+            for r in shard.replicas.iter_mut().filter(|r| r.node == node) {
+                r.state = ReplicaState::Initializing;
+            }
+        }
+    }
 }
 
 /// The ring of nodes that may receive new replicas.

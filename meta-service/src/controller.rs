@@ -5,8 +5,9 @@
 //! One pass, in order:
 //!
 //! 1. a node silent for longer than `node_dead_after` is marked `Dead`; a
-//!    dead node heard from again is marked `Alive`, and its replicas that
-//!    are not primary go back to `Initializing` (they missed writes);
+//!    dead node heard from again is marked `Alive` (the state machine then
+//!    puts its non-primary replicas back to `Initializing`: they missed
+//!    writes);
 //! 2. every shard whose primary is on a dead node gets a new primary: the
 //!    in-sync (`Active`) replica on an alive node that reported the highest
 //!    applied sequence number (ties: the ring's order), with term + 1;
@@ -145,23 +146,7 @@ pub fn plan(
                     at_ms: now_ms,
                 },
             );
-            for (collection, shard) in sim.shards_on(node.id) {
-                let is_primary = sim
-                    .shard(&collection, shard)
-                    .is_some_and(|s| s.primary == Some(node.id));
-                if !is_primary {
-                    let state = ReplicaState::Initializing;
-                    push(
-                        &mut sim,
-                        ClusterCommand::SetReplicaState {
-                            collection,
-                            shard,
-                            node: node.id,
-                            state,
-                        },
-                    );
-                }
-            }
+            // (the state machine marks its replicas behind)
         }
     }
     let is_alive =

@@ -748,3 +748,102 @@ fn if_epoch_is_a_compare_and_set() {
     ));
     assert_eq!(guarded(2, "c").kind(), "update_config");
 }
+
+#[test]
+fn re_registering_a_dead_node_marks_its_replicas_behind() {
+    let mut map = map_with_nodes(3);
+    apply(&mut map, &create("docs", 1, 3)).unwrap();
+    let s = shard(&map, "docs", 0);
+    let (primary, other) = (s.primary.unwrap(), s.nodes().nth(1).unwrap());
+    for n in [primary, other] {
+        apply(
+            &mut map,
+            &ClusterCommand::SetNodeState {
+                node: n,
+                state: NodeState::Dead,
+                at_ms: 1,
+            },
+        )
+        .unwrap();
+    }
+    apply(
+        &mut map,
+        &ClusterCommand::AddNode {
+            node: node(other.0),
+        },
+    )
+    .unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::AddNode {
+            node: node(primary.0),
+        },
+    )
+    .unwrap();
+    let s = shard(&map, "docs", 0);
+    assert_eq!(map.nodes[&other].state, NodeState::Alive);
+    assert_eq!(s.replica(other).unwrap().state, ReplicaState::Initializing);
+    assert_eq!(
+        s.replica(primary).unwrap().state,
+        ReplicaState::Active,
+        "the primary stays"
+    );
+
+    // A draining node that restarts stays draining.
+    apply(
+        &mut map,
+        &ClusterCommand::SetNodeState {
+            node: other,
+            state: NodeState::Draining,
+            at_ms: 2,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::AddNode {
+            node: node(other.0),
+        },
+    )
+    .unwrap();
+    assert_eq!(map.nodes[&other].state, NodeState::Draining);
+}
+
+#[test]
+fn dead_node_marked_alive_again_has_its_replicas_behind() {
+    let mut map = map_with_nodes(2);
+    let replicas = Some(vec![NodeId(2), NodeId(1)]);
+    let create_shard = ClusterCommand::CreateShard {
+        collection: "x".into(),
+        shard: ShardId(0),
+        replicas,
+    };
+    apply(&mut map, &create("x", 1, 1)).unwrap();
+    apply(
+        &mut map,
+        &ClusterCommand::DeleteShard {
+            collection: "x".into(),
+            shard: ShardId(0),
+        },
+    )
+    .unwrap();
+    apply(&mut map, &create_shard).unwrap();
+    let state = |node, state| ClusterCommand::SetNodeState {
+        node,
+        state,
+        at_ms: 5,
+    };
+    apply(&mut map, &state(NodeId(1), NodeState::Dead)).unwrap();
+    apply(&mut map, &state(NodeId(1), NodeState::Alive)).unwrap();
+    assert_eq!(
+        shard(&map, "x", 0).replica(NodeId(1)).unwrap().state,
+        ReplicaState::Initializing
+    );
+    // A dead primary coming back keeps its role (it was not replaced).
+    apply(&mut map, &state(NodeId(2), NodeState::Dead)).unwrap();
+    apply(&mut map, &state(NodeId(2), NodeState::Alive)).unwrap();
+    assert_eq!(
+        shard(&map, "x", 0).replica(NodeId(2)).unwrap().state,
+        ReplicaState::Active
+    );
+}

@@ -270,7 +270,7 @@ fn returning_node_is_alive_again_and_resyncs() {
     }
     let cmds = run(&mut map, &live, 2_500);
     assert_eq!(map.nodes[&back].state, NodeState::Alive);
-    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
     assert_eq!(
         shard(&map).replica(back).unwrap().state,
         ReplicaState::Initializing
