@@ -294,7 +294,8 @@ impl Membership {
 
     /// Leaves gracefully: publishes `status = leaving` so peers drop this
     /// node at once (instead of after failure detection), gossips for three
-    /// more rounds, then stops. Change streams end. Idempotent.
+    /// more rounds, then stops. Change streams end; `live_members` keeps
+    /// returning the last view; setters fail with `ShutDown`. Idempotent.
     pub async fn shutdown(&self) {
         if self.inner.shut_down.swap(true, Ordering::AcqRel) {
             return;
