@@ -249,7 +249,16 @@ impl RpcClient {
             .inner
             .endpoint
             .connect(addr, server_name)
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| match e {
+                // Retrying cannot fix these.
+                quinn::ConnectError::InvalidServerName(_)
+                | quinn::ConnectError::InvalidRemoteAddress(_)
+                | quinn::ConnectError::NoDefaultClientConfig
+                | quinn::ConnectError::UnsupportedVersion => TransportError::config(e),
+                quinn::ConnectError::EndpointStopping | quinn::ConnectError::CidsExhausted => {
+                    connect_error(e.to_string())
+                }
+            })?;
         let limit = self.inner.config.connect_timeout;
         let conn = match tokio::time::timeout(limit, connecting).await {
             Ok(Ok(conn)) => conn,

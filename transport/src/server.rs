@@ -114,7 +114,9 @@ impl RpcServer {
 
     /// Serves `service` until `shutdown` resolves, then stops accepting,
     /// lets in-flight requests finish (at most `drain_timeout`) and closes
-    /// every connection. Returns once the UDP socket is released.
+    /// every connection (peers see `ConnectionLost`, a transient error).
+    /// When every request drained, the UDP port is free once this returns;
+    /// a handler still running past the deadline holds it until it ends.
     pub async fn run<Req, Resp, S>(
         self,
         service: S,

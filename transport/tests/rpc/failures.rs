@@ -169,3 +169,16 @@ async fn connect_to_a_dead_address_fails_fast_and_transient() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn an_invalid_server_name_is_a_permanent_error() {
+    let pki = Pki::new();
+    let client = client(&pki.tls(CLIENT));
+    let addr = "127.0.0.1:9".parse().unwrap();
+    let err = client
+        .call::<Req, Resp>(addr, "not a host name!", &Req::Echo("x".into()), TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Config { .. }), "{err:?}");
+    assert!(!err.is_transient());
+}
