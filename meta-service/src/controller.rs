@@ -15,7 +15,9 @@
 //!    replaced by the next alive node clockwise on the ring (it starts
 //!    `Initializing`);
 //! 4. an `Initializing` replica that reported the primary's sequence number
-//!    under the current term is marked `Active` again.
+//!    under the current term is marked `Active` again;
+//! 5. when nothing needed repair and `rebalancing.auto_enabled` is set,
+//!    replicas move from the busiest to the idlest nodes ([`rebalance`]).
 //!
 //! Heartbeats (liveness and applied sequence numbers) are soft state kept
 //! only by the leader, not replicated: they change every second and are
@@ -107,18 +109,6 @@ pub fn plan(
 ) -> Vec<ClusterCommand> {
     let mut sim = map.clone();
     let mut out = Vec::new();
-    // Every decision is guarded by the epoch it was made at (IfEpoch), so
-    // a plan made on a stale map (a new leader still applying, an operator
-    // command in between) is refused instead of undoing newer changes.
-    let mut push = |sim: &mut ClusterMap, cmd: ClusterCommand| {
-        let guarded = ClusterCommand::IfEpoch {
-            epoch: sim.epoch,
-            command: Box::new(cmd),
-        };
-        if apply(sim, &guarded).is_ok() {
-            out.push(guarded);
-        }
-    };
 
     // 1. Liveness.
     let nodes: Vec<_> = map.nodes.values().cloned().collect();
@@ -128,6 +118,7 @@ pub fn plan(
         if node.state != NodeState::Dead && stale {
             push(
                 &mut sim,
+                &mut out,
                 ClusterCommand::SetNodeState {
                     node: node.id,
                     state: NodeState::Dead,
@@ -140,6 +131,7 @@ pub fn plan(
         {
             push(
                 &mut sim,
+                &mut out,
                 ClusterCommand::SetNodeState {
                     node: node.id,
                     state: NodeState::Alive,
@@ -187,6 +179,7 @@ pub fn plan(
                 let expected_term = Some(shard.term);
                 push(
                     &mut sim,
+                    &mut out,
                     ClusterCommand::PromotePrimary {
                         collection,
                         shard: shard_id,
@@ -232,6 +225,7 @@ pub fn plan(
         if set != shard.nodes().collect::<Vec<_>>() {
             push(
                 &mut sim,
+                &mut out,
                 ClusterCommand::SetReplicas {
                     collection,
                     shard: shard_id,
@@ -269,6 +263,7 @@ pub fn plan(
             let state = ReplicaState::Active;
             push(
                 &mut sim,
+                &mut out,
                 ClusterCommand::SetReplicaState {
                     collection: collection.clone(),
                     shard: shard_id,
@@ -278,7 +273,28 @@ pub fn plan(
             );
         }
     }
+
+    // 5. Rebalancing, only when there was nothing to repair.
+    if out.is_empty() {
+        if let Some(plan) = rebalance::plan(&sim, now_ms) {
+            push(&mut sim, &mut out, ClusterCommand::RebalanceShards { plan });
+        }
+    }
     out
+}
+
+/// Adds `cmd` to the plan, guarded by the epoch it was decided at, if it
+/// applies to the simulated map. Every decision is guarded (`IfEpoch`), so
+/// a plan made on a stale map (a new leader still applying, an operator
+/// command in between) is refused instead of undoing newer changes.
+fn push(sim: &mut ClusterMap, out: &mut Vec<ClusterCommand>, cmd: ClusterCommand) {
+    let guarded = ClusterCommand::IfEpoch {
+        epoch: sim.epoch,
+        command: Box::new(cmd),
+    };
+    if apply(sim, &guarded).is_ok() {
+        out.push(guarded);
+    }
 }
 
 fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
@@ -347,5 +363,6 @@ pub async fn run(app: Arc<crate::server::App>, mut stop: tokio::sync::watch::Rec
     }
 }
 
+pub mod rebalance;
 #[cfg(test)]
 mod tests;

@@ -284,3 +284,36 @@ fn returning_node_is_alive_again_and_resyncs() {
         ReplicaState::Active
     );
 }
+
+#[test]
+fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
+    let mut map = cluster(3);
+    let node = NodeInfo::new(NodeId(4), "127.0.0.1:4");
+    apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
+    for s in 1..12 {
+        let cmd = ClusterCommand::CreateShard {
+            collection: "c".into(),
+            shard: ShardId(s),
+            replicas: None,
+        };
+        apply(&mut map, &cmd).unwrap();
+    }
+    let mut live = Liveness::default();
+    for n in 1..=4 {
+        heartbeat_empty(&mut live, NodeId(n), 900);
+    }
+    assert!(
+        run(&mut map.clone(), &live, 1_000).is_empty(),
+        "off by default"
+    );
+    let on = ClusterCommand::UpdateConfig {
+        key: rebalance::KEY_ENABLED.into(),
+        value: "true".into(),
+    };
+    apply(&mut map, &on).unwrap();
+    let cmds = run(&mut map, &live, 1_000);
+    assert!(
+        matches!(&cmds[..], [ClusterCommand::RebalanceShards { plan }] if plan.moves.iter().all(|m| m.to == NodeId(4))),
+        "{cmds:?}"
+    );
+}
