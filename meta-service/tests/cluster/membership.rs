@@ -62,4 +62,28 @@ async fn grow_from_one_to_three_members_through_the_admin_api() {
         .await
         .expect("write without member 1");
     assert_eq!(epoch.0, 4);
+
+    // Remove the dead member for good: {2, 3} is the whole cluster now.
+    let survivors = cluster.client_of_running();
+    survivors
+        .change_membership(BTreeSet::from([2, 3]), false)
+        .await
+        .expect("remove member 1");
+    let raft: serde_json::Value =
+        reqwest::get(format!("http://{}/admin/raft", cluster.member(2).addr))
+            .await
+            .expect("GET /admin/raft")
+            .json()
+            .await
+            .expect("raft metrics");
+    let voters = raft["membership_config"]["membership"]["configs"].to_string();
+    assert_eq!(voters, "[[2,3]]", "{raft}");
+    assert_eq!(
+        survivors
+            .submit(&config_cmd(2))
+            .await
+            .expect("write after removal")
+            .0,
+        5
+    );
 }
