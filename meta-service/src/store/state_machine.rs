@@ -43,9 +43,8 @@ pub struct StateMachineStore {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     map: ClusterMap,
-    dir: PathBuf,
     published: watch::Sender<Arc<ClusterMap>>,
-    snapshot_seq: Arc<AtomicU64>,
+    snapshots: Arc<SnapshotFile>,
 }
 
 /// Builds one snapshot from a copy of the state taken when openraft asked.
@@ -53,8 +52,33 @@ pub struct SnapshotBuilder {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     map: ClusterMap,
+    snapshots: Arc<SnapshotFile>,
+}
+
+/// The snapshot file of one state machine, shared with its builders.
+/// openraft runs a builder concurrently with the state machine, so a build
+/// of an older state could finish after `install_snapshot` of a newer one:
+/// writes go through one lock and never replace a newer snapshot.
+#[derive(Debug)]
+struct SnapshotFile {
     dir: PathBuf,
-    snapshot_seq: Arc<AtomicU64>,
+    seq: AtomicU64,
+    /// `last_log_id` of the snapshot on disk.
+    current: parking_lot::Mutex<Option<LogId>>,
+}
+
+impl SnapshotFile {
+    /// Writes `stored` unless the file already holds a newer snapshot;
+    /// returns whether it wrote.
+    fn write(&self, stored: &StoredSnapshot) -> Result<bool, StorageError> {
+        let mut current = self.current.lock();
+        if *current > stored.meta.last_log_id {
+            return Ok(false);
+        }
+        write_snapshot_file(&self.dir, stored)?;
+        *current = stored.meta.last_log_id;
+        Ok(true)
+    }
 }
 
 impl StateMachineStore {
@@ -76,9 +100,12 @@ impl StateMachineStore {
                 last_applied,
                 last_membership,
                 map,
-                dir: dir.to_path_buf(),
                 published,
-                snapshot_seq: Arc::new(AtomicU64::new(0)),
+                snapshots: Arc::new(SnapshotFile {
+                    dir: dir.to_path_buf(),
+                    seq: AtomicU64::new(0),
+                    current: parking_lot::Mutex::new(last_applied),
+                }),
             },
             rx,
         ))
@@ -138,7 +165,7 @@ impl std::error::Error for AnyErr {}
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let data = protocol::codec::encode(&self.map).map_err(|e| Io::write_snapshot(None, &e))?;
-        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.snapshots.seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match &self.last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, seq),
             None => format!("none-{seq}"),
@@ -152,10 +179,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: meta.clone(),
             data: data.clone(),
         };
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &stored))
+        let file = self.snapshots.clone();
+        let written = tokio::task::spawn_blocking(move || file.write(&stored))
             .await
             .map_err(|e| Io::write_snapshot(None, &e))??;
+        if !written {
+            tracing::info!(snapshot = %meta.snapshot_id, "built snapshot is older than the one on disk; not kept");
+        }
         tracing::info!(snapshot = %meta.snapshot_id, epoch = %self.map.epoch, "snapshot built");
         metrics::counter!("meta_snapshots_built_total").increment(1);
         Ok(Snapshot {
@@ -215,8 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             map: self.map.clone(),
-            dir: self.dir.clone(),
-            snapshot_seq: self.snapshot_seq.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -236,8 +265,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data,
         };
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &stored))
+        let file = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || file.write(&stored))
             .await
             .map_err(|e| Io::write_snapshot(Some(meta.signature()), &e))??;
         tracing::info!(snapshot = %meta.snapshot_id, epoch = %map.epoch, "snapshot installed");
@@ -249,7 +278,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let dir = self.dir.clone();
+        let dir = self.snapshots.dir.clone();
         let stored = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
             .await
             .map_err(|e| Io::read_snapshot(None, &e))??;
@@ -257,5 +286,39 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(index: u64) -> StoredSnapshot {
+        StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(openraft::testing::log_id(1, 1, index)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: format!("s{index}"),
+            },
+            data: vec![],
+        }
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SnapshotFile {
+            dir: dir.path().to_path_buf(),
+            seq: AtomicU64::new(0),
+            current: parking_lot::Mutex::new(None),
+        };
+        assert!(file.write(&stored(5)).unwrap());
+        assert!(
+            !file.write(&stored(3)).unwrap(),
+            "a late build of an older state"
+        );
+        let on_disk = read_snapshot_file(dir.path()).unwrap().unwrap();
+        assert_eq!(on_disk.meta.snapshot_id, "s5");
+        assert!(file.write(&stored(9)).unwrap());
     }
 }
