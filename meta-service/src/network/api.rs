@@ -19,7 +19,9 @@ use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use openraft::ServerState;
-use protocol::cluster::{ClusterCommand, ClusterMapView, Heartbeat, HeartbeatAck, NodeInfo};
+use protocol::cluster::{
+    ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::controller::now_ms;
@@ -173,6 +175,13 @@ pub async fn heartbeat(
             }
             Ok(Err(_)) => return Err(ApiError::NoLeader),
             Ok(Ok(_)) => {}
+        }
+        // An unknown node (never registered, or removed) must register
+        // before its heartbeats mean anything; telling it so lets it do so.
+        if !app.current_map().nodes.contains_key(&hb.node) {
+            return Err(ApiError::Refused(CommandError::NodeNotFound {
+                node: hb.node,
+            }));
         }
         app.liveness.lock().record(&hb, now_ms());
         metrics::counter!("meta_heartbeats_total").increment(1);

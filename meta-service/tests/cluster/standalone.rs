@@ -33,6 +33,18 @@ async fn standalone_member_serves_refuses_and_restarts() {
     );
     assert!(!err.is_transient());
 
+    // Heartbeats from a node that never registered are refused.
+    let stranger = Heartbeat {
+        node: NodeId(77),
+        epoch: Default::default(),
+        replicas: vec![],
+    };
+    let err = client.heartbeat(&stranger).await.expect_err("unknown node");
+    assert_eq!(
+        err.refusal(),
+        Some(&CommandError::NodeNotFound { node: NodeId(77) })
+    );
+
     // A long-poll returns as soon as the epoch moves.
     let watcher = client.clone();
     let watch = tokio::spawn(async move { watcher.watch(epoch, Duration::from_secs(10)).await });
