@@ -11,9 +11,9 @@
 //! 2. every shard whose primary is on a dead node gets a new primary: the
 //!    in-sync (`Active`) replica on an alive node that reported the highest
 //!    applied sequence number (ties: the ring's order), with term + 1;
-//! 3. a replica on a node dead for longer than `replica_replace_after` is
-//!    replaced by the next alive node clockwise on the ring (it starts
-//!    `Initializing`);
+//! 3. a migration whose source or target is dead is aborted; a replica on a
+//!    node dead for longer than `replica_replace_after` is replaced by the
+//!    next alive node clockwise on the ring (it starts `Initializing`);
 //! 4. an `Initializing` replica that reported the primary's sequence number
 //!    under the current term is marked `Active` again;
 //! 5. when nothing needed repair and `rebalancing.auto_enabled` is set,
@@ -194,7 +194,24 @@ pub fn plan(
         }
     }
 
-    // 3. Re-replication.
+    // 3. Re-replication. First abort migrations with a dead end: they
+    //    cannot finish, and they block changes to their shard's replicas.
+    for (collection, shard_id) in all_shards(&sim) {
+        let Some(m) = sim
+            .shard(&collection, shard_id)
+            .and_then(|s| s.migration.clone())
+        else {
+            continue;
+        };
+        let dead = |n: NodeId| sim.nodes.get(&n).is_none_or(|i| i.state == NodeState::Dead);
+        if dead(m.from) || dead(m.to) {
+            let cmd = ClusterCommand::AbortMigration {
+                collection,
+                shard: shard_id,
+            };
+            push(&mut sim, &mut out, cmd);
+        }
+    }
     let ring = placement_ring(&sim);
     for (collection, shard_id) in all_shards(&sim) {
         let Some(shard) = sim.shard(&collection, shard_id) else {

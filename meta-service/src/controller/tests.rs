@@ -317,3 +317,37 @@ fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn migration_to_a_dead_node_is_aborted() {
+    let mut map = cluster(4);
+    let s = shard(&map);
+    let from = s.nodes().nth(1).unwrap();
+    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let plan_cmd = ClusterCommand::RebalanceShards {
+        plan: protocol::cluster::RebalancePlan {
+            moves: vec![protocol::cluster::ShardMove {
+                collection: "c".into(),
+                shard: ShardId(0),
+                from,
+                to,
+            }],
+            created_at_ms: 0,
+        },
+    };
+    apply(&mut map, &plan_cmd).unwrap();
+    let mut live = Liveness::default();
+    for n in (1..=4).map(NodeId).filter(|n| *n != to) {
+        heartbeat(&mut live, n, 1_900, 1, 5);
+    }
+    let cmds = run(&mut map, &live, 2_000);
+    assert!(
+        cmds.contains(&ClusterCommand::AbortMigration {
+            collection: "c".into(),
+            shard: ShardId(0)
+        }),
+        "{cmds:?}"
+    );
+    let s = shard(&map);
+    assert!(s.migration.is_none() && !s.holds(to) && s.holds(from));
+}
