@@ -1,1 +1,81 @@
-fn main() {}
+//! The `gateway` binary: config → meta client → shard client → HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use gateway::config::{Config, Overrides};
+use gateway::{Gateway, NoTransport};
+use meta_service::MetaClient;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gateway",
+    about = "Qdrant-compatible gateway of the vector database cluster"
+)]
+struct Flags {
+    /// YAML config file (the spec's `cluster:` layout plus `gateway:`).
+    #[arg(long, env = "GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// REST port (default 15001).
+    #[arg(long)]
+    rest_port: Option<u16>,
+    #[arg(long)]
+    listen_host: Option<String>,
+    /// Meta-service members, `host:port` (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    meta: Vec<String>,
+    /// Read-write API key.
+    #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Read-only API key.
+    #[arg(long, env = "GATEWAY_READ_ONLY_API_KEY", hide_env_values = true)]
+    read_only_api_key: Option<String>,
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Logs as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    gateway::telemetry::init_logging(flags.log_json);
+    let overrides = Overrides {
+        rest_port: flags.rest_port,
+        listen_host: flags.listen_host.clone(),
+        meta_service: flags.meta.clone(),
+        api_key: flags.api_key.clone(),
+        read_only_api_key: flags.read_only_api_key.clone(),
+        node_id: flags.node_id.clone(),
+    };
+    let config = Config::load(
+        flags.config.as_deref(),
+        |k| std::env::var(k).ok(),
+        &overrides,
+    )
+    .context("configuration")?;
+    tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
+    let _ = gateway::telemetry::prometheus();
+    let meta = Arc::new(MetaClient::new(config.meta_service.clone()));
+    // TODO(transport): plug the QUIC + mTLS client here — an adapter from
+    // `transport::RpcClient` to `gateway::ShardClient` (see the trait docs
+    // in gateway/src/client.rs). Until then every data-plane call fails as
+    // unreachable (503), while collection admin and cluster routes work.
+    let client = Arc::new(NoTransport);
+    let gw = Gateway::new(meta, client, config.routing.clone());
+    let router = gateway::server::app(gw.clone(), config.keys.clone(), &config.http);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    gateway::server::serve(listener, router, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    gw.shutdown();
+    Ok(())
+}

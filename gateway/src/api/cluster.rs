@@ -1,0 +1,327 @@
+//! Operator routes: probes, the spec's `/api/cluster/{health,metrics,topology}`,
+//! Qdrant's `/cluster` and `/collections/{c}/cluster`, Prometheus `/metrics`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use protocol::cluster::{ClusterMap, NodeState, ReplicaState, ShardInfo};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{ok, started, AppState};
+use crate::error::Result;
+
+pub async fn root() -> Response {
+    let body = json!({"title": "vector-db gateway (Qdrant-compatible)", "version": env!("CARGO_PKG_VERSION")});
+    // `/` answers bare, as Qdrant's does.
+    axum::Json(body).into_response()
+}
+
+pub async fn healthz() -> &'static str {
+    "healthz check passed"
+}
+
+/// Ready once the gateway holds a cluster map from the meta-service.
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    if st.gw.maps().meta_last_ok().is_some() {
+        "all shards are ready".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no cluster map from the meta-service yet",
+        )
+            .into_response()
+    }
+}
+
+pub async fn prometheus(State(st): State<AppState>) -> Response {
+    match &st.prometheus {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
+
+/// A shard's replication health against its collection's factor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ShardHealth {
+    Healthy,
+    UnderReplicated,
+    /// No active replica on a live node.
+    Unavailable,
+}
+
+fn shard_health(map: &ClusterMap, s: &ShardInfo, rf: usize) -> (ShardHealth, bool) {
+    let live_active = s
+        .replicas
+        .iter()
+        .filter(|r| {
+            r.state == ReplicaState::Active
+                && map
+                    .nodes
+                    .get(&r.node)
+                    .is_some_and(|n| n.state != NodeState::Dead)
+        })
+        .count();
+    let health = if live_active == 0 {
+        ShardHealth::Unavailable
+    } else if live_active < rf {
+        ShardHealth::UnderReplicated
+    } else {
+        ShardHealth::Healthy
+    };
+    (health, s.replicas.len() > rf)
+}
+
+/// The spec's `ClusterMetrics`, from the map and this gateway's counters.
+#[derive(Serialize)]
+pub struct ClusterMetrics {
+    pub active_nodes: usize,
+    /// Alive in the map but failing this gateway's calls lately.
+    pub suspected_nodes: usize,
+    pub dead_nodes: usize,
+    pub total_shards: usize,
+    pub healthy_shards: usize,
+    pub under_replicated_shards: usize,
+    pub over_replicated_shards: usize,
+    /// Per shard; the gateway does not see replication lag (storage nodes
+    /// report it to the meta-service), so this is empty here.
+    pub replication_lag_ms: BTreeMap<String, f64>,
+    /// Replicas still being filled (`Initializing`).
+    pub pending_replications: usize,
+    /// A gateway holds no shards: always 0.
+    pub local_queries_per_sec: f64,
+    /// Shard requests sent per second (last minute).
+    pub remote_queries_per_sec: f64,
+    pub avg_scatter_fanout: f32,
+    pub active_migrations: usize,
+    /// Not recorded in the cluster map; counted by the meta-service.
+    pub completed_migrations: usize,
+    pub failed_migrations: usize,
+}
+
+pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
+    let map = st.gw.map();
+    let mut m = ClusterMetrics {
+        active_nodes: 0,
+        suspected_nodes: 0,
+        dead_nodes: 0,
+        total_shards: 0,
+        healthy_shards: 0,
+        under_replicated_shards: 0,
+        over_replicated_shards: 0,
+        replication_lag_ms: BTreeMap::new(),
+        pending_replications: 0,
+        local_queries_per_sec: 0.0,
+        remote_queries_per_sec: st.gw.counters.shard_requests_per_sec(st.gw.started),
+        avg_scatter_fanout: st.gw.counters.avg_fanout(),
+        active_migrations: 0,
+        completed_migrations: 0,
+        failed_migrations: 0,
+    };
+    for n in map.nodes.values() {
+        match n.state {
+            NodeState::Dead => m.dead_nodes += 1,
+            _ if st.gw.health.suspected(n.id) => m.suspected_nodes += 1,
+            _ => m.active_nodes += 1,
+        }
+    }
+    for c in map.collections.values() {
+        let rf = c.config.replication_factor as usize;
+        for s in c.shards.values() {
+            m.total_shards += 1;
+            let (h, over) = shard_health(&map, s, rf);
+            match h {
+                ShardHealth::Healthy => m.healthy_shards += 1,
+                ShardHealth::UnderReplicated | ShardHealth::Unavailable => {
+                    m.under_replicated_shards += 1
+                }
+            }
+            if over {
+                m.over_replicated_shards += 1;
+            }
+            m.pending_replications += s
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Initializing)
+                .count();
+            if s.migration.is_some() {
+                m.active_migrations += 1;
+            }
+        }
+    }
+    m
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let t = started();
+    ok(cluster_metrics(&st), t)
+}
+
+/// `healthy` / `degraded` (some shard under-replicated or a node dead) /
+/// `unhealthy` (a shard with no live replica, or no meta-service contact).
+pub async fn health(State(st): State<AppState>) -> Response {
+    let t = started();
+    let map = st.gw.map();
+    let mut unavailable = Vec::new();
+    let mut under = 0;
+    for c in map.collections.values() {
+        for s in c.shards.values() {
+            match shard_health(&map, s, c.config.replication_factor as usize).0 {
+                ShardHealth::Unavailable => unavailable.push(format!("{}/{}", c.name, s.id)),
+                ShardHealth::UnderReplicated => under += 1,
+                ShardHealth::Healthy => {}
+            }
+        }
+    }
+    let meta_ok = st
+        .gw
+        .maps()
+        .meta_last_ok()
+        .map(|t| t.elapsed().as_secs_f64());
+    let dead = map
+        .nodes
+        .values()
+        .filter(|n| n.state == NodeState::Dead)
+        .count();
+    let status = if meta_ok.is_none() || !unavailable.is_empty() {
+        "unhealthy"
+    } else if under > 0 || dead > 0 {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let body = json!({
+        "status": status,
+        "epoch": map.epoch.0,
+        "meta_service_last_contact_secs": meta_ok,
+        "nodes": {
+            "total": map.nodes.len(),
+            "alive": map.nodes.values().filter(|n| n.state == NodeState::Alive).count(),
+            "draining": map.nodes.values().filter(|n| n.state == NodeState::Draining).count(),
+            "dead": dead,
+        },
+        "shards": {
+            "under_replicated": under,
+            "unavailable": unavailable,
+        },
+    });
+    let code = if status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, ok(body, t)).into_response()
+}
+
+pub async fn topology(State(st): State<AppState>) -> Response {
+    let t = started();
+    let map = st.gw.map();
+    let nodes: Vec<_> = map
+        .nodes
+        .values()
+        .map(|n| {
+            let stats = st.gw.health.stats(n.id);
+            json!({
+                "id": n.id.0, "addr": n.addr, "api_addr": n.api_addr, "state": n.state,
+                "state_since_ms": n.state_since_ms,
+                "gateway_view": {
+                    "suspected": st.gw.health.suspected(n.id),
+                    "in_flight": stats.in_flight(),
+                    "requests": stats.requests(),
+                    "failures": stats.failures(),
+                },
+            })
+        })
+        .collect();
+    let collections: Vec<_> = map
+        .collections
+        .values()
+        .map(|c| {
+            let shards: Vec<_> = c
+                .shards
+                .values()
+                .map(|s| {
+                    json!({
+                        "id": s.id.0, "primary": s.primary.map(|p| p.0), "term": s.term.0,
+                        "replicas": s.replicas.iter().map(|r| json!({"node": r.node.0, "state": r.state})).collect::<Vec<_>>(),
+                        "migration": s.migration,
+                    })
+                })
+                .collect();
+            json!({"name": c.name, "shard_number": c.config.shard_number,
+                   "replication_factor": c.config.replication_factor, "shards": shards})
+        })
+        .collect();
+    ok(
+        json!({"epoch": map.epoch.0, "nodes": nodes, "collections": collections, "config": map.config}),
+        t,
+    )
+}
+
+/// Qdrant's `GET /cluster`, with storage nodes as peers.
+pub async fn qdrant_cluster(State(st): State<AppState>) -> Response {
+    let t = started();
+    let map = st.gw.map();
+    let peers: BTreeMap<String, _> = map
+        .nodes
+        .values()
+        .map(|n| (n.id.0.to_string(), json!({"uri": n.addr, "state": n.state})))
+        .collect();
+    ok(
+        json!({
+            "status": "enabled",
+            "peer_id": 0,
+            "peers": peers,
+            "raft_info": {"term": 0, "commit": map.epoch.0, "pending_operations": 0, "leader": null, "role": null, "is_voter": false},
+            "consensus_thread_status": {"consensus_thread_status": "working", "last_update": null},
+            "message_send_failures": {},
+        }),
+        t,
+    )
+}
+
+/// Qdrant's `GET /collections/{c}/cluster`: every replica is remote to a gateway.
+pub async fn collection_cluster(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let t = started();
+    let (map, coll) = st.gw.collection(&name).await?;
+    let mut remote = Vec::new();
+    for s in coll.shards.values() {
+        for r in &s.replicas {
+            let dead = map
+                .nodes
+                .get(&r.node)
+                .is_none_or(|n| n.state == NodeState::Dead);
+            let state = match (r.state, dead) {
+                (_, true) => "Dead",
+                (ReplicaState::Active, _) => "Active",
+                (ReplicaState::Initializing, _) => "Initializing",
+            };
+            remote.push(
+                json!({"shard_id": s.id.0, "peer_id": r.node.0, "state": state,
+                               "is_primary": s.primary == Some(r.node), "term": s.term.0}),
+            );
+        }
+    }
+    let transfers: Vec<_> = coll
+        .shards
+        .values()
+        .filter_map(|s| {
+            s.migration.as_ref().map(|m| {
+                json!({"shard_id": s.id.0, "from": m.from.0, "to": m.to.0, "sync": true, "method": "snapshot", "comment": format!("{:?}", m.phase)})
+            })
+        })
+        .collect();
+    Ok(ok(
+        json!({"peer_id": 0, "shard_count": coll.shards.len(), "local_shards": [], "remote_shards": remote, "shard_transfers": transfers}),
+        t,
+    ))
+}

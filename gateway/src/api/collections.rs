@@ -1,0 +1,117 @@
+//! `GET /collections`, `PUT|GET|DELETE /collections/{name}`,
+//! `GET /collections/{name}/exists`.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use protocol::cluster::{NodeState, ReplicaState};
+use serde_json::json;
+
+use super::models::{distance_name, parse_create_collection, write_consistency_factor};
+use super::{ok, started, AppState, JsonBody};
+use crate::error::Result;
+use crate::reads::ReadOptions;
+
+pub async fn list(State(st): State<AppState>) -> Result<Response> {
+    let t = started();
+    let map = st.gw.maps().refresh(protocol::Epoch(0)).await?;
+    let names: Vec<_> = map.collections.keys().map(|n| json!({"name": n})).collect();
+    Ok(ok(json!({"collections": names}), t))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let t = started();
+    let config = parse_create_collection(body)?;
+    st.gw.create_collection(&name, config).await?;
+    Ok(ok(true, t))
+}
+
+pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
+    let t = started();
+    let deleted = st.gw.delete_collection(&name).await?;
+    Ok(ok(deleted, t))
+}
+
+pub async fn exists(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
+    let t = started();
+    let map = st.gw.maps().refresh(protocol::Epoch(0)).await?;
+    Ok(ok(
+        json!({"exists": map.collections.contains_key(&name)}),
+        t,
+    ))
+}
+
+/// What qdrant-client's `CollectionInfo` model needs. `points_count` is
+/// counted across shards (shards that cannot answer are left out and the
+/// status turns yellow); `segments_count` is the number of shards.
+pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
+    let t = started();
+    let (map, coll) = st.gw.collection(&name).await?;
+    let count = st
+        .gw
+        .count(
+            &name,
+            protocol::CountRequest::default(),
+            ReadOptions {
+                partial: true,
+                ..ReadOptions::default()
+            },
+        )
+        .await?;
+    let degraded = !count.missing_shards.is_empty()
+        || coll.shards.values().any(|s| {
+            s.replicas.iter().any(|r| {
+                r.state != ReplicaState::Active
+                    || map
+                        .nodes
+                        .get(&r.node)
+                        .is_none_or(|n| n.state == NodeState::Dead)
+            })
+        });
+    let c = &coll.config;
+    let result = json!({
+        "status": if degraded { "yellow" } else { "green" },
+        "optimizer_status": "ok",
+        "vectors_count": null,
+        "indexed_vectors_count": 0,
+        "points_count": count.value,
+        "segments_count": coll.shards.len(),
+        "config": {
+            "params": {
+                "vectors": {"size": c.dimension, "distance": distance_name(c.distance)},
+                "shard_number": c.shard_number,
+                "sharding_method": null,
+                "replication_factor": c.replication_factor,
+                "write_consistency_factor": write_consistency_factor(c.write_consistency, c.replication_factor),
+                "read_fan_out_factor": null,
+                "on_disk_payload": false,
+                "sparse_vectors": null,
+            },
+            "hnsw_config": {
+                "m": c.hnsw.m,
+                "ef_construct": c.hnsw.ef_construct,
+                "full_scan_threshold": 10000,
+                "max_indexing_threads": 0,
+                "on_disk": false,
+                "payload_m": null,
+            },
+            "optimizer_config": {
+                "deleted_threshold": 0.2,
+                "vacuum_min_vector_number": 1000,
+                "default_segment_number": 0,
+                "max_segment_size": null,
+                "memmap_threshold": null,
+                "indexing_threshold": 20000,
+                "flush_interval_sec": 5,
+                "max_optimization_threads": null,
+            },
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": null,
+        },
+        "payload_schema": {},
+    });
+    Ok(ok(result, t))
+}

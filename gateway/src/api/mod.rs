@@ -1,0 +1,206 @@
+//! The HTTP edge: Qdrant-compatible routes, the spec's cluster routes,
+//! Prometheus, and the tower layers around them (auth, body limit,
+//! timeout, concurrency limit, per-route metrics).
+//!
+//! - [`models`]: Qdrant request shapes → `protocol` types, and answers.
+//! - [`collections`]: collection admin and info.
+//! - [`points`]: point writes and reads.
+//! - [`cluster`]: `/api/cluster/*`, `/cluster`, `/collections/{c}/cluster`.
+//! - [`auth`]: API keys (read-write and read-only).
+
+pub mod auth;
+pub mod cluster;
+pub mod collections;
+pub mod models;
+pub mod points;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{BoxError, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tower::ServiceBuilder;
+
+use crate::error::{GatewayError, Result};
+use crate::gateway::Gateway;
+pub use auth::ApiKeys;
+
+/// HTTP-level limits (the tower layers).
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 512,
+        }
+    }
+}
+
+pub struct ApiState {
+    pub gw: Arc<Gateway>,
+    pub keys: ApiKeys,
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+pub type AppState = Arc<ApiState>;
+
+/// Query-string parameters, all optional and parsed per route.
+pub type Params = Query<BTreeMap<String, String>>;
+
+/// A JSON body read within the body limit; malformed JSON is a 400 with
+/// serde's message, an oversized body a 413, an empty body `{}`.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = GatewayError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                GatewayError::PayloadTooLarge {
+                    message: rej.body_text(),
+                }
+            } else {
+                GatewayError::bad_request(rej.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(json!({})));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| GatewayError::bad_request(format!("Format error in JSON body: {e}")))
+    }
+}
+
+/// Qdrant's success envelope.
+pub fn ok<T: Serialize>(result: T, started: Instant) -> Response {
+    Json(json!({
+        "result": result,
+        "status": "ok",
+        "time": started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
+}
+
+/// Builds the whole router with its layers.
+pub fn router(state: AppState, http: &HttpOptions) -> Router {
+    let api = Router::new()
+        .route("/", get(cluster::root))
+        .route("/healthz", get(cluster::healthz))
+        .route("/livez", get(cluster::healthz))
+        .route("/readyz", get(cluster::readyz))
+        .route("/metrics", get(cluster::prometheus))
+        .route("/api/cluster/health", get(cluster::health))
+        .route("/api/cluster/metrics", get(cluster::metrics))
+        .route("/api/cluster/topology", get(cluster::topology))
+        .route("/cluster", get(cluster::qdrant_cluster))
+        .route("/collections", get(collections::list))
+        .route(
+            "/collections/{name}",
+            put(collections::create)
+                .get(collections::info)
+                .delete(collections::delete),
+        )
+        .route("/collections/{name}/exists", get(collections::exists))
+        .route(
+            "/collections/{name}/cluster",
+            get(cluster::collection_cluster),
+        )
+        .route(
+            "/collections/{name}/points",
+            put(points::upsert).post(points::retrieve),
+        )
+        .route("/collections/{name}/points/{id}", get(points::get_point))
+        .route("/collections/{name}/points/delete", post(points::delete))
+        .route("/collections/{name}/points/scroll", post(points::scroll))
+        .route("/collections/{name}/points/count", post(points::count))
+        .route("/collections/{name}/points/search", post(points::search))
+        .route(
+            "/collections/{name}/points/search/batch",
+            post(points::search_batch),
+        )
+        .route("/collections/{name}/points/query", post(points::query))
+        .route(
+            "/collections/{name}/points/payload",
+            post(points::set_payload).put(points::overwrite_payload),
+        )
+        .route(
+            "/collections/{name}/points/payload/delete",
+            post(points::delete_payload),
+        )
+        .route(
+            "/collections/{name}/points/payload/clear",
+            post(points::clear_payload),
+        )
+        .fallback(not_found)
+        .with_state(state.clone());
+    let timeout = http.request_timeout;
+    api.layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ))
+    .layer(DefaultBodyLimit::max(http.max_body_bytes))
+    .layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+                if e.is::<tower::timeout::error::Elapsed>() {
+                    GatewayError::Timeout {
+                        secs: timeout.as_secs_f64(),
+                    }
+                } else {
+                    GatewayError::Internal {
+                        message: e.to_string(),
+                    }
+                }
+            }))
+            .timeout(timeout)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                http.max_concurrent_requests.max(1),
+            )),
+    )
+    .layer(middleware::from_fn(record_metrics))
+}
+
+async fn not_found() -> GatewayError {
+    GatewayError::NotFoundRoute
+}
+
+/// Per-route request counts and latency histograms.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("gateway_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("gateway_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Shared by handlers that need the state and a start time.
+pub(crate) fn started() -> Instant {
+    Instant::now()
+}

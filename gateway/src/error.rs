@@ -1,0 +1,139 @@
+//! [`GatewayError`]: every way a gateway request can fail, mapped to an HTTP
+//! status and Qdrant's error envelope once, at the edge
+//! ([`IntoResponse`]).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::rpc::StorageError;
+use protocol::{ShardId, ValidationError};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    /// Malformed or invalid input; nothing was changed.
+    #[error("Bad request: {message}")]
+    BadRequest { message: String },
+    #[error("Not found: Collection `{name}` doesn't exist!")]
+    CollectionNotFound { name: String },
+    #[error("Not found: Point with id {id} does not exists!")]
+    PointNotFound { id: String },
+    #[error("Not found: no such route")]
+    NotFoundRoute,
+    #[error("Conflict: {message}")]
+    Conflict { message: String },
+    #[error("Must provide an API key or an Authorization bearer token")]
+    Unauthenticated,
+    #[error("Invalid API key or JWT")]
+    InvalidApiKey,
+    #[error("Forbidden: {message}")]
+    Forbidden { message: String },
+    #[error("Payload too large: {message}")]
+    PayloadTooLarge { message: String },
+    /// Some shards could not be served by any replica (and the client did
+    /// not ask for partial results).
+    #[error("Service unavailable: no reachable replica for shard(s) {shards:?} of `{collection}`: {reason}")]
+    ShardsUnavailable {
+        collection: String,
+        shards: Vec<ShardId>,
+        reason: String,
+    },
+    /// A write reached some shards and not others (see `writes` docs).
+    #[error("Service unavailable: write failed on shard(s) {failed:?} of `{collection}` ({applied} other shard write(s) applied): {reason}")]
+    WriteFailed {
+        collection: String,
+        failed: Vec<ShardId>,
+        applied: usize,
+        reason: String,
+    },
+    /// The meta-service (cluster map, collection admin) cannot be reached.
+    #[error("Service unavailable: meta-service: {message}")]
+    MetaUnavailable { message: String },
+    #[error("Service unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("Timeout: request took longer than {secs} s")]
+    Timeout { secs: f64 },
+    #[error("Internal error: {message}")]
+    Internal { message: String },
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        GatewayError::BadRequest {
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::CollectionNotFound { .. }
+            | GatewayError::PointNotFound { .. }
+            | GatewayError::NotFoundRoute => StatusCode::NOT_FOUND,
+            GatewayError::Conflict { .. } => StatusCode::CONFLICT,
+            GatewayError::Unauthenticated | GatewayError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::ShardsUnavailable { .. }
+            | GatewayError::WriteFailed { .. }
+            | GatewayError::MetaUnavailable { .. }
+            | GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ValidationError> for GatewayError {
+    fn from(e: ValidationError) -> Self {
+        GatewayError::bad_request(e.to_string())
+    }
+}
+
+/// A storage node's refusal that no retry fixes, surfaced to the client.
+pub(crate) fn from_storage(e: StorageError) -> GatewayError {
+    match e {
+        StorageError::Invalid { message } => GatewayError::BadRequest { message },
+        StorageError::Internal { message } => GatewayError::Internal { message },
+        other => GatewayError::Unavailable {
+            message: other.to_string(),
+        },
+    }
+}
+
+impl From<meta_service::ClientError> for GatewayError {
+    fn from(e: meta_service::ClientError) -> Self {
+        use protocol::cluster::CommandError;
+        match e.refusal() {
+            Some(CommandError::CollectionNotFound { name }) => {
+                GatewayError::CollectionNotFound { name: name.clone() }
+            }
+            Some(CommandError::CollectionExists { name }) => GatewayError::Conflict {
+                message: format!("Collection `{name}` already exists!"),
+            },
+            Some(CommandError::NotEnoughNodes { needed, available }) => GatewayError::bad_request(
+                format!("replication needs {needed} storage node(s), {available} available"),
+            ),
+            Some(CommandError::Invalid { reason }) => GatewayError::bad_request(reason.clone()),
+            Some(other) => GatewayError::bad_request(other.to_string()),
+            None => GatewayError::MetaUnavailable {
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let body = serde_json::json!({
+            "status": {"error": self.to_string()},
+            "time": 0.0,
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type Result<T, E = GatewayError> = std::result::Result<T, E>;

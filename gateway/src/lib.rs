@@ -1,0 +1,54 @@
+//! The gateway: a stateless, Qdrant-compatible HTTP front for the cluster.
+//! It caches the cluster map from the meta-service, routes each write to
+//! its shard's primary, fans reads out to one replica per shard (retrying
+//! and hedging across replicas) and merges the answers.
+//!
+//! ```text
+//!  HTTP ─▶ api (auth, limits, Qdrant shapes) ─▶ Gateway ─┬─ writes: group by shard ─▶ primary
+//!                                                        └─ reads: scatter ─▶ merge top-k / scroll
+//!                 MapCache ◀── watch ── meta-service      ShardClient ──▶ storage nodes
+//! ```
+//!
+//! # Layout
+//!
+//! - [`client`]: the [`ShardClient`] trait the data-plane transport implements.
+//! - [`map`]: [`MetaApi`] (what we need from the meta-service) and the
+//!   [`MapCache`] with its watch loop.
+//! - [`routing`]: a point's shard, [`shard_for_point`].
+//! - [`merge`]: pure top-k and scroll merges.
+//! - [`health`]: per-node in-flight and failure tracking.
+//! - [`gateway`]: the shared [`Gateway`] state, routing options, counters.
+//! - [`scatter`]: replica choice, retries, hedging, fan-out.
+//! - [`reads`]: search / scroll / count / retrieve over a collection.
+//! - [`writes`]: per-shard writes to primaries.
+//! - [`admin`]: collection create / delete.
+//! - [`api`]: the HTTP routes and layers.
+//! - [`config`]: YAML + env + flags.
+//! - [`server`]: serve the router until shutdown.
+//! - [`telemetry`]: logs and the Prometheus recorder.
+//! - [`error`]: [`GatewayError`], mapped to HTTP once.
+
+pub mod admin;
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod map;
+pub mod merge;
+pub mod reads;
+pub mod routing;
+pub mod scatter;
+pub mod server;
+pub mod telemetry;
+pub mod writes;
+
+pub use client::{CallFuture, ClientError, NoTransport, ShardClient};
+pub use config::Config;
+pub use error::GatewayError;
+pub use gateway::{Gateway, RoutingOptions};
+pub use map::{MapCache, MetaApi};
+pub use reads::ReadOptions;
+pub use routing::shard_for_point;
+pub use scatter::ReadConsistency;
