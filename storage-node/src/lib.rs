@@ -7,6 +7,8 @@
 //!   indexing and compaction, checkpoints.
 //! - [`node`]: the data plane: replicas held, primary write path with
 //!   replication and acknowledgements, replica catch-up, request handling.
+//! - [`server`]: the `storage-node` process: QUIC server, meta-service
+//!   sync and write lease, gossip, `/metrics` and `/health`.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
 //! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
 //! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
@@ -16,6 +18,7 @@ pub mod ann;
 pub mod error;
 pub mod node;
 pub mod segment;
+pub mod server;
 pub mod shard;
 pub mod wal;
 

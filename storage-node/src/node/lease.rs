@@ -11,10 +11,11 @@ use parking_lot::Mutex;
 
 #[derive(Clone)]
 pub struct Lease {
+    /// Used when the grant does not say how long it lasts.
     duration: Duration,
     /// `None`: never granted. A lease of `Duration::MAX` never expires
     /// (single-node use and tests without a meta-service).
-    granted_at: Arc<Mutex<Option<Instant>>>,
+    granted_at: Arc<Mutex<Option<(Instant, Duration)>>>,
 }
 
 impl Lease {
@@ -35,23 +36,25 @@ impl Lease {
     /// Records a meta-service acknowledgement of a heartbeat sent at `sent`
     /// (the lease runs from when the heartbeat left, not when the answer came).
     pub fn renew(&self, sent: Instant) {
+        self.renew_for(sent, self.duration);
+    }
+
+    /// Like [`Lease::renew`] with the duration the grant came with.
+    pub fn renew_for(&self, sent: Instant, duration: Duration) {
         let mut g = self.granted_at.lock();
-        if g.is_none_or(|t| sent > t) {
-            *g = Some(sent);
+        if g.is_none_or(|(t, _)| sent > t) {
+            *g = Some((sent, duration));
         }
     }
 
     pub fn is_valid(&self) -> bool {
-        match *self.granted_at.lock() {
-            Some(t) => t.elapsed() < self.duration,
-            None => false,
-        }
+        !self.remaining().is_zero()
     }
 
     /// Time left on the lease, zero when expired.
     pub fn remaining(&self) -> Duration {
         match *self.granted_at.lock() {
-            Some(t) => self.duration.saturating_sub(t.elapsed()),
+            Some((t, d)) => d.saturating_sub(t.elapsed()),
             None => Duration::ZERO,
         }
     }

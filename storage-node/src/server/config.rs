@@ -1,0 +1,126 @@
+//! Command-line flags and environment variables of the storage node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use protocol::NodeId;
+
+use crate::node::NodeOptions;
+use crate::shard::ShardOptions;
+use crate::wal::{SyncMode, WalOptions};
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "storage-node",
+    about = "Storage node: FAISS-backed shard replicas, replicated over QUIC"
+)]
+pub struct StorageNodeArgs {
+    /// This node's id (unique in the cluster, stable across restarts).
+    #[arg(long, env = "NODE_ID")]
+    pub id: u64,
+    #[arg(long, env = "DATA_DIR", default_value = "data/storage")]
+    pub data_dir: PathBuf,
+    /// QUIC data-plane address to bind.
+    #[arg(long, env = "RPC_LISTEN", default_value = "0.0.0.0:7950")]
+    pub rpc_listen: SocketAddr,
+    /// `host:port` other nodes and gateways reach the QUIC server on
+    /// (default: the bound address).
+    #[arg(long, env = "RPC_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// HTTP address for `/metrics` and `/health`.
+    #[arg(long, env = "HTTP_LISTEN", default_value = "0.0.0.0:7960")]
+    pub http_listen: SocketAddr,
+    /// Meta-service members (`host:port`), comma separated.
+    #[arg(
+        long,
+        env = "META_ADDRS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7947"
+    )]
+    pub meta: Vec<String>,
+    /// Folder with `ca.pem` and this node's `<cert-name>.pem` / `.key`.
+    #[arg(long, env = "CERTS_DIR", default_value = "certs")]
+    pub certs_dir: PathBuf,
+    /// Certificate name (default `storage-<id>`; other nodes verify us by it).
+    #[arg(long = "cert-name", env = "CERT_NAME")]
+    pub cert_name_flag: Option<String>,
+    /// Gossip (chitchat) UDP address; gossip is off when absent.
+    #[arg(long, env = "GOSSIP_LISTEN")]
+    pub gossip_listen: Option<SocketAddr>,
+    /// Gossip address peers reach us on (required when listening on 0.0.0.0).
+    #[arg(long, env = "GOSSIP_ADVERTISE")]
+    pub gossip_advertise: Option<SocketAddr>,
+    /// Gossip seeds (`host:port`), comma separated.
+    #[arg(long, env = "SEED_NODES", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    #[arg(long, env = "CLUSTER_ID", default_value = "vectordb")]
+    pub cluster_id: String,
+    /// Heartbeat period to the meta-service (each acknowledgement renews the write lease).
+    #[arg(long, default_value_t = 300)]
+    pub heartbeat_ms: u64,
+    /// Write lease if the meta-service does not say (it does: half its dead-node grace).
+    #[arg(long, default_value_t = 2500)]
+    pub lease_ms: u64,
+    /// `always`: fsync the WAL before acknowledging (default); `never`: leave it to the OS.
+    #[arg(long, env = "WAL_FSYNC", default_value = "always")]
+    pub fsync: String,
+    #[arg(long, default_value_t = 20_000)]
+    pub max_segment_points: usize,
+    /// How long a write waits for its replicas.
+    #[arg(long, default_value_t = 5000)]
+    pub write_timeout_ms: u64,
+}
+
+impl StorageNodeArgs {
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.id)
+    }
+
+    pub fn cert_name(&self) -> String {
+        self.cert_name_flag
+            .clone()
+            .unwrap_or_else(|| format!("storage-{}", self.id))
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1000))
+    }
+
+    pub fn node_options(&self) -> NodeOptions {
+        NodeOptions {
+            shard: ShardOptions {
+                wal: WalOptions {
+                    sync: if self.fsync == "never" {
+                        SyncMode::Never
+                    } else {
+                        SyncMode::Always
+                    },
+                    ..WalOptions::default()
+                },
+                max_segment_points: self.max_segment_points,
+                ..ShardOptions::default()
+            },
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
+            ..NodeOptions::default()
+        }
+    }
+
+    pub fn membership_config(&self) -> anyhow::Result<Option<membership::MembershipConfig>> {
+        let Some(listen) = self.gossip_listen else {
+            return Ok(None);
+        };
+        let mut config =
+            membership::MembershipConfig::new(self.id.to_string(), self.cluster_id.clone(), listen)
+                .with_seeds(self.seeds.clone());
+        if let Some(advertise) = self.gossip_advertise {
+            config.gossip_advertise = advertise;
+        }
+        Ok(Some(config))
+    }
+}

@@ -1,0 +1,94 @@
+//! `/metrics` (Prometheus) and `/health` of a storage node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::node::Node;
+
+#[derive(Clone)]
+struct AppState {
+    node: Arc<Node>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Serves until `stop` flips; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    node: Arc<Node>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    // A second recorder in the same process (tests) is not an error.
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .with_state(AppState { node, metrics });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind HTTP {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok(bound)
+}
+
+async fn health(State(s): State<AppState>) -> Json<Value> {
+    let replicas: Vec<Value> = s
+        .node
+        .replicas()
+        .iter()
+        .map(|r| {
+            let shard = r.shard();
+            json!({
+                "collection": r.shard_ref.collection,
+                "shard": r.shard_ref.shard,
+                "applied": shard.applied_seq(),
+                "term": shard.last_term(),
+                "primary": r.is_leading(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "status": "ok",
+        "node": s.node.id(),
+        "epoch": s.node.map().epoch,
+        "lease_valid": s.node.lease().is_valid(),
+        "replicas": replicas,
+    }))
+}
+
+async fn render_metrics(State(s): State<AppState>) -> String {
+    for r in s.node.replicas() {
+        let shard = r.shard();
+        let labels = [
+            ("collection", r.shard_ref.collection.clone()),
+            ("shard", r.shard_ref.shard.to_string()),
+        ];
+        metrics::gauge!("storage_replica_applied_seq", &labels).set(shard.applied_seq().0 as f64);
+        metrics::gauge!("storage_replica_primary", &labels).set(if r.is_leading() {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    s.metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! Keeping in step with the meta-service: register, heartbeat (renewing
+//! the write lease), follow the cluster map; and publishing the version
+//! vector through gossip.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meta_service::MetaClient;
+use protocol::cluster::{CommandError, Heartbeat, NodeInfo, ReplicaReport};
+use protocol::Epoch;
+use tokio::sync::watch;
+
+use super::peers::QuicPeers;
+use crate::node::Node;
+
+/// Registers this node, retrying until the meta-service answers or the
+/// node is told to stop.
+pub async fn register(
+    meta: &MetaClient,
+    info: &NodeInfo,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match meta.register_node(info).await {
+            Ok(epoch) => {
+                tracing::info!(%epoch, "registered with the meta-service");
+                return Ok(());
+            }
+            Err(e) if *stop.borrow() => anyhow::bail!("stopped before registering: {e}"),
+            Err(e) => {
+                tracing::warn!(error = %e, "meta-service registration failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+pub async fn heartbeat_loop(
+    node: Arc<Node>,
+    meta: MetaClient,
+    info: NodeInfo,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    // Short timeouts: a heartbeat that takes long is worth nothing for the lease.
+    let meta = meta
+        .with_timeout(every.max(Duration::from_millis(500)) * 2)
+        .with_retry_for(Duration::ZERO);
+    while !*stop.borrow() {
+        let hb = Heartbeat {
+            node: node.id(),
+            epoch: node.map().epoch,
+            replicas: node
+                .replicas()
+                .iter()
+                .map(|r| {
+                    let s = r.shard();
+                    ReplicaReport {
+                        collection: r.shard_ref.collection.clone(),
+                        shard: r.shard_ref.shard,
+                        applied: s.applied_seq(),
+                        term: s.last_term(),
+                    }
+                })
+                .collect(),
+        };
+        let sent = Instant::now();
+        match meta.heartbeat(&hb).await {
+            Ok(ack) => {
+                node.lease()
+                    .renew_for(sent, Duration::from_millis(ack.lease_ms));
+                metrics::gauge!("storage_lease_remaining_seconds")
+                    .set(node.lease().remaining().as_secs_f64());
+            }
+            Err(e) if matches!(e.refusal(), Some(CommandError::NodeNotFound { .. })) => {
+                // The map was rebuilt without us (e.g. a fresh meta-service).
+                tracing::warn!("meta-service does not know this node; registering again");
+                if let Err(e) = meta.register_node(&info).await {
+                    tracing::warn!(error = %e, "re-registration failed");
+                }
+            }
+            Err(e) => {
+                metrics::counter!("storage_heartbeat_failures_total").increment(1);
+                tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Follows the cluster map by long-polling the meta-service.
+pub async fn map_loop(
+    node: Arc<Node>,
+    meta: MetaClient,
+    peers: Arc<QuicPeers>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut epoch = Epoch(0);
+    while !*stop.borrow() {
+        match meta.watch(epoch, Duration::from_secs(10)).await {
+            Ok(Some(view)) => {
+                epoch = view.map.epoch;
+                peers.update(&view.map).await;
+                node.apply_map(view.map).await;
+                metrics::gauge!("storage_map_epoch").set(epoch.0 as f64);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "map watch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Publishes every replica's applied sequence number through gossip.
+pub async fn publish_versions(
+    node: Arc<Node>,
+    membership: membership::Membership,
+    stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        for r in node.replicas() {
+            let seq = r.shard().applied_seq().0;
+            if let Err(e) = membership
+                .set_replica_seq(&r.shard_ref.collection, r.shard_ref.shard.0, seq)
+                .await
+            {
+                tracing::debug!(error = %e, "cannot publish replica version");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    membership.shutdown().await;
+}

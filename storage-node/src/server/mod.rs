@@ -1,0 +1,114 @@
+//! The storage-node process: QUIC server for the data plane, meta-service
+//! registration, heartbeats (which renew the write lease) and map watch,
+//! gossip membership publishing the version vector, and an HTTP endpoint
+//! for `/metrics` and `/health`.
+
+mod config;
+mod http;
+mod meta_sync;
+mod peers;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use meta_service::MetaClient;
+use protocol::cluster::NodeInfo;
+use protocol::rpc::{StorageRequest, StorageResponse};
+use tokio::sync::watch;
+use transport::{service_fn, PeerIdentity, Reply, RpcClient, RpcConfig, RpcServer, TlsConfig};
+
+pub use config::StorageNodeArgs;
+
+use crate::node::{Lease, Node};
+
+/// Runs a storage node until `shutdown` resolves.
+pub async fn run(
+    args: StorageNodeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tls = TlsConfig::from_dir(&args.certs_dir, &args.cert_name()).with_context(|| {
+        format!(
+            "load certificate {:?} from {}",
+            args.cert_name(),
+            args.certs_dir.display()
+        )
+    })?;
+    let rpc_config = RpcConfig::default();
+    let server = RpcServer::bind(args.rpc_listen, &tls, rpc_config.clone())
+        .context("bind the QUIC server")?;
+    let rpc_addr = server.local_addr()?;
+    let advertise = args
+        .advertise
+        .clone()
+        .unwrap_or_else(|| rpc_addr.to_string());
+    let client = RpcClient::new(&tls, rpc_config).context("QUIC client")?;
+    let peers = Arc::new(peers::QuicPeers::new(client, args.request_timeout()));
+    let lease = Lease::new(Duration::from_millis(args.lease_ms));
+    let node = Node::new(
+        args.node_id(),
+        args.data_dir.clone(),
+        args.node_options(),
+        peers.clone(),
+        lease,
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_addr = http::serve(args.http_listen, node.clone(), stop_rx.clone()).await?;
+    let meta = MetaClient::new(args.meta.clone());
+    let info = NodeInfo {
+        api_addr: Some(http_addr.to_string()),
+        ..NodeInfo::new(args.node_id(), advertise.clone())
+    };
+    tracing::info!(node = %args.node_id(), rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
+    meta_sync::register(&meta, &info, stop_rx.clone()).await?;
+    let mut tasks = vec![
+        tokio::spawn(meta_sync::map_loop(
+            node.clone(),
+            meta.clone(),
+            peers.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(meta_sync::heartbeat_loop(
+            node.clone(),
+            meta.clone(),
+            info.clone(),
+            args.heartbeat(),
+            stop_rx.clone(),
+        )),
+    ];
+    if let Some(gossip) = args.membership_config()? {
+        let local = membership::LocalNode::storage(rpc_addr, Some(http_addr));
+        let m = membership::Membership::join(gossip, local, membership::GossipTransport::Udp)
+            .await
+            .context("join gossip")?;
+        tasks.push(tokio::spawn(meta_sync::publish_versions(
+            node.clone(),
+            m,
+            stop_rx.clone(),
+        )));
+    }
+    let handler = node.clone();
+    let service = service_fn(move |_peer: PeerIdentity, req: StorageRequest| {
+        let node = handler.clone();
+        async move { Reply::One(node.handle(req).await) }
+    });
+    let mut stop_for_server = stop_rx.clone();
+    let serve = server.run::<StorageRequest, StorageResponse, _>(service, async move {
+        let _ = stop_for_server.wait_for(|s| *s).await;
+    });
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let (served, _) = tokio::join!(serve, signal);
+    for t in tasks {
+        t.abort();
+    }
+    // Replicas close (WAL flushed, background work stopped) as they drop.
+    drop(node);
+    served.context("QUIC server")?;
+    tracing::info!("storage node stopped");
+    Ok(())
+}

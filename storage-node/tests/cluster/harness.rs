@@ -1,0 +1,391 @@
+//! Starts a meta-service in this process and storage nodes as child
+//! processes on loopback, with a dev CA, and talks to them as a client.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meta_service::{MetaClient, MetaConfig, MetaNode, ReadConsistency};
+use protocol::cluster::{ClusterMap, NodeState};
+use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
+use protocol::{CollectionConfig, Distance, NodeId, Operation, PointId, ShardId, WriteConsistency};
+use transport::{certs, RpcClient, RpcConfig, TlsConfig};
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    meta: Option<MetaNode>,
+    meta_addr: String,
+    pub meta_client: MetaClient,
+    procs: BTreeMap<NodeId, Child>,
+    ports: BTreeMap<NodeId, u16>,
+    client: RpcClient,
+    map: ClusterMap,
+}
+
+pub fn shard_ref(collection: &str, shard: ShardId) -> ShardRef {
+    ShardRef {
+        collection: collection.into(),
+        shard,
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A client whose certificate comes from another CA.
+pub fn rogue_client() -> RpcClient {
+    let dir = tempfile::tempdir().expect("tempdir");
+    certs::init_dir(dir.path(), "rogue-ca", false).expect("rogue ca");
+    certs::issue_to_dir(dir.path(), "client", &[], &[]).expect("rogue cert");
+    let tls = TlsConfig::from_dir(dir.path(), "client").expect("rogue tls");
+    RpcClient::new(&tls, RpcConfig::default()).expect("rogue client")
+}
+
+impl Cluster {
+    pub async fn start(nodes: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs_dir = dir.path().join("certs");
+        certs::init_dir(&certs_dir, "test-ca", false).expect("ca");
+        for id in 1..=nodes {
+            certs::issue_to_dir(
+                &certs_dir,
+                &format!("storage-{id}"),
+                &[],
+                &["127.0.0.1".parse().expect("ip")],
+            )
+            .expect("node cert");
+        }
+        certs::issue_to_dir(&certs_dir, "client", &[], &[]).expect("client cert");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("meta listener");
+        let meta_addr = listener.local_addr().expect("meta addr").to_string();
+        let mut config = MetaConfig::new(1, meta_addr.clone(), dir.path().join("meta"));
+        // Fast failure detection for the test: dead after 1.5 s of silence.
+        config.node_dead_after = Duration::from_millis(1500);
+        config.replica_replace_after = Duration::from_secs(600);
+        config.controller_interval = Duration::from_millis(100);
+        let meta = MetaNode::start(config, listener).await.expect("meta start");
+        meta.initialize(BTreeMap::from([(1, meta_addr.clone())]))
+            .await
+            .expect("meta init");
+        let tls = TlsConfig::from_dir(&certs_dir, "client").expect("client tls");
+        let client = RpcClient::new(&tls, RpcConfig::default()).expect("client");
+        let mut cluster = Cluster {
+            meta_client: MetaClient::new([meta_addr.clone()]).with_timeout(Duration::from_secs(2)),
+            dir,
+            meta: Some(meta),
+            meta_addr,
+            procs: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            client,
+            map: ClusterMap::default(),
+        };
+        for id in 1..=nodes {
+            cluster.ports.insert(NodeId(id), free_udp_port());
+            cluster.spawn(NodeId(id));
+        }
+        cluster
+            .wait_map(Duration::from_secs(60), |m| {
+                (1..=nodes).all(|i| {
+                    m.nodes
+                        .get(&NodeId(i))
+                        .is_some_and(|n| n.state == NodeState::Alive)
+                })
+            })
+            .await;
+        cluster
+    }
+
+    fn spawn(&mut self, id: NodeId) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{id}.log")))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_storage-node"))
+            .args(["--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("node-{id}")))
+            .args(["--rpc-listen", &format!("127.0.0.1:{}", self.ports[&id])])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--meta", &self.meta_addr])
+            .arg("--certs-dir")
+            .arg(self.dir.path().join("certs"))
+            .args(["--heartbeat-ms", "200", "--max-segment-points", "2000"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn storage-node");
+        self.procs.insert(id, child);
+    }
+
+    pub fn rpc_addr(&self, id: NodeId) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[&id]))
+    }
+
+    pub fn log_path(&self, id: NodeId) -> PathBuf {
+        self.dir.path().join(format!("node-{id}.log"))
+    }
+
+    pub async fn refresh_map(&mut self) {
+        if let Ok(view) = self.meta_client.cluster_map(ReadConsistency::Local).await {
+            self.map = view.map;
+        }
+    }
+
+    async fn wait_map(&mut self, timeout: Duration, ok: impl Fn(&ClusterMap) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh_map().await;
+            if ok(&self.map) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster map never reached the expected state: {:#?}",
+                self.map
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn create_collection(&mut self, name: &str, shards: u32, rf: u32) {
+        let mut config = CollectionConfig::new(8, Distance::Dot);
+        config.shard_number = shards;
+        config.replication_factor = rf;
+        config.hnsw.m = 8;
+        config.hnsw.ef_construct = 32;
+        self.meta_client
+            .create_collection(name, config)
+            .await
+            .expect("create collection");
+        self.refresh_map().await;
+        // Wait until every replica is open on its node.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for s in 0..shards {
+            let nodes: Vec<NodeId> = self
+                .map
+                .shard(name, ShardId(s))
+                .map(|i| i.nodes().collect())
+                .unwrap_or_default();
+            for n in nodes {
+                while !matches!(
+                    self.call(
+                        n,
+                        StorageRequest::Status {
+                            shard: shard_ref(name, ShardId(s))
+                        }
+                    )
+                    .await,
+                    Ok(StorageResponse::Status { .. })
+                ) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "replica {name}/{s} never opened on node {n}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    pub fn map_now_primary(&self, collection: &str, shard: ShardId) -> Option<NodeId> {
+        self.map.shard(collection, shard).and_then(|i| i.primary)
+    }
+
+    pub async fn primary_of(&mut self, collection: &str, shard: ShardId) -> NodeId {
+        self.refresh_map().await;
+        self.map_now_primary(collection, shard)
+            .expect("shard has a primary")
+    }
+
+    pub async fn call(
+        &self,
+        node: NodeId,
+        req: StorageRequest,
+    ) -> Result<StorageResponse, transport::TransportError> {
+        self.call_within(node, req, Duration::from_secs(10)).await
+    }
+
+    async fn call_within(
+        &self,
+        node: NodeId,
+        req: StorageRequest,
+        timeout: Duration,
+    ) -> Result<StorageResponse, transport::TransportError> {
+        self.client
+            .call(
+                self.rpc_addr(node),
+                &format!("storage-{node}"),
+                &req,
+                timeout,
+            )
+            .await
+    }
+
+    /// Sends a write to the shard's primary per the cached map.
+    pub async fn write_cached(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        op: Operation,
+        consistency: WriteConsistency,
+    ) -> Result<StorageResponse, String> {
+        let primary = self
+            .map_now_primary(collection, shard)
+            .ok_or("no primary")?;
+        let req = StorageRequest::Write {
+            shard: shard_ref(collection, shard),
+            epoch: self.map.epoch,
+            op,
+            consistency,
+        };
+        // A dead primary never answers: give up quickly and let the caller
+        // refresh the map (upserts are idempotent, so retrying is safe).
+        self.call_within(primary, req, Duration::from_millis(1500))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn write(
+        &mut self,
+        collection: &str,
+        shard: ShardId,
+        op: Operation,
+        consistency: WriteConsistency,
+    ) -> Result<StorageResponse, String> {
+        if self.map_now_primary(collection, shard).is_none() {
+            self.refresh_map().await;
+        }
+        self.write_cached(collection, shard, op, consistency).await
+    }
+
+    /// How many of `ids` the node returns.
+    pub async fn get(
+        &self,
+        node: NodeId,
+        collection: &str,
+        shard: ShardId,
+        ids: Vec<PointId>,
+    ) -> usize {
+        let mut found = 0;
+        for chunk in ids.chunks(1000) {
+            let req = StorageRequest::Get {
+                shard: shard_ref(collection, shard),
+                epoch: self.map.epoch,
+                ids: chunk.to_vec(),
+                with_payload: false,
+                with_vector: false,
+            };
+            match self.call(node, req).await {
+                Ok(StorageResponse::Records { records, .. }) => found += records.len(),
+                other => panic!("get from node {node} failed: {other:?}"),
+            }
+        }
+        found
+    }
+
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(mut child) = self.procs.remove(&id) {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self, id: NodeId) {
+        self.spawn(id);
+    }
+
+    /// Waits until every replica of every shard reports the same point
+    /// count and content checksum; returns them per shard.
+    pub async fn wait_converged(
+        &mut self,
+        collection: &str,
+        shards: u32,
+        timeout: Duration,
+    ) -> BTreeMap<ShardId, (u64, u64)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh_map().await;
+            let mut out = BTreeMap::new();
+            let mut all = true;
+            for s in 0..shards {
+                let nodes: Vec<NodeId> = self
+                    .map
+                    .shard(collection, ShardId(s))
+                    .map(|i| i.nodes().collect())
+                    .unwrap_or_default();
+                let mut seen = Vec::new();
+                for n in &nodes {
+                    match self
+                        .call(
+                            *n,
+                            StorageRequest::Status {
+                                shard: shard_ref(collection, ShardId(s)),
+                            },
+                        )
+                        .await
+                    {
+                        Ok(StorageResponse::Status { status }) => {
+                            seen.push((status.points, status.checksum))
+                        }
+                        _ => all = false,
+                    }
+                }
+                if seen.len() != nodes.len() || seen.windows(2).any(|w| w[0] != w[1]) {
+                    all = false;
+                }
+                if let Some(first) = seen.first() {
+                    out.insert(ShardId(s), *first);
+                }
+            }
+            if all {
+                return out;
+            }
+            if Instant::now() > deadline {
+                for id in self.ports.keys() {
+                    eprintln!("--- node {id} log tail ---\n{}", tail(&self.log_path(*id)));
+                }
+                panic!("replicas did not converge in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn stop_meta(&mut self) {
+        if let Some(meta) = self.meta.take() {
+            meta.shutdown().await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let ids: Vec<NodeId> = self.procs.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+        self.stop_meta().await;
+    }
+}
+
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.procs) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
