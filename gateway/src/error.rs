@@ -31,14 +31,14 @@ pub enum GatewayError {
     PayloadTooLarge { message: String },
     /// Some shards could not be served by any replica (and the client did
     /// not ask for partial results).
-    #[error("Service unavailable: no reachable replica for shard(s) {shards:?} of `{collection}`: {reason}")]
+    #[error("Service unavailable: no reachable replica for shard(s) {} of `{collection}`: {reason}", list(.shards))]
     ShardsUnavailable {
         collection: String,
         shards: Vec<ShardId>,
         reason: String,
     },
     /// A write reached some shards and not others (see `writes` docs).
-    #[error("Service unavailable: write failed on shard(s) {failed:?} of `{collection}` ({applied} other shard write(s) applied): {reason}")]
+    #[error("Service unavailable: write failed on shard(s) {} of `{collection}` ({applied} other shard write(s) applied; retrying the request is safe): {reason}", list(.failed))]
     WriteFailed {
         collection: String,
         failed: Vec<ShardId>,
@@ -54,6 +54,14 @@ pub enum GatewayError {
     Timeout { secs: f64 },
     #[error("Internal error: {message}")]
     Internal { message: String },
+}
+
+fn list(shards: &[ShardId]) -> String {
+    shards
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl GatewayError {

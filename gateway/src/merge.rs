@@ -82,7 +82,7 @@ pub struct ShardPage {
 pub fn merge_scroll(pages: Vec<ShardPage>, limit: usize) -> (Vec<Record>, Option<PointId>) {
     let shard_next = pages.iter().filter_map(|p| p.next_page_offset).min();
     let mut points: Vec<Record> = pages.into_iter().flat_map(|p| p.points).collect();
-    points.sort_by(|a, b| a.id.cmp(&b.id));
+    points.sort_by_key(|r| r.id);
     points.dedup_by(|a, b| a.id == b.id);
     let leftover = points.get(limit).map(|r| r.id);
     points.truncate(limit);

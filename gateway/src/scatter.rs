@@ -75,11 +75,15 @@ fn applied_of(r: &StorageResponse) -> u64 {
     }
 }
 
+/// Sort key of a replica, smaller first: in sync, on a node the map
+/// says is alive, not failing lately, fewest requests in flight, random.
+type CandidateRank = (u8, u8, u8, usize, u32);
+
 impl Gateway {
     /// Replicas of `shard` in the order to try them.
     pub(crate) fn candidates(&self, map: &ClusterMap, shard: &ShardInfo) -> Vec<NodeInfo> {
         let mut rng = rand::rng();
-        let mut ranked: Vec<((u8, u8, u8, usize, u32), NodeInfo)> = shard
+        let mut ranked: Vec<(CandidateRank, NodeInfo)> = shard
             .replicas
             .iter()
             .filter_map(|r| {
@@ -94,7 +98,7 @@ impl Gateway {
                 Some((key, node.clone()))
             })
             .collect();
-        ranked.sort_by(|a, b| a.0.cmp(&b.0));
+        ranked.sort_by_key(|a| a.0);
         ranked.into_iter().map(|(_, n)| n).collect()
     }
 
