@@ -71,10 +71,14 @@ async fn sync_then_stream(
         Ok(StorageResponse::Status { status }) => status,
         Ok(other) => {
             tracing::debug!(%peer, ?other, "peer cannot report its replica yet");
+            metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
+                .increment(1);
             return Step::Resync;
         }
         Err(e) => {
             tracing::debug!(%peer, error = %e, "peer unreachable");
+            metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
+                .increment(1);
             return Step::Resync;
         }
     };
@@ -91,6 +95,7 @@ async fn sync_then_stream(
             Err(step) => return step,
         }
         tracing::info!(shard = ?shard_ref, %peer, seq = %acked, diverged = !prefix, "peer caught up from a snapshot");
+        metrics::counter!("storage_snapshots_sent_total", "collection" => shard_ref.collection.clone()).increment(1);
     }
     acks.record(peer, acked);
     let mut applied_rx = replica.applied_watch();
@@ -127,8 +132,13 @@ async fn sync_then_stream(
         .await
         {
             Ok(StorageResponse::Replicated { applied }) => {
+                metrics::counter!("storage_replicated_ops_total", "collection" => shard_ref.collection.clone(), "peer" => peer.to_string())
+                    .increment(applied.0.saturating_sub(acked.0));
                 acked = applied;
                 acks.record(peer, applied);
+                let lag = replica.shard().applied_seq().0.saturating_sub(applied.0);
+                metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
+                    .set(lag as f64);
             }
             Ok(StorageResponse::Error {
                 error: StorageError::StaleTerm { current, .. },

@@ -86,6 +86,15 @@ async fn render_metrics(State(s): State<AppState>) -> String {
         } else {
             0.0
         });
+        metrics::gauge!("storage_replica_points", &labels)
+            .set(shard.count(&Default::default()).unwrap_or(0) as f64);
+        let state = s
+            .node
+            .map()
+            .shard(&r.shard_ref.collection, r.shard_ref.shard)
+            .and_then(|i| i.replica(s.node.id()).map(|x| x.state));
+        let active = matches!(state, Some(protocol::cluster::ReplicaState::Active));
+        metrics::gauge!("storage_replica_active", &labels).set(if active { 1.0 } else { 0.0 });
     }
     s.metrics
         .as_ref()

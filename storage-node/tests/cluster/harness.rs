@@ -293,6 +293,23 @@ impl Cluster {
         found
     }
 
+    /// GET on a node's HTTP endpoint (address from its registration).
+    pub async fn http_get(&mut self, id: NodeId, path: &str) -> String {
+        self.refresh_map().await;
+        let addr = self
+            .map
+            .nodes
+            .get(&id)
+            .and_then(|n| n.api_addr.clone())
+            .expect("node registered its HTTP address");
+        reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .expect("HTTP GET")
+            .text()
+            .await
+            .expect("body")
+    }
+
     pub fn kill(&mut self, id: NodeId) {
         if let Some(mut child) = self.procs.remove(&id) {
             let _ = child.kill(); // SIGKILL

@@ -135,6 +135,20 @@ async fn acknowledged_writes_survive_a_primary_kill_and_replicas_converge() {
         statuses.values().map(|(points, _)| points).sum::<u64>(),
         POINTS
     );
+
+    // Replica state, lag and replication traffic are visible to Prometheus.
+    let primary = cluster.primary_of("c", ShardId(0)).await;
+    let metrics = cluster.http_get(primary, "/metrics").await;
+    for name in [
+        "storage_replica_applied_seq",
+        "storage_replica_active",
+        "storage_replication_lag_ops",
+        "storage_replicated_ops_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    let health = cluster.http_get(primary, "/health").await;
+    assert!(health.contains("\"lease_valid\":true"), "{health}");
     cluster.stop().await;
 }
 
