@@ -21,7 +21,11 @@ pub struct Cluster {
     procs: BTreeMap<NodeId, Child>,
     ports: BTreeMap<NodeId, u16>,
     client: RpcClient,
+    /// The UDP port the test client sends from (partition rules let it through).
+    pub client_port: u16,
     map: ClusterMap,
+    /// Per node, when started with [`Cluster::start_in_cgroups`].
+    cgroups: BTreeMap<NodeId, crate::partition::NodeCgroup>,
 }
 
 pub fn shard_ref(collection: &str, shard: ShardId) -> ShardRef {
@@ -49,6 +53,15 @@ pub fn rogue_client() -> RpcClient {
 
 impl Cluster {
     pub async fn start(nodes: u64) -> Cluster {
+        Self::start_with(nodes, false).await
+    }
+
+    /// Like [`Cluster::start`], each node in its own cgroup (see `partition`).
+    pub async fn start_in_cgroups(nodes: u64) -> Cluster {
+        Self::start_with(nodes, true).await
+    }
+
+    async fn start_with(nodes: u64, cgroups: bool) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs_dir = dir.path().join("certs");
         certs::init_dir(&certs_dir, "test-ca", false).expect("ca");
@@ -76,7 +89,12 @@ impl Cluster {
             .await
             .expect("meta init");
         let tls = TlsConfig::from_dir(&certs_dir, "client").expect("client tls");
-        let client = RpcClient::new(&tls, RpcConfig::default()).expect("client");
+        let client_port = free_udp_port();
+        let rpc_config = RpcConfig {
+            client_bind: SocketAddr::from(([127, 0, 0, 1], client_port)),
+            ..RpcConfig::default()
+        };
+        let client = RpcClient::new(&tls, rpc_config).expect("client");
         let mut cluster = Cluster {
             meta_client: MetaClient::new([meta_addr.clone()]).with_timeout(Duration::from_secs(2)),
             dir,
@@ -85,10 +103,18 @@ impl Cluster {
             procs: BTreeMap::new(),
             ports: BTreeMap::new(),
             client,
+            client_port,
             map: ClusterMap::default(),
+            cgroups: BTreeMap::new(),
         };
         for id in 1..=nodes {
             cluster.ports.insert(NodeId(id), free_udp_port());
+            if cgroups {
+                cluster.cgroups.insert(
+                    NodeId(id),
+                    crate::partition::NodeCgroup::create(&format!("node{id}")),
+                );
+            }
             cluster.spawn(NodeId(id));
         }
         cluster
@@ -109,7 +135,21 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("node-{id}.log")))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_storage-node"))
+        // In a cgroup, a shell enters it and then becomes the node (exec),
+        // so every socket the node opens belongs to the cgroup.
+        let mut cmd = match self.cgroups.get(&id) {
+            Some(cg) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg("echo $$ > \"$1\" && shift && exec \"$@\"")
+                    .arg("sh")
+                    .arg(cg.path.join("cgroup.procs"))
+                    .arg(env!("CARGO_BIN_EXE_storage-node"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_storage-node")),
+        };
+        let child = cmd
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
             .arg(self.dir.path().join(format!("node-{id}")))
@@ -308,6 +348,10 @@ impl Cluster {
             .text()
             .await
             .expect("body")
+    }
+
+    pub fn cgroup(&self, id: NodeId) -> &crate::partition::NodeCgroup {
+        &self.cgroups[&id]
     }
 
     pub fn kill(&mut self, id: NodeId) {

@@ -4,6 +4,7 @@
 //! against what the cluster holds after a primary is SIGKILLed.
 
 mod harness;
+mod partition;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -220,5 +221,128 @@ async fn a_client_with_a_certificate_from_another_ca_is_refused() {
         )
         .await;
     assert!(r.is_err(), "a foreign certificate was accepted: {r:?}");
+    cluster.stop().await;
+}
+
+/// The primary is cut off from the meta-service and its peers: within its
+/// lease it refuses writes; the majority side promotes a new primary and
+/// keeps acknowledging; after the heal every replica converges and no
+/// acknowledged write is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
+    if !partition::available() {
+        return;
+    }
+    let mut cluster = Cluster::start_in_cgroups(3).await;
+    cluster.create_collection("c", 1, 3).await;
+    let mut acked: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for _ in 0..20 {
+        let r = cluster
+            .write(
+                "c",
+                ShardId(0),
+                Operation::Upsert {
+                    points: batch(next),
+                },
+                WriteConsistency::Majority,
+            )
+            .await;
+        assert!(matches!(r, Ok(StorageResponse::Written { .. })), "{r:?}");
+        acked.extend(next..next + BATCH);
+        next += BATCH;
+    }
+    let old = cluster.primary_of("c", ShardId(0)).await;
+    let cut = partition::Partition::isolate(cluster.cgroup(old), cluster.client_port);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+
+    // The cut-off primary: refuses once its lease runs out.
+    let refused_after = loop {
+        assert!(
+            Instant::now() < deadline,
+            "cut-off primary kept accepting writes"
+        );
+        let req = StorageRequest::Write {
+            shard: harness::shard_ref("c", ShardId(0)),
+            epoch: protocol::Epoch(0),
+            op: Operation::Upsert {
+                points: batch(900_000),
+            },
+            consistency: WriteConsistency::One,
+        };
+        if let Ok(StorageResponse::Error {
+            error: StorageError::LeaseExpired,
+        }) = cluster.call(old, req).await
+        {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "PARTITION cut-off primary {old} refuses writes {:.2} s after the cut",
+        refused_after.as_secs_f64()
+    );
+
+    // The majority side: a new primary takes writes.
+    let mut majority_ok_after = None;
+    while majority_ok_after.is_none() || acked.len() < 400 {
+        assert!(
+            Instant::now() < deadline,
+            "the majority side never took writes"
+        );
+        cluster.refresh_map().await;
+        if cluster.map_now_primary("c", ShardId(0)) == Some(old) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        match cluster
+            .write_cached(
+                "c",
+                ShardId(0),
+                Operation::Upsert {
+                    points: batch(next),
+                },
+                WriteConsistency::Majority,
+            )
+            .await
+        {
+            Ok(StorageResponse::Written { acks, .. }) => {
+                assert!(acks >= 2);
+                majority_ok_after.get_or_insert(started.elapsed());
+                acked.extend(next..next + BATCH);
+                next += BATCH;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let new = cluster.primary_of("c", ShardId(0)).await;
+    eprintln!(
+        "PARTITION majority side: node {new} primary, first acknowledged write {:.2} s after the cut",
+        majority_ok_after.map_or(0.0, |d| d.as_secs_f64())
+    );
+
+    // Heal: the old primary rejoins as a replica and converges.
+    cut.heal();
+    let healed = Instant::now();
+    let statuses = cluster
+        .wait_converged("c", 1, Duration::from_secs(60))
+        .await;
+    eprintln!(
+        "PARTITION converged {:.2} s after the heal: {statuses:?}",
+        healed.elapsed().as_secs_f64()
+    );
+    for node in [NodeId(1), NodeId(2), NodeId(3)] {
+        let ids: Vec<PointId> = acked.iter().map(|i| PointId::Num(*i)).collect();
+        assert_eq!(
+            cluster.get(node, "c", ShardId(0), ids).await,
+            acked.len(),
+            "node {node} misses acknowledged writes"
+        );
+    }
+    // The write the cut-off primary took at `one` was never acknowledged
+    // at majority and is gone everywhere.
+    assert_eq!(statuses[&ShardId(0)].0, acked.len() as u64);
+    drop(cut);
     cluster.stop().await;
 }
