@@ -220,28 +220,22 @@ impl AnnIndex {
                 )?;
                 selector = sel as *mut FaissIDSelector;
             }
-            let code = if is_ivf {
-                let mut p: *mut FaissSearchParametersIVF = ptr::null_mut();
+            // One parameter object carries the selector (and nprobe for IVF).
+            let mut p: *mut FaissSearchParameters = ptr::null_mut();
+            let made = if is_ivf {
+                let mut ivf: *mut FaissSearchParametersIVF = ptr::null_mut();
                 let made =
-                    faiss_SearchParametersIVF_new_with(&mut p, selector, params.nprobe.max(1), 0);
-                let code = if made == 0 {
-                    faiss_Index_search_with_params(
-                        index,
-                        1,
-                        query.as_ptr(),
-                        k as idx_t,
-                        p as *const _,
-                        distances.as_mut_ptr(),
-                        labels.as_mut_ptr(),
-                    )
-                } else {
-                    made
-                };
-                if !p.is_null() {
-                    faiss_SearchParametersIVF_free(p);
-                }
-                code
-            } else if selector.is_null() {
+                    faiss_SearchParametersIVF_new_with(&mut ivf, selector, params.nprobe.max(1), 0);
+                p = ivf as *mut FaissSearchParameters;
+                made
+            } else if !selector.is_null() {
+                faiss_SearchParameters_new(&mut p, selector)
+            } else {
+                0
+            };
+            let code = if made != 0 {
+                made
+            } else if p.is_null() {
                 faiss_Index_search(
                     index,
                     1,
@@ -251,26 +245,21 @@ impl AnnIndex {
                     labels.as_mut_ptr(),
                 )
             } else {
-                let mut p: *mut FaissSearchParameters = ptr::null_mut();
-                let made = faiss_SearchParameters_new(&mut p, selector);
-                let code = if made == 0 {
-                    faiss_Index_search_with_params(
-                        index,
-                        1,
-                        query.as_ptr(),
-                        k as idx_t,
-                        p,
-                        distances.as_mut_ptr(),
-                        labels.as_mut_ptr(),
-                    )
-                } else {
-                    made
-                };
-                if !p.is_null() {
-                    faiss_SearchParameters_free(p);
-                }
-                code
+                faiss_Index_search_with_params(
+                    index,
+                    1,
+                    query.as_ptr(),
+                    k as idx_t,
+                    p,
+                    distances.as_mut_ptr(),
+                    labels.as_mut_ptr(),
+                )
             };
+            if !p.is_null() {
+                // The IVF parameters derive from SearchParameters (virtual
+                // destructor), so one free covers both.
+                faiss_SearchParameters_free(p);
+            }
             if !selector.is_null() {
                 faiss_IDSelector_free(selector);
             }

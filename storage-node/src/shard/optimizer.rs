@@ -108,14 +108,7 @@ fn index_frozen(inner: &Inner, id: u64) -> Result<()> {
         (seg.ids.clone(), seg.vectors.clone())
     };
     let started = Instant::now();
-    let index = AnnIndex::build(
-        inner.ann_kind(),
-        inner.config.dimension,
-        inner.config.distance,
-        &vectors,
-        inner.config.hnsw.ef_search,
-    )?;
-    persist::write_immutable(&inner.dir, id, &ids, &vectors, &index)?;
+    let index = build_and_persist(inner, id, &ids, &vectors)?;
     {
         let mut state = inner.state.write();
         if let Some(seg) = state.segment_mut(id) {
@@ -161,15 +154,7 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
     let index = if sources.is_empty() {
         None
     } else {
-        let index = AnnIndex::build(
-            inner.ann_kind(),
-            inner.config.dimension,
-            inner.config.distance,
-            &vectors,
-            inner.config.hnsw.ef_search,
-        )?;
-        persist::write_immutable(&inner.dir, new_id, &point_ids, &vectors, &index)?;
-        Some(index)
+        Some(build_and_persist(inner, new_id, &point_ids, &vectors)?)
     };
     {
         let _order = inner.write_lock.lock();
@@ -218,6 +203,20 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
     }
     info!(sources = ?ids, into = new_id, points = sources.len(), secs = started.elapsed().as_secs_f32(), "segments merged");
     checkpoint(inner)
+}
+
+/// Builds the collection's ANN index over `vectors` and writes the
+/// segment's immutable files.
+fn build_and_persist(inner: &Inner, id: u64, ids: &[PointId], vectors: &[f32]) -> Result<AnnIndex> {
+    let index = AnnIndex::build(
+        inner.ann_kind(),
+        inner.config.dimension,
+        inner.config.distance,
+        vectors,
+        inner.config.hnsw.ef_search,
+    )?;
+    persist::write_immutable(&inner.dir, id, ids, vectors, &index)?;
+    Ok(index)
 }
 
 /// Persists every sealed segment's state at the current sequence number,
