@@ -22,12 +22,14 @@
 //!   hedge_delay: 200ms            # or "off"
 //!   failure_penalty: 5s
 //!   write_attempts: 6
+//!   certs_dir: "certs"            # ca.pem + <cert_name>.pem/.key (QUIC mTLS)
+//!   cert_name: "gateway"
 //! ```
 //!
 //! Environment: `CLUSTER_ENABLED`, `NODE_ID`, `SEED_NODES` (comma
 //! separated), as in the spec.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -117,6 +119,8 @@ pub struct GatewaySection {
     #[serde(deserialize_with = "duration")]
     pub failure_penalty: Duration,
     pub write_attempts: u32,
+    pub certs_dir: PathBuf,
+    pub cert_name: String,
 }
 
 impl Default for GatewaySection {
@@ -136,6 +140,8 @@ impl Default for GatewaySection {
             hedge_delay: routing.hedge_delay,
             failure_penalty: routing.failure_penalty,
             write_attempts: routing.write_attempts,
+            certs_dir: PathBuf::from("certs"),
+            cert_name: "gateway".into(),
         }
     }
 }
@@ -192,6 +198,8 @@ pub struct Overrides {
     pub api_key: Option<String>,
     pub read_only_api_key: Option<String>,
     pub node_id: Option<String>,
+    pub certs_dir: Option<PathBuf>,
+    pub cert_name: Option<String>,
 }
 
 /// The resolved configuration.
@@ -205,6 +213,9 @@ pub struct Config {
     pub keys: ApiKeys,
     pub http: HttpOptions,
     pub routing: RoutingOptions,
+    /// Where the QUIC client's CA and certificate are.
+    pub certs_dir: PathBuf,
+    pub cert_name: String,
 }
 
 impl Config {
@@ -280,6 +291,12 @@ impl Config {
         if o.read_only_api_key.is_some() {
             g.read_only_api_key = o.read_only_api_key.clone();
         }
+        if let Some(d) = &o.certs_dir {
+            g.certs_dir = d.clone();
+        }
+        if let Some(n) = &o.cert_name {
+            g.cert_name = n.clone();
+        }
         if let Some(id) = &o.node_id {
             cluster.node_id = Some(id.clone());
         }
@@ -327,6 +344,8 @@ impl Config {
                 write_attempts: g.write_attempts,
                 ..defaults
             },
+            certs_dir: g.certs_dir,
+            cert_name: g.cert_name,
         })
     }
 }

@@ -12,6 +12,7 @@
 //! # Layout
 //!
 //! - [`client`]: the [`ShardClient`] trait the data-plane transport implements.
+//! - [`quic`]: [`QuicShardClient`], that trait over QUIC + mTLS (`transport`).
 //! - [`map`]: [`MetaApi`] (what we need from the meta-service) and the
 //!   [`MapCache`] with its watch loop.
 //! - [`routing`]: a point's shard, [`shard_for_point`].
@@ -37,6 +38,7 @@ pub mod gateway;
 pub mod health;
 pub mod map;
 pub mod merge;
+pub mod quic;
 pub mod reads;
 pub mod routing;
 pub mod scatter;
@@ -49,6 +51,7 @@ pub use config::Config;
 pub use error::GatewayError;
 pub use gateway::{Gateway, RoutingOptions};
 pub use map::{MapCache, MetaApi};
+pub use quic::QuicShardClient;
 pub use reads::ReadOptions;
 pub use routing::shard_for_point;
 pub use scatter::ReadConsistency;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use gateway::config::{Config, Overrides};
-use gateway::{Gateway, NoTransport};
+use gateway::{Gateway, QuicShardClient};
 use meta_service::MetaClient;
 
 #[derive(Parser, Debug)]
@@ -34,6 +34,12 @@ struct Flags {
     read_only_api_key: Option<String>,
     #[arg(long)]
     node_id: Option<String>,
+    /// Folder with `ca.pem` and this gateway's `<cert-name>.pem` / `.key`.
+    #[arg(long, env = "CERTS_DIR")]
+    certs_dir: Option<PathBuf>,
+    /// Certificate name (default `gateway`).
+    #[arg(long, env = "CERT_NAME")]
+    cert_name: Option<String>,
     /// Logs as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -50,6 +56,8 @@ async fn main() -> anyhow::Result<()> {
         api_key: flags.api_key.clone(),
         read_only_api_key: flags.read_only_api_key.clone(),
         node_id: flags.node_id.clone(),
+        certs_dir: flags.certs_dir.clone(),
+        cert_name: flags.cert_name.clone(),
     };
     let config = Config::load(
         flags.config.as_deref(),
@@ -60,11 +68,20 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
     let _ = gateway::telemetry::prometheus();
     let meta = Arc::new(MetaClient::new(config.meta_service.clone()));
-    // TODO(transport): plug the QUIC + mTLS client here — an adapter from
-    // `transport::RpcClient` to `gateway::ShardClient` (see the trait docs
-    // in gateway/src/client.rs). Until then every data-plane call fails as
-    // unreachable (503), while collection admin and cluster routes work.
-    let client = Arc::new(NoTransport);
+    let tls = transport::TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(
+        || {
+            format!(
+                "load certificate {:?} from {} (make one with `certs issue --dir {} --name {}`)",
+                config.cert_name,
+                config.certs_dir.display(),
+                config.certs_dir.display(),
+                config.cert_name
+            )
+        },
+    )?;
+    let rpc =
+        transport::RpcClient::new(&tls, transport::RpcConfig::default()).context("QUIC client")?;
+    let client = Arc::new(QuicShardClient::new(rpc, config.routing.shard_timeout));
     let gw = Gateway::new(meta, client, config.routing.clone());
     let router = gateway::server::app(gw.clone(), config.keys.clone(), &config.http);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -82,12 +82,17 @@ pub struct TestCluster {
     pub url: String,
     pub http: reqwest::Client,
     meta_node: Option<MetaNode>,
+    /// Per node: stops its QUIC server (QUIC clusters only).
+    pub quic_stop: HashMap<u64, watch::Sender<bool>>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 pub struct Options {
+    /// Gateway → storage nodes over real QUIC + mTLS (replication between
+    /// nodes stays in memory).
+    pub quic: bool,
     pub keys: ApiKeys,
     pub http: HttpOptions,
     pub routing: RoutingOptions,
@@ -96,6 +101,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            quic: false,
             keys: ApiKeys::default(),
             http: HttpOptions {
                 max_body_bytes: 1 << 20,
@@ -149,6 +155,9 @@ impl TestCluster {
         }
         let meta = MetaClient::new([addr]);
         let net = Arc::new(Network::default());
+        let ca = transport::certs::generate_ca("test-ca").expect("ca");
+        let mut quic_stop = HashMap::new();
+        let mut tasks = Vec::new();
         for id in 1..=3u64 {
             let dir = tempfile::tempdir().expect("tempdir");
             let node = Node::new(
@@ -161,14 +170,53 @@ impl TestCluster {
                 }),
                 Lease::unlimited(),
             );
-            net.nodes.write().insert(NodeId(id), node);
+            net.nodes.write().insert(NodeId(id), node.clone());
             dirs.push(dir);
-            meta.register_node(&NodeInfo::new(NodeId(id), format!("node-{id}")))
+            let addr = if opts.quic {
+                let name = gateway::quic::storage_server_name(NodeId(id));
+                let cert =
+                    transport::certs::issue(&ca, &name, &[], &["127.0.0.1".parse().expect("ip")])
+                        .expect("issue");
+                let tls = transport::TlsConfig::from_pem(
+                    ca.cert_pem.as_bytes(),
+                    cert.cert_pem.as_bytes(),
+                    cert.key_pem.as_bytes(),
+                )
+                .expect("tls");
+                let server = transport::RpcServer::bind(
+                    "127.0.0.1:0".parse().expect("addr"),
+                    &tls,
+                    transport::RpcConfig::default(),
+                )
+                .expect("bind quic");
+                let addr = server.local_addr().expect("addr").to_string();
+                let (tx, mut rx) = watch::channel(false);
+                quic_stop.insert(id, tx);
+                let service = transport::service_fn(
+                    move |_peer: transport::PeerIdentity, req: StorageRequest| {
+                        let node = node.clone();
+                        async move { transport::Reply::One(node.handle(req).await) }
+                    },
+                );
+                tasks.push(tokio::spawn(async move {
+                    let _ = server
+                        .run::<StorageRequest, protocol::rpc::StorageResponse, _>(
+                            service,
+                            async move {
+                                let _ = rx.wait_for(|s| *s).await;
+                            },
+                        )
+                        .await;
+                }));
+                addr
+            } else {
+                format!("node-{id}")
+            };
+            meta.register_node(&NodeInfo::new(NodeId(id), addr))
                 .await
                 .expect("register");
         }
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         // Storage nodes follow the map (what their meta watch does in production).
         {
             let meta = meta.clone();
@@ -195,11 +243,21 @@ impl TestCluster {
                 }
             }));
         }
-        let gw = Gateway::new(
-            Arc::new(meta.clone()),
-            Arc::new(InProcClient(net.clone())),
-            opts.routing,
-        );
+        let client: Arc<dyn ShardClient> = if opts.quic {
+            let cert = transport::certs::issue(&ca, "gateway", &[], &[]).expect("issue");
+            let tls = transport::TlsConfig::from_pem(
+                ca.cert_pem.as_bytes(),
+                cert.cert_pem.as_bytes(),
+                cert.key_pem.as_bytes(),
+            )
+            .expect("tls");
+            let rpc =
+                transport::RpcClient::new(&tls, transport::RpcConfig::default()).expect("client");
+            Arc::new(gateway::QuicShardClient::new(rpc, Duration::from_secs(2)))
+        } else {
+            Arc::new(InProcClient(net.clone()))
+        };
+        let gw = Gateway::new(Arc::new(meta.clone()), client, opts.routing);
         let router = gateway::server::app(gw.clone(), opts.keys, &opts.http);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -222,6 +280,7 @@ impl TestCluster {
                 .build()
                 .expect("client"),
             meta_node: Some(meta_node),
+            quic_stop,
             stop,
             tasks,
             _dirs: dirs,
@@ -288,6 +347,9 @@ impl TestCluster {
 
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        for s in self.quic_stop.values() {
+            let _ = s.send(true);
+        }
         self.gw.shutdown();
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

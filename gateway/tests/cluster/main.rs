@@ -7,3 +7,4 @@ mod auth;
 mod data;
 mod failures;
 mod harness;
+mod quic;
