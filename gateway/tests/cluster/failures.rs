@@ -173,3 +173,143 @@ async fn replica_failures_and_partial_answers() {
     assert!(c.gw.map().collections["f"].shards[&ShardId(0)].primary == Some(other));
     c.shutdown().await;
 }
+
+/// Concurrent searches while a node goes down mid-stream: none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_stream_survives_a_node_loss() {
+    let _serial = SERIAL.lock().await;
+    let c = std::sync::Arc::new(TestCluster::start(Options::default()).await);
+    let all = std::sync::Arc::new(seed(&c, "s", 200).await);
+    let mut workers = Vec::new();
+    for w in 0..6u64 {
+        let c = c.clone();
+        let all = all.clone();
+        workers.push(tokio::spawn(async move {
+            let mut done = 0;
+            for i in 0..40u64 {
+                let q = vector(100_000 + w * 1000 + i, DIM);
+                let (s, v) = c
+                    .post(
+                        "/collections/s/points/search",
+                        json!({"vector": q, "limit": 5}),
+                    )
+                    .await;
+                assert_eq!(s, 200, "worker {w} search {i}: {v}");
+                assert_eq!(ids_of(&v["result"]), brute_force(&all, &q, 5, |_| true));
+                done += 1;
+            }
+            done
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.set_down(3, true);
+    let mut total = 0;
+    for w in workers {
+        total += w.await.expect("worker");
+    }
+    assert_eq!(total, 240);
+    let c = std::sync::Arc::into_inner(c).expect("sole owner");
+    c.shutdown().await;
+}
+
+/// `?write_consistency=` overrides the collection default; `?consistency=`
+/// asks several replicas per shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_and_read_consistency() {
+    let _serial = SERIAL.lock().await;
+    let c = TestCluster::start(Options::default()).await;
+    let all = seed(&c, "w", 60).await;
+    let q = vector(5, DIM);
+    for level in ["one", "majority", "all"] {
+        let hits = c
+            .ok(
+                Method::POST,
+                &format!("/collections/w/points/search?consistency={level}"),
+                Some(json!({"vector": q, "limit": 3})),
+            )
+            .await;
+        assert_eq!(ids_of(&hits), brute_force(&all, &q, 3, |_| true));
+    }
+    let (s, _) = c
+        .post(
+            "/collections/w/points/search?consistency=most",
+            json!({"vector": q, "limit": 3}),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // Shard 0's follower goes down: a majority (2 of 2) write to shard 0
+    // cannot be acknowledged, a `one` write can.
+    let map = c.gw.map();
+    let shard = &map.collections["w"].shards[&ShardId(0)];
+    let follower = shard
+        .nodes()
+        .find(|n| Some(*n) != shard.primary)
+        .expect("follower");
+    c.set_down(follower.0, true);
+    let id = (1000..)
+        .find(|i| gateway::shard_for_point("w", &PointId::Num(*i), 3) == ShardId(0))
+        .expect("an id of shard 0");
+    let body = json!({"points": [{"id": id, "vector": vector(id, DIM)}]});
+    let (s, v) = c.put("/collections/w/points", body.clone()).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(
+        v["status"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("shard(s) 0"),
+        "{v}"
+    );
+    c.ok(
+        Method::PUT,
+        "/collections/w/points?write_consistency=one",
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        c.ok(Method::GET, &format!("/collections/w/points/{id}"), None)
+            .await["id"],
+        id
+    );
+    // Reads at `all` now miss shard 0's second replica.
+    let (s, _) = c
+        .post("/collections/w/points/count?consistency=all", json!({}))
+        .await;
+    assert_eq!(s, 503);
+    let (s, _) = c
+        .put(
+            "/collections/w/points?write_consistency=sometimes",
+            json!({"points": []}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    c.shutdown().await;
+}
+
+/// The request timeout layer answers 504 in Qdrant's error envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_cluster_times_out() {
+    let _serial = SERIAL.lock().await;
+    let mut opts = Options::default();
+    opts.http.request_timeout = Duration::from_millis(400);
+    let c = TestCluster::start(opts).await;
+    seed(&c, "t", 10).await;
+    for n in 1..=3 {
+        c.set_delay(n, Some(Duration::from_millis(1500)));
+    }
+    let (s, v) = c
+        .post(
+            "/collections/t/points/search",
+            json!({"vector": vector(1, DIM), "limit": 3}),
+        )
+        .await;
+    assert_eq!(s, 504, "{v}");
+    assert!(
+        v["status"]["error"].as_str().unwrap().contains("Timeout"),
+        "{v}"
+    );
+    for n in 1..=3 {
+        c.set_delay(n, None);
+    }
+    c.shutdown().await;
+}
