@@ -139,6 +139,18 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         )
         .route("/collections/{name}/points/query", post(points::query))
         .route(
+            "/collections/{name}/points/query/batch",
+            post(points::query_batch),
+        )
+        .route("/collections/{name}/index", put(points::payload_index))
+        .route(
+            "/collections/{name}/index/{field}",
+            axum::routing::delete(points::payload_index),
+        )
+        .route("/aliases", get(collections::no_aliases))
+        .route("/collections/aliases", get(collections::no_aliases))
+        .route("/collections/{name}/aliases", get(collections::no_aliases))
+        .route(
             "/collections/{name}/points/payload",
             post(points::set_payload).put(points::overwrite_payload),
         )

@@ -446,16 +446,8 @@ pub async fn search_batch(
     Ok(ok(out, t))
 }
 
-/// `POST …/points/query`: nearest neighbours of a vector (or of a stored
-/// point's vector), answered as `{"points": [...]}`.
-pub async fn query(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    q: Params,
-    JsonBody(body): JsonBody,
-) -> Result<Response> {
-    let t = started();
-    let opts = read_opts(&q, Some(&body))?;
+/// One query body → `{"points": [...]}` (plus missing shards if partial).
+async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) -> Result<Value> {
     let mut s: SearchIn = parse(body, "query request")?;
     if s.prefetch.as_ref().is_some_and(|p| !p.is_null()) {
         return Err(GatewayError::bad_request(
@@ -472,7 +464,7 @@ pub async fn query(
         QueryTarget::Point(id) => {
             let mut found = st
                 .gw
-                .retrieve(&name, vec![id], false, true, opts.consistency)
+                .retrieve(name, vec![id], false, true, opts.consistency)
                 .await?;
             match found.pop().and_then(|r| r.vector) {
                 Some(v) => v,
@@ -480,6 +472,55 @@ pub async fn query(
             }
         }
     };
-    let (hits, missing) = run_search(&st, &name, vector, &spec, opts).await?;
-    Ok(ok(with_missing(json!({"points": hits}), &missing), t))
+    let (hits, missing) = run_search(st, name, vector, &spec, opts).await?;
+    Ok(with_missing(json!({"points": hits}), &missing))
+}
+
+/// `POST …/points/query`: nearest neighbours of a vector (or of a stored
+/// point's vector), answered as `{"points": [...]}`.
+pub async fn query(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let t = started();
+    let opts = read_opts(&q, Some(&body))?;
+    let result = run_query(&st, &name, body, opts).await?;
+    Ok(ok(result, t))
+}
+
+/// `POST …/points/query/batch`: `{"searches": [query, ...]}`.
+pub async fn query_batch(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let t = started();
+    let opts = read_opts(&q, Some(&body))?;
+    let mut m = object(body)?;
+    let searches: Vec<Value> = match m.remove("searches") {
+        Some(v) => parse(v, "searches")?,
+        None => return Err(GatewayError::bad_request("missing `searches`")),
+    };
+    let runs = searches.into_iter().map(|b| run_query(&st, &name, b, opts));
+    let out = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ok(out, t))
+}
+
+/// `PUT /collections/{c}/index` and `DELETE …/index/{field}`: accepted and
+/// ignored (filters are evaluated without payload indexes), so clients
+/// that create indexes keep working.
+pub async fn payload_index(
+    State(st): State<AppState>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+) -> Result<Response> {
+    let t = started();
+    let name = params.get("name").cloned().unwrap_or_default();
+    st.gw.collection(&name).await?;
+    Ok(ok(update_result(0, true), t))
 }

@@ -148,6 +148,27 @@ async fn collection_and_points_end_to_end() {
     let pts = res["points"].as_array().unwrap();
     assert!(!pts.is_empty());
     assert!(pts.iter().all(|p| p["score"].as_f64().unwrap() >= 0.5));
+    let qb = c
+        .ok(
+            Method::POST,
+            "/collections/docs/points/query/batch",
+            Some(json!({"searches": [{"query": q, "limit": 2}, {"query": 8, "limit": 1}]})),
+        )
+        .await;
+    assert_eq!(qb[0]["points"].as_array().unwrap().len(), 2);
+    assert_eq!(qb[1]["points"][0]["id"], 8);
+    c.ok(
+        Method::PUT,
+        "/collections/docs/index",
+        Some(json!({"field_name": "group", "field_schema": "integer"})),
+    )
+    .await;
+    c.ok(Method::DELETE, "/collections/docs/index/group", None)
+        .await;
+    assert_eq!(
+        c.ok(Method::GET, "/collections/docs/aliases", None).await["aliases"],
+        json!([])
+    );
     let batch = c.ok(Method::POST, "/collections/docs/points/search/batch", Some(json!({"searches": [{"vector": q, "limit": 2}, {"vector": vector(8, DIM), "limit": 3}]}))).await;
     assert_eq!(batch[0].as_array().unwrap().len(), 2);
     assert_eq!(batch[1][0]["id"], 8);
