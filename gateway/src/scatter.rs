@@ -3,7 +3,7 @@
 //! shard of a collection.
 //!
 //! ```text
-//!  shard ─▶ candidates: active replicas, alive in the map, not recently
+//!  shard ─▶ candidates: in-sync replicas, alive in the map, not recently
 //!           failed, fewest requests in flight (random tie-break)
 //!        ─▶ call #1 ──(fails)──────────────▶ call #2 on the next candidate
 //!              └──(slow > hedge_delay)──▶ twin call on the next candidate
@@ -75,21 +75,22 @@ fn applied_of(r: &StorageResponse) -> u64 {
     }
 }
 
-/// Sort key of a replica, smaller first: in sync, on a node the map
-/// says is alive, not failing lately, fewest requests in flight, random.
-type CandidateRank = (u8, u8, u8, usize, u32);
+/// Sort key of a replica, smaller first: on a node the map says is
+/// alive, not failing lately, fewest requests in flight, random.
+type CandidateRank = (u8, u8, usize, u32);
 
 impl Gateway {
-    /// Replicas of `shard` in the order to try them.
+    /// In-sync (`Active`) replicas of `shard` in the order to try them.
+    /// `Initializing` replicas are still being filled and never serve reads.
     pub(crate) fn candidates(&self, map: &ClusterMap, shard: &ShardInfo) -> Vec<NodeInfo> {
         let mut rng = rand::rng();
         let mut ranked: Vec<(CandidateRank, NodeInfo)> = shard
             .replicas
             .iter()
+            .filter(|r| r.state == ReplicaState::Active)
             .filter_map(|r| {
                 let node = map.nodes.get(&r.node)?;
                 let key = (
-                    u8::from(r.state != ReplicaState::Active),
                     u8::from(node.state == NodeState::Dead),
                     u8::from(self.health.suspected(node.id)),
                     self.health.in_flight(node.id),
@@ -128,10 +129,15 @@ impl Gateway {
         consistency: ReadConsistency,
     ) -> ShardOutcome {
         let candidates = self.candidates(map, shard);
-        let need = consistency.needed(shard.replicas.len());
-        if candidates.len() < need {
+        let in_sync = shard
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Active)
+            .count();
+        let need = consistency.needed(in_sync);
+        if candidates.len() < need || candidates.is_empty() {
             return ShardOutcome::Missing(format!(
-                "{} replica(s) known, {need} needed",
+                "{} in-sync replica(s), {need} needed",
                 candidates.len()
             ));
         }
@@ -293,5 +299,24 @@ impl Gateway {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_needed_per_level() {
+        assert_eq!(ReadConsistency::One.needed(3), 1);
+        assert_eq!(ReadConsistency::Majority.needed(3), 2);
+        assert_eq!(ReadConsistency::Majority.needed(2), 2);
+        assert_eq!(ReadConsistency::All.needed(3), 3);
+        assert_eq!(ReadConsistency::All.needed(0), 1);
+        let resp = StorageResponse::Counted {
+            count: 1,
+            applied: protocol::SeqNo(9),
+        };
+        assert_eq!(applied_of(&resp), 9);
     }
 }
