@@ -1,0 +1,100 @@
+//! Point routes: writes (upsert, delete, payload ops) split per shard and
+//! sent to primaries ([`write`]); reads (retrieve, scroll, count, search,
+//! query) scatter-gathered ([`read`]).
+
+mod read;
+mod write;
+
+use std::collections::BTreeMap;
+
+use protocol::{Operation, PointId, ShardId, WriteConsistency};
+use serde_json::{json, Value};
+
+use super::models::{parse_partial, parse_read_consistency, parse_write_consistency, Selector};
+use super::AppState;
+use crate::error::{GatewayError, Result};
+use crate::reads::ReadOptions;
+use crate::routing::group_by_shard;
+
+pub use read::{count, get_point, query, query_batch, retrieve, scroll, search, search_batch};
+pub use write::{
+    clear_payload, delete, delete_payload, overwrite_payload, payload_index, set_payload, upsert,
+};
+
+/// Largest number of points a filter may select for a payload write.
+pub(super) const MAX_FILTER_SELECTED: usize = 100_000;
+
+pub(super) fn object(body: Value) -> Result<serde_json::Map<String, Value>> {
+    match body {
+        Value::Object(m) => Ok(m),
+        _ => Err(GatewayError::bad_request("body must be a JSON object")),
+    }
+}
+
+pub(super) fn wait_flag(q: &BTreeMap<String, String>) -> bool {
+    q.get("wait").is_none_or(|w| w != "false")
+}
+
+pub(super) fn read_opts(q: &BTreeMap<String, String>, body: Option<&Value>) -> Result<ReadOptions> {
+    Ok(ReadOptions {
+        consistency: parse_read_consistency(q)?,
+        partial: parse_partial(q, body)?,
+    })
+}
+
+/// A read's result, with `missing_shards` added when some are missing.
+pub(super) fn with_missing<T: serde::Serialize>(value: T, missing: &[ShardId]) -> Value {
+    let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
+    if !missing.is_empty() {
+        let list: Vec<u32> = missing.iter().map(|s| s.0).collect();
+        match &mut v {
+            Value::Object(m) => {
+                m.insert("missing_shards".into(), json!(list));
+                m.insert("partial".into(), json!(true));
+            }
+            other => {
+                *other = json!({"points": other.take(), "missing_shards": list, "partial": true});
+            }
+        }
+    }
+    v
+}
+
+/// Splits ids by shard into one operation per shard.
+pub(super) fn per_shard_ids(
+    collection: &str,
+    shard_number: u32,
+    ids: Vec<PointId>,
+    op: impl Fn(Vec<PointId>) -> Operation,
+) -> BTreeMap<ShardId, Operation> {
+    group_by_shard(collection, shard_number, ids, |i| *i)
+        .into_iter()
+        .map(|(s, ids)| (s, op(ids)))
+        .collect()
+}
+
+pub(super) async fn write_consistency(
+    st: &AppState,
+    name: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<(u32, WriteConsistency)> {
+    let (_, coll) = st.gw.collection(name).await?;
+    let c = parse_write_consistency(q, coll.config.write_consistency)?;
+    Ok((coll.config.shard_number, c))
+}
+
+/// Resolves a selector into per-shard operations.
+pub(super) async fn selected(
+    st: &AppState,
+    name: &str,
+    shard_number: u32,
+    selector: Selector,
+    op: impl Fn(Vec<PointId>) -> Operation,
+) -> Result<BTreeMap<ShardId, Operation>> {
+    let ids = match selector {
+        Selector::Ids(ids) => ids,
+        Selector::Filter(f) => st.gw.ids_matching(name, f, MAX_FILTER_SELECTED).await?,
+    };
+    protocol::point::validate_batch_len(ids.len())?;
+    Ok(per_shard_ids(name, shard_number, ids, op))
+}
