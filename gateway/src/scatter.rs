@@ -304,7 +304,262 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use protocol::cluster::{CollectionInfo, Replica};
+    use protocol::rpc::{ShardRef, StorageError};
+    use protocol::{CollectionConfig, CountRequest, Distance, Epoch, NodeId, SeqNo, Term};
+
     use super::*;
+    use crate::client::{CallFuture, ShardClient};
+    use crate::gateway::RoutingOptions;
+    use crate::map::{MetaApi, MetaFuture};
+
+    /// A meta-service that is never reached in these tests.
+    struct NoMeta;
+
+    impl MetaApi for NoMeta {
+        fn cluster_map(&self) -> MetaFuture<'_, ClusterMap> {
+            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        }
+        fn watch(&self, _: Epoch, _: Duration) -> MetaFuture<'_, Option<ClusterMap>> {
+            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        }
+        fn create_collection(&self, _: String, _: CollectionConfig) -> MetaFuture<'_, Epoch> {
+            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        }
+        fn delete_collection(&self, _: String) -> MetaFuture<'_, Epoch> {
+            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        }
+    }
+
+    /// Per node: a delay, then a count answer (applied = node id), an
+    /// error answer, or no answer.
+    #[derive(Clone)]
+    enum Behaviour {
+        Count(Duration),
+        Refuse(StorageError),
+        Unreachable,
+    }
+
+    struct Fake(HashMap<NodeId, Behaviour>);
+
+    impl ShardClient for Fake {
+        fn call(&self, node: &NodeInfo, _req: StorageRequest) -> CallFuture {
+            let b = self
+                .0
+                .get(&node.id)
+                .cloned()
+                .unwrap_or(Behaviour::Unreachable);
+            let id = node.id.0;
+            Box::pin(async move {
+                match b {
+                    Behaviour::Count(d) => {
+                        tokio::time::sleep(d).await;
+                        Ok(StorageResponse::Counted {
+                            count: id,
+                            applied: SeqNo(id),
+                        })
+                    }
+                    Behaviour::Refuse(error) => Ok(StorageResponse::Error { error }),
+                    Behaviour::Unreachable => Err(ClientError::Unreachable("down".into())),
+                }
+            })
+        }
+    }
+
+    fn map(states: &[(u64, ReplicaState)]) -> ClusterMap {
+        let shard = ShardInfo {
+            id: ShardId(0),
+            replicas: states
+                .iter()
+                .map(|(n, s)| Replica {
+                    node: NodeId(*n),
+                    state: *s,
+                })
+                .collect(),
+            primary: Some(NodeId(states[0].0)),
+            term: Term(1),
+            migration: None,
+        };
+        ClusterMap {
+            epoch: Epoch(1),
+            nodes: states
+                .iter()
+                .map(|(n, _)| (NodeId(*n), NodeInfo::new(NodeId(*n), format!("n{n}"))))
+                .collect(),
+            collections: BTreeMap::from([(
+                "c".to_string(),
+                CollectionInfo {
+                    name: "c".into(),
+                    config: CollectionConfig::new(2, Distance::Dot),
+                    shards: BTreeMap::from([(ShardId(0), shard)]),
+                },
+            )]),
+            config: BTreeMap::new(),
+        }
+    }
+
+    fn gateway(behaviour: &[(u64, Behaviour)], hedge: Option<Duration>) -> Arc<Gateway> {
+        Gateway::new(
+            Arc::new(NoMeta),
+            Arc::new(Fake(
+                behaviour
+                    .iter()
+                    .map(|(n, b)| (NodeId(*n), b.clone()))
+                    .collect(),
+            )),
+            RoutingOptions {
+                hedge_delay: hedge,
+                ..RoutingOptions::default()
+            },
+        )
+    }
+
+    fn count_req() -> StorageRequest {
+        StorageRequest::Count {
+            shard: ShardRef {
+                collection: "c".into(),
+                shard: ShardId(0),
+            },
+            epoch: Epoch(1),
+            request: CountRequest::default(),
+        }
+    }
+
+    async fn read(gw: &Gateway, m: &ClusterMap, c: ReadConsistency) -> ShardOutcome {
+        let shard = &m.collections["c"].shards[&ShardId(0)];
+        gw.read_shard(m, shard, &count_req(), c).await
+    }
+
+    #[tokio::test]
+    async fn candidates_skip_initializing_and_prefer_healthy_idle_nodes() {
+        use ReplicaState::*;
+        let gw = gateway(&[], None);
+        let mut m = map(&[(1, Active), (2, Active), (3, Initializing), (4, Active)]);
+        if let Some(n) = m.nodes.get_mut(&NodeId(1)) {
+            n.state = NodeState::Dead;
+        }
+        gw.health.failure(NodeId(2));
+        let _busy = gw.health.begin(NodeId(4));
+        let shard = m.collections["c"].shards[&ShardId(0)].clone();
+        let order: Vec<u64> = gw.candidates(&m, &shard).iter().map(|n| n.id.0).collect();
+        // 4 is busy but healthy; 2 failed lately; 1 is dead; 3 never serves.
+        assert_eq!(order, vec![4, 2, 1]);
+    }
+
+    #[tokio::test]
+    async fn retries_on_another_replica_and_reports_missing() {
+        use ReplicaState::*;
+        let m = map(&[(1, Active), (2, Active)]);
+        let gw = gateway(
+            &[
+                (1, Behaviour::Unreachable),
+                (2, Behaviour::Count(Duration::ZERO)),
+            ],
+            None,
+        );
+        for _ in 0..5 {
+            assert!(matches!(
+                read(&gw, &m, ReadConsistency::One).await,
+                ShardOutcome::Ok(_)
+            ));
+        }
+        let gw = gateway(
+            &[
+                (1, Behaviour::Unreachable),
+                (
+                    2,
+                    Behaviour::Refuse(StorageError::Unavailable {
+                        message: "x".into(),
+                    }),
+                ),
+            ],
+            None,
+        );
+        assert!(matches!(
+            read(&gw, &m, ReadConsistency::One).await,
+            ShardOutcome::Missing(_)
+        ));
+        let gw = gateway(
+            &[
+                (
+                    1,
+                    Behaviour::Refuse(StorageError::Invalid {
+                        message: "bad".into(),
+                    }),
+                ),
+                (
+                    2,
+                    Behaviour::Refuse(StorageError::Invalid {
+                        message: "bad".into(),
+                    }),
+                ),
+            ],
+            None,
+        );
+        assert!(matches!(
+            read(&gw, &m, ReadConsistency::One).await,
+            ShardOutcome::Fatal(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_slow_replica_is_hedged() {
+        use ReplicaState::*;
+        let m = map(&[(1, Active), (2, Active)]);
+        let slow = Duration::from_secs(5);
+        // Whichever replica is tried first, the answer comes from the fast
+        // one (directly, or hedged after 20 ms), never after the slow one.
+        let gw_fast = gateway(
+            &[
+                (1, Behaviour::Count(Duration::from_millis(1))),
+                (2, Behaviour::Count(slow)),
+            ],
+            Some(Duration::from_millis(20)),
+        );
+        for _ in 0..5 {
+            let t = Instant::now();
+            match read(&gw_fast, &m, ReadConsistency::One).await {
+                ShardOutcome::Ok(StorageResponse::Counted { count, .. }) => assert_eq!(count, 1),
+                _ => panic!("no answer"),
+            }
+            assert!(t.elapsed() < Duration::from_secs(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn majority_takes_the_freshest_answer() {
+        use ReplicaState::*;
+        let m = map(&[(1, Active), (2, Active), (3, Active)]);
+        let d = Duration::ZERO;
+        let gw = gateway(
+            &[
+                (1, Behaviour::Count(d)),
+                (2, Behaviour::Count(d)),
+                (3, Behaviour::Count(d)),
+            ],
+            None,
+        );
+        match read(&gw, &m, ReadConsistency::All).await {
+            ShardOutcome::Ok(r) => assert_eq!(applied_of(&r), 3),
+            _ => panic!("no answer"),
+        }
+        let gw = gateway(
+            &[(1, Behaviour::Count(d)), (2, Behaviour::Unreachable)],
+            None,
+        );
+        assert!(matches!(
+            read(&gw, &m, ReadConsistency::All).await,
+            ShardOutcome::Missing(_)
+        ));
+        assert!(matches!(
+            read(&gw, &m, ReadConsistency::Majority).await,
+            ShardOutcome::Missing(_)
+        ));
+    }
 
     #[test]
     fn replicas_needed_per_level() {
