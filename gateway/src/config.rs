@@ -439,6 +439,20 @@ gateway:
     }
 
     #[test]
+    fn example_file_parses() {
+        let text = include_str!("../config.example.yml");
+        let c = Config::resolve(
+            Config::parse_file(text).unwrap(),
+            no_env,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:15001");
+        assert_eq!(c.routing.hedge_delay, Some(Duration::from_millis(200)));
+        assert_eq!(c.cert_name, "gateway");
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         assert!(Config::parse_file("gateway:\n  rest_prot: 1\n").is_err());
         assert!(Config::parse_file("gateway:\n  request_timeout: soon\n").is_err());
