@@ -122,7 +122,7 @@ pub fn run(out_dir: &Path, opts: &GenOptions) -> Result<GenOutcome> {
         &sigmas,
         opts.normalise,
     );
-    let mut qrng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x5eed_0f_9e7);
+    let mut qrng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x0005_eed0_f9e7);
     let queries = sample(
         &mut qrng,
         opts.nq,

@@ -135,7 +135,7 @@ pub async fn run(
     };
     let progress = async {
         if !opts.progress {
-            return;
+            return std::future::pending().await;
         }
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -73,7 +73,7 @@ fn parse<T>(
     }
     let dim = d as usize;
     let row_bytes = 4 * (dim + 1);
-    if bytes.len() % row_bytes != 0 {
+    if !bytes.len().is_multiple_of(row_bytes) {
         return Err(corrupt(
             bytes.len() - bytes.len() % row_bytes,
             format!(
