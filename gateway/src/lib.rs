@@ -44,6 +44,8 @@ pub mod routing;
 pub mod scatter;
 pub mod server;
 pub mod telemetry;
+#[cfg(test)]
+mod testkit;
 pub mod writes;
 
 pub use client::{CallFuture, ClientError, NoTransport, ShardClient};

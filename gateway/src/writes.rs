@@ -186,3 +186,206 @@ impl Gateway {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+    use protocol::cluster::{
+        ClusterMap, CollectionInfo, NodeInfo, Replica, ReplicaState, ShardInfo,
+    };
+    use protocol::{CollectionConfig, Distance, NodeId, PointId, Term};
+
+    use super::*;
+    use crate::gateway::RoutingOptions;
+    use crate::testkit::{FixedMeta, FnClient};
+
+    /// Two shards on nodes 1 and 2; shard 0's primary is `primary0`.
+    fn map(epoch: u64, primary0: u64) -> ClusterMap {
+        let shard = |id: u32, primary: u64| ShardInfo {
+            id: ShardId(id),
+            replicas: [1, 2]
+                .iter()
+                .map(|n| Replica {
+                    node: NodeId(*n),
+                    state: ReplicaState::Active,
+                })
+                .collect(),
+            primary: Some(NodeId(primary)),
+            term: Term(epoch),
+            migration: None,
+        };
+        let mut config = CollectionConfig::new(2, Distance::Dot);
+        config.shard_number = 2;
+        ClusterMap {
+            epoch: Epoch(epoch),
+            nodes: [1, 2]
+                .iter()
+                .map(|n| (NodeId(*n), NodeInfo::new(NodeId(*n), format!("n{n}"))))
+                .collect(),
+            collections: BTreeMap::from([(
+                "c".to_string(),
+                CollectionInfo {
+                    name: "c".into(),
+                    config,
+                    shards: BTreeMap::from([
+                        (ShardId(0), shard(0, primary0)),
+                        (ShardId(1), shard(1, 1)),
+                    ]),
+                },
+            )]),
+            config: BTreeMap::new(),
+        }
+    }
+
+    fn delete(ids: &[u64]) -> Operation {
+        Operation::Delete {
+            ids: ids.iter().map(|i| PointId::Num(*i)).collect(),
+        }
+    }
+
+    fn gateway(meta_map: ClusterMap, cached: ClusterMap, client: FnClient) -> Arc<Gateway> {
+        let gw = Gateway::new(
+            Arc::new(FixedMeta(Mutex::new(meta_map))),
+            Arc::new(client),
+            RoutingOptions {
+                write_backoff: Duration::from_millis(1),
+                ..RoutingOptions::default()
+            },
+        );
+        gw.maps.offer(cached);
+        gw
+    }
+
+    #[tokio::test]
+    async fn not_primary_refreshes_the_map_and_retries() {
+        // The cached map says node 1 leads shard 0; the meta-service knows
+        // node 2 does (epoch 2). Node 1 refuses; node 2 takes it.
+        let client = FnClient {
+            handler: Box::new(|node, _| {
+                Ok(if node == NodeId(1) {
+                    StorageResponse::Error {
+                        error: StorageError::NotPrimary {
+                            primary: Some(NodeId(2)),
+                            epoch: Epoch(2),
+                        },
+                    }
+                } else {
+                    StorageResponse::Written {
+                        seq: SeqNo(7),
+                        acks: 2,
+                    }
+                })
+            }),
+            calls: Default::default(),
+        };
+        let calls = client.calls.clone();
+        let gw = gateway(map(2, 2), map(1, 1), client);
+        let ack = gw
+            .write(
+                "c",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::Majority,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ack.seq, SeqNo(7));
+        assert_eq!(*calls.lock(), vec![NodeId(1), NodeId(2)]);
+        assert_eq!(gw.map().epoch, Epoch(2));
+    }
+
+    #[tokio::test]
+    async fn a_failed_shard_is_named_and_the_others_applied() {
+        // Shard 0 (primary 1) cannot meet its consistency; shard 1 (primary 1
+        // too) is fine: answer by the op's ids.
+        let client = FnClient {
+            handler: Box::new(|_, req| {
+                Ok(match req {
+                    StorageRequest::Write { shard, .. } if shard.shard == ShardId(0) => {
+                        StorageResponse::Error {
+                            error: StorageError::ConsistencyNotMet {
+                                acked: 1,
+                                required: 2,
+                            },
+                        }
+                    }
+                    _ => StorageResponse::Written {
+                        seq: SeqNo(3),
+                        acks: 2,
+                    },
+                })
+            }),
+            calls: Default::default(),
+        };
+        let calls = client.calls.clone();
+        let gw = gateway(map(1, 1), map(1, 1), client);
+        let ops = BTreeMap::from([(ShardId(0), delete(&[1])), (ShardId(1), delete(&[2]))]);
+        match gw.write("c", ops, WriteConsistency::Majority).await {
+            Err(GatewayError::WriteFailed {
+                failed, applied, ..
+            }) => {
+                assert_eq!(failed, vec![ShardId(0)]);
+                assert_eq!(applied, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // ConsistencyNotMet is not retried.
+        assert_eq!(calls.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn unreachable_primary_is_retried_then_reported() {
+        let client = FnClient {
+            handler: Box::new(|_, _| Err(crate::client::ClientError::Unreachable("down".into()))),
+            calls: Default::default(),
+        };
+        let calls = client.calls.clone();
+        let gw = gateway(map(1, 1), map(1, 1), client);
+        let r = gw
+            .write(
+                "c",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::One,
+            )
+            .await;
+        assert!(matches!(r, Err(GatewayError::WriteFailed { .. })), "{r:?}");
+        assert_eq!(
+            calls.lock().len(),
+            RoutingOptions::default().write_attempts as usize
+        );
+        // A refusal no retry fixes comes back as the client's error.
+        let client = FnClient {
+            handler: Box::new(|_, _| {
+                Ok(StorageResponse::Error {
+                    error: StorageError::Invalid {
+                        message: "bad op".into(),
+                    },
+                })
+            }),
+            calls: Default::default(),
+        };
+        let gw = gateway(map(1, 1), map(1, 1), client);
+        let r = gw
+            .write(
+                "c",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::One,
+            )
+            .await;
+        assert!(matches!(r, Err(GatewayError::BadRequest { .. })), "{r:?}");
+        let r = gw
+            .write(
+                "gone",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::One,
+            )
+            .await;
+        assert!(
+            matches!(r, Err(GatewayError::CollectionNotFound { .. })),
+            "{r:?}"
+        );
+    }
+}
