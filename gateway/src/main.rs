@@ -89,10 +89,33 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     gateway::server::serve(listener, router, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
     })
     .await?;
     gw.shutdown();
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what process managers and the local-cluster script send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
