@@ -26,8 +26,8 @@ pub struct BaselineOptions {
     pub ef_search: Vec<usize>,
     /// OpenMP threads for the build.
     pub threads: usize,
-    /// Searching threads, one query per call each.
-    pub concurrency: usize,
+    /// Searching threads, one query per call each; one run per value.
+    pub concurrency: Vec<usize>,
     pub k: usize,
     pub queries: usize,
     pub duration: Duration,
@@ -38,6 +38,7 @@ pub struct BaselineOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineRun {
     pub ef_search: usize,
+    pub concurrency: usize,
     pub queries: u64,
     pub elapsed_s: f64,
     pub qps: f64,
@@ -151,7 +152,11 @@ pub fn run(
 
     let nq = queries.len();
     let mut runs = Vec::new();
-    for &ef in &opts.ef_search {
+    let cases = opts
+        .ef_search
+        .iter()
+        .flat_map(|&ef| opts.concurrency.iter().map(move |&c| (ef, c)));
+    for (ef, conc) in cases {
         ps.set_index_parameter(&index, "efSearch", ef as f64)
             .map_err(faiss_err)?;
         let shared = Shared(index.inner_ptr());
@@ -160,7 +165,7 @@ pub fn run(
         let started = Instant::now();
         let deadline = started + opts.duration;
         let parts: Vec<Result<(Latencies, Recall)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..opts.concurrency.max(1))
+            let handles: Vec<_> = (0..conc.max(1))
                 .map(|_| {
                     s.spawn(|| {
                         set_omp_threads(1);
@@ -213,6 +218,7 @@ pub fn run(
         }
         runs.push(BaselineRun {
             ef_search: ef,
+            concurrency: conc,
             queries: lat.count(),
             elapsed_s: elapsed,
             qps: lat.count() as f64 / elapsed.max(1e-9),
@@ -255,15 +261,17 @@ mod tests {
             ef_construct: 64,
             ef_search: vec![64],
             threads: 1,
-            concurrency: 2,
+            concurrency: vec![1, 2],
             k: 1,
             queries: 100,
             duration: Duration::from_secs(10),
             distance: "Euclid".into(),
         };
         let out = run(&base, &queries, Some(&truth), &opts).expect("run");
-        assert_eq!(out.runs.len(), 1);
-        assert_eq!(out.runs[0].queries, 100);
-        assert_eq!(out.runs[0].recall, Some(1.0));
+        assert_eq!(out.runs.len(), 2);
+        for r in &out.runs {
+            assert_eq!(r.queries, 100);
+            assert_eq!(r.recall, Some(1.0));
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use loadtest::baseline::{self, BaselineOptions};
 use loadtest::gen::{self, GenOptions};
@@ -464,29 +464,20 @@ fn cmd_search(a: SearchArgs) -> Result<(Report, Table)> {
     if a.baseline {
         let base_path = a.base.as_ref().context("--baseline needs --base")?;
         let base = read_fvecs(base_path, a.limit)?;
-        for &conc in &a.concurrency {
-            let opts = BaselineOptions {
-                m: a.index.m,
-                ef_construct: a.index.ef_construct,
-                ef_search: efs.iter().map(|e| e.unwrap_or(64)).collect(),
-                threads: a.threads,
-                concurrency: conc,
-                k: a.k,
-                queries: n_queries,
-                duration: secs(a.duration)?,
-                distance: a.index.distance.clone(),
-            };
-            // One build per concurrency keeps the code simple; the build
-            // time is reported, not part of any q/s figure.
-            let out = baseline::run(&base, &queries, truth.as_ref(), &opts)?;
-            baseline_build = Some(out.build_s);
-            for r in out.runs {
-                baseline_runs.push((conc, r));
-            }
-            if a.concurrency.len() > 1 {
-                eprintln!("baseline conc {conc} done");
-            }
-        }
+        let opts = BaselineOptions {
+            m: a.index.m,
+            ef_construct: a.index.ef_construct,
+            ef_search: efs.iter().map(|e| e.unwrap_or(64)).collect(),
+            threads: a.threads,
+            concurrency: a.concurrency.clone(),
+            k: a.k,
+            queries: n_queries,
+            duration: secs(a.duration)?,
+            distance: a.index.distance.clone(),
+        };
+        let out = baseline::run(&base, &queries, truth.as_ref(), &opts)?;
+        baseline_build = Some(out.build_s);
+        baseline_runs = out.runs;
     }
     let mut t = Table::new(&SEARCH_HEADER);
     let mut figures = Vec::new();
@@ -494,8 +485,8 @@ fn cmd_search(a: SearchArgs) -> Result<(Report, Table)> {
         let ef_label = ef.map_or("default".to_string(), |e| e.to_string());
         let b = baseline_runs
             .iter()
-            .find(|(bc, r)| bc == conc && Some(r.ef_search) == ef.or(Some(64)))
-            .map(|(_, r)| r.clone());
+            .find(|r| r.concurrency == *conc && Some(r.ef_search) == ef.or(Some(64)))
+            .cloned();
         let ratio = b.as_ref().map(|b| out.qps / b.qps.max(1e-9));
         search_row(&mut t, "cluster", &ef_label, *conc, out, ratio);
         if let Some(b) = &b {
@@ -597,38 +588,35 @@ fn cmd_baseline(a: BaselineArgs) -> Result<(Report, Table)> {
                "k": a.k, "queries_count": n_queries, "rows": base.len()}),
     );
     let mut t = Table::new(&SEARCH_HEADER);
-    let mut all = Vec::new();
-    for &conc in &a.concurrency {
-        let opts = BaselineOptions {
-            m: a.index.m,
-            ef_construct: a.index.ef_construct,
-            ef_search: a.hnsw_ef.clone(),
-            threads: a.threads,
-            concurrency: conc,
-            k: a.k,
-            queries: n_queries,
-            duration: secs(a.duration)?,
-            distance: a.index.distance.clone(),
-        };
-        let out = baseline::run(&base, &queries, truth.as_ref(), &opts)?;
-        for r in &out.runs {
-            t.row(vec![
-                "faiss".into(),
-                r.ef_search.to_string(),
-                conc.to_string(),
-                format!("{:.0}", r.qps),
-                ms(r.latency.p50_ms),
-                ms(r.latency.p95_ms),
-                ms(r.latency.p99_ms),
-                ms(r.latency.max_ms),
-                fmt(r.recall, 4),
-                "0".into(),
-                "".into(),
-            ]);
-        }
-        all.push(json!({"concurrency": conc, "outcome": out}));
+    let opts = BaselineOptions {
+        m: a.index.m,
+        ef_construct: a.index.ef_construct,
+        ef_search: a.hnsw_ef.clone(),
+        threads: a.threads,
+        concurrency: a.concurrency.clone(),
+        k: a.k,
+        queries: n_queries,
+        duration: secs(a.duration)?,
+        distance: a.index.distance.clone(),
+    };
+    let out = baseline::run(&base, &queries, truth.as_ref(), &opts)?;
+    for r in &out.runs {
+        t.row(vec![
+            "faiss".into(),
+            r.ef_search.to_string(),
+            r.concurrency.to_string(),
+            format!("{:.0}", r.qps),
+            ms(r.latency.p50_ms),
+            ms(r.latency.p95_ms),
+            ms(r.latency.p99_ms),
+            ms(r.latency.max_ms),
+            fmt(r.recall, 4),
+            "0".into(),
+            "".into(),
+        ]);
     }
-    report.figures = Value::Array(all);
+    eprintln!("faiss build: {:.1} s", out.build_s);
+    report.figures = serde_json::to_value(&out)?;
     Ok((report, t))
 }
 
