@@ -108,7 +108,7 @@ impl Default for Options {
                 ..HttpOptions::default()
             },
             routing: RoutingOptions {
-                shard_timeout: Duration::from_secs(3),
+                shard_timeout: Duration::from_secs(5),
                 hedge_delay: Some(Duration::from_millis(100)),
                 ..RoutingOptions::default()
             },
@@ -253,7 +253,7 @@ impl TestCluster {
             .expect("tls");
             let rpc =
                 transport::RpcClient::new(&tls, transport::RpcConfig::default()).expect("client");
-            Arc::new(gateway::QuicShardClient::new(rpc, Duration::from_secs(2)))
+            Arc::new(gateway::QuicShardClient::new(rpc, Duration::from_secs(5)))
         } else {
             Arc::new(InProcClient(net.clone()))
         };
