@@ -19,6 +19,8 @@ pub enum GatewayError {
     PointNotFound { id: String },
     #[error("Not found: no such route")]
     NotFoundRoute,
+    #[error("Method not allowed on this route")]
+    MethodNotAllowed,
     #[error("Conflict: {message}")]
     Conflict { message: String },
     #[error("Must provide an API key or an Authorization bearer token")]
@@ -78,6 +80,7 @@ impl GatewayError {
             | GatewayError::PointNotFound { .. }
             | GatewayError::NotFoundRoute => StatusCode::NOT_FOUND,
             GatewayError::Conflict { .. } => StatusCode::CONFLICT,
+            GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Unauthenticated | GatewayError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

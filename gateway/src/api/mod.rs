@@ -163,6 +163,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             post(points::clear_payload),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     let timeout = http.request_timeout;
     api.layer(middleware::from_fn_with_state(
@@ -193,6 +194,10 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
 
 async fn not_found() -> GatewayError {
     GatewayError::NotFoundRoute
+}
+
+async fn method_not_allowed() -> GatewayError {
+    GatewayError::MethodNotAllowed
 }
 
 /// Per-route request counts and latency histograms.
