@@ -446,12 +446,13 @@ fn cmd_search(a: SearchArgs) -> Result<(Report, Table)> {
             };
             let out = rt.block_on(search::run(&c, &queries, truth.as_ref(), &opts))?;
             eprintln!(
-                "cluster hnsw_ef {ef:?} conc {conc}: {:.0} q/s p50 {:.2} ms p99 {:.2} ms recall {} errors {}",
+                "cluster hnsw_ef {ef:?} conc {conc}: {:.0} q/s p50 {:.2} ms p99 {:.2} ms recall {} errors {} client cpu {} cores",
                 out.qps,
                 out.latency.p50_ms,
                 out.latency.p99_ms,
                 fmt(out.recall, 4),
-                out.errors
+                out.errors,
+                fmt(out.client_cpu_cores, 2)
             );
             if let Some(e) = &out.first_error {
                 eprintln!("  first error: {e}");

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::client::{batch_body, search_body, Client, SearchParams};
 use crate::error::Result;
-use crate::stats::{Latencies, LatencySummary, Recall};
+use crate::stats::{process_cpu_s, Latencies, LatencySummary, Recall};
 use crate::vecs::Vecs;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +44,9 @@ pub struct SearchOutcome {
     pub latency: LatencySummary,
     pub recall: Option<f64>,
     pub recall_queries: u64,
+    /// CPU the load generator itself used during the measured part, in
+    /// cores (CPU seconds / wall seconds).
+    pub client_cpu_cores: Option<f64>,
 }
 
 /// Request bodies: body `j` holds queries `j*batch .. j*batch+batch` (mod n).
@@ -91,6 +94,7 @@ pub async fn run(
     futures::future::join_all((0..opts.concurrency.max(1)).map(|_| warm_worker())).await;
 
     let next = Cell::new(0usize);
+    let cpu_before = process_cpu_s();
     let started = Instant::now();
     let deadline = started + opts.duration;
     let worker = || async {
@@ -127,6 +131,9 @@ pub async fn run(
     };
     let parts = futures::future::join_all((0..opts.concurrency.max(1)).map(|_| worker())).await;
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu_cores = cpu_before
+        .zip(process_cpu_s())
+        .map(|(a, b)| (b - a) / elapsed.max(1e-9));
 
     let mut lat = Latencies::new();
     let mut recall = Recall::new(opts.k);
@@ -156,6 +163,7 @@ pub async fn run(
         latency: lat.summary(),
         recall: recall.value(),
         recall_queries: recall.queries,
+        client_cpu_cores,
     })
 }
 

@@ -65,6 +65,19 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+/// CPU seconds (user + system) this process has used so far, from
+/// `/proc/self/stat` (Linux, 100 ticks/s); `None` elsewhere. Lets a report
+/// state what the load generator itself cost.
+pub fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Running recall@k: |returned top-k ∩ truth[:k]| / k, averaged per query.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Recall {
@@ -130,6 +143,19 @@ mod tests {
         assert_eq!(l.count(), 101);
         assert!(close(l.summary().max_ms, 60_000.0));
         assert_eq!(Latencies::new().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn process_cpu_grows_with_work() {
+        let Some(a) = process_cpu_s() else { return };
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(200) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let b = process_cpu_s().unwrap_or(0.0);
+        assert!(b >= a + 0.05, "{a} -> {b}");
     }
 
     #[test]
