@@ -96,6 +96,8 @@ pub async fn run(
 
     let next = Cell::new(0usize);
     let acked = Cell::new(0u64);
+    // Highest batch index acknowledged: the probe must use a written row.
+    let last_batch = Cell::new(None::<usize>);
     let started = Instant::now();
     let deadline = started + opts.duration;
     let consistency = opts.consistency.as_deref();
@@ -117,6 +119,7 @@ pub async fn run(
                     Ok(()) => {
                         lat.record(t.elapsed());
                         acked.set(acked.get() + *len as u64);
+                        last_batch.set(last_batch.get().max(Some(j)));
                         break;
                     }
                     Err(e) if e.is_transient() && attempt < opts.attempts => {
@@ -169,13 +172,13 @@ pub async fn run(
     }
     let vectors = acked.get();
 
-    // Searchable: exact count reaches what we wrote, and the last vector
-    // written is among its own 10 nearest neighbours.
+    // Searchable: exact count reaches what we wrote, and the last row of
+    // the last acknowledged batch is among its own 10 nearest neighbours.
     let t = Instant::now();
     let mut searchable = None;
     let mut count_seen = None;
-    if n > 0 {
-        let last = n - 1;
+    if let Some(j) = last_batch.get() {
+        let last = ((j + 1) * b).min(n) - 1;
         let probe = search_body(base.row(last), 10, SearchParams::default());
         let want = opts.id_offset + last as u64;
         while t.elapsed() < opts.searchable_timeout {
