@@ -67,7 +67,10 @@ pub struct Report {
     /// Seconds since the Unix epoch when the run started.
     pub started_unix: u64,
     pub argv: Vec<String>,
+    /// HEAD of the checkout at run time.
     pub git_commit: Option<String>,
+    /// The commit this binary was built from (may differ from `git_commit`).
+    pub build_commit: Option<String>,
     pub machine: Machine,
     pub params: Value,
     pub figures: Value,
@@ -82,6 +85,7 @@ impl Report {
                 .map_or(0, |d| d.as_secs()),
             argv: std::env::args().collect(),
             git_commit: git_commit(),
+            build_commit: Some(env!("LOADTEST_BUILD_COMMIT").to_string()).filter(|s| !s.is_empty()),
             machine: Machine::detect(),
             params,
             figures: Value::Null,
@@ -163,6 +167,7 @@ mod tests {
         assert_eq!(v["figures"]["qps"], 1234.5);
         assert!(v["machine"]["cores"].as_u64().is_some());
         assert!(v.get("git_commit").is_some());
+        assert!(v.get("build_commit").is_some());
         let back: Report = serde_json::from_str(&text).expect("parse back");
         assert_eq!(back.machine, r.machine);
         assert!(r.default_path().starts_with("target/loadtest"));
