@@ -8,6 +8,7 @@
 #   meta-service:              http://127.0.0.1:7947
 #   storage nodes:             QUIC 127.0.0.1:7951-7953, HTTP /metrics 7961-7963,
 #                              gossip 127.0.0.1:7971-7973
+# PORT_OFFSET=N shifts every port but the REST one by N (two clusters on one machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,6 +16,8 @@ cargo build --release --locked -p meta-service -p storage-node -p gateway -p tra
 BIN=target/release
 DATA=${DATA_DIR:-data/local-cluster}
 PORT=${GATEWAY_PORT:-15001}
+OFF=${PORT_OFFSET:-0}
+META=127.0.0.1:$((7947 + OFF))
 mkdir -p "$DATA"
 
 # Dev certificates (a cluster CA and one certificate per process), once.
@@ -33,16 +36,16 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/meta-service" --id 1 --listen 127.0.0.1:7947 --data-dir "$DATA/meta-1" --bootstrap >>"$DATA/meta-1.log" 2>&1 &
+"$BIN/meta-service" --id 1 --listen "$META" --data-dir "$DATA/meta-1" --bootstrap >>"$DATA/meta-1.log" 2>&1 &
 pids+=($!)
 for i in 1 2 3; do
   "$BIN/storage-node" --id "$i" --data-dir "$DATA/storage-$i" \
-    --rpc-listen "127.0.0.1:795$i" --http-listen "127.0.0.1:796$i" \
-    --gossip-listen "127.0.0.1:797$i" --seeds 127.0.0.1:7971 \
-    --meta 127.0.0.1:7947 --certs-dir "$DATA/certs" >>"$DATA/storage-$i.log" 2>&1 &
+    --rpc-listen "127.0.0.1:$((7950 + OFF + i))" --http-listen "127.0.0.1:$((7960 + OFF + i))" \
+    --gossip-listen "127.0.0.1:$((7970 + OFF + i))" --seeds "127.0.0.1:$((7971 + OFF))" \
+    --meta "$META" --certs-dir "$DATA/certs" >>"$DATA/storage-$i.log" 2>&1 &
   pids+=($!)
 done
-"$BIN/gateway" --rest-port "$PORT" --listen-host 127.0.0.1 --meta 127.0.0.1:7947 \
+"$BIN/gateway" --rest-port "$PORT" --listen-host 127.0.0.1 --meta "$META" \
   --certs-dir "$DATA/certs" --cert-name gateway >>"$DATA/gateway.log" 2>&1 &
 pids+=($!)
 
