@@ -11,12 +11,12 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-/work/target-loadtest/release}
 DS=${DATASET:-../shared/datasets/debian-minilm-384}
 NODES=${NODES:-1}; SHARDS=${SHARDS:-1}; RF=${RF:-1}
-EFS=${EFS:-64,128}; CONC=${CONC:-1,8}; NQ=${NQ:-3000}
+EFS=${EFS:-64,128}; CONC=${CONC:-1,8}; NQ=${NQ:-3000}; BASELINE=${BASELINE:-1}
 TAG=${TAG:-n${NODES}-s${SHARDS}-rf${RF}}
 OUT=${OUT:-target/loadtest}
 DATA=${DATA_DIR:-/tmp/lt-cluster-$TAG}
 rm -rf "$DATA"; mkdir -p "$OUT"
-BIN=$BIN NODES=$NODES DATA_DIR=$DATA setsid loadtest/scripts/cluster.sh >"$OUT/cluster-$TAG.log" 2>&1 &
+BIN=$BIN NODES=$NODES DATA_DIR=$DATA CPU_QUOTA=${CPU_QUOTA:-} setsid loadtest/scripts/cluster.sh >"$OUT/cluster-$TAG.log" 2>&1 &
 CLUSTER=$!
 trap 'kill -TERM $CLUSTER 2>/dev/null; wait $CLUSTER 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do curl -fsS http://127.0.0.1:15001/readyz >/dev/null 2>&1 && break; sleep 0.2; done
@@ -45,5 +45,5 @@ echo "indexing settled after $(( $(date +%s) - start )) s"
 "$BIN/loadtest" search --collection minilm --queries "$DS/queries.fvecs" \
   --groundtruth "$DS/groundtruth.ivecs" --k 10 --concurrency "$CONC" --hnsw-ef "$EFS" \
   --queries-count "$NQ" --duration 60 --warmup 500 \
-  --baseline --base "$DS/base.fvecs" --m 32 --ef-construct 200 --threads 2 \
+  $([ "$BASELINE" = 1 ] && echo --baseline) --base "$DS/base.fvecs" --m 32 --ef-construct 200 --threads 2 \
   --report "$OUT/search-$TAG.json"

@@ -4,6 +4,8 @@
 # 127.0.0.1:$GATEWAY_PORT. Ctrl-C / SIGTERM stops them all.
 #
 #   BIN=/work/target-loadtest/release NODES=1 DATA_DIR=/tmp/lt-1 loadtest/scripts/cluster.sh
+# CPU_QUOTA=0.5 puts each storage node in its own cgroup (v1 cpu controller)
+# limited to that many cores, so node counts can be compared at equal CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-target/release}
@@ -35,6 +37,13 @@ for i in $(seq 1 "$NODES"); do
     --gossip-listen "127.0.0.1:797$i" --seeds 127.0.0.1:7971 \
     --meta 127.0.0.1:7947 --certs-dir "$DATA/certs" >>"$DATA/storage-$i.log" 2>&1 &
   pids+=($!)
+  if [ -n "${CPU_QUOTA:-}" ]; then
+    cg=/sys/fs/cgroup/cpu/loadtest-storage-$i
+    mkdir -p "$cg"
+    echo 100000 >"$cg/cpu.cfs_period_us"
+    awk -v q="$CPU_QUOTA" 'BEGIN { printf "%d\n", q * 100000 }' >"$cg/cpu.cfs_quota_us"
+    echo $! >"$cg/cgroup.procs"
+  fi
 done
 "$BIN/gateway" --rest-port "$PORT" --listen-host 127.0.0.1 --meta 127.0.0.1:7947 \
   --certs-dir "$DATA/certs" --cert-name gateway >>"$DATA/gateway.log" 2>&1 &
