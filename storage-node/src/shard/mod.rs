@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use protocol::collection::IndexKind;
@@ -50,6 +51,11 @@ pub struct ShardOptions {
     /// Run indexing and compaction in a background thread (tests may turn
     /// it off and call [`Shard::run_background_once`] themselves).
     pub background: bool,
+    /// A growing segment with at least `idle_seal_min_points` that has seen
+    /// no write for this long is frozen and indexed, so a collection that
+    /// stopped growing is not left to exact scans.
+    pub idle_seal_after: Duration,
+    pub idle_seal_min_points: usize,
 }
 
 impl Default for ShardOptions {
@@ -61,6 +67,8 @@ impl Default for ShardOptions {
             max_sealed_segments: 8,
             max_tombstone_ratio: 0.2,
             background: true,
+            idle_seal_after: Duration::from_secs(5),
+            idle_seal_min_points: 1_000,
         }
     }
 }
@@ -83,6 +91,8 @@ struct Inner {
     optimize_lock: Mutex<()>,
     term: AtomicU64,
     closing: AtomicBool,
+    /// When the last operation was applied (idle sealing).
+    last_write: Mutex<Instant>,
 }
 
 impl Shard {
@@ -175,6 +185,7 @@ impl Shard {
             optimize_lock: Mutex::new(()),
             term: AtomicU64::new(term),
             closing: AtomicBool::new(false),
+            last_write: Mutex::new(Instant::now()),
         });
         let (wake, worker) = if inner.options.background {
             let (tx, rx) = mpsc::channel();
@@ -293,6 +304,7 @@ impl Shard {
 
     fn log_and_apply(&self, sop: &SequencedOperation) -> Result<()> {
         self.inner.wal.append(sop)?;
+        *self.inner.last_write.lock() = Instant::now();
         let mut state = self.inner.state.write();
         state.apply(&self.inner.config, sop)?;
         let full = state.growing_mut().len() >= self.inner.options.max_segment_points

@@ -4,7 +4,7 @@
 //! the vectors outside every lock, and swapped in under a short one.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,22 @@ use crate::error::Result;
 use crate::segment::{Bitmap, Segment, SegmentState};
 
 pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
-    while wake.recv().is_ok() {
+    loop {
+        match wake.recv_timeout(Duration::from_millis(500)) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                let Some(inner) = shard.upgrade() else { return };
+                match seal_if_idle(&inner) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        error!(dir = %inner.dir.display(), error = %e, "idle seal failed");
+                        continue;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
         loop {
             let Some(inner) = shard.upgrade() else { return };
             if inner.closing.load(Ordering::SeqCst) {
@@ -37,6 +52,23 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
             }
         }
     }
+}
+
+/// Freezes the growing segment when it has been idle long enough and is
+/// worth an index; `Ok(true)` when it did.
+fn seal_if_idle(inner: &Inner) -> Result<bool> {
+    if inner.last_write.lock().elapsed() < inner.options.idle_seal_after {
+        return Ok(false);
+    }
+    let _order = inner.write_lock.lock();
+    let mut state = inner.state.write();
+    if state.growing_mut().len() < inner.options.idle_seal_min_points.max(1) {
+        return Ok(false);
+    }
+    let last = state.applied;
+    state.freeze_growing(inner.config.distance, last)?;
+    info!(dir = %inner.dir.display(), "idle growing segment frozen for indexing");
+    Ok(true)
 }
 
 /// One unit of background work; `Ok(false)` when there is none.

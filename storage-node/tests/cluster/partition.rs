@@ -46,6 +46,7 @@ fn cgroup2_root() -> Option<PathBuf> {
 fn iptables(args: &[&str]) -> bool {
     Command::new("iptables")
         .args(args)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .map(|s| s.success())

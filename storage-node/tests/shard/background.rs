@@ -68,6 +68,32 @@ fn writes_and_searches_continue_while_segments_are_indexed() {
 }
 
 #[test]
+fn an_idle_growing_segment_gets_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ShardOptions {
+        background: true,
+        idle_seal_after: Duration::from_millis(200),
+        idle_seal_min_points: 100,
+        ..options(10_000)
+    };
+    let shard = Shard::open(dir.path(), config(8, Distance::Dot), opts).unwrap();
+    fill(&shard, &mut rng(15), 0, 1500, 8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(
+        shard.segment_info().first(),
+        Some((1500, 1500, storage_node::ann::AnnKind::Hnsw { .. }))
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "idle segment never indexed: {:?}",
+            shard.segment_info()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(shard.count(&CountRequest::default()).unwrap(), 1500);
+}
+
+#[test]
 fn operations_since_streams_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     let shard = open(dir.path(), 4, Distance::Dot, 10_000);
