@@ -47,3 +47,5 @@ echo "indexing settled after $(( $(date +%s) - start )) s"
   --queries-count "$NQ" --duration 60 --warmup 500 \
   $([ "$BASELINE" = 1 ] && echo --baseline) --base "$DS/base.fvecs" --m 32 --ef-construct 200 --threads 2 \
   --report "$OUT/search-$TAG.json"
+# Server-side view of the same run (gateway HTTP duration, fan-out time).
+curl -fsS http://127.0.0.1:15001/metrics >"$OUT/gateway-metrics-$TAG.txt" || true
