@@ -396,6 +396,7 @@ mod tests {
                     name: "c".into(),
                     config: CollectionConfig::new(2, Distance::Dot),
                     shards: BTreeMap::from([(ShardId(0), shard)]),
+                    created_epoch: Epoch(1),
                 },
             )]),
             config: BTreeMap::new(),

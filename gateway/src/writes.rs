@@ -235,6 +235,7 @@ mod tests {
                         (ShardId(0), shard(0, primary0)),
                         (ShardId(1), shard(1, 1)),
                     ]),
+                    created_epoch: Epoch(1),
                 },
             )]),
             config: BTreeMap::new(),

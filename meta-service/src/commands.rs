@@ -68,6 +68,7 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
                     name: name.clone(),
                     config: config.clone(),
                     shards,
+                    created_epoch: Epoch(map.epoch.0 + 1),
                 },
             );
         }

@@ -157,6 +157,11 @@ pub struct CollectionInfo {
     pub name: String,
     pub config: CollectionConfig,
     pub shards: BTreeMap<ShardId, ShardInfo>,
+    /// The epoch that created this collection: tells a collection from an
+    /// earlier one of the same name (deleted and created again), so storage
+    /// nodes never serve the old one's data for the new one.
+    #[serde(default)]
+    pub created_epoch: Epoch,
 }
 
 /// The whole cluster map. `epoch` is bumped by every accepted command, so
@@ -485,6 +490,7 @@ mod tests {
                 name: "c".into(),
                 config: CollectionConfig::new(4, Distance::Dot),
                 shards: [(ShardId(0), shard)].into_iter().collect(),
+                created_epoch: Epoch(1),
             },
         );
         map

@@ -847,3 +847,18 @@ fn dead_node_marked_alive_again_has_its_replicas_behind() {
         ReplicaState::Active
     );
 }
+
+#[test]
+fn a_collection_created_again_is_another_incarnation() {
+    let mut map = map_with_nodes(3);
+    let first = apply(&mut map, &create("c", 1, 1)).unwrap();
+    assert_eq!(map.collections["c"].created_epoch, first);
+    apply(
+        &mut map,
+        &ClusterCommand::DeleteCollection { name: "c".into() },
+    )
+    .unwrap();
+    let second = apply(&mut map, &create("c", 1, 1)).unwrap();
+    assert_eq!(map.collections["c"].created_epoch, second);
+    assert!(second > first);
+}

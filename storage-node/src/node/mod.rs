@@ -144,24 +144,29 @@ impl Node {
                         },
                         coll.config.clone(),
                         info.clone(),
+                        coll.created_epoch,
                     ));
                 }
             }
         }
-        for (shard_ref, config, info) in wanted {
-            let existing = self.replica(&shard_ref);
+        for (shard_ref, config, info, incarnation) in wanted {
+            // Same name, another collection (deleted and created again):
+            // the old replica's data must not serve the new one.
+            let existing = match self.replica(&shard_ref) {
+                Some(r) if r.incarnation != incarnation => {
+                    self.drop_replica(&shard_ref);
+                    None
+                }
+                other => other,
+            };
             let replica = match existing {
                 Some(r) => r,
                 None => {
-                    let dir = self
-                        .data_dir
-                        .join("collections")
-                        .join(&shard_ref.collection)
-                        .join(shard_ref.shard.to_string());
+                    let dir = self.replica_dir(&shard_ref, incarnation);
                     let opts = self.options.shard.clone();
                     let sr = shard_ref.clone();
                     let opened = tokio::task::spawn_blocking(move || {
-                        LocalReplica::open(sr, dir, config, opts)
+                        LocalReplica::open(sr, dir, config, opts, incarnation)
                     })
                     .await;
                     match opened {
@@ -200,10 +205,47 @@ impl Node {
             .cloned()
             .collect();
         for shard_ref in gone {
-            if let Some(r) = self.replicas.write().remove(&shard_ref) {
-                r.follow();
-                tracing::info!(shard = ?shard_ref, "replica no longer assigned here; closed");
-            }
+            self.drop_replica(&shard_ref);
         }
+    }
+
+    fn replica_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
+        self.data_dir
+            .join("collections")
+            .join(&shard.collection)
+            .join(format!("{}-{}", incarnation.0, shard.shard))
+    }
+
+    /// Closes a replica no longer assigned here (or of a deleted
+    /// collection) and deletes its data once the last user lets go.
+    fn drop_replica(&self, shard: &ShardRef) {
+        let Some(r) = self.replicas.write().remove(shard) else {
+            return;
+        };
+        r.follow();
+        let dir = self.replica_dir(shard, r.incarnation);
+        tracing::info!(shard = ?shard, dir = %dir.display(), "replica no longer assigned here; removing it");
+        tokio::task::spawn_blocking(move || {
+            // Wait (bounded) for in-flight requests and replicators to let go,
+            // so the shard closes before its files go.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut r = r;
+            loop {
+                match Arc::try_unwrap(r) {
+                    Ok(replica) => {
+                        drop(replica);
+                        break;
+                    }
+                    Err(back) if std::time::Instant::now() < deadline => {
+                        r = back;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove replica data");
+            }
+        });
     }
 }

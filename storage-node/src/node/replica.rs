@@ -28,6 +28,8 @@ use crate::ShardError;
 
 pub struct LocalReplica {
     pub shard_ref: ShardRef,
+    /// The epoch that created the collection (`CollectionInfo::created_epoch`).
+    pub incarnation: protocol::Epoch,
     dir: PathBuf,
     config: CollectionConfig,
     options: ShardOptions,
@@ -95,6 +97,7 @@ impl LocalReplica {
         dir: PathBuf,
         config: CollectionConfig,
         options: ShardOptions,
+        incarnation: protocol::Epoch,
     ) -> crate::Result<Self> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ShardError::io(format!("create {}", dir.display()), e))?;
@@ -104,6 +107,7 @@ impl LocalReplica {
         let (applied_tx, _) = watch::channel(shard.applied_seq());
         Ok(Self {
             shard_ref,
+            incarnation,
             dir,
             config,
             options,

@@ -104,6 +104,7 @@ fn map(epoch: u64, primary: u64, term: u64) -> ClusterMap {
         name: "c".into(),
         config,
         shards: BTreeMap::from([(ShardId(0), shard)]),
+        created_epoch: Epoch(1),
     };
     ClusterMap {
         epoch: Epoch(epoch),
@@ -384,4 +385,41 @@ async fn a_replica_past_the_wal_catches_up_from_a_snapshot() {
         .await
         .unwrap();
     assert_eq!(c.converged(&[1, 2, 3]).await.0, 305);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_created_again_under_the_same_name_starts_empty() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.write(1, 1, 0, 10, WriteConsistency::All).await.unwrap();
+    assert_eq!(c.checksum(2).0, 10);
+    // Deleted (epoch 2), created again (epoch 3): a node may see only the
+    // last map, with the same name and shard but another incarnation.
+    let mut again = map(3, 1, 1);
+    again.collections.get_mut("c").unwrap().created_epoch = Epoch(3);
+    c.apply_map(&again, &[1, 2, 3]).await;
+    for n in 1..=3 {
+        assert_eq!(
+            c.checksum(n).0,
+            0,
+            "node {n} serves the deleted collection's points"
+        );
+    }
+    c.write(1, 3, 100, 5, WriteConsistency::All).await.unwrap();
+    assert_eq!(c.converged(&[1, 2, 3]).await.0, 5);
+    // Deleted for good: the replicas go, and so does their data.
+    let mut none = again.clone();
+    none.epoch = Epoch(4);
+    none.collections.clear();
+    c.apply_map(&none, &[1, 2, 3]).await;
+    assert!(c.node(1).replica(&shard_ref()).is_none());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dir = c._dirs[0].path().join("collections").join("c");
+    while std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "replica data of a deleted collection not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
