@@ -86,6 +86,11 @@ pub struct SnapshotEntry {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
+    /// The collection incarnation (`CollectionInfo::created_epoch`) the
+    /// replica belongs to: sequence numbers and terms of a deleted
+    /// collection say nothing about one created again under its name.
+    #[serde(default)]
+    pub incarnation: Epoch,
     pub applied: SeqNo,
     pub last_term: Term,
     pub points: u64,

@@ -92,6 +92,7 @@ impl Node {
                     let (points, checksum) = s.content_checksum();
                     Ok(StorageResponse::Status {
                         status: ReplicaStatus {
+                            incarnation: r.incarnation,
                             applied: s.applied_seq(),
                             last_term: s.last_term(),
                             points: points as u64,

@@ -82,6 +82,11 @@ async fn sync_then_stream(
             return Step::Resync;
         }
     };
+    if status.incarnation != replica.incarnation {
+        // The peer still holds a deleted collection of the same name (or
+        // already a newer one): its history is not comparable to ours.
+        return Step::Resync;
+    }
     let shard = replica.shard();
     let ours = shard.applied_seq();
     // The peer's history is a prefix of ours iff we have its last operation
