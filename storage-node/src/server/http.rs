@@ -1,10 +1,11 @@
-//! `/metrics` (Prometheus) and `/health` of a storage node.
+//! `/metrics` (Prometheus), `/health` and `/replicas` of a storage node.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -30,6 +31,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .route("/replicas", get(replicas))
         .with_state(AppState { node, metrics });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -71,6 +73,40 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
         "lease_valid": s.node.lease().is_valid(),
         "replicas": replicas,
     }))
+}
+
+/// Every replica this node holds with its content digest, so an operator
+/// (or the chaos runner) can tell whether the replicas of a shard agree
+/// without reading their points. Hashing walks every point, so it runs on
+/// a blocking thread.
+async fn replicas(State(s): State<AppState>) -> Result<Json<Value>, (StatusCode, String)> {
+    let node = s.node.clone();
+    let replicas = tokio::task::spawn_blocking(move || {
+        node.replicas()
+            .iter()
+            .map(|r| {
+                let shard = r.shard();
+                let (points, checksum) = shard.content_checksum();
+                json!({
+                    "collection": r.shard_ref.collection,
+                    "shard": r.shard_ref.shard,
+                    "incarnation": r.incarnation,
+                    "applied": shard.applied_seq(),
+                    "term": shard.last_term(),
+                    "primary": r.is_leading(),
+                    "points": points,
+                    "checksum": checksum,
+                })
+            })
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({
+        "node": s.node.id(),
+        "epoch": s.node.map().epoch,
+        "replicas": replicas,
+    })))
 }
 
 async fn render_metrics(State(s): State<AppState>) -> String {

@@ -1,0 +1,191 @@
+//! Scenario 3: SIGKILL the meta-service leader under write load. The two
+//! others elect a new leader; no collection, shard or replica assignment
+//! is lost; writes keep being acknowledged; a new command (creating a
+//! collection) commits; the old leader, restarted, catches up.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use protocol::cluster::ClusterMap;
+use tokio::sync::watch;
+
+use super::{check_total, converge, drop_collection, new_collection, verify, Ctx};
+use crate::client::with_retry;
+use crate::cluster::LB;
+use crate::fault;
+use crate::history::{self, History};
+use crate::report::ScenarioReport;
+use crate::workload::{spawn_writes, WriteLoad};
+
+/// Every shard of every collection: its replica nodes.
+fn assignments(map: &ClusterMap) -> BTreeSet<(String, u32, Vec<u64>)> {
+    map.collections
+        .values()
+        .flat_map(|c| {
+            c.shards.values().map(|s| {
+                let mut nodes: Vec<u64> = s.nodes().map(|n| n.0).collect();
+                nodes.sort();
+                (c.name.clone(), s.id.0, nodes)
+            })
+        })
+        .collect()
+}
+
+pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
+    let cluster = &ctx.cluster;
+    let coll = new_collection(ctx, "kill-meta-leader", 3, 3).await?;
+    let history = History::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let load = spawn_writes(
+        WriteLoad {
+            gateway: cluster.gateway(LB)?,
+            collection: coll.clone(),
+            first_id: 0,
+            count: 500_000,
+            batch: 1,
+            concurrency: 4,
+            consistency: "majority",
+            max_time: Duration::from_secs(120),
+            retry: ctx.retry(),
+            pause: Duration::from_millis(5),
+        },
+        history.clone(),
+        stop_rx.clone(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = cluster.map().await?;
+    let (old_svc, old_id) = cluster
+        .meta_leader()
+        .await
+        .ok_or_else(|| anyhow!("no meta leader before the kill"))?;
+    let old = cluster.container(&old_svc)?;
+    fault::kill(&old).await?;
+    let kill_at = history.now();
+    let killed = Instant::now();
+    report.note(format!(
+        "SIGKILL meta leader {old_svc} (member {old_id}) after {} acknowledged writes",
+        history.acked_points()
+    ));
+
+    let mut new_leader = None;
+    while killed.elapsed() < Duration::from_secs(30) {
+        if let Some((svc, id)) = cluster.meta_leader().await {
+            if id != old_id {
+                new_leader = Some((svc, id, killed.elapsed()));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (new_svc, new_id) = match new_leader {
+        Some((svc, id, took)) => {
+            report.timings.detection_s = Some(took.as_secs_f64());
+            report
+                .timings
+                .extra
+                .insert("leader change".into(), took.as_secs_f64());
+            report.note(format!("new leader {svc} (member {id})"));
+            (svc, id)
+        }
+        None => {
+            report.violation("no new meta leader within 30 s");
+            (String::new(), 0)
+        }
+    };
+
+    // Writes go on under the new leader for a while.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    // A command commits under the new leader.
+    let probe = format!("{coll}_probe");
+    let lb = cluster.gateway(LB)?;
+    let (created, _) = with_retry(&ctx.retry(), || lb.create_collection(&probe, 1, 3)).await;
+    match created {
+        Ok(()) => drop_collection(ctx, &probe).await,
+        Err(e) => report.violation(format!("create collection after the leader change: {e}")),
+    }
+
+    // No assignment lost.
+    let after = cluster.map().await?;
+    let (a, b) = (assignments(&before), assignments(&after));
+    let lost: Vec<_> = a.difference(&b).collect();
+    if !lost.is_empty() {
+        report.violation(format!("assignments lost or changed: {lost:?}"));
+    }
+    if after.epoch < before.epoch {
+        report.violation(format!(
+            "map epoch went back from {} to {}",
+            before.epoch, after.epoch
+        ));
+    }
+    let moved: Vec<String> = before
+        .collections
+        .values()
+        .flat_map(|c| c.shards.values().map(move |s| (c, s)))
+        .filter(|(c, s)| after.shard(&c.name, s.id).map(|x| x.primary) != Some(s.primary))
+        .map(|(c, s)| format!("{}/{}", c.name, s.id))
+        .collect();
+    if !moved.is_empty() {
+        report.note(format!(
+            "primaries changed (no storage fault was injected): {moved:?}"
+        ));
+    }
+
+    let _ = stop_tx.send(true);
+    let _ = load.await;
+    let load_end = history.now();
+    let writes = history.writes();
+    match history::first_ack_after(&writes, kill_at, |_| true) {
+        Some(d) => report.timings.failover_s = Some(d.as_secs_f64()),
+        None => report.violation("no write acknowledged after the leader was killed"),
+    }
+    report.timings.longest_ack_gap_s =
+        Some(history::longest_ack_gap(&writes, kill_at, load_end).as_secs_f64());
+    let acked_after = writes
+        .iter()
+        .filter(|w| w.acked() && w.started >= kill_at)
+        .count();
+    report.note(format!("{acked_after} writes acknowledged after the kill"));
+
+    // The old leader comes back and catches up with the new one.
+    fault::start(&old).await?;
+    let restarted = Instant::now();
+    cluster.refresh().await?;
+    let mut caught_up = None;
+    while restarted.elapsed() < Duration::from_secs(60) {
+        let epoch = cluster.map().await.map(|m| m.epoch.0).unwrap_or(u64::MAX);
+        if let Ok(h) = cluster.meta_health(&old_svc).await {
+            if h.leader.is_some() && h.epoch >= epoch {
+                caught_up = Some(restarted.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match caught_up {
+        Some(d) => {
+            report.timings.convergence_s = Some(d.as_secs_f64());
+            report.note(format!(
+                "{old_svc} rejoined (leader {new_svc}, member {new_id}) and caught up {:.2} s after restart",
+                d.as_secs_f64()
+            ));
+        }
+        None => report.violation(format!(
+            "{old_svc} did not catch up within 60 s of its restart"
+        )),
+    }
+
+    let states = converge(ctx, report, &coll, Instant::now()).await;
+    // Storage convergence is checked, but the scenario's convergence time
+    // is the meta member's catch-up.
+    if let Some(d) = caught_up {
+        report.timings.convergence_s = Some(d.as_secs_f64());
+    }
+    let verdict = verify(ctx, report, &lb, &coll, &history).await?;
+    if let Some(states) = states {
+        check_total(report, &verdict, &states);
+    }
+    drop_collection(ctx, &coll).await;
+    Ok(())
+}

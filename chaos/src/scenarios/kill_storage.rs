@@ -1,0 +1,136 @@
+//! Scenario 1: SIGKILL a random storage node (one that leads at least one
+//! shard) during 10,000 single-point writes at `majority`, RF 3. Every
+//! acknowledged write must be present afterwards; the shards it led must
+//! get a new primary and take writes again; once the node is back, every
+//! replica converges.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use rand::seq::IndexedRandom;
+use tokio::sync::watch;
+
+use super::{
+    check_total, converge, drop_collection, new_collection, shard_of, verify, wait_for, Ctx,
+};
+use crate::cluster::{node_service, LB};
+use crate::fault;
+use crate::history::{self, History};
+use crate::report::ScenarioReport;
+use crate::timeline;
+use crate::workload::{spawn_writes, WriteLoad};
+
+const SHARDS: u32 = 5;
+
+pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
+    let cluster = &ctx.cluster;
+    let coll = new_collection(ctx, "kill-storage", SHARDS, 3).await?;
+    let map = cluster.map().await?;
+    let mut led: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for s in map
+        .collections
+        .get(&coll)
+        .ok_or_else(|| anyhow!("{coll} missing from the map"))?
+        .shards
+        .values()
+    {
+        if let Some(p) = s.primary {
+            led.entry(p.0).or_default().push(s.id.0);
+        }
+    }
+    let leaders: Vec<u64> = led.keys().copied().collect();
+    let victim = *leaders
+        .choose(&mut rand::rng())
+        .ok_or_else(|| anyhow!("no shard of {coll} has a primary"))?;
+    let victim_shards = led[&victim].clone();
+    let victim_svc = node_service(victim);
+    report.note(format!(
+        "victim {victim_svc}, primary of shards {victim_shards:?} of {SHARDS}"
+    ));
+
+    let history = History::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (samples, watcher) = cluster.spawn_map_watcher(history.clone(), stop_rx.clone());
+    let total = ctx.opts.writes;
+    let writes = spawn_writes(
+        WriteLoad {
+            gateway: cluster.gateway(LB)?,
+            collection: coll.clone(),
+            first_id: 0,
+            count: total,
+            batch: 1,
+            concurrency: 6,
+            consistency: "majority",
+            max_time: Duration::from_secs(240),
+            retry: ctx.retry(),
+            pause: Duration::ZERO,
+        },
+        history.clone(),
+        stop_rx.clone(),
+    );
+    let kill_after = (total * 3 / 10) as usize;
+    if !wait_for(Duration::from_secs(120), || {
+        history.acked_points() >= kill_after
+    })
+    .await
+    {
+        report.violation(format!(
+            "only {} of the first {kill_after} writes acknowledged in 120 s before any fault",
+            history.acked_points()
+        ));
+    }
+    let victim_c = cluster.container(&victim_svc)?;
+    fault::kill(&victim_c).await?;
+    let kill_at = history.now();
+    report.note(format!(
+        "SIGKILL {victim_svc} after {} acknowledged writes",
+        history.acked_points()
+    ));
+    let _ = writes.await;
+    let load_end = history.now();
+
+    let samples_now = samples.lock().clone();
+    let writes_now = history.writes();
+    report.timings.detection_s =
+        timeline::marked_dead(&samples_now, victim, kill_at).map(|d| d.as_secs_f64());
+    if report.timings.detection_s.is_none() {
+        report.violation(format!("{victim_svc} was never marked dead"));
+    }
+    let keys: Vec<(String, u32)> = victim_shards.iter().map(|s| (coll.clone(), *s)).collect();
+    match timeline::primaries_moved(&samples_now, &keys, victim, kill_at) {
+        Some(d) => {
+            report
+                .timings
+                .extra
+                .insert("new primaries".into(), d.as_secs_f64());
+        }
+        None => report.violation(format!("shards {victim_shards:?} never got a new primary")),
+    }
+    let mut failover = Duration::ZERO;
+    for s in &victim_shards {
+        match history::first_ack_after(&writes_now, kill_at, |w| {
+            shard_of(&coll, w.ids[0], SHARDS) == *s
+        }) {
+            Some(d) => failover = failover.max(d),
+            None => report.violation(format!("shard {s} took no write after the kill")),
+        }
+    }
+    report.timings.failover_s = Some(failover.as_secs_f64());
+    report.timings.longest_ack_gap_s =
+        Some(history::longest_ack_gap(&writes_now, kill_at, load_end).as_secs_f64());
+
+    fault::start(&victim_c).await?;
+    let restarted = Instant::now();
+    cluster.refresh().await?;
+    report.note(format!("{victim_svc} restarted"));
+    let states = converge(ctx, report, &coll, restarted).await;
+    let _ = stop_tx.send(true);
+    let _ = watcher.await;
+    let verdict = verify(ctx, report, &cluster.gateway(LB)?, &coll, &history).await?;
+    if let Some(states) = states {
+        check_total(report, &verdict, &states);
+    }
+    drop_collection(ctx, &coll).await;
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The five scenarios and what they share: bringing the cluster back to
+//! whole before each one, a fresh collection per scenario, reading the
+//! history back and waiting for the replicas to agree.
+//!
+//! Each scenario module has one `run(ctx, report)`; it records times and
+//! broken guarantees in the report and returns an error only when it
+//! could not go on (a docker command failed, the cluster never settled).
+
+mod kill_gateway;
+mod kill_meta;
+mod kill_storage;
+mod partition;
+mod rolling_restart;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Result};
+use protocol::PointId;
+
+use crate::client::{with_retry, Gateway, RetryPolicy};
+use crate::cluster::{self, Cluster};
+use crate::converge::{self, ShardState};
+use crate::history::{self, History, Verdict};
+use crate::report::ScenarioReport;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    KillStorage,
+    Partition,
+    KillMetaLeader,
+    KillGateway,
+    RollingRestart,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::KillStorage,
+        Scenario::Partition,
+        Scenario::KillMetaLeader,
+        Scenario::KillGateway,
+        Scenario::RollingRestart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::KillStorage => "kill-storage",
+            Scenario::Partition => "partition",
+            Scenario::KillMetaLeader => "kill-meta-leader",
+            Scenario::KillGateway => "kill-gateway",
+            Scenario::RollingRestart => "rolling-restart",
+        }
+    }
+
+    /// `all` or one scenario's name.
+    pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
+        if s == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        s.split(',')
+            .map(|one| {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|x| x.name() == one.trim())
+                    .ok_or_else(|| anyhow!("unknown scenario {one:?}"))
+            })
+            .collect()
+    }
+}
+
+/// Knobs of a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Points written in `kill-storage` (the 10,000).
+    pub writes: u64,
+    /// After a cut, the minority may acknowledge writes for at most this
+    /// long (its primaries' write leases); later acknowledgements before
+    /// the heal break the guarantee.
+    pub lease_bound: Duration,
+    pub settle_timeout: Duration,
+    pub converge_timeout: Duration,
+    /// Where service logs go when a scenario fails.
+    pub logs_dir: PathBuf,
+}
+
+pub struct Ctx {
+    pub cluster: Arc<Cluster>,
+    pub opts: Options,
+}
+
+impl Ctx {
+    pub fn retry(&self) -> RetryPolicy {
+        self.cluster.retry
+    }
+}
+
+/// Runs one scenario from a whole cluster; never panics, always reports.
+pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
+    let t0 = Instant::now();
+    let mut report = ScenarioReport::new(scenario.name());
+    tracing::info!("=== scenario {} ===", scenario.name());
+    let outcome = match prepare(ctx, &mut report).await {
+        Err(e) => Err(e.context("cluster not whole before the scenario")),
+        Ok(()) => match scenario {
+            Scenario::KillStorage => kill_storage::run(ctx, &mut report).await,
+            Scenario::Partition => partition::run(ctx, &mut report).await,
+            Scenario::KillMetaLeader => kill_meta::run(ctx, &mut report).await,
+            Scenario::KillGateway => kill_gateway::run(ctx, &mut report).await,
+            Scenario::RollingRestart => rolling_restart::run(ctx, &mut report).await,
+        },
+    };
+    if let Err(e) = outcome {
+        report.violation(format!("aborted: {e:#}"));
+    }
+    if !report.passed {
+        ctx.cluster
+            .dump_logs(&ctx.opts.logs_dir, scenario.name(), &cluster::services())
+            .await;
+        report.note(format!(
+            "service logs in {}/{}-*.log",
+            ctx.opts.logs_dir.display(),
+            scenario.name()
+        ));
+    }
+    report.duration_s = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        "=== {} {} in {:.1} s ===",
+        scenario.name(),
+        if report.passed { "PASSED" } else { "FAILED" },
+        report.duration_s
+    );
+    report
+}
+
+/// Starts whatever an earlier scenario left stopped and waits until the
+/// cluster is whole again.
+async fn prepare(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
+    let started = ctx.cluster.start_stopped().await?;
+    if !started.is_empty() {
+        report.note(format!("restarted {started:?} left stopped before"));
+    }
+    let took = ctx.cluster.wait_settled(ctx.opts.settle_timeout).await?;
+    tracing::info!("cluster whole after {:.1} s", took.as_secs_f64());
+    Ok(())
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+/// A new collection `chaos_<label>_<ms>` (Dot, 8 dimensions), created
+/// through the load balancer; returns once the map shows every replica
+/// active.
+async fn new_collection(ctx: &Ctx, label: &str, shards: u32, rf: u32) -> Result<String> {
+    let name = format!("chaos_{}_{}", label.replace('-', "_"), unix_ms());
+    let lb = ctx.cluster.gateway(cluster::LB)?;
+    let (r, _) = with_retry(&ctx.retry(), || lb.create_collection(&name, shards, rf)).await;
+    r.map_err(|e| anyhow!("create collection {name}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let map = ctx.cluster.map().await?;
+        if map
+            .collections
+            .get(&name)
+            .is_some_and(|c| c.shards.len() == shards as usize)
+            && cluster::check_map_whole(&map).is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("collection {name} not whole in the map after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!("collection {name}: {shards} shards, RF {rf}");
+    Ok(name)
+}
+
+/// Best effort: the next scenarios run lighter without it.
+async fn drop_collection(ctx: &Ctx, name: &str) {
+    if let Ok(lb) = ctx.cluster.gateway(cluster::LB) {
+        let (r, _) = with_retry(&ctx.retry(), || lb.delete_collection(name)).await;
+        if let Err(e) = r {
+            tracing::warn!("delete collection {name}: {e}");
+        }
+    }
+}
+
+/// The shard of a point (the gateway's routing function).
+fn shard_of(collection: &str, id: u64, shards: u32) -> u32 {
+    gateway::routing::shard_for_point(collection, &PointId::Num(id), shards).0
+}
+
+/// Reads every written id back through `via` (majority reads, in batches)
+/// and checks the history; the counts go into the report.
+async fn verify(
+    ctx: &Ctx,
+    report: &mut ScenarioReport,
+    via: &Gateway,
+    collection: &str,
+    history: &History,
+) -> Result<Verdict> {
+    let writes = history.writes();
+    let ids: Vec<u64> = history::outcomes(&writes).into_keys().collect();
+    let mut found = HashMap::new();
+    let policy = RetryPolicy {
+        attempts: 5,
+        backoff: Duration::from_millis(500),
+        ..ctx.retry()
+    };
+    for chunk in ids.chunks(256) {
+        let (r, _) = with_retry(&policy, || via.retrieve(collection, chunk, "majority")).await;
+        let records = r.map_err(|e| anyhow!("read back {} ids: {e}", chunk.len()))?;
+        found.extend(records);
+    }
+    let verdict = history::check(&writes, &found);
+    let requests = writes.len() as u64;
+    let failed = writes.iter().filter(|w| !w.acked()).count() as u64;
+    report.apply_verdict(&verdict, requests, failed);
+    tracing::info!(
+        "history: {} ids, {} acknowledged, {} lost, {} unknown ({} present)",
+        verdict.attempted,
+        verdict.acknowledged,
+        verdict.lost_count(),
+        verdict.unknown,
+        verdict.unknown_present
+    );
+    Ok(verdict)
+}
+
+/// Waits for every replica of `collection` to agree; the time counts from
+/// `since` (the restart or heal). A timeout is a broken guarantee.
+async fn converge(
+    ctx: &Ctx,
+    report: &mut ScenarioReport,
+    collection: &str,
+    since: Instant,
+) -> Option<Vec<ShardState>> {
+    match ctx
+        .cluster
+        .wait_converged(collection, ctx.opts.converge_timeout)
+        .await
+    {
+        Ok((_, states)) => {
+            let t = since.elapsed().as_secs_f64();
+            report.timings.convergence_s = Some(t);
+            tracing::info!("replicas of {collection} converged {t:.2} s after the restart/heal");
+            Some(states)
+        }
+        Err(e) => {
+            report.violation(format!("no convergence: {e:#}"));
+            None
+        }
+    }
+}
+
+/// The converged replicas must hold exactly the points found by id: a
+/// point nobody wrote (or a duplicate) would show up here.
+fn check_total(report: &mut ScenarioReport, verdict: &Verdict, states: &[ShardState]) {
+    match converge::total_points(states) {
+        Some(total) if total == verdict.expected_present() => {}
+        Some(total) => report.violation(format!(
+            "replicas hold {total} points, the read-back found {}",
+            verdict.expected_present()
+        )),
+        None => {}
+    }
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cond()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_lists_parse() {
+        assert_eq!(Scenario::parse_list("all").map(|v| v.len()).ok(), Some(5));
+        assert_eq!(
+            Scenario::parse_list("partition,kill-gateway").ok(),
+            Some(vec![Scenario::Partition, Scenario::KillGateway])
+        );
+        assert!(Scenario::parse_list("nope").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The cluster map sampled over a scenario, and the pure queries the
+//! recovery times come from: when did the meta-service mark a node dead,
+//! when did the shards a node led get another primary.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use protocol::cluster::{ClusterMap, NodeState};
+
+/// What the runner keeps of one map read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapSample {
+    /// On the scenario's clock (see `History::now`).
+    pub at: Duration,
+    pub epoch: u64,
+    pub nodes: BTreeMap<u64, NodeState>,
+    /// `(collection, shard)` → primary.
+    pub primaries: BTreeMap<(String, u32), Option<u64>>,
+}
+
+impl MapSample {
+    pub fn from_map(at: Duration, map: &ClusterMap) -> MapSample {
+        MapSample {
+            at,
+            epoch: map.epoch.0,
+            nodes: map.nodes.values().map(|n| (n.id.0, n.state)).collect(),
+            primaries: map
+                .collections
+                .values()
+                .flat_map(|c| {
+                    c.shards
+                        .values()
+                        .map(|s| ((c.name.clone(), s.id.0), s.primary.map(|p| p.0)))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Time from `t` to the first sample at or after `t` that satisfies `pred`.
+pub fn first_after(
+    samples: &[MapSample],
+    t: Duration,
+    pred: impl Fn(&MapSample) -> bool,
+) -> Option<Duration> {
+    samples
+        .iter()
+        .filter(|s| s.at >= t)
+        .find(|s| pred(s))
+        .map(|s| s.at - t)
+}
+
+/// Time from `t` until the map first says `node` is dead.
+pub fn marked_dead(samples: &[MapSample], node: u64, t: Duration) -> Option<Duration> {
+    first_after(samples, t, |s| s.nodes.get(&node) == Some(&NodeState::Dead))
+}
+
+/// Time from `t` until every one of `shards` has a primary other than
+/// `old` (a shard missing from a sample does not qualify).
+pub fn primaries_moved(
+    samples: &[MapSample],
+    shards: &[(String, u32)],
+    old: u64,
+    t: Duration,
+) -> Option<Duration> {
+    first_after(samples, t, |s| {
+        shards
+            .iter()
+            .all(|k| matches!(s.primaries.get(k), Some(Some(p)) if *p != old))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at_ms: u64, dead: bool, primary: u64) -> MapSample {
+        MapSample {
+            at: Duration::from_millis(at_ms),
+            epoch: at_ms,
+            nodes: BTreeMap::from([
+                (1, NodeState::Alive),
+                (
+                    2,
+                    if dead {
+                        NodeState::Dead
+                    } else {
+                        NodeState::Alive
+                    },
+                ),
+            ]),
+            primaries: BTreeMap::from([(("c".to_string(), 0), Some(primary))]),
+        }
+    }
+
+    #[test]
+    fn detection_and_new_primary_times() {
+        let s = vec![
+            sample(0, false, 2),
+            sample(1000, false, 2),
+            sample(2000, true, 2),
+            sample(2500, true, 1),
+        ];
+        let t = Duration::from_millis(500);
+        assert_eq!(marked_dead(&s, 2, t), Some(Duration::from_millis(1500)));
+        assert_eq!(marked_dead(&s, 1, t), None);
+        let shards = vec![("c".to_string(), 0)];
+        assert_eq!(
+            primaries_moved(&s, &shards, 2, t),
+            Some(Duration::from_millis(2000))
+        );
+        let unknown = vec![("d".to_string(), 0)];
+        assert_eq!(primaries_moved(&s, &unknown, 2, t), None);
+    }
+}

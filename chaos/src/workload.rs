@@ -1,0 +1,146 @@
+//! The recording client: write and search loops that put every request
+//! they make into a [`History`]. Every loop is bounded by a count and by a
+//! time, and stops early when its `stop` signal flips.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::{with_retry, Gateway, RetryPolicy};
+use crate::history::{History, Outcome, SearchRecord, WriteRecord};
+use crate::points;
+
+/// Upserts of the ids `first_id .. first_id + count`, each id once.
+#[derive(Clone)]
+pub struct WriteLoad {
+    pub gateway: Gateway,
+    pub collection: String,
+    pub first_id: u64,
+    pub count: u64,
+    /// Points per request.
+    pub batch: u64,
+    /// Requests in flight.
+    pub concurrency: usize,
+    pub consistency: &'static str,
+    pub max_time: Duration,
+    pub retry: RetryPolicy,
+    /// Pause of each worker between its requests (rate limit).
+    pub pause: Duration,
+}
+
+/// Runs `load` in the background; the handle ends when every worker has.
+pub fn spawn_writes(
+    load: WriteLoad,
+    history: Arc<History>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let next = Arc::new(AtomicU64::new(load.first_id));
+    let end = load.first_id + load.count;
+    let deadline = Instant::now() + load.max_time;
+    let workers: Vec<JoinHandle<()>> = (0..load.concurrency.max(1))
+        .map(|_| {
+            let (load, history, stop, next) =
+                (load.clone(), history.clone(), stop.clone(), next.clone());
+            tokio::spawn(async move {
+                while !*stop.borrow() && Instant::now() < deadline {
+                    let first = next.fetch_add(load.batch.max(1), Ordering::SeqCst);
+                    if first >= end {
+                        break;
+                    }
+                    let ids: Vec<u64> = (first..(first + load.batch.max(1)).min(end)).collect();
+                    let started = history.now();
+                    let (r, attempts) = with_retry(&load.retry, || {
+                        load.gateway
+                            .upsert(&load.collection, &ids, load.consistency)
+                    })
+                    .await;
+                    history.record_write(WriteRecord {
+                        ids,
+                        via: load.gateway.name.clone(),
+                        outcome: if r.is_ok() {
+                            Outcome::Acknowledged
+                        } else {
+                            Outcome::Unknown
+                        },
+                        attempts,
+                        error: r.err().map(|e| e.to_string()),
+                        started,
+                        finished: history.now(),
+                    });
+                    if !load.pause.is_zero() {
+                        tokio::time::sleep(load.pause).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::spawn(async move {
+        for w in workers {
+            let _ = w.await;
+        }
+    })
+}
+
+/// Searches with random query vectors near the written points.
+#[derive(Clone)]
+pub struct SearchLoad {
+    pub gateway: Gateway,
+    pub collection: String,
+    /// Upper bound of searches over all workers.
+    pub count: u64,
+    pub concurrency: usize,
+    pub max_time: Duration,
+    pub retry: RetryPolicy,
+    pub pause: Duration,
+    /// Query vectors are those of ids below this.
+    pub id_range: u64,
+}
+
+pub fn spawn_searches(
+    load: SearchLoad,
+    history: Arc<History>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let issued = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + load.max_time;
+    let workers: Vec<JoinHandle<()>> = (0..load.concurrency.max(1))
+        .map(|_| {
+            let (load, history, stop, issued) =
+                (load.clone(), history.clone(), stop.clone(), issued.clone());
+            tokio::spawn(async move {
+                while !*stop.borrow() && Instant::now() < deadline {
+                    if issued.fetch_add(1, Ordering::SeqCst) >= load.count {
+                        break;
+                    }
+                    let id = rand::rng().random_range(0..load.id_range.max(1));
+                    let query = points::vector(id);
+                    let started = history.now();
+                    let (r, attempts) = with_retry(&load.retry, || {
+                        load.gateway.search(&load.collection, &query, 10)
+                    })
+                    .await;
+                    history.record_search(SearchRecord {
+                        via: load.gateway.name.clone(),
+                        ok: r.is_ok(),
+                        attempts,
+                        error: r.err().map(|e| e.to_string()),
+                        started,
+                        finished: history.now(),
+                    });
+                    if !load.pause.is_zero() {
+                        tokio::time::sleep(load.pause).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::spawn(async move {
+        for w in workers {
+            let _ = w.await;
+        }
+    })
+}
