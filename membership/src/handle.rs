@@ -180,6 +180,20 @@ impl Membership {
             .collect()
     }
 
+    /// The same vector keyed by storage node id ([`Member::protocol_node_id`]);
+    /// members whose gossip id is not a storage node id are left out.
+    pub fn shard_versions(&self, collection: &str, shard: u32) -> protocol::VersionVector {
+        self.inner
+            .members
+            .borrow()
+            .values()
+            .filter_map(|m| {
+                let seq = m.replica_seq(collection, shard)?;
+                Some((m.protocol_node_id()?, protocol::SeqNo(seq)))
+            })
+            .collect()
+    }
+
     /// Members the failure detector declared dead (or that left) and that
     /// are not live again under a newer generation; their last published
     /// key-values (version vector included) stay readable for

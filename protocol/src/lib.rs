@@ -13,6 +13,7 @@
 //! - [`search`]: search, scroll and count requests and their answers.
 //! - [`operation`]: the write operations a shard applies, in sequence order.
 //! - [`rpc`]: storage-node requests and responses (gateway ↔ node, primary ↔ replica).
+//! - [`version`]: version vectors (what each replica of a shard applied).
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
 //! - [`error`]: validation errors shared by every service.
 
@@ -25,6 +26,7 @@ pub mod operation;
 pub mod point;
 pub mod rpc;
 pub mod search;
+pub mod version;
 
 pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};
 pub use error::ValidationError;
@@ -35,6 +37,7 @@ pub use point::{Payload, Point, Record};
 pub use search::{
     CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchParams, SearchRequest,
 };
+pub use version::VersionVector;
 
 // Cluster-level shared logic (owned by the meta-service work).
 pub mod cluster;

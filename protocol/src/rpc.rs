@@ -75,6 +75,15 @@ pub enum StorageRequest {
     /// The term of the operation at `seq` on this replica, if it still
     /// has it (divergence check after a failover).
     TermAt { shard: ShardRef, seq: SeqNo },
+    /// Sent to a shard's primary by a replica that sees, from the gossiped
+    /// version vector, that it is behind and not progressing: the primary
+    /// restarts its stream to that replica (sync, then WAL delta or
+    /// snapshot) at once instead of waiting for its next write or retry.
+    CatchUp {
+        shard: ShardRef,
+        replica: NodeId,
+        applied: SeqNo,
+    },
 }
 
 /// A point with the sequence number of its last write.
@@ -131,6 +140,12 @@ pub enum StorageResponse {
     },
     TermAt {
         term: Option<Term>,
+    },
+    /// Answer to `CatchUp`: the primary's applied sequence number, and
+    /// whether it had a stream to the replica to restart.
+    CatchingUp {
+        primary_applied: SeqNo,
+        restarted: bool,
     },
     Error {
         error: StorageError,
@@ -210,6 +225,11 @@ mod tests {
                 shard: shard.clone(),
                 epoch: Epoch(1),
                 request: SearchRequest::new(vec![1.0], 3),
+            },
+            StorageRequest::CatchUp {
+                shard: shard.clone(),
+                replica: NodeId(4),
+                applied: SeqNo(17),
             },
             StorageRequest::Status { shard },
         ];

@@ -110,6 +110,21 @@ impl Node {
                 })
                 .await
             }
+            StorageRequest::CatchUp {
+                shard,
+                replica,
+                applied,
+            } => self.local(&shard).map(|r| {
+                let restarted = r.kick(replica);
+                let primary_applied = r.shard().applied_seq();
+                tracing::info!(shard = ?shard, %replica, replica_applied = %applied, %primary_applied, restarted, "replica asked to catch up");
+                metrics::counter!("storage_catch_up_requests_total", "collection" => shard.collection.clone())
+                    .increment(1);
+                StorageResponse::CatchingUp {
+                    primary_applied,
+                    restarted,
+                }
+            }),
         };
         result.unwrap_or_else(|error| StorageResponse::Error { error })
     }

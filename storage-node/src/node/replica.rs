@@ -52,6 +52,8 @@ struct Leadership {
     peers: Vec<NodeId>,
     acks: Arc<Acks>,
     stop: watch::Sender<bool>,
+    /// Per peer: wakes its replicator to sync again now (`CatchUp`).
+    kicks: HashMap<NodeId, Arc<Notify>>,
 }
 
 /// What each peer has durably applied, with a wake-up for waiting writers.
@@ -157,13 +159,19 @@ impl LocalReplica {
         self.shard().set_term(term);
         let (stop, stop_rx) = watch::channel(false);
         let acks = Arc::new(Acks::default());
+        let mut kicks = HashMap::new();
         for peer in peers {
+            let kick = Arc::new(Notify::new());
+            kicks.insert(*peer, kick.clone());
             tokio::spawn(replicator::run(
                 node.clone(),
                 self.clone(),
-                *peer,
-                term,
-                acks.clone(),
+                replicator::Stream {
+                    peer: *peer,
+                    term,
+                    acks: acks.clone(),
+                    kick,
+                },
                 stop_rx.clone(),
             ));
         }
@@ -173,7 +181,22 @@ impl LocalReplica {
             peers: peers.to_vec(),
             acks,
             stop,
+            kicks,
         });
+    }
+
+    /// Primary: makes the replicator of `peer` sync again now. False when
+    /// this node does not lead the shard or has no stream to `peer`.
+    pub fn kick(&self, peer: NodeId) -> bool {
+        let g = self.leadership.lock();
+        match g.as_ref().and_then(|l| l.kicks.get(&peer)) {
+            Some(kick) => {
+                // A stored permit: a kick during a send is not lost.
+                kick.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops leading (replicators end at their next step).
@@ -398,4 +421,139 @@ fn write_generation(dir: &Path, generation: u64) -> crate::Result<()> {
         .and_then(|_| std::fs::rename(&tmp, &path))
         .map_err(|e| ShardError::io(format!("write {}", path.display()), e))?;
     crate::wal::sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Term checks and sequencing on the replica side, on a real shard.
+
+    use super::*;
+    use protocol::{Distance, PointId, ShardId};
+
+    fn replica(dir: &Path) -> LocalReplica {
+        LocalReplica::open(
+            ShardRef {
+                collection: "c".into(),
+                shard: ShardId(0),
+            },
+            dir.to_path_buf(),
+            CollectionConfig::new(2, Distance::Dot),
+            ShardOptions::default(),
+            protocol::Epoch(1),
+        )
+        .expect("open replica")
+    }
+
+    fn op(seq: u64, term: u64) -> SequencedOperation {
+        SequencedOperation {
+            seq: SeqNo(seq),
+            term: Term(term),
+            op: Operation::Upsert {
+                points: vec![Point {
+                    id: PointId::Num(seq),
+                    vector: vec![seq as f32, 1.0],
+                    payload: None,
+                }],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn applies_in_order_and_skips_what_it_already_has() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(1, 1), op(2, 1)]).await,
+            Ok(SeqNo(2))
+        );
+        // A resent batch overlapping what was applied: only the new tail.
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(2, 1), op(3, 1)]).await,
+            Ok(SeqNo(3))
+        );
+        assert_eq!(r.shard().content_checksum().0, 3);
+        // Entirely old: nothing changes.
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(1, 1)]).await,
+            Ok(SeqNo(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_refused_with_what_was_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        r.apply_replicated(Term(1), vec![op(1, 1)])
+            .await
+            .expect("first op");
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(3, 1)]).await,
+            Err(StorageError::Behind { applied: SeqNo(1) })
+        );
+        assert_eq!(r.shard().applied_seq(), SeqNo(1));
+    }
+
+    #[tokio::test]
+    async fn an_older_term_is_refused_and_a_newer_one_adopted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        r.apply_replicated(Term(2), vec![op(1, 2)])
+            .await
+            .expect("term 2");
+        assert_eq!(r.known_term(), Term(2));
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(2, 1)]).await,
+            Err(StorageError::StaleTerm {
+                got: Term(1),
+                current: Term(2),
+            })
+        );
+        assert_eq!(r.shard().applied_seq(), SeqNo(1));
+        // A snapshot from the old term is refused too.
+        assert!(matches!(
+            r.install_chunk(Term(1), SeqNo(5), Vec::new(), true, true)
+                .await,
+            Err(StorageError::StaleTerm { .. })
+        ));
+        r.apply_replicated(Term(3), vec![op(2, 3)])
+            .await
+            .expect("term 3");
+        assert_eq!(r.known_term(), Term(3));
+        assert_eq!(r.shard().last_term(), Term(3));
+    }
+
+    #[tokio::test]
+    async fn the_term_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let r = replica(dir.path());
+            r.apply_replicated(Term(4), vec![op(1, 4)])
+                .await
+                .expect("term 4");
+        }
+        let r = replica(dir.path());
+        assert_eq!(r.known_term(), Term(4));
+        assert!(matches!(
+            r.apply_replicated(Term(3), vec![op(2, 3)]).await,
+            Err(StorageError::StaleTerm { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_write_without_leadership_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        let write = r
+            .write(
+                Operation::Delete {
+                    ids: vec![PointId::Num(1)],
+                },
+                1,
+                &[],
+                Duration::from_millis(10),
+            )
+            .await;
+        assert!(matches!(write, Err(StorageError::NotPrimary { .. })));
+        assert!(!r.kick(NodeId(2)), "no stream to kick without leadership");
+    }
 }

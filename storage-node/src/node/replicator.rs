@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
 use protocol::{NodeId, SeqNo, Term};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::replica::{Acks, LocalReplica};
 use super::Node;
@@ -19,12 +19,20 @@ enum Step {
     Stop,
 }
 
+/// One primary → peer stream under one term.
+pub(super) struct Stream {
+    pub peer: NodeId,
+    pub term: Term,
+    /// What every peer acknowledged (shared by the term's streams).
+    pub acks: Arc<Acks>,
+    /// Notified when the peer asks to catch up (`CatchUp`).
+    pub kick: Arc<Notify>,
+}
+
 pub(super) async fn run(
     node: Arc<Node>,
     replica: Arc<LocalReplica>,
-    peer: NodeId,
-    term: Term,
-    acks: Arc<Acks>,
+    stream: Stream,
     mut stop: watch::Receiver<bool>,
 ) {
     let backoff = node.options.retry_backoff;
@@ -32,18 +40,19 @@ pub(super) async fn run(
         if *stop.borrow() {
             break;
         }
-        match sync_then_stream(&node, &replica, peer, term, &acks, &mut stop).await {
+        match sync_then_stream(&node, &replica, &stream, &mut stop).await {
             Step::Stop => break,
             Step::Resync => {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
+                    _ = stream.kick.notified() => {}
                     _ = stop.changed() => {}
                 }
             }
         }
     }
-    acks.forget(peer);
-    tracing::debug!(shard = ?replica.shard_ref, %peer, "replicator stopped");
+    stream.acks.forget(stream.peer);
+    tracing::debug!(shard = ?replica.shard_ref, peer = %stream.peer, "replicator stopped");
 }
 
 async fn call(node: &Node, peer: NodeId, req: StorageRequest) -> Result<StorageResponse, String> {
@@ -53,11 +62,15 @@ async fn call(node: &Node, peer: NodeId, req: StorageRequest) -> Result<StorageR
 async fn sync_then_stream(
     node: &Node,
     replica: &Arc<LocalReplica>,
-    peer: NodeId,
-    term: Term,
-    acks: &Acks,
+    stream: &Stream,
     stop: &mut watch::Receiver<bool>,
 ) -> Step {
+    let Stream {
+        peer,
+        term,
+        ref acks,
+        ref kick,
+    } = *stream;
     let shard_ref = replica.shard_ref.clone();
     let status = match call(
         node,
@@ -112,6 +125,9 @@ async fn sync_then_stream(
         if shard.applied_seq() <= acked {
             tokio::select! {
                 r = applied_rx.changed() => if r.is_err() { return Step::Stop },
+                // The peer says it is behind what it acknowledged (restarted
+                // from an older disk, lost its data): sync again.
+                _ = kick.notified() => return Step::Resync,
                 _ = stop.changed() => return Step::Stop,
             }
             continue;

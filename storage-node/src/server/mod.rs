@@ -3,6 +3,7 @@
 //! gossip membership publishing the version vector, and an HTTP endpoint
 //! for `/metrics` and `/health`.
 
+mod anti_entropy;
 mod config;
 mod http;
 mod meta_sync;
@@ -83,6 +84,12 @@ pub async fn run(
         let m = membership::Membership::join(gossip, local, membership::GossipTransport::Udp)
             .await
             .context("join gossip")?;
+        tasks.push(tokio::spawn(anti_entropy::run(
+            node.clone(),
+            m.clone(),
+            peers.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(meta_sync::publish_versions(
             node.clone(),
             m,

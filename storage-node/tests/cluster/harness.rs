@@ -20,6 +20,8 @@ pub struct Cluster {
     pub meta_client: MetaClient,
     procs: BTreeMap<NodeId, Child>,
     ports: BTreeMap<NodeId, u16>,
+    /// Gossip (chitchat) UDP port of each node; every node seeds from all.
+    gossip_ports: BTreeMap<NodeId, u16>,
     client: RpcClient,
     /// The UDP port the test client sends from (partition rules let it through).
     pub client_port: u16,
@@ -102,6 +104,7 @@ impl Cluster {
             meta_addr,
             procs: BTreeMap::new(),
             ports: BTreeMap::new(),
+            gossip_ports: BTreeMap::new(),
             client,
             client_port,
             map: ClusterMap::default(),
@@ -109,6 +112,9 @@ impl Cluster {
         };
         for id in 1..=nodes {
             cluster.ports.insert(NodeId(id), free_udp_port());
+            cluster.gossip_ports.insert(NodeId(id), free_udp_port());
+        }
+        for id in 1..=nodes {
             if cgroups {
                 cluster.cgroups.insert(
                     NodeId(id),
@@ -159,12 +165,31 @@ impl Cluster {
             .arg("--certs-dir")
             .arg(self.dir.path().join("certs"))
             .args(["--heartbeat-ms", "200", "--max-segment-points", "2000"])
+            .args([
+                "--gossip-listen",
+                &format!("127.0.0.1:{}", self.gossip_ports[&id]),
+            ])
+            .args(["--seeds", &self.gossip_seeds()])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn storage-node");
         self.procs.insert(id, child);
+    }
+
+    fn gossip_seeds(&self) -> String {
+        self.gossip_ports
+            .values()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Deletes a (stopped) node's data directory: a lost disk.
+    pub fn wipe_data(&self, id: NodeId) {
+        let dir = self.dir.path().join(format!("node-{id}"));
+        std::fs::remove_dir_all(&dir).expect("remove node data");
     }
 
     pub fn rpc_addr(&self, id: NodeId) -> SocketAddr {

@@ -346,3 +346,53 @@ async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
     drop(cut);
     cluster.stop().await;
 }
+
+/// A replica that loses its data while its primary is idle learns from the
+/// gossiped version vector that it is behind and asks the primary to catch
+/// it up: it converges without any new write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_data_catches_up_from_gossip_without_new_writes() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.create_collection("wiped", 1, 3).await;
+    for first in (0..500).step_by(BATCH as usize) {
+        let written = cluster
+            .write(
+                "wiped",
+                ShardId(0),
+                Operation::Upsert {
+                    points: batch(first),
+                },
+                WriteConsistency::All,
+            )
+            .await;
+        assert!(
+            matches!(written, Ok(StorageResponse::Written { .. })),
+            "{written:?}"
+        );
+    }
+    let primary = cluster.primary_of("wiped", ShardId(0)).await;
+    let victim = (1..=3)
+        .map(NodeId)
+        .find(|n| *n != primary)
+        .expect("a follower");
+    cluster.kill(victim);
+    cluster.wipe_data(victim);
+    let restarted = Instant::now();
+    cluster.restart(victim).await;
+    let statuses = cluster
+        .wait_converged("wiped", 1, Duration::from_secs(60))
+        .await;
+    eprintln!(
+        "CAUGHT UP from gossip {:.2} s after restart with an empty disk: {statuses:?}",
+        restarted.elapsed().as_secs_f64()
+    );
+    assert_eq!(statuses[&ShardId(0)].0, 500);
+    let log = std::fs::read_to_string(cluster.log_path(victim)).expect("node log");
+    assert!(
+        log.contains("asking the primary to catch it up"),
+        "the replica did not ask (it converged some other way?)"
+    );
+    let metrics = cluster.http_get(primary, "/metrics").await;
+    assert!(metrics.contains("storage_catch_up_requests_total"));
+    cluster.stop().await;
+}
