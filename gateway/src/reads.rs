@@ -28,6 +28,12 @@ pub struct Answer<T> {
     pub missing_shards: Vec<ShardId>,
 }
 
+/// One stage of a search as the gateway runs it (`where the time goes`).
+pub(crate) fn record_stage(stage: &'static str, since: std::time::Instant) {
+    metrics::histogram!("gateway_search_stage_seconds", "stage" => stage)
+        .record(since.elapsed().as_secs_f64());
+}
+
 fn unexpected(what: &str, r: StorageResponse) -> GatewayError {
     GatewayError::Internal {
         message: format!("unexpected answer to {what}: {r:?}"),
@@ -49,6 +55,7 @@ impl Gateway {
         let mut per_shard = request.clone();
         per_shard.offset = 0;
         per_shard.limit = request.offset + request.limit;
+        let fanout_started = std::time::Instant::now();
         let g = self
             .fan_out(&map, &coll, opts.consistency, opts.partial, |shard| {
                 StorageRequest::Search {
@@ -61,6 +68,8 @@ impl Gateway {
                 }
             })
             .await?;
+        record_stage("fanout", fanout_started);
+        let merge_started = std::time::Instant::now();
         let mut lists = Vec::with_capacity(g.answers.len());
         for (_, r) in g.answers {
             match r {
@@ -70,6 +79,7 @@ impl Gateway {
         }
         let mut hits = merge_top_k(lists, request.offset + request.limit, coll.config.distance);
         let hits = hits.split_off(request.offset.min(hits.len()));
+        record_stage("merge", merge_started);
         Ok(Answer {
             value: hits,
             missing_shards: g.missing.into_iter().map(|(s, _)| s).collect(),

@@ -112,10 +112,15 @@ impl Gateway {
         let _in_flight = self.health.begin(node.id);
         self.counters.shard_request(self.started);
         let timeout = self.options.shard_timeout;
+        let kind = req.kind();
+        let sent = std::time::Instant::now();
         let res = match tokio::time::timeout(timeout, self.client.call(&node, req)).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(timeout)),
         };
+        // Round trip as the gateway sees it: QUIC, codec and the node's work.
+        metrics::histogram!("gateway_shard_call_seconds", "kind" => kind)
+            .record(sent.elapsed().as_secs_f64());
         (node, res)
     }
 

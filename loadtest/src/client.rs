@@ -100,6 +100,12 @@ impl Client {
         })
     }
 
+    /// The body of any URL (e.g. a node's `/metrics`), as text.
+    pub async fn fetch_text(&self, url: &str) -> Result<String> {
+        let body = self.send(url, self.http.get(url)).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     fn coll_url(&self, rest: &str) -> String {
         format!("{}/collections/{}{rest}", self.base, self.collection)
     }

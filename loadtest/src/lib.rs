@@ -17,6 +17,7 @@
 //! address it is given.
 
 pub mod baseline;
+pub mod breakdown;
 pub mod client;
 pub mod error;
 pub mod gen;

@@ -136,6 +136,10 @@ struct SearchArgs {
     exact: bool,
     #[arg(long, default_value_t = 200)]
     warmup: usize,
+    /// `/metrics` URLs of the gateway and the storage nodes, comma
+    /// separated: prints where the time of a search goes, per stage.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
     /// Also run `baseline` on the same queries (needs --base).
     #[arg(long)]
     baseline: bool,
@@ -389,6 +393,32 @@ fn search_row(
     ]);
 }
 
+/// Where the time of one request went (with `--metrics`).
+fn print_stages(out: &search::SearchOutcome, urls: &[String]) {
+    if out.stages.is_empty() {
+        if !urls.is_empty() {
+            eprintln!("  no stage timings in the scraped metrics");
+        }
+        return;
+    }
+    let mut t = Table::new(&["stage", "observations", "mean ms", "ms per request"]);
+    t.row(vec![
+        "client: whole request".into(),
+        out.requests.to_string(),
+        ms(out.latency.mean_ms),
+        ms(out.latency.mean_ms),
+    ]);
+    for s in &out.stages {
+        t.row(vec![
+            s.stage.clone(),
+            s.count.to_string(),
+            ms(s.mean_ms),
+            ms(s.per_request_ms),
+        ]);
+    }
+    eprintln!("{}", t.render());
+}
+
 const SEARCH_HEADER: [&str; 11] = [
     "side",
     "hnsw_ef",
@@ -443,6 +473,7 @@ fn cmd_search(a: SearchArgs) -> Result<(Report, Table)> {
                     hnsw_ef: ef,
                     exact: a.exact,
                 },
+                metrics_urls: a.metrics.clone(),
             };
             let out = rt.block_on(search::run(&c, &queries, truth.as_ref(), &opts))?;
             eprintln!(
@@ -457,6 +488,7 @@ fn cmd_search(a: SearchArgs) -> Result<(Report, Table)> {
             if let Some(e) = &out.first_error {
                 eprintln!("  first error: {e}");
             }
+            print_stages(&out, &a.metrics);
             runs.push((ef, conc, out));
         }
     }

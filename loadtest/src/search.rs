@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::breakdown::{scrape_all, stages, Stage};
 use crate::client::{batch_body, search_body, Client, SearchParams};
 use crate::error::Result;
 use crate::stats::{process_cpu_s, Latencies, LatencySummary, Recall};
@@ -30,6 +31,9 @@ pub struct SearchOptions {
     /// Requests sent (and not measured) before the clock starts.
     pub warmup: usize,
     pub params: SearchParams,
+    /// `/metrics` URLs (gateway, storage nodes) scraped around the measured
+    /// part for the per-stage breakdown; empty: no breakdown.
+    pub metrics_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +51,8 @@ pub struct SearchOutcome {
     /// CPU the load generator itself used during the measured part, in
     /// cores (CPU seconds / wall seconds).
     pub client_cpu_cores: Option<f64>,
+    /// Where the time goes, per stage (with `metrics_urls`).
+    pub stages: Vec<Stage>,
 }
 
 /// Request bodies: body `j` holds queries `j*batch .. j*batch+batch` (mod n).
@@ -93,6 +99,14 @@ pub async fn run(
     };
     futures::future::join_all((0..opts.concurrency.max(1)).map(|_| warm_worker())).await;
 
+    let scrape = || async {
+        if opts.metrics_urls.is_empty() {
+            Ok(None)
+        } else {
+            scrape_all(client, &opts.metrics_urls).await.map(Some)
+        }
+    };
+    let metrics_before = scrape().await?;
     let next = Cell::new(0usize);
     let cpu_before = process_cpu_s();
     let started = Instant::now();
@@ -134,6 +148,7 @@ pub async fn run(
     let client_cpu_cores = cpu_before
         .zip(process_cpu_s())
         .map(|(a, b)| (b - a) / elapsed.max(1e-9));
+    let metrics_after = scrape().await?;
 
     let mut lat = Latencies::new();
     let mut recall = Recall::new(opts.k);
@@ -164,6 +179,10 @@ pub async fn run(
         recall: recall.value(),
         recall_queries: recall.queries,
         client_cpu_cores,
+        stages: match (&metrics_before, &metrics_after) {
+            (Some(b), Some(a)) => stages(b, a, requests),
+            _ => Vec::new(),
+        },
     })
 }
 

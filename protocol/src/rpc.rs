@@ -86,6 +86,24 @@ pub enum StorageRequest {
     },
 }
 
+impl StorageRequest {
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageRequest::Write { .. } => "write",
+            StorageRequest::Replicate { .. } => "replicate",
+            StorageRequest::InstallSnapshot { .. } => "install_snapshot",
+            StorageRequest::Search { .. } => "search",
+            StorageRequest::Get { .. } => "get",
+            StorageRequest::Scroll { .. } => "scroll",
+            StorageRequest::Count { .. } => "count",
+            StorageRequest::Status { .. } => "status",
+            StorageRequest::TermAt { .. } => "term_at",
+            StorageRequest::CatchUp { .. } => "catch_up",
+        }
+    }
+}
+
 /// A point with the sequence number of its last write.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotEntry {

@@ -32,6 +32,7 @@ fn search_opts(concurrency: usize, batch: usize, params: SearchParams) -> Search
         duration: Duration::from_secs(60),
         warmup: 5,
         params,
+        metrics_urls: Vec::new(),
     }
 }
 
@@ -42,6 +43,9 @@ const EXACT: SearchParams = SearchParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_search_mixed_against_the_real_gateway() {
+    // The gateway's recorder first (one per process; the in-process
+    // meta-service would install its own), for the per-stage breakdown.
+    assert!(gateway::telemetry::prometheus().is_some());
     let cluster = TestCluster::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     data(dir.path());
@@ -102,11 +106,24 @@ async fn ingest_search_mixed_against_the_real_gateway() {
         hnsw_ef: Some(64),
         exact: false,
     };
-    let out = loadtest::search::run(&client, &queries, Some(&truth), &search_opts(2, 1, hnsw))
+    let with_breakdown = SearchOptions {
+        metrics_urls: vec![format!("{}/metrics", cluster.url)],
+        ..search_opts(2, 1, hnsw)
+    };
+    let out = loadtest::search::run(&client, &queries, Some(&truth), &with_breakdown)
         .await
         .expect("search");
     assert_eq!(out.errors, 0, "{out:?}");
     assert!(out.recall.unwrap_or(0.0) >= 0.9, "{out:?}");
+    // Where the time goes: the gateway's stages, and (one process here,
+    // one metrics recorder) the node's, each seen once per query or shard.
+    let stage = |name: &str| out.stages.iter().find(|s| s.stage == name);
+    let parse = stage("gateway: parse JSON").expect("parse stage");
+    assert_eq!(parse.count, out.requests, "{:?}", out.stages);
+    let calls = stage("shard call (QUIC + node)").expect("shard calls");
+    assert!(calls.count >= out.requests * 3, "{:?}", out.stages);
+    let engine = stage("node: engine search").expect("engine stage");
+    assert!(engine.mean_ms <= calls.mean_ms, "{:?}", out.stages);
 
     let mixed = MixedOptions {
         search_rate: 40.0,

@@ -13,6 +13,15 @@ use super::Node;
 impl Node {
     /// Serves one request.
     pub async fn handle(self: &Arc<Self>, request: StorageRequest) -> StorageResponse {
+        let kind = request.kind();
+        let started = std::time::Instant::now();
+        let response = self.dispatch(request).await;
+        metrics::histogram!("storage_request_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn dispatch(self: &Arc<Self>, request: StorageRequest) -> StorageResponse {
         let result = match request {
             StorageRequest::Write {
                 shard,
@@ -45,8 +54,13 @@ impl Node {
                 self.read(&shard, move |r| {
                     let s = r.shard();
                     let applied = s.applied_seq();
-                    s.search(&request)
-                        .map(|hits| StorageResponse::Hits { hits, applied })
+                    let searched = std::time::Instant::now();
+                    let hits = s.search(&request);
+                    // The engine alone (segments, FAISS, payloads), without
+                    // the queueing and the RPC around it.
+                    metrics::histogram!("storage_search_seconds")
+                        .record(searched.elapsed().as_secs_f64());
+                    hits.map(|hits| StorageResponse::Hits { hits, applied })
                 })
                 .await
             }

@@ -12,7 +12,7 @@ use crate::api::models::{
 };
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
-use crate::reads::{Answer, ReadOptions};
+use crate::reads::{record_stage, Answer, ReadOptions};
 
 pub async fn retrieve(
     State(st): State<AppState>,
@@ -165,12 +165,18 @@ pub async fn search(
     let mut s: SearchIn = parse(body, "search request")?;
     let spec = s.spec(10)?;
     let vector = s.take_vector()?;
+    record_stage("parse", t);
+    let executed = started();
     let (hits, missing) = run_search(&st, &name, vector, &spec, opts).await?;
-    if missing.is_empty() {
-        Ok(ok(hits, t))
+    record_stage("execute", executed);
+    let responded = started();
+    let response = if missing.is_empty() {
+        ok(hits, t)
     } else {
-        Ok(ok(with_missing(hits, &missing), t))
-    }
+        ok(with_missing(hits, &missing), t)
+    };
+    record_stage("respond", responded);
+    Ok(response)
 }
 
 pub async fn search_batch(
