@@ -32,6 +32,7 @@ pub const LB: &str = "lb";
 const META_PORT: u16 = 7947;
 const NODE_HTTP_PORT: u16 = 7960;
 const REST_PORT: u16 = 15001;
+const LB_STATS_PORT: u16 = 8404;
 
 /// The services a healthy cluster runs (the one-shot `certs` is not one).
 pub fn services() -> Vec<&'static str> {
@@ -107,14 +108,15 @@ impl Cluster {
             .ok_or_else(|| anyhow!("{service} has no address (stopped?)"))
     }
 
-    /// A REST client for a gateway or the load balancer.
+    /// A REST client for a gateway or the load balancer, with the retry
+    /// policy's per-attempt timeout.
     pub fn gateway(&self, service: &str) -> Result<Gateway> {
+        self.gateway_with_timeout(service, self.retry.timeout)
+    }
+
+    pub fn gateway_with_timeout(&self, service: &str, timeout: Duration) -> Result<Gateway> {
         let ip = self.ip(service)?;
-        Gateway::new(
-            service,
-            &format!("http://{ip}:{REST_PORT}"),
-            self.retry.timeout,
-        )
+        Gateway::new(service, &format!("http://{ip}:{REST_PORT}"), timeout)
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T> {
@@ -131,6 +133,23 @@ impl Cluster {
         resp.json::<T>()
             .await
             .with_context(|| format!("decode {url}"))
+    }
+
+    /// The load balancer's view of a gateway (`UP`, `DOWN`, `UP 1/2`, …),
+    /// from HAProxy's `/stats;csv`.
+    pub async fn lb_server_status(&self, gateway: &str) -> Result<String> {
+        let ip = self.ip(LB)?;
+        let url = format!("http://{ip}:{LB_STATS_PORT}/stats;csv");
+        let text = self
+            .probe
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .text()
+            .await
+            .with_context(|| format!("read {url}"))?;
+        lb_status(&text, gateway).ok_or_else(|| anyhow!("{gateway} not in the LB stats"))
     }
 
     pub async fn meta_health(&self, service: &str) -> Result<MetaHealth> {
@@ -246,13 +265,14 @@ impl Cluster {
     }
 
     /// Waits until the cluster is whole: a meta leader, every storage node
-    /// alive in the map, every replica active with a primary, every
-    /// gateway and the load balancer ready. Returns how long it took.
-    pub async fn wait_settled(&self, timeout: Duration) -> Result<Duration> {
+    /// alive in the map, every gateway and the load balancer ready, and
+    /// (with `replicas`) every replica active with a primary. Returns how
+    /// long it took.
+    pub async fn wait_settled(&self, timeout: Duration, replicas: bool) -> Result<Duration> {
         let t0 = Instant::now();
         let mut why = String::from("not checked yet");
         while t0.elapsed() < timeout {
-            match self.settled_now().await {
+            match self.settled_now(replicas).await {
                 Ok(()) => return Ok(t0.elapsed()),
                 Err(e) => why = format!("{e:#}"),
             }
@@ -261,13 +281,16 @@ impl Cluster {
         bail!("cluster not settled after {timeout:?}: {why}")
     }
 
-    async fn settled_now(&self) -> Result<()> {
+    async fn settled_now(&self, replicas: bool) -> Result<()> {
         self.refresh().await?;
         if self.meta_leader().await.is_none() {
             bail!("no meta-service leader");
         }
         let map = self.map().await?;
-        check_map_whole(&map)?;
+        check_nodes_alive(&map)?;
+        if replicas {
+            check_replicas_active(&map)?;
+        }
         for g in GATEWAYS.iter().chain([&LB]) {
             if !self.gateway(g)?.ready().await {
                 bail!("{g} is not ready");
@@ -371,7 +394,7 @@ impl Cluster {
             return;
         }
         for svc in services {
-            match self.compose.logs(svc, 400).await {
+            match self.compose.logs(svc, 5000).await {
                 Ok(text) => {
                     let path = dir.join(format!("{label}-{svc}.log"));
                     if let Err(e) = std::fs::write(&path, text) {
@@ -384,9 +407,30 @@ impl Cluster {
     }
 }
 
+/// The `status` of server `server` of backend `gateways` in HAProxy's CSV.
+pub fn lb_status(csv: &str, server: &str) -> Option<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+    let (px, sv, st) = (
+        header.iter().position(|h| *h == "pxname")?,
+        header.iter().position(|h| *h == "svname")?,
+        header.iter().position(|h| *h == "status")?,
+    );
+    lines
+        .map(|l| l.split(',').collect::<Vec<&str>>())
+        .find(|row| row.get(px) == Some(&"gateways") && row.get(sv) == Some(&server))
+        .and_then(|row| row.get(st).map(|s| s.to_string()))
+}
+
 /// The map is whole: all five storage nodes alive, every shard with a
 /// primary and only active replicas.
 pub fn check_map_whole(map: &ClusterMap) -> Result<()> {
+    check_nodes_alive(map)?;
+    check_replicas_active(map)
+}
+
+/// All five storage nodes registered and alive.
+pub fn check_nodes_alive(map: &ClusterMap) -> Result<()> {
     for svc in STORAGE {
         let id = node_id(svc).unwrap_or_default();
         match map.nodes.get(&protocol::NodeId(id)) {
@@ -395,6 +439,11 @@ pub fn check_map_whole(map: &ClusterMap) -> Result<()> {
             None => bail!("{svc} is not registered"),
         }
     }
+    Ok(())
+}
+
+/// Every shard has a primary and only active replicas.
+pub fn check_replicas_active(map: &ClusterMap) -> Result<()> {
     for c in map.collections.values() {
         for s in c.shards.values() {
             if s.primary.is_none() {
@@ -412,4 +461,20 @@ pub fn check_map_whole(map: &ClusterMap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lb_stats_csv_gives_a_servers_status() {
+        let csv = "# pxname,svname,qcur,status\nrest,FRONTEND,0,OPEN\ngateways,gateway1,0,DOWN\ngateways,gateway2,,UP 1/2\n";
+        assert_eq!(lb_status(csv, "gateway1").as_deref(), Some("DOWN"));
+        assert_eq!(lb_status(csv, "gateway2").as_deref(), Some("UP 1/2"));
+        assert_eq!(lb_status(csv, "gateway3"), None);
+        assert_eq!(lb_status("", "gateway1"), None);
+        assert_eq!(node_id("storage4"), Some(4));
+        assert_eq!(node_id("meta1"), None);
+    }
 }

@@ -129,7 +129,7 @@ async fn run(args: RunArgs) -> Result<bool> {
         }
         cluster.refresh().await?;
         let settled = cluster
-            .wait_settled(Duration::from_secs(180))
+            .wait_settled(Duration::from_secs(180), false)
             .await
             .context("the cluster never became whole after start")?;
         suite.cluster_start_s = Some(t0.elapsed().as_secs_f64());
@@ -178,6 +178,9 @@ async fn run(args: RunArgs) -> Result<bool> {
     for s in &suite.scenarios {
         for n in &s.notes {
             println!("- {}: {n}", s.name);
+        }
+        for l in &s.lost_detail {
+            println!("- {}: LOST {l}", s.name);
         }
     }
     println!(

@@ -51,6 +51,11 @@ pub struct ScenarioReport {
     pub writes: WriteStats,
     pub searches: SearchStats,
     pub timings: Timings,
+    /// Fault events on the scenario's clock (s since its start): kill,
+    /// cut, heal, restart; the history's times are on the same clock.
+    pub events: BTreeMap<String, f64>,
+    /// For lost points: which write, through where, when.
+    pub lost_detail: Vec<String>,
     pub duration_s: f64,
 }
 
@@ -68,6 +73,11 @@ impl ScenarioReport {
         tracing::error!(scenario = %self.name, "VIOLATION: {what}");
         self.violations.push(what);
         self.passed = false;
+    }
+
+    /// Records a fault event at `at` on the scenario's clock.
+    pub fn event(&mut self, what: &str, at: std::time::Duration) {
+        self.events.insert(what.to_string(), at.as_secs_f64());
     }
 
     pub fn note(&mut self, what: impl Into<String>) {
@@ -144,12 +154,15 @@ pub fn render_table(scenarios: &[ScenarioReport]) -> String {
         } else {
             format!("FAIL: {}", s.violations.join("; "))
         };
-        let extra: Vec<String> = s
+        let mut extra: Vec<String> = s
             .timings
             .extra
             .iter()
             .map(|(k, v)| format!("{k} {v:.2} s"))
             .collect();
+        if let Some(gap) = s.timings.longest_ack_gap_s {
+            extra.push(format!("longest write gap {gap:.2} s"));
+        }
         if !extra.is_empty() {
             let _ = write!(result, " ({})", extra.join(", "));
         }

@@ -14,7 +14,11 @@ use crate::client::{with_retry, Gateway, RetryPolicy};
 use crate::history::{History, Outcome, SearchRecord, WriteRecord};
 use crate::points;
 
-/// Upserts of the ids `first_id .. first_id + count`, each id once.
+/// Which ids a load writes (e.g. only those of some shards).
+pub type IdFilter = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// Upserts of the ids `first_id .. first_id + count` (those `filter`
+/// keeps), each id once.
 #[derive(Clone)]
 pub struct WriteLoad {
     pub gateway: Gateway,
@@ -30,6 +34,22 @@ pub struct WriteLoad {
     pub retry: RetryPolicy,
     /// Pause of each worker between its requests (rate limit).
     pub pause: Duration,
+    pub filter: Option<IdFilter>,
+}
+
+/// The next `batch` ids from `next` below `end` that `filter` keeps.
+fn take_ids(next: &AtomicU64, end: u64, batch: u64, filter: Option<&IdFilter>) -> Vec<u64> {
+    let mut ids = Vec::new();
+    while (ids.len() as u64) < batch.max(1) {
+        let id = next.fetch_add(1, Ordering::SeqCst);
+        if id >= end {
+            break;
+        }
+        if filter.is_none_or(|f| f(id)) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// Runs `load` in the background; the handle ends when every worker has.
@@ -47,11 +67,10 @@ pub fn spawn_writes(
                 (load.clone(), history.clone(), stop.clone(), next.clone());
             tokio::spawn(async move {
                 while !*stop.borrow() && Instant::now() < deadline {
-                    let first = next.fetch_add(load.batch.max(1), Ordering::SeqCst);
-                    if first >= end {
+                    let ids = take_ids(&next, end, load.batch, load.filter.as_ref());
+                    if ids.is_empty() {
                         break;
                     }
-                    let ids: Vec<u64> = (first..(first + load.batch.max(1)).min(end)).collect();
                     let started = history.now();
                     let (r, attempts) = with_retry(&load.retry, || {
                         load.gateway
@@ -143,4 +162,21 @@ pub fn spawn_searches(
             let _ = w.await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_taken_once_in_order_and_filtered() {
+        let next = AtomicU64::new(10);
+        assert_eq!(take_ids(&next, 15, 3, None), vec![10, 11, 12]);
+        assert_eq!(take_ids(&next, 15, 3, None), vec![13, 14]);
+        assert!(take_ids(&next, 15, 3, None).is_empty());
+        let even: IdFilter = Arc::new(|id| id % 2 == 0);
+        let next = AtomicU64::new(0);
+        assert_eq!(take_ids(&next, 100, 3, Some(&even)), vec![0, 2, 4]);
+        assert_eq!(take_ids(&next, 7, 3, Some(&even)), vec![6]);
+    }
 }

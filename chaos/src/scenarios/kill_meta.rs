@@ -10,9 +10,10 @@ use anyhow::{anyhow, Result};
 use protocol::cluster::ClusterMap;
 use tokio::sync::watch;
 
-use super::{check_total, converge, drop_collection, new_collection, verify, Ctx};
-use crate::client::with_retry;
-use crate::cluster::LB;
+use super::{
+    check_total, converge, create_collection, drop_collection, new_collection, verify, Ctx,
+};
+use crate::cluster::{LB, META};
 use crate::fault;
 use crate::history::{self, History};
 use crate::report::ScenarioReport;
@@ -49,6 +50,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             max_time: Duration::from_secs(120),
             retry: ctx.retry(),
             pause: Duration::from_millis(5),
+            filter: None,
         },
         history.clone(),
         stop_rx.clone(),
@@ -62,17 +64,28 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let old = cluster.container(&old_svc)?;
     fault::kill(&old).await?;
     let kill_at = history.now();
+    report.event("kill", kill_at);
     let killed = Instant::now();
     report.note(format!(
         "SIGKILL meta leader {old_svc} (member {old_id}) after {} acknowledged writes",
         history.acked_points()
     ));
 
+    // Ask the two survivors only (the dead member would cost a connect
+    // timeout per round): a new leader is one both name.
+    let survivors: Vec<&str> = META.iter().copied().filter(|m| *m != old_svc).collect();
     let mut new_leader = None;
     while killed.elapsed() < Duration::from_secs(30) {
-        if let Some((svc, id)) = cluster.meta_leader().await {
-            if id != old_id {
-                new_leader = Some((svc, id, killed.elapsed()));
+        let views =
+            futures::future::join_all(survivors.iter().map(|m| cluster.meta_health(m))).await;
+        let leaders: Vec<Option<u64>> = views
+            .iter()
+            .map(|v| v.as_ref().ok().and_then(|h| h.leader))
+            .collect();
+        if let Some(Some(id)) = leaders.first() {
+            if *id != old_id && leaders.iter().all(|l| *l == Some(*id)) {
+                let svc = format!("meta{id}");
+                new_leader = Some((svc, *id, killed.elapsed()));
                 break;
             }
         }
@@ -100,10 +113,9 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     // A command commits under the new leader.
     let probe = format!("{coll}_probe");
     let lb = cluster.gateway(LB)?;
-    let (created, _) = with_retry(&ctx.retry(), || lb.create_collection(&probe, 1, 3)).await;
-    match created {
+    match create_collection(ctx, &probe, 1, 3).await {
         Ok(()) => drop_collection(ctx, &probe).await,
-        Err(e) => report.violation(format!("create collection after the leader change: {e}")),
+        Err(e) => report.violation(format!("after the leader change: {e:#}")),
     }
 
     // No assignment lost.
@@ -151,6 +163,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     // The old leader comes back and catches up with the new one.
     fault::start(&old).await?;
     let restarted = Instant::now();
+    report.event("restart", history.now());
     cluster.refresh().await?;
     let mut caught_up = None;
     while restarted.elapsed() < Duration::from_secs(60) {

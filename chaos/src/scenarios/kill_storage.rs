@@ -1,8 +1,12 @@
 //! Scenario 1: SIGKILL a random storage node (one that leads at least one
-//! shard) during 10,000 single-point writes at `majority`, RF 3. Every
-//! acknowledged write must be present afterwards; the shards it led must
-//! get a new primary and take writes again; once the node is back, every
-//! replica converges.
+//! shard) during 10,000 point writes (upserts of 10 points) at `majority`,
+//! RF 3, 5 shards on 5 nodes. Every acknowledged write must be present
+//! afterwards; the shards it led must get a new primary and take writes
+//! again; the node is restarted once the writes end (or 30 s after the
+//! kill, whichever is first: the controller replaces a replica dead for
+//! 60 s, and the point is to watch this node catch up), and then every
+//! replica converges. Convergence counts from the later of the restart
+//! and the last write.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,6 +26,8 @@ use crate::timeline;
 use crate::workload::{spawn_writes, WriteLoad};
 
 const SHARDS: u32 = 5;
+/// Restart the victim at the latest this long after the kill.
+const RESTART_AFTER: Duration = Duration::from_secs(30);
 
 pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let cluster = &ctx.cluster;
@@ -59,12 +65,13 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             collection: coll.clone(),
             first_id: 0,
             count: total,
-            batch: 1,
+            batch: 10,
             concurrency: 6,
             consistency: "majority",
             max_time: Duration::from_secs(240),
             retry: ctx.retry(),
             pause: Duration::ZERO,
+            filter: None,
         },
         history.clone(),
         stop_rx.clone(),
@@ -83,12 +90,32 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let victim_c = cluster.container(&victim_svc)?;
     fault::kill(&victim_c).await?;
     let kill_at = history.now();
+    report.event("kill", kill_at);
     report.note(format!(
         "SIGKILL {victim_svc} after {} acknowledged writes",
         history.acked_points()
     ));
+    let mut writes = writes;
+    let restart_under_load = tokio::time::timeout(RESTART_AFTER, &mut writes)
+        .await
+        .is_err();
+    fault::start(&victim_c).await?;
+    let restarted = Instant::now();
+    report.event("restart", history.now());
+    cluster.refresh().await?;
     let _ = writes.await;
     let load_end = history.now();
+    report.event("writes end", load_end);
+    let settle_from = Instant::now();
+    if restart_under_load {
+        report.note(format!(
+            "{victim_svc} restarted {} s after the kill, under load; the writes ended {:.1} s later",
+            RESTART_AFTER.as_secs(),
+            restarted.elapsed().as_secs_f64()
+        ));
+    } else {
+        report.note(format!("{victim_svc} restarted after the last write"));
+    }
 
     let samples_now = samples.lock().clone();
     let writes_now = history.writes();
@@ -110,7 +137,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let mut failover = Duration::ZERO;
     for s in &victim_shards {
         match history::first_ack_after(&writes_now, kill_at, |w| {
-            shard_of(&coll, w.ids[0], SHARDS) == *s
+            w.ids.iter().any(|id| shard_of(&coll, *id, SHARDS) == *s)
         }) {
             Some(d) => failover = failover.max(d),
             None => report.violation(format!("shard {s} took no write after the kill")),
@@ -120,11 +147,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     report.timings.longest_ack_gap_s =
         Some(history::longest_ack_gap(&writes_now, kill_at, load_end).as_secs_f64());
 
-    fault::start(&victim_c).await?;
-    let restarted = Instant::now();
-    cluster.refresh().await?;
-    report.note(format!("{victim_svc} restarted"));
-    let states = converge(ctx, report, &coll, restarted).await;
+    let states = converge(ctx, report, &coll, settle_from).await;
     let _ = stop_tx.send(true);
     let _ = watcher.await;
     let verdict = verify(ctx, report, &cluster.gateway(LB)?, &coll, &history).await?;

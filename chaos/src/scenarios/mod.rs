@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Result};
 use protocol::PointId;
 
-use crate::client::{with_retry, Gateway, RetryPolicy};
+use crate::client::{with_retry, CallError, Gateway, RetryPolicy};
 use crate::cluster::{self, Cluster};
 use crate::converge::{self, ShardState};
 use crate::history::{self, History, Verdict};
@@ -142,7 +142,18 @@ async fn prepare(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     if !started.is_empty() {
         report.note(format!("restarted {started:?} left stopped before"));
     }
-    let took = ctx.cluster.wait_settled(ctx.opts.settle_timeout).await?;
+    // Collections an aborted scenario left behind would hold the cluster to
+    // their own state (and load); they are the runner's, so they go.
+    if let Ok(map) = ctx.cluster.map().await {
+        for name in map.collections.keys().filter(|n| n.starts_with("chaos_")) {
+            report.note(format!("dropped {name}, left by an earlier run"));
+            drop_collection(ctx, name).await;
+        }
+    }
+    let took = ctx
+        .cluster
+        .wait_settled(ctx.opts.settle_timeout, true)
+        .await?;
     tracing::info!("cluster whole after {:.1} s", took.as_secs_f64());
     Ok(())
 }
@@ -159,9 +170,7 @@ fn unix_ms() -> u128 {
 /// active.
 async fn new_collection(ctx: &Ctx, label: &str, shards: u32, rf: u32) -> Result<String> {
     let name = format!("chaos_{}_{}", label.replace('-', "_"), unix_ms());
-    let lb = ctx.cluster.gateway(cluster::LB)?;
-    let (r, _) = with_retry(&ctx.retry(), || lb.create_collection(&name, shards, rf)).await;
-    r.map_err(|e| anyhow!("create collection {name}: {e}"))?;
+    create_collection(ctx, &name, shards, rf).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let map = ctx.cluster.map().await?;
@@ -180,6 +189,24 @@ async fn new_collection(ctx: &Ctx, label: &str, shards: u32, rf: u32) -> Result<
     }
     tracing::info!("collection {name}: {shards} shards, RF {rf}");
     Ok(name)
+}
+
+/// `PUT /collections/{name}` through the load balancer, under the retry
+/// policy.
+pub(crate) async fn create_collection(ctx: &Ctx, name: &str, shards: u32, rf: u32) -> Result<()> {
+    let lb = ctx.cluster.gateway(cluster::LB)?;
+    let (r, attempts) = with_retry(&ctx.retry(), || lb.create_collection(name, shards, rf)).await;
+    match r {
+        Ok(()) => Ok(()),
+        // An earlier attempt answered an error that left the outcome open
+        // (e.g. a 503 after the command was proposed) and did create it:
+        // the name is the runner's alone, so "exists" means that attempt won.
+        Err(CallError::Status { status: 409, .. }) if attempts > 1 => {
+            tracing::info!("collection {name} created by an attempt that answered an error");
+            Ok(())
+        }
+        Err(e) => bail!("create collection {name}: {e}"),
+    }
 }
 
 /// Best effort: the next scenarios run lighter without it.
@@ -231,6 +258,44 @@ async fn verify(
         verdict.unknown,
         verdict.unknown_present
     );
+    if !verdict.lost.is_empty() || !verdict.unknown_wrong.is_empty() {
+        let shards = ctx
+            .cluster
+            .map()
+            .await
+            .ok()
+            .and_then(|m| m.collections.get(collection).map(|c| c.config.shard_number))
+            .unwrap_or(1);
+        for id in verdict.lost.iter().take(10) {
+            if let Some(w) = writes.iter().find(|w| w.acked() && w.ids.contains(id)) {
+                report.lost_detail.push(format!(
+                    "id {id} (shard {}) via {}: sent at {:.3} s, acknowledged at {:.3} s after {} attempt(s), {}",
+                    shard_of(collection, *id, shards),
+                    w.via,
+                    w.started.as_secs_f64(),
+                    w.finished.as_secs_f64(),
+                    w.attempts,
+                    if found.contains_key(id) { "present with other content" } else { "absent" }
+                ));
+            }
+        }
+        let path = ctx
+            .opts
+            .logs_dir
+            .join(format!("{}-history.json", report.name));
+        let dump = serde_json::json!({
+            "collection": collection,
+            "events": report.events,
+            "writes": writes,
+            "searches": history.searches(),
+        });
+        let written = std::fs::create_dir_all(&ctx.opts.logs_dir)
+            .and_then(|_| std::fs::write(&path, dump.to_string()));
+        match written {
+            Ok(()) => report.note(format!("client history in {}", path.display())),
+            Err(e) => tracing::warn!("write {}: {e}", path.display()),
+        }
+    }
     Ok(verdict)
 }
 

@@ -37,6 +37,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             max_time: Duration::from_secs(60),
             retry: ctx.retry(),
             pause: Duration::ZERO,
+            filter: None,
         },
         history.clone(),
         stop_rx.clone(),
@@ -54,6 +55,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             max_time: Duration::from_secs(400),
             retry: ctx.retry(),
             pause: Duration::from_millis(10),
+            filter: None,
         },
         history.clone(),
         stop_rx.clone(),
@@ -80,6 +82,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     for svc in STORAGE {
         let c = cluster.container(svc)?;
         let t0 = Instant::now();
+        report.event(&format!("stop {svc}"), history.now());
         fault::stop(&c, Duration::from_secs(10)).await?;
         let stopped = t0.elapsed();
         fault::start(&c).await?;
