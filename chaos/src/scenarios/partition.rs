@@ -14,11 +14,12 @@
 //! - After the heal every replica converges and every acknowledged write,
 //!   from either side, is present.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use protocol::cluster::ClusterMap;
 use tokio::sync::watch;
 
 use super::{check_total, converge, drop_collection, new_collection, shard_of, verify, Ctx};
@@ -38,40 +39,92 @@ const MAJORITY: [&str; 6] = [
 const MINORITY_FIRST_ID: u64 = 1_000_000;
 const MAJORITY_FIRST_ID: u64 = 2_000_000;
 
+/// How the cut splits each shard's replicas.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Placement {
+    /// A majority of the replicas on the majority side: can take
+    /// `majority` writes there (after failover if the primary is cut off).
+    writable: Vec<u32>,
+    /// The others: no `majority` on the majority side.
+    stuck: Vec<u32>,
+    /// Primary on the minority side.
+    cut_primary: Vec<u32>,
+    /// Primary and a replica majority on the minority side: the minority
+    /// can acknowledge writes to these until its leases run out, and the
+    /// majority side holds only a minority of their replicas.
+    minority_can_ack: Vec<u32>,
+}
+
+fn placement(map: &ClusterMap, coll: &str, minority: &BTreeSet<u64>) -> Placement {
+    let mut p = Placement::default();
+    let Some(info) = map.collections.get(coll) else {
+        return p;
+    };
+    for s in info.shards.values() {
+        let on_minority = s.nodes().filter(|n| minority.contains(&n.0)).count();
+        let primary_cut = s.primary.is_some_and(|n| minority.contains(&n.0));
+        if (s.replicas.len() - on_minority) * 2 > s.replicas.len() {
+            p.writable.push(s.id.0);
+        } else {
+            p.stuck.push(s.id.0);
+        }
+        if primary_cut {
+            p.cut_primary.push(s.id.0);
+            if on_minority * 2 > s.replicas.len() {
+                p.minority_can_ack.push(s.id.0);
+            }
+        }
+    }
+    p
+}
+
+/// A collection with at least one shard the minority can acknowledge
+/// writes to (primary and a replica majority on its side): the case where
+/// acknowledged writes are most at risk. Placement follows the hash ring
+/// and the collection name, so a few names are tried (bounded).
+async fn create_placed(
+    ctx: &Ctx,
+    report: &mut ScenarioReport,
+    minority: &BTreeSet<u64>,
+) -> Result<(String, Placement)> {
+    const TRIES: usize = 8;
+    for attempt in 1..=TRIES {
+        let coll = new_collection(ctx, "partition", SHARDS, 3).await?;
+        let map = ctx.cluster.map().await?;
+        let p = placement(&map, &coll, minority);
+        if !p.minority_can_ack.is_empty() {
+            return Ok((coll, p));
+        }
+        if attempt == TRIES {
+            report.note(format!(
+                "no shard the minority can acknowledge in {TRIES} placements; going on with the last"
+            ));
+            return Ok((coll, p));
+        }
+        drop_collection(ctx, &coll).await;
+    }
+    Err(anyhow!("unreachable: no placement tried"))
+}
+
 pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let cluster = &ctx.cluster;
-    let coll = new_collection(ctx, "partition", SHARDS, 3).await?;
-    let map = cluster.map().await?;
-    let info = map
-        .collections
-        .get(&coll)
-        .ok_or_else(|| anyhow!("{coll} missing from the map"))?;
     let minority_nodes: BTreeSet<u64> = MINORITY.iter().filter_map(|s| node_id(s)).collect();
-    // Shard → (replicas on the majority side, primary on the minority side).
-    let mut writable = Vec::new();
-    let mut stuck = Vec::new();
-    let mut cut_primary = BTreeMap::new();
-    for s in info.shards.values() {
-        let majority_replicas = s.nodes().filter(|n| !minority_nodes.contains(&n.0)).count();
-        if majority_replicas * 2 > s.replicas.len() {
-            writable.push(s.id.0);
-        } else {
-            stuck.push(s.id.0);
-        }
-        cut_primary.insert(
-            s.id.0,
-            s.primary.is_some_and(|p| minority_nodes.contains(&p.0)),
-        );
-    }
+    let (coll, placed) = create_placed(ctx, report, &minority_nodes).await?;
+    let writable = placed.writable.clone();
     report.note(format!(
-        "shards with a replica majority on the majority side: {writable:?}; without: {stuck:?}; \
-         primary cut off: {:?}",
-        cut_primary
-            .iter()
-            .filter(|(_, c)| **c)
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>()
+        "shards with a replica majority on the majority side: {:?}; without: {:?}; \
+         primary cut off: {:?}; minority can acknowledge (primary + replica majority cut off): {:?}",
+        placed.writable, placed.stuck, placed.cut_primary, placed.minority_can_ack
     ));
+    // The minority's load goes where it can be acknowledged (or at least
+    // reaches its own primaries): writes elsewhere only wait out timeouts.
+    let minority_targets = if !placed.minority_can_ack.is_empty() {
+        placed.minority_can_ack.clone()
+    } else if !placed.cut_primary.is_empty() {
+        placed.cut_primary.clone()
+    } else {
+        (0..SHARDS).collect()
+    };
 
     let history = History::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -97,7 +150,10 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             max_time: Duration::from_secs(150),
             retry: minority_retry,
             pause: Duration::from_millis(20),
-            filter: None,
+            filter: Some({
+                let (coll, targets) = (coll.clone(), minority_targets.clone());
+                Arc::new(move |id| targets.contains(&shard_of(&coll, id, SHARDS)))
+            }),
         },
         history.clone(),
         stop_rx.clone(),
@@ -265,5 +321,59 @@ async fn hold(
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::cluster::{CollectionInfo, Replica, ReplicaState, ShardInfo};
+    use protocol::{CollectionConfig, Distance, NodeId, ShardId, Term};
+
+    fn shard(id: u32, nodes: &[u64]) -> (ShardId, ShardInfo) {
+        (
+            ShardId(id),
+            ShardInfo {
+                id: ShardId(id),
+                replicas: nodes
+                    .iter()
+                    .map(|n| Replica {
+                        node: NodeId(*n),
+                        state: ReplicaState::Active,
+                    })
+                    .collect(),
+                primary: nodes.first().map(|n| NodeId(*n)),
+                term: Term(1),
+                migration: None,
+            },
+        )
+    }
+
+    #[test]
+    fn placement_splits_shards_by_the_cut() {
+        let mut map = ClusterMap::default();
+        map.collections.insert(
+            "c".into(),
+            CollectionInfo {
+                name: "c".into(),
+                config: CollectionConfig::new(8, Distance::Dot),
+                shards: [
+                    shard(0, &[1, 2, 3]), // primary + majority cut off
+                    shard(1, &[3, 1, 2]), // majority cut off, primary not
+                    shard(2, &[1, 3, 4]), // primary cut off, majority not
+                    shard(3, &[3, 4, 5]), // untouched
+                ]
+                .into_iter()
+                .collect(),
+                created_epoch: Default::default(),
+            },
+        );
+        let minority = BTreeSet::from([1, 2]);
+        let p = placement(&map, "c", &minority);
+        assert_eq!(p.writable, vec![2, 3]);
+        assert_eq!(p.stuck, vec![0, 1]);
+        assert_eq!(p.cut_primary, vec![0, 2]);
+        assert_eq!(p.minority_can_ack, vec![0]);
+        assert_eq!(placement(&map, "missing", &minority), Placement::default());
     }
 }
