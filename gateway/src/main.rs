@@ -24,7 +24,7 @@ struct Flags {
     #[arg(long)]
     listen_host: Option<String>,
     /// Meta-service members, `host:port` (repeat or comma-separate).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "META_ADDRS", value_delimiter = ',')]
     meta: Vec<String>,
     /// Read-write API key.
     #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]

@@ -10,6 +10,7 @@ mod meta_sync;
 mod peers;
 
 use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,8 +59,14 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_addr = http::serve(args.http_listen, node.clone(), stop_rx.clone()).await?;
     let meta = MetaClient::new(args.meta.clone());
+    // Bound to 0.0.0.0 (containers): others reach the HTTP port on the
+    // advertised host, not on the wildcard.
+    let advertise_host = advertise
+        .rsplit_once(':')
+        .map_or(advertise.as_str(), |(h, _)| h);
+    let http_public = public_addr(http_addr, advertise_host);
     let info = NodeInfo {
-        api_addr: Some(http_addr.to_string()),
+        api_addr: Some(http_public.clone()),
         ..NodeInfo::new(args.node_id(), advertise.clone())
     };
     tracing::info!(node = %args.node_id(), rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
@@ -80,7 +87,17 @@ pub async fn run(
         )),
     ];
     if let Some(gossip) = args.membership_config()? {
-        let local = membership::LocalNode::storage(rpc_addr, Some(http_addr));
+        // Gossip carries socket addresses: resolve the advertised names.
+        let resolve = |addr: &str, bound: SocketAddr| {
+            addr.to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .unwrap_or(bound)
+        };
+        let local = membership::LocalNode::storage(
+            resolve(&advertise, rpc_addr),
+            Some(resolve(&http_public, http_addr)),
+        );
         let m = membership::Membership::join(gossip, local, membership::GossipTransport::Udp)
             .await
             .context("join gossip")?;
@@ -118,4 +135,26 @@ pub async fn run(
     served.context("QUIC server")?;
     tracing::info!("storage node stopped");
     Ok(())
+}
+
+/// `bound`, with a wildcard IP replaced by the advertised host.
+fn public_addr(bound: SocketAddr, advertise_host: &str) -> String {
+    if bound.ip().is_unspecified() && !advertise_host.is_empty() {
+        format!("{advertise_host}:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_addr;
+
+    #[test]
+    fn a_wildcard_bind_is_published_under_the_advertised_host() {
+        let any = "0.0.0.0:7960".parse().expect("addr");
+        assert_eq!(public_addr(any, "storage1"), "storage1:7960");
+        let lo = "127.0.0.1:7960".parse().expect("addr");
+        assert_eq!(public_addr(lo, "storage1"), "127.0.0.1:7960");
+    }
 }
