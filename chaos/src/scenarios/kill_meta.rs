@@ -57,17 +57,29 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = cluster.map().await?;
-    let (old_svc, old_id) = cluster
-        .meta_leader()
-        .await
-        .ok_or_else(|| anyhow!("no meta leader before the kill"))?;
+    // The leader, confirmed by itself right before the kill (a leader
+    // change between the look and the kill would fake a fast election).
+    let mut target = None;
+    for _ in 0..10 {
+        if let Some((svc, id)) = cluster.meta_leader().await {
+            if let Ok(h) = cluster.meta_health(&svc).await {
+                if h.state == "Leader" && h.id == id {
+                    target = Some((svc, id, h.term));
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (old_svc, old_id, old_term) =
+        target.ok_or_else(|| anyhow!("no stable meta leader before the kill"))?;
     let old = cluster.container(&old_svc)?;
     fault::kill(&old).await?;
     let kill_at = history.now();
     report.event("kill", kill_at);
     let killed = Instant::now();
     report.note(format!(
-        "SIGKILL meta leader {old_svc} (member {old_id}) after {} acknowledged writes",
+        "SIGKILL meta leader {old_svc} (member {old_id}, term {old_term}) after {} acknowledged writes",
         history.acked_points()
     ));
 
@@ -78,9 +90,16 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     while killed.elapsed() < Duration::from_secs(30) {
         let views =
             futures::future::join_all(survivors.iter().map(|m| cluster.meta_health(m))).await;
+        // A leader elected after the kill: in a newer term than the one
+        // the killed member led.
         let leaders: Vec<Option<u64>> = views
             .iter()
-            .map(|v| v.as_ref().ok().and_then(|h| h.leader))
+            .map(|v| {
+                v.as_ref()
+                    .ok()
+                    .filter(|h| h.term > old_term)
+                    .and_then(|h| h.leader)
+            })
             .collect();
         if let Some(Some(id)) = leaders.first() {
             if *id != old_id && leaders.iter().all(|l| *l == Some(*id)) {
