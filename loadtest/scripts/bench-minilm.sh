@@ -14,15 +14,20 @@ NODES=${NODES:-1}; SHARDS=${SHARDS:-1}; RF=${RF:-1}
 EFS=${EFS:-64,128}; CONC=${CONC:-1,8}; NQ=${NQ:-3000}; BASELINE=${BASELINE:-1}
 TAG=${TAG:-n${NODES}-s${SHARDS}-rf${RF}}
 OUT=${OUT:-target/loadtest}
+PORT=${GATEWAY_PORT:-15001}
+URL=http://127.0.0.1:$PORT
+# Where the time goes: the gateway's and every node's /metrics.
+METRICS=$URL/metrics
+for i in $(seq 1 "$NODES"); do METRICS=$METRICS,http://127.0.0.1:796$i/metrics; done
 DATA=${DATA_DIR:-/tmp/lt-cluster-$TAG}
 rm -rf "$DATA"; mkdir -p "$OUT"
-BIN=$BIN NODES=$NODES DATA_DIR=$DATA CPU_QUOTA=${CPU_QUOTA:-} setsid loadtest/scripts/cluster.sh >"$OUT/cluster-$TAG.log" 2>&1 &
+BIN=$BIN NODES=$NODES DATA_DIR=$DATA GATEWAY_PORT=$PORT CPU_QUOTA=${CPU_QUOTA:-} setsid loadtest/scripts/cluster.sh >"$OUT/cluster-$TAG.log" 2>&1 &
 CLUSTER=$!
 trap 'kill -TERM $CLUSTER 2>/dev/null; wait $CLUSTER 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do curl -fsS http://127.0.0.1:15001/readyz >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 1 150); do curl -fsS "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 2  # storage nodes register with the meta-service
 
-"$BIN/loadtest" ingest --collection minilm --base "$DS/base.fvecs" --payloads "$DS/texts.jsonl" \
+"$BIN/loadtest" ingest --url "$URL" --collection minilm --base "$DS/base.fvecs" --payloads "$DS/texts.jsonl" \
   --recreate --shards "$SHARDS" --rf "$RF" --m 32 --ef-construct 200 --distance Cosine \
   --batch 256 --concurrency 4 --consistency majority --no-progress --report "$OUT/ingest-$TAG.json"
 
@@ -42,10 +47,10 @@ while [ $(( $(date +%s) - start )) -lt 600 ] && [ $quiet -lt 3 ]; do
 done
 echo "indexing settled after $(( $(date +%s) - start )) s"
 
-"$BIN/loadtest" search --collection minilm --queries "$DS/queries.fvecs" \
+"$BIN/loadtest" search --url "$URL" --collection minilm --metrics "$METRICS" --queries "$DS/queries.fvecs" \
   --groundtruth "$DS/groundtruth.ivecs" --k 10 --concurrency "$CONC" --hnsw-ef "$EFS" \
   --queries-count "$NQ" --duration 60 --warmup 500 \
   $([ "$BASELINE" = 1 ] && echo --baseline) --base "$DS/base.fvecs" --m 32 --ef-construct 200 --threads 2 \
   --report "$OUT/search-$TAG.json"
-# Server-side view of the same run (gateway HTTP duration, fan-out time).
-curl -fsS http://127.0.0.1:15001/metrics >"$OUT/gateway-metrics-$TAG.txt" || true
+# Server-side view of the same run (every gateway histogram).
+curl -fsS "$URL/metrics" >"$OUT/gateway-metrics-$TAG.txt" || true

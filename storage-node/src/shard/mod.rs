@@ -46,6 +46,12 @@ pub struct ShardOptions {
     pub flush_wal_bytes: u64,
     /// Merge the smallest sealed segments when there are more than this many.
     pub max_sealed_segments: usize,
+    /// Merge the two smallest sealed segments while together they hold no
+    /// more than this many live points: one large HNSW graph is searched
+    /// in a fraction of the time of several small ones with the same `ef`
+    /// (each graph is walked in full), at the cost of rebuilding it in the
+    /// background. 0 turns it off.
+    pub merge_below_points: usize,
     /// Rewrite a sealed segment once this share of its points are tombstones.
     pub max_tombstone_ratio: f64,
     /// Run indexing and compaction in a background thread (tests may turn
@@ -65,6 +71,7 @@ impl Default for ShardOptions {
             max_segment_points: 20_000,
             flush_wal_bytes: 256 << 20,
             max_sealed_segments: 8,
+            merge_below_points: 200_000,
             max_tombstone_ratio: 0.2,
             background: true,
             idle_seal_after: Duration::from_secs(5),

@@ -26,6 +26,7 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 let Some(inner) = shard.upgrade() else { return };
                 match seal_if_idle(&inner) {
                     Ok(true) => {}
+                    Ok(false) if next_merge(&inner).is_some() => {}
                     Ok(false) => continue,
                     Err(e) => {
                         error!(dir = %inner.dir.display(), error = %e, "idle seal failed");
@@ -81,21 +82,33 @@ pub(super) fn run_once(inner: &Inner) -> Result<bool> {
         index_frozen(inner, id)?;
         return Ok(true);
     }
-    let plan = {
-        let state = inner.state.read();
-        plan_merge(
-            &summaries(&state.segments),
-            inner.options.max_sealed_segments,
-            inner.options.max_tombstone_ratio,
-        )
-    };
-    match plan {
+    match next_merge(inner) {
         Some(ids) => {
             merge(inner, &ids)?;
             Ok(true)
         }
         None => Ok(false),
     }
+}
+
+/// The next merge to run, if any. Size-based merges wait until the shard
+/// is idle (no write for `idle_seal_after`): during an ingest they would
+/// rebuild ever larger graphs over and over.
+fn next_merge(inner: &Inner) -> Option<Vec<u64>> {
+    let idle = inner.last_write.lock().elapsed() >= inner.options.idle_seal_after;
+    let state = inner.state.read();
+    plan_merge(
+        &summaries(&state.segments),
+        MergePolicy {
+            max_sealed: inner.options.max_sealed_segments,
+            merge_below_points: if idle {
+                inner.options.merge_below_points
+            } else {
+                0
+            },
+            max_tombstone_ratio: inner.options.max_tombstone_ratio,
+        },
+    )
 }
 
 pub(super) fn optimize_all(inner: &Inner) -> Result<()> {
@@ -306,12 +319,20 @@ fn summaries(segments: &[Segment]) -> Vec<(u64, usize, usize, SegmentState)> {
         .collect()
 }
 
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MergePolicy {
+    pub max_sealed: usize,
+    pub merge_below_points: usize,
+    pub max_tombstone_ratio: f64,
+}
+
 /// Which sealed segments to rewrite next: one whose tombstones passed the
-/// ratio, else the two smallest when there are too many.
+/// ratio; else the two smallest when there are too many sealed segments;
+/// else the smallest ones, as many as stay under `merge_below_points`
+/// together (at least two), in one rewrite.
 pub(crate) fn plan_merge(
     segments: &[(u64, usize, usize, SegmentState)],
-    max_sealed: usize,
-    max_tombstone_ratio: f64,
+    policy: MergePolicy,
 ) -> Option<Vec<u64>> {
     let sealed: Vec<_> = segments
         .iter()
@@ -319,16 +340,28 @@ pub(crate) fn plan_merge(
         .collect();
     if let Some(s) = sealed
         .iter()
-        .find(|s| s.1 > 0 && (s.1 - s.2) as f64 / s.1 as f64 > max_tombstone_ratio)
+        .find(|s| s.1 > 0 && (s.1 - s.2) as f64 / s.1 as f64 > policy.max_tombstone_ratio)
     {
         return Some(vec![s.0]);
     }
-    if sealed.len() > max_sealed.max(1) {
-        let mut by_size = sealed.clone();
-        by_size.sort_by_key(|s| s.2);
-        return Some(by_size.iter().take(2).map(|s| s.0).collect());
+    if sealed.len() < 2 {
+        return None;
     }
-    None
+    let mut by_size = sealed.clone();
+    by_size.sort_by_key(|s| (s.2, s.0));
+    if sealed.len() > policy.max_sealed.max(1) {
+        return Some(vec![by_size[0].0, by_size[1].0]);
+    }
+    let mut total = 0;
+    let fitting: Vec<u64> = by_size
+        .iter()
+        .take_while(|s| {
+            total += s.2;
+            total <= policy.merge_below_points
+        })
+        .map(|s| s.0)
+        .collect();
+    (fitting.len() >= 2).then_some(fitting)
 }
 
 #[cfg(test)]
@@ -336,21 +369,49 @@ mod tests {
     use super::*;
     use SegmentState::*;
 
+    fn policy(max_sealed: usize, merge_below_points: usize) -> MergePolicy {
+        MergePolicy {
+            max_sealed,
+            merge_below_points,
+            max_tombstone_ratio: 0.2,
+        }
+    }
+
     #[test]
     fn merge_plan() {
+        let p = policy(8, 0);
         assert_eq!(
-            plan_merge(&[(1, 100, 100, Sealed), (2, 10, 10, Growing)], 8, 0.2),
+            plan_merge(&[(1, 100, 100, Sealed), (2, 10, 10, Growing)], p),
             None
         );
         assert_eq!(
-            plan_merge(&[(1, 100, 70, Sealed), (2, 100, 100, Sealed)], 8, 0.2),
+            plan_merge(&[(1, 100, 70, Sealed), (2, 100, 100, Sealed)], p),
             Some(vec![1])
         );
         // Tombstones in a frozen or growing segment are not a reason to rewrite.
-        assert_eq!(plan_merge(&[(1, 100, 10, Frozen)], 8, 0.2), None);
+        assert_eq!(plan_merge(&[(1, 100, 10, Frozen)], p), None);
         let many: Vec<_> = (1..=4)
             .map(|i| (i, 100, 100 - i as usize, Sealed))
             .collect();
-        assert_eq!(plan_merge(&many, 3, 0.2), Some(vec![4, 3]));
+        assert_eq!(plan_merge(&many, policy(3, 0)), Some(vec![4, 3]));
+    }
+
+    #[test]
+    fn small_sealed_segments_merge_until_the_size_limit() {
+        let segs = [
+            (1, 20_000, 20_000, Sealed),
+            (2, 20_000, 19_000, Sealed),
+            (3, 17_500, 17_500, Sealed),
+            (4, 500, 500, Growing),
+        ];
+        assert_eq!(plan_merge(&segs, policy(8, 40_000)), Some(vec![3, 2]));
+        assert_eq!(plan_merge(&segs, policy(8, 36_000)), None);
+        // Everything that fits, in one rewrite.
+        assert_eq!(plan_merge(&segs, policy(8, 200_000)), Some(vec![3, 2, 1]));
+        // Merged: one segment left, nothing more to do.
+        let merged = [(5, 56_500, 56_500, Sealed), (4, 500, 500, Growing)];
+        assert_eq!(plan_merge(&merged, policy(8, 200_000)), None);
+        // Off with 0.
+        assert_eq!(plan_merge(&segs, policy(8, 0)), None);
     }
 }

@@ -94,6 +94,45 @@ fn an_idle_growing_segment_gets_indexed() {
 }
 
 #[test]
+fn small_sealed_segments_merge_into_one_graph_once_the_shard_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let opts = ShardOptions {
+        background: true,
+        idle_seal_after: Duration::from_millis(300),
+        idle_seal_min_points: 100,
+        merge_below_points: 10_000,
+        ..options(500)
+    };
+    let shard = Shard::open(dir.path(), config(dim, Distance::Dot), opts).unwrap();
+    fill(&shard, &mut rng(16), 0, 2600, dim);
+    let probe = SearchRequest::new(random_vector(&mut rng(17), dim), 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Five full segments of 500 and an idle tail of 100: one graph of 2,600.
+    while !matches!(
+        shard.segment_info().as_slice(),
+        [(2600, 2600, storage_node::ann::AnnKind::Hnsw { .. })]
+            | [
+                (2600, 2600, storage_node::ann::AnnKind::Hnsw { .. }),
+                (0, 0, _)
+            ]
+            | [
+                (0, 0, _),
+                (2600, 2600, storage_node::ann::AnnKind::Hnsw { .. })
+            ]
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "segments never merged: {:?}",
+            shard.segment_info()
+        );
+        assert_eq!(shard.search(&probe).unwrap().len(), 10);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(shard.count(&CountRequest::default()).unwrap(), 2600);
+}
+
+#[test]
 fn operations_since_streams_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     let shard = open(dir.path(), 4, Distance::Dot, 10_000);
