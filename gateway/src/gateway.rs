@@ -44,7 +44,9 @@ impl Default for RoutingOptions {
             write_attempts: 6,
             write_backoff: Duration::from_millis(50),
             create_wait: Duration::from_secs(10),
-            watch_wait: Duration::from_secs(30),
+            // Short: a long poll held by a member that was cut off delays
+            // the gateway's view by up to this much plus the client timeout.
+            watch_wait: Duration::from_secs(10),
         }
     }
 }

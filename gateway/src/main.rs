@@ -67,7 +67,12 @@ async fn main() -> anyhow::Result<()> {
     .context("configuration")?;
     tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
     let _ = gateway::telemetry::prometheus();
-    let meta = Arc::new(MetaClient::new(config.meta_service.clone()));
+    // Short per-request timeouts: a meta member cut off from the others
+    // answers nothing; the client must move on to the next one quickly.
+    let meta = Arc::new(
+        MetaClient::new(config.meta_service.clone())
+            .with_timeout(std::time::Duration::from_secs(3)),
+    );
     let tls = transport::TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(
         || {
             format!(

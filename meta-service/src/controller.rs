@@ -9,13 +9,17 @@
 //!    puts its non-primary replicas back to `Initializing`: they missed
 //!    writes);
 //! 2. every shard whose primary is on a dead node gets a new primary: the
-//!    in-sync (`Active`) replica on an alive node that reported the highest
-//!    applied sequence number (ties: the ring's order), with term + 1;
+//!    in-sync (`Active`) replica on an alive node with the most advanced
+//!    history (last term, applied sequence number; ties: the ring's
+//!    order), with term + 1 — but only when enough replicas reported that
+//!    one of them must hold every acknowledged write
+//!    ([`failover_candidate`]);
 //! 3. a migration whose source or target is dead is aborted; a replica on a
 //!    node dead for longer than `replica_replace_after` is replaced by the
 //!    next alive node clockwise on the ring (it starts `Initializing`);
-//! 4. an `Initializing` replica that reported the primary's sequence number
-//!    under the current term is marked `Active` again;
+//! 4. an `Initializing` replica level with its primary's reported history
+//!    is marked `Active` again (also on an idle shard whose primary has not
+//!    written under its new term yet);
 //! 5. when nothing needed repair and `rebalancing.auto_enabled` is set,
 //!    replicas move from the busiest to the idlest nodes ([`rebalance`]).
 //!
@@ -28,9 +32,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protocol::cluster::{ClusterCommand, ClusterMap, Heartbeat, NodeState, ReplicaState};
+use protocol::cluster::{
+    ClusterCommand, ClusterMap, Heartbeat, NodeState, ReplicaState, ShardInfo,
+};
 use protocol::ring::shard_key;
-use protocol::{NodeId, SeqNo, ShardId, Term};
+use protocol::{NodeId, SeqNo, ShardId, Term, WriteConsistency};
 
 use crate::commands::{apply, placement_ring};
 
@@ -159,21 +165,17 @@ pub fn plan(
         {
             continue;
         }
-        // Highest applied seq wins; `Reverse(position)` keeps ring order on ties.
-        let best = shard
-            .replicas
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                r.node != primary && r.state == ReplicaState::Active && is_alive(&sim, r.node)
-            })
-            .max_by_key(|(pos, r)| {
-                let seq = live
-                    .applied(r.node, &collection, shard_id)
-                    .map_or(SeqNo(0), |(_, s)| s);
-                (seq, std::cmp::Reverse(*pos))
-            })
-            .map(|(_, r)| r.node);
+        let required = sim
+            .collections
+            .get(&collection)
+            .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
+        let best = failover_candidate(shard, primary, required, |n| {
+            if is_alive(&sim, n) {
+                live.applied(n, &collection, shard_id)
+            } else {
+                None
+            }
+        });
         match best {
             Some(node) => {
                 let expected_term = Some(shard.term);
@@ -263,16 +265,27 @@ pub fn plan(
         let Some((pterm, pseq)) = live.applied(primary, &collection, shard_id) else {
             continue;
         };
-        if pterm != shard.term {
-            continue;
-        }
+        // Under the current term a replica at or past the primary's report
+        // has a prefix of its history. A primary that has not written in
+        // its term yet (an idle shard after a failover) reports the term
+        // of its last operation: then only an identical history (same last
+        // term and sequence number) is in sync — a replica further along
+        // that term holds writes of the old primary this one never had.
+        let in_step = |(t, s): (Term, SeqNo)| {
+            t == pterm
+                && if pterm == shard.term {
+                    s >= pseq
+                } else {
+                    s == pseq
+                }
+        };
         let caught_up: Vec<NodeId> = shard
             .replicas
             .iter()
             .filter(|r| r.state == ReplicaState::Initializing && is_alive(&sim, r.node))
             .filter(|r| {
                 live.applied(r.node, &collection, shard_id)
-                    .is_some_and(|(t, s)| t == pterm && s >= pseq)
+                    .is_some_and(in_step)
             })
             .map(|r| r.node)
             .collect();
@@ -298,6 +311,52 @@ pub fn plan(
         }
     }
     out
+}
+
+/// The replica to promote when `primary` is lost, if one is certain to
+/// hold every acknowledged write.
+///
+/// A write acknowledged at consistency `w` (of `n` replicas) is on at least
+/// `w` of them, so any `n - w + 1` replicas include one that has it. The
+/// candidate is the in-sync (`Active`) replica with the most advanced
+/// history, (last term, applied sequence number), among the replicas
+/// reachable (`report` gives their progress, `None` when dead or silent);
+/// it is promoted only when at least `n - w + 1` replicas reported and
+/// none of them is ahead of it. Otherwise the shard stays without a
+/// writable primary (writes fail, reads go on) until enough replicas are
+/// back: a minority must never elect itself and drop what the majority
+/// acknowledged. Collections writing at `one` are held to `majority` here:
+/// a `one` write only ever promised the primary's copy, but a `majority`
+/// write to the same collection must survive.
+pub(crate) fn failover_candidate(
+    shard: &ShardInfo,
+    primary: NodeId,
+    consistency: WriteConsistency,
+    report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
+) -> Option<NodeId> {
+    let n = shard.replicas.len();
+    let w = match consistency {
+        WriteConsistency::One => WriteConsistency::Majority,
+        c => c,
+    }
+    .required_acks(n);
+    let reported: Vec<_> = shard
+        .replicas
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.node != primary)
+        .filter_map(|(pos, r)| Some((pos, r, report(r.node)?)))
+        .collect();
+    if reported.len() < n.saturating_sub(w) + 1 {
+        return None;
+    }
+    let most_advanced = reported.iter().map(|(_, _, p)| *p).max()?;
+    // `Reverse(position)` keeps ring order on ties.
+    let (_, best, progress) = reported
+        .iter()
+        .filter(|(_, r, _)| r.state == ReplicaState::Active)
+        .max_by_key(|(pos, _, p)| (*p, std::cmp::Reverse(*pos)))?;
+    (*progress >= most_advanced).then_some(best.node)
 }
 
 /// Adds `cmd` to the plan, guarded by the epoch it was decided at, if it

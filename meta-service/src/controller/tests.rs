@@ -182,10 +182,20 @@ fn ties_follow_ring_order_and_initializing_replicas_are_skipped() {
     };
     apply(&mut map, &st).unwrap();
     let mut live = Liveness::default();
-    heartbeat(&mut live, nodes[1], 1_500, 1, 500); // ahead, but not in sync
+    heartbeat(&mut live, nodes[1], 1_500, 1, 3); // not in sync
     heartbeat(&mut live, nodes[2], 1_500, 1, 7);
     run(&mut map, &live, 2_000);
     assert_eq!(shard(&map).primary, Some(nodes[2]));
+
+    // An initializing replica ahead of every in-sync one may hold
+    // acknowledged writes they lack: nobody is promoted.
+    let mut map = cluster(3);
+    apply(&mut map, &st).unwrap();
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[1], 1_500, 1, 500);
+    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
+    run(&mut map, &live, 2_000);
+    assert_eq!(shard(&map).primary, Some(nodes[0]));
 
     // Equal progress: the first in ring order wins.
     let mut map = cluster(3);
@@ -205,6 +215,117 @@ fn no_alive_in_sync_replica_means_no_promotion() {
         .iter()
         .all(|c| matches!(c, ClusterCommand::SetNodeState { .. })));
     assert_eq!(shard(&map).term, Term(1));
+}
+
+/// The partition the chaos suite found: the primary and one replica cut
+/// off together acknowledged writes at `majority`; the lone replica on the
+/// other side must not take over (it would drop them).
+#[test]
+fn a_lone_surviving_replica_is_not_promoted_over_a_lost_majority() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[2], 1_900, 1, 40);
+    let cmds = run(&mut map, &live, 2_000);
+    assert!(
+        cmds.iter()
+            .all(|c| matches!(c, ClusterCommand::SetNodeState { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(map.nodes[&nodes[0]].state, NodeState::Dead);
+    assert_eq!(map.nodes[&nodes[1]].state, NodeState::Dead);
+    let s = shard(&map);
+    assert_eq!((s.primary, s.term), (Some(nodes[0]), Term(1)));
+
+    // The cut-off pair comes back: the old primary keeps the shard.
+    for (n, seq) in [(nodes[0], 52), (nodes[1], 52), (nodes[2], 40)] {
+        heartbeat(&mut live, n, 2_400, 1, seq);
+    }
+    run(&mut map, &live, 2_500);
+    let s = shard(&map);
+    assert_eq!((s.primary, s.term), (Some(nodes[0]), Term(1)));
+}
+
+#[test]
+fn the_failover_quorum_follows_the_write_consistency() {
+    let mut map = cluster(3);
+    let s = shard(&map);
+    let nodes: Vec<_> = s.nodes().collect();
+    let progress = |n: NodeId| (n == nodes[2]).then_some((Term(1), SeqNo(40)));
+    // `all`: every acknowledged write is on every replica; one suffices.
+    assert_eq!(
+        failover_candidate(&s, nodes[0], WriteConsistency::All, progress),
+        Some(nodes[2])
+    );
+    // `majority` (and `one`, held to majority): two of three must report.
+    for c in [WriteConsistency::Majority, WriteConsistency::One] {
+        assert_eq!(failover_candidate(&s, nodes[0], c, progress), None);
+    }
+    let both = |n: NodeId| match n {
+        n if n == nodes[1] => Some((Term(1), SeqNo(38))),
+        n if n == nodes[2] => Some((Term(1), SeqNo(40))),
+        _ => None,
+    };
+    assert_eq!(
+        failover_candidate(&s, nodes[0], WriteConsistency::Majority, both),
+        Some(nodes[2])
+    );
+    // A later term beats a longer history of an older one.
+    let newer_term = |n: NodeId| match n {
+        n if n == nodes[1] => Some((Term(2), SeqNo(30))),
+        n if n == nodes[2] => Some((Term(1), SeqNo(40))),
+        _ => None,
+    };
+    assert_eq!(
+        failover_candidate(&s, nodes[0], WriteConsistency::Majority, newer_term),
+        Some(nodes[1])
+    );
+}
+
+#[test]
+fn replicas_of_an_idle_shard_become_active_after_a_failover() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let mut live = Liveness::default();
+    heartbeat(&mut live, nodes[1], 1_900, 1, 40);
+    heartbeat(&mut live, nodes[2], 1_900, 1, 40);
+    run(&mut map, &live, 2_000);
+    let s = shard(&map);
+    assert_eq!(s.term, Term(2));
+    let new_primary = s.primary.unwrap();
+    // The old primary returns, rebuilt to the new primary's history; no
+    // write under term 2 yet, so everyone still reports term 1.
+    for n in &nodes {
+        heartbeat(&mut live, *n, 2_400, 1, 40);
+    }
+    // Alive again (its replica back to initializing), then level with the
+    // primary in the same pass.
+    run(&mut map, &live, 2_500);
+    assert_eq!(map.nodes[&nodes[0]].state, NodeState::Alive);
+    assert_eq!(
+        shard(&map).replica(nodes[0]).unwrap().state,
+        ReplicaState::Active,
+        "level with the idle primary {new_primary}"
+    );
+    // A replica further along the old term holds writes the new primary
+    // never had: not in sync.
+    let mut map2 = map.clone();
+    apply(
+        &mut map2,
+        &ClusterCommand::SetReplicaState {
+            collection: "c".into(),
+            shard: ShardId(0),
+            node: nodes[0],
+            state: ReplicaState::Initializing,
+        },
+    )
+    .unwrap();
+    heartbeat(&mut live, nodes[0], 2_700, 1, 45);
+    run(&mut map2, &live, 2_800);
+    assert_eq!(
+        shard(&map2).replica(nodes[0]).unwrap().state,
+        ReplicaState::Initializing
+    );
 }
 
 #[test]

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta_service::MetaClient;
+use meta_service::{MetaClient, ReadConsistency};
 use protocol::cluster::{CommandError, Heartbeat, NodeInfo, ReplicaReport};
 use protocol::Epoch;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::peers::QuicPeers;
 use crate::node::Node;
@@ -42,6 +42,7 @@ pub async fn heartbeat_loop(
     meta: MetaClient,
     info: NodeInfo,
     every: Duration,
+    map_stale: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
     // Short timeouts: a heartbeat that takes long is worth nothing for the lease.
@@ -71,6 +72,11 @@ pub async fn heartbeat_loop(
             Ok(ack) => {
                 node.lease()
                     .renew_for(sent, Duration::from_millis(ack.lease_ms));
+                if ack.epoch > node.map().epoch {
+                    // The watch may hang on a member that was cut off; the
+                    // leader that took this heartbeat knows a newer map.
+                    map_stale.notify_one();
+                }
                 metrics::gauge!("storage_lease_remaining_seconds")
                     .set(node.lease().remaining().as_secs_f64());
             }
@@ -90,23 +96,35 @@ pub async fn heartbeat_loop(
     }
 }
 
-/// Follows the cluster map by long-polling the meta-service.
+/// Follows the cluster map by long-polling the meta-service; fetches it at
+/// once (through the leader) when a heartbeat ack shows a newer epoch.
 pub async fn map_loop(
     node: Arc<Node>,
     meta: MetaClient,
     peers: Arc<QuicPeers>,
+    map_stale: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
+    // Short per-request timeouts: a member cut off from the others holds a
+    // long poll silently; the client then moves on to the next member.
+    let meta = meta.with_timeout(Duration::from_secs(2));
     let mut epoch = Epoch(0);
     while !*stop.borrow() {
-        match meta.watch(epoch, Duration::from_secs(10)).await {
-            Ok(Some(view)) => {
+        let fetched = tokio::select! {
+            r = meta.watch(epoch, Duration::from_secs(10)) => r,
+            _ = map_stale.notified() => {
+                metrics::counter!("storage_map_refetches_total").increment(1);
+                meta.cluster_map(ReadConsistency::Linearizable).await.map(Some)
+            }
+        };
+        match fetched {
+            Ok(Some(view)) if view.map.epoch > epoch => {
                 epoch = view.map.epoch;
                 peers.update(&view.map).await;
                 node.apply_map(view.map).await;
                 metrics::gauge!("storage_map_epoch").set(epoch.0 as f64);
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "map watch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -71,11 +71,13 @@ pub async fn run(
     };
     tracing::info!(node = %args.node_id(), rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
     meta_sync::register(&meta, &info, stop_rx.clone()).await?;
+    let map_stale = Arc::new(tokio::sync::Notify::new());
     let mut tasks = vec![
         tokio::spawn(meta_sync::map_loop(
             node.clone(),
             meta.clone(),
             peers.clone(),
+            map_stale.clone(),
             stop_rx.clone(),
         )),
         tokio::spawn(meta_sync::heartbeat_loop(
@@ -83,6 +85,7 @@ pub async fn run(
             meta.clone(),
             info.clone(),
             args.heartbeat(),
+            map_stale,
             stop_rx.clone(),
         )),
     ];
