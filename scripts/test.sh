@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the build needs, runs every
 # test of the workspace (unit, property, multi-process, crash, partition),
-# then the official qdrant-client (from PyPI) against a real local cluster.
+# the official qdrant-client (from PyPI) against a real local cluster, and
+# the chaos suite against the docker-compose cluster (scripts/chaos.sh:
+# kills, partitions, rolling restarts; needs root, Docker and
+# docker-compose; CHAOS=0 skips it, and without Docker it says SKIPPED —
+# in CI (`CI` set) a missing Docker fails instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
 cargo build --locked --bins -p meta-service -p storage-node -p gateway -p transport
 BIN=target/debug gateway/tests/qdrant_client_smoke.sh
+if [ "${CHAOS:-1}" = 0 ]; then
+  echo "chaos suite: skipped (CHAOS=0)"
+elif [ "$(id -u)" -eq 0 ] && command -v docker-compose >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  scripts/chaos.sh
+elif [ -n "${CI:-}" ]; then
+  echo "chaos suite: needs root, Docker and docker-compose, which CI must have" >&2
+  exit 1
+else
+  echo "chaos suite: SKIPPED (needs root, a running Docker and docker-compose)"
+fi
