@@ -2,6 +2,7 @@
 //! they make into a [`History`]. Every loop is bounded by a count and by a
 //! time, and stops early when its `stop` signal flips.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,38 +61,64 @@ pub fn spawn_writes(
 ) -> JoinHandle<()> {
     let next = Arc::new(AtomicU64::new(load.first_id));
     let end = load.first_id + load.count;
-    let deadline = Instant::now() + load.max_time;
-    let workers: Vec<JoinHandle<()>> = (0..load.concurrency.max(1))
+    let (concurrency, max_time, pause) = (load.concurrency, load.max_time, load.pause);
+    let load = Arc::new(load);
+    spawn_workers(concurrency, max_time, pause, stop, move || {
+        let (load, history, next) = (load.clone(), history.clone(), next.clone());
+        async move {
+            let ids = take_ids(&next, end, load.batch, load.filter.as_ref());
+            if ids.is_empty() {
+                return false;
+            }
+            let started = history.now();
+            let (r, attempts) = with_retry(&load.retry, || {
+                load.gateway
+                    .upsert(&load.collection, &ids, load.consistency)
+            })
+            .await;
+            history.record_write(WriteRecord {
+                ids,
+                via: load.gateway.name.clone(),
+                outcome: if r.is_ok() {
+                    Outcome::Acknowledged
+                } else {
+                    Outcome::Unknown
+                },
+                attempts,
+                error: r.err().map(|e| e.to_string()),
+                started,
+                finished: history.now(),
+            });
+            true
+        }
+    })
+}
+
+/// `concurrency` workers, each running `step` until it returns false, the
+/// time is up or `stop` flips, pausing `pause` between steps; the handle
+/// ends when every worker has.
+fn spawn_workers<S, F>(
+    concurrency: usize,
+    max_time: Duration,
+    pause: Duration,
+    stop: watch::Receiver<bool>,
+    step: S,
+) -> JoinHandle<()>
+where
+    S: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = bool> + Send + 'static,
+{
+    let deadline = Instant::now() + max_time;
+    let workers: Vec<JoinHandle<()>> = (0..concurrency.max(1))
         .map(|_| {
-            let (load, history, stop, next) =
-                (load.clone(), history.clone(), stop.clone(), next.clone());
+            let (step, stop) = (step.clone(), stop.clone());
             tokio::spawn(async move {
                 while !*stop.borrow() && Instant::now() < deadline {
-                    let ids = take_ids(&next, end, load.batch, load.filter.as_ref());
-                    if ids.is_empty() {
+                    if !step().await {
                         break;
                     }
-                    let started = history.now();
-                    let (r, attempts) = with_retry(&load.retry, || {
-                        load.gateway
-                            .upsert(&load.collection, &ids, load.consistency)
-                    })
-                    .await;
-                    history.record_write(WriteRecord {
-                        ids,
-                        via: load.gateway.name.clone(),
-                        outcome: if r.is_ok() {
-                            Outcome::Acknowledged
-                        } else {
-                            Outcome::Unknown
-                        },
-                        attempts,
-                        error: r.err().map(|e| e.to_string()),
-                        started,
-                        finished: history.now(),
-                    });
-                    if !load.pause.is_zero() {
-                        tokio::time::sleep(load.pause).await;
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
                     }
                 }
             })
@@ -125,41 +152,30 @@ pub fn spawn_searches(
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let issued = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + load.max_time;
-    let workers: Vec<JoinHandle<()>> = (0..load.concurrency.max(1))
-        .map(|_| {
-            let (load, history, stop, issued) =
-                (load.clone(), history.clone(), stop.clone(), issued.clone());
-            tokio::spawn(async move {
-                while !*stop.borrow() && Instant::now() < deadline {
-                    if issued.fetch_add(1, Ordering::SeqCst) >= load.count {
-                        break;
-                    }
-                    let id = rand::rng().random_range(0..load.id_range.max(1));
-                    let query = points::vector(id);
-                    let started = history.now();
-                    let (r, attempts) = with_retry(&load.retry, || {
-                        load.gateway.search(&load.collection, &query, 10)
-                    })
-                    .await;
-                    history.record_search(SearchRecord {
-                        via: load.gateway.name.clone(),
-                        ok: r.is_ok(),
-                        attempts,
-                        error: r.err().map(|e| e.to_string()),
-                        started,
-                        finished: history.now(),
-                    });
-                    if !load.pause.is_zero() {
-                        tokio::time::sleep(load.pause).await;
-                    }
-                }
+    let (concurrency, max_time, pause) = (load.concurrency, load.max_time, load.pause);
+    let load = Arc::new(load);
+    spawn_workers(concurrency, max_time, pause, stop, move || {
+        let (load, history, issued) = (load.clone(), history.clone(), issued.clone());
+        async move {
+            if issued.fetch_add(1, Ordering::SeqCst) >= load.count {
+                return false;
+            }
+            let id = rand::rng().random_range(0..load.id_range.max(1));
+            let query = points::vector(id);
+            let started = history.now();
+            let (r, attempts) = with_retry(&load.retry, || {
+                load.gateway.search(&load.collection, &query, 10)
             })
-        })
-        .collect();
-    tokio::spawn(async move {
-        for w in workers {
-            let _ = w.await;
+            .await;
+            history.record_search(SearchRecord {
+                via: load.gateway.name.clone(),
+                ok: r.is_ok(),
+                attempts,
+                error: r.err().map(|e| e.to_string()),
+                started,
+                finished: history.now(),
+            });
+            true
         }
     })
 }

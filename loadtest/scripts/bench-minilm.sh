@@ -31,8 +31,11 @@ sleep 2  # storage nodes register with the meta-service
   --recreate --shards "$SHARDS" --rf "$RF" --m 32 --ef-construct 200 --distance Cosine \
   --batch 256 --concurrency 4 --consistency majority --no-progress --report "$OUT/ingest-$TAG.json"
 
-# Background indexing (frozen segments -> HNSW) shows as storage-node CPU;
-# wait until it stays under 5% of a core for 3 s (at most 10 min).
+# Background indexing (frozen segments -> HNSW, then the idle merge into
+# one graph) shows as storage-node CPU. It starts only once the shards have
+# been idle for 5 s (idle seal), so wait that long first, then until the
+# CPU stays under 5% of a core for 5 s (at most 10 min).
+sleep 7
 busy() {
   local t=0
   for p in $(pgrep -f "storage-node --id [0-9]+ --data-dir $DATA/"); do
@@ -41,7 +44,7 @@ busy() {
   echo $t
 }
 start=$(date +%s); quiet=0
-while [ $(( $(date +%s) - start )) -lt 600 ] && [ $quiet -lt 3 ]; do
+while [ $(( $(date +%s) - start )) -lt 600 ] && [ $quiet -lt 5 ]; do
   a=$(busy); sleep 1; b=$(busy)
   if [ $((b - a)) -lt 5 ]; then quiet=$((quiet + 1)); else quiet=0; fi
 done

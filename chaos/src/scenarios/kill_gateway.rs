@@ -9,12 +9,12 @@ use anyhow::{anyhow, Result};
 use rand::seq::IndexedRandom;
 use tokio::sync::watch;
 
-use super::{drop_collection, new_collection, verify, Ctx};
+use super::{drop_collection, new_collection, preload, verify, Ctx};
 use crate::cluster::{GATEWAYS, LB};
 use crate::fault;
 use crate::history::{self, History};
 use crate::report::ScenarioReport;
-use crate::workload::{spawn_searches, spawn_writes, SearchLoad, WriteLoad};
+use crate::workload::{spawn_searches, SearchLoad};
 
 const PRELOAD: u64 = 2_000;
 
@@ -24,24 +24,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let lb = cluster.gateway(LB)?;
     let history = History::new();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let _ = spawn_writes(
-        WriteLoad {
-            gateway: lb.clone(),
-            collection: coll.clone(),
-            first_id: 0,
-            count: PRELOAD,
-            batch: 20,
-            concurrency: 4,
-            consistency: "majority",
-            max_time: Duration::from_secs(60),
-            retry: ctx.retry(),
-            pause: Duration::ZERO,
-            filter: None,
-        },
-        history.clone(),
-        stop_rx.clone(),
-    )
-    .await;
+    preload(ctx, &lb, &coll, PRELOAD, &history).await;
     report.note(format!("preloaded {} points", history.acked_points()));
 
     let searches = spawn_searches(

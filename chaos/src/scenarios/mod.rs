@@ -193,6 +193,32 @@ async fn new_collection(ctx: &Ctx, label: &str, shards: u32, rf: u32) -> Result<
 
 /// `PUT /collections/{name}` through the load balancer, under the retry
 /// policy.
+/// Writes ids `0..count` through `gateway` at `majority` (batches of 20,
+/// 4 in flight, at most 60 s) into `history`, and waits for them.
+pub(crate) async fn preload(
+    ctx: &Ctx,
+    gateway: &Gateway,
+    collection: &str,
+    count: u64,
+    history: &Arc<History>,
+) {
+    let (_never, stop) = tokio::sync::watch::channel(false);
+    let load = crate::workload::WriteLoad {
+        gateway: gateway.clone(),
+        collection: collection.to_string(),
+        first_id: 0,
+        count,
+        batch: 20,
+        concurrency: 4,
+        consistency: "majority",
+        max_time: Duration::from_secs(60),
+        retry: ctx.retry(),
+        pause: Duration::ZERO,
+        filter: None,
+    };
+    let _ = crate::workload::spawn_writes(load, history.clone(), stop).await;
+}
+
 pub(crate) async fn create_collection(ctx: &Ctx, name: &str, shards: u32, rf: u32) -> Result<()> {
     let lb = ctx.cluster.gateway(cluster::LB)?;
     let (r, attempts) = with_retry(&ctx.retry(), || lb.create_collection(name, shards, rf)).await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::watch;
 
-use super::{check_total, converge, drop_collection, new_collection, verify, Ctx};
+use super::{check_total, converge, drop_collection, new_collection, preload, verify, Ctx};
 use crate::cluster::{LB, STORAGE};
 use crate::fault;
 use crate::history::{self, History};
@@ -25,24 +25,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let lb = cluster.gateway(LB)?;
     let history = History::new();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let _ = spawn_writes(
-        WriteLoad {
-            gateway: lb.clone(),
-            collection: coll.clone(),
-            first_id: 0,
-            count: PRELOAD,
-            batch: 20,
-            concurrency: 4,
-            consistency: "majority",
-            max_time: Duration::from_secs(60),
-            retry: ctx.retry(),
-            pause: Duration::ZERO,
-            filter: None,
-        },
-        history.clone(),
-        stop_rx.clone(),
-    )
-    .await;
+    preload(ctx, &lb, &coll, PRELOAD, &history).await;
     let writes = spawn_writes(
         WriteLoad {
             gateway: lb.clone(),
