@@ -248,7 +248,7 @@ fn a_lone_surviving_replica_is_not_promoted_over_a_lost_majority() {
 
 #[test]
 fn the_failover_quorum_follows_the_write_consistency() {
-    let mut map = cluster(3);
+    let map = cluster(3);
     let s = shard(&map);
     let nodes: Vec<_> = s.nodes().collect();
     let progress = |n: NodeId| (n == nodes[2]).then_some((Term(1), SeqNo(40)));
