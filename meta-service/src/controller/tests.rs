@@ -409,8 +409,7 @@ fn returning_node_is_alive_again_and_resyncs() {
 #[test]
 fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
     let mut map = cluster(3);
-    let node = NodeInfo::new(NodeId(4), "127.0.0.1:4");
-    apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
+    // Every shard placed on the first three nodes, then a fourth joins.
     for s in 1..12 {
         let cmd = ClusterCommand::CreateShard {
             collection: "c".into(),
@@ -419,6 +418,8 @@ fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
         };
         apply(&mut map, &cmd).unwrap();
     }
+    let node = NodeInfo::new(NodeId(4), "127.0.0.1:4");
+    apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
     let mut live = Liveness::default();
     for n in 1..=4 {
         heartbeat_empty(&mut live, NodeId(n), 900);
