@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use protocol::cluster::NodeState;
 use protocol::rpc::{ShardRef, StorageError, StorageRequest, StorageResponse};
 use protocol::{Epoch, Operation, SeqNo, ShardId, WriteConsistency};
 
@@ -73,6 +74,18 @@ impl Gateway {
                 self.pause_and_refresh(&mut backoff, Epoch(0)).await;
                 continue;
             };
+            if node.state == NodeState::Dead {
+                // Its lease ran out before it was marked dead, so it cannot
+                // take the write; the controller promotes a replica only when
+                // enough of them are reachable. Fail fast rather than wait
+                // out a call timeout per attempt.
+                last = format!(
+                    "shard {shard}: primary {} is down and no replica can safely take over yet",
+                    node.id
+                );
+                self.pause_and_refresh(&mut backoff, Epoch(0)).await;
+                continue;
+            }
             let req = StorageRequest::Write {
                 shard: shard_ref.clone(),
                 epoch: map.epoch,
@@ -335,6 +348,37 @@ mod tests {
         }
         // ConsistencyNotMet is not retried.
         assert_eq!(calls.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_primary_marked_dead_is_not_called() {
+        let client = FnClient {
+            handler: Box::new(|_, _| {
+                Ok(StorageResponse::Written {
+                    seq: SeqNo(1),
+                    acks: 2,
+                })
+            }),
+            calls: Default::default(),
+        };
+        let calls = client.calls.clone();
+        let mut dead = map(1, 1);
+        if let Some(n) = dead.nodes.get_mut(&NodeId(1)) {
+            n.state = NodeState::Dead;
+        }
+        let gw = gateway(dead.clone(), dead, client);
+        let r = gw
+            .write(
+                "c",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::Majority,
+            )
+            .await;
+        match r {
+            Err(GatewayError::WriteFailed { failed, .. }) => assert_eq!(failed, vec![ShardId(0)]),
+            other => panic!("{other:?}"),
+        }
+        assert!(calls.lock().is_empty(), "the dead primary was called");
     }
 
     #[tokio::test]
