@@ -302,6 +302,14 @@ impl MetaClient {
                     .attempt(member, method.clone(), path, body, timeout)
                     .await
                 {
+                    // No answer (a timeout: the member may be cut off). The
+                    // request may have been applied, so it is not resent,
+                    // but the next call starts at another member; otherwise
+                    // every call would wait on the silent one.
+                    Attempt::Done(r @ Err(ClientError::Unreachable { .. })) => {
+                        self.preferred.store((idx + 1) % n, Ordering::Relaxed);
+                        return r;
+                    }
                     Attempt::Done(r) => {
                         self.preferred.store(idx, Ordering::Relaxed);
                         return r;
