@@ -9,10 +9,10 @@ use anyhow::{anyhow, Result};
 use rand::seq::IndexedRandom;
 use tokio::sync::watch;
 
-use super::{drop_collection, new_collection, preload, verify, Ctx};
+use super::{drop_collection, new_collection, preload, report_searches, verify, Ctx};
 use crate::cluster::{GATEWAYS, LB};
 use crate::fault;
-use crate::history::{self, History};
+use crate::history::History;
 use crate::report::ScenarioReport;
 use crate::workload::{spawn_searches, SearchLoad};
 
@@ -109,18 +109,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = searches.await;
 
-    let all = history.searches();
-    let stats = history::search_stats(&all);
-    report.note(format!(
-        "{} searches, {} needed a retry, slowest {:.2} s",
-        stats.attempted, stats.retried, stats.max_latency_s
-    ));
-    if stats.failed > 0 {
-        report.violation(format!(
-            "{} searches failed after retries: {:?}",
-            stats.failed, stats.sample_errors
-        ));
-    }
+    let stats = report_searches(report, &history);
     if stats.ok == 0 {
         report.violation("no search succeeded");
     }

@@ -195,6 +195,26 @@ async fn new_collection(ctx: &Ctx, label: &str, shards: u32, rf: u32) -> Result<
 /// policy.
 /// Writes ids `0..count` through `gateway` at `majority` (batches of 20,
 /// 4 in flight, at most 60 s) into `history`, and waits for them.
+/// Notes the searches of `history`; any that failed after the client's
+/// retries is a violation (the kill-gateway and rolling-restart promise).
+pub(crate) fn report_searches(
+    report: &mut ScenarioReport,
+    history: &History,
+) -> history::SearchStats {
+    let stats = history::search_stats(&history.searches());
+    report.note(format!(
+        "{} searches, {} needed a retry, slowest {:.2} s",
+        stats.attempted, stats.retried, stats.max_latency_s
+    ));
+    if stats.failed > 0 {
+        report.violation(format!(
+            "{} searches failed after retries: {:?}",
+            stats.failed, stats.sample_errors
+        ));
+    }
+    stats
+}
+
 pub(crate) async fn preload(
     ctx: &Ctx,
     gateway: &Gateway,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::watch;
 
-use super::{check_total, converge, drop_collection, new_collection, preload, verify, Ctx};
+use super::{
+    check_total, converge, drop_collection, new_collection, preload, report_searches, verify, Ctx,
+};
 use crate::cluster::{LB, STORAGE};
 use crate::fault;
 use crate::history::{self, History};
@@ -105,17 +107,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     report.timings.longest_ack_gap_s =
         Some(history::longest_ack_gap(&all_writes, load_start, load_end).as_secs_f64());
 
-    let stats = history::search_stats(&history.searches());
-    report.note(format!(
-        "{} searches, {} needed a retry, slowest {:.2} s",
-        stats.attempted, stats.retried, stats.max_latency_s
-    ));
-    if stats.failed > 0 {
-        report.violation(format!(
-            "{} searches failed after retries: {:?}",
-            stats.failed, stats.sample_errors
-        ));
-    }
+    let stats = report_searches(report, &history);
     report.searches = stats;
     let states = converge(ctx, report, &coll, ended).await;
     let verdict = verify(ctx, report, &lb, &coll, &history).await?;
