@@ -111,8 +111,8 @@ pub(crate) fn from_storage(e: StorageError) -> GatewayError {
     }
 }
 
-impl From<meta_service::ClientError> for GatewayError {
-    fn from(e: meta_service::ClientError) -> Self {
+impl From<meta_client::MetaClientError> for GatewayError {
+    fn from(e: meta_client::MetaClientError) -> Self {
         use protocol::cluster::CommandError;
         match e.refusal() {
             Some(CommandError::CollectionNotFound { name }) => {
@@ -126,8 +126,13 @@ impl From<meta_service::ClientError> for GatewayError {
             ),
             Some(CommandError::Invalid { reason }) => GatewayError::bad_request(reason.clone()),
             Some(other) => GatewayError::bad_request(other.to_string()),
-            None => GatewayError::MetaUnavailable {
+            // 503 tells the HTTP client to try again: only when the
+            // meta-service may answer differently later.
+            None if e.is_transient() => GatewayError::MetaUnavailable {
                 message: e.to_string(),
+            },
+            None => GatewayError::Internal {
+                message: format!("meta-service: {e}"),
             },
         }
     }
@@ -148,3 +153,48 @@ impl IntoResponse for GatewayError {
 }
 
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meta_client::{ErrorBody, ErrorCode, MetaClientError};
+    use protocol::cluster::CommandError;
+
+    fn api(code: ErrorCode) -> MetaClientError {
+        MetaClientError::Api {
+            status: 503,
+            body: ErrorBody {
+                code,
+                message: "m".into(),
+                refusal: None,
+            },
+        }
+    }
+
+    #[test]
+    fn meta_errors_answer_503_only_when_a_retry_may_help() {
+        let unreachable = MetaClientError::Unreachable {
+            member: "m:1".into(),
+            reason: "refused".into(),
+        };
+        for e in [
+            api(ErrorCode::NoLeader),
+            api(ErrorCode::Timeout),
+            unreachable,
+        ] {
+            assert_eq!(
+                GatewayError::from(e).status(),
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        for e in [api(ErrorCode::BadRequest), MetaClientError::NoMembers] {
+            assert_eq!(
+                GatewayError::from(e).status(),
+                StatusCode::INTERNAL_SERVER_ERROR
+            );
+        }
+        let missing =
+            MetaClientError::Refused(CommandError::CollectionNotFound { name: "c".into() });
+        assert_eq!(GatewayError::from(missing).status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -15,7 +15,8 @@
 //! - [`quic`]: [`QuicShardClient`], that trait over QUIC + mTLS (`transport`).
 //! - [`map`]: [`MetaApi`] (what we need from the meta-service) and the
 //!   [`MapCache`] with its watch loop.
-//! - [`routing`]: a point's shard, [`shard_for_point`].
+//! - [`routing`]: a request's points grouped by shard (which shard holds a
+//!   point is `protocol::routing::shard_for_point`).
 //! - [`merge`]: pure top-k and scroll merges.
 //! - [`health`]: per-node in-flight and failure tracking.
 //! - [`gateway`]: the shared [`Gateway`] state, routing options, counters.
@@ -55,5 +56,4 @@ pub use gateway::{Gateway, RoutingOptions};
 pub use map::{MapCache, MetaApi};
 pub use quic::QuicShardClient;
 pub use reads::ReadOptions;
-pub use routing::shard_for_point;
 pub use scatter::ReadConsistency;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use gateway::config::{Config, Overrides};
 use gateway::{Gateway, QuicShardClient};
-use meta_service::MetaClient;
+use meta_client::MetaClient;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,7 +1,7 @@
 //! The cached cluster map and where it comes from.
 //!
 //! [`MetaApi`] is what the gateway needs from the meta-service (implemented
-//! by `meta_service::MetaClient`; tests may supply their own). [`MapCache`]
+//! by `meta_client::MetaClient`; tests may supply their own). [`MapCache`]
 //! holds the current `Arc<ClusterMap>`: a background watch loop long-polls
 //! for newer epochs, and a caller that met a stale-epoch answer asks for a
 //! refresh ([`MapCache::refresh`]). Epochs only move forward.
@@ -11,13 +11,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta_service::{ClientError as MetaError, MetaClient, ReadConsistency};
+use meta_client::{MetaClient, MetaClientError, MetaReadConsistency};
 use parking_lot::RwLock;
 use protocol::cluster::ClusterMap;
 use protocol::{CollectionConfig, Epoch};
 use tokio::sync::watch;
 
-pub type MetaFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, MetaError>> + Send + 'a>>;
+/// Longest pause between two failed map watches.
+const MAX_WATCH_BACKOFF: Duration = Duration::from_secs(5);
+
+pub type MetaFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, MetaClientError>> + Send + 'a>>;
 
 /// The meta-service operations the gateway uses.
 pub trait MetaApi: Send + Sync + 'static {
@@ -32,9 +35,11 @@ pub trait MetaApi: Send + Sync + 'static {
 impl MetaApi for MetaClient {
     fn cluster_map(&self) -> MetaFuture<'_, ClusterMap> {
         Box::pin(async move {
-            Ok(MetaClient::cluster_map(self, ReadConsistency::Linearizable)
-                .await?
-                .map)
+            Ok(
+                MetaClient::cluster_map(self, MetaReadConsistency::Linearizable)
+                    .await?
+                    .map,
+            )
         })
     }
 
@@ -97,7 +102,7 @@ impl MapCache {
 
     /// Fetches the map from the meta-service unless the cached one is
     /// already at `at_least` (another caller refreshed meanwhile).
-    pub async fn refresh(&self, at_least: Epoch) -> Result<Arc<ClusterMap>, MetaError> {
+    pub async fn refresh(&self, at_least: Epoch) -> Result<Arc<ClusterMap>, MetaClientError> {
         let _one = self.refreshing.lock().await;
         let cur = self.get();
         if cur.epoch >= at_least && at_least > Epoch(0) {
@@ -138,12 +143,22 @@ impl MapCache {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cluster map watch failed; retrying");
+                    // The gateway cannot serve without a map, so it keeps
+                    // asking even after a permanent error (a misconfigured
+                    // meta address may be fixed by DNS or a restart of the
+                    // meta-service), but at once at the slowest pace.
+                    backoff = if e.is_transient() {
+                        tracing::warn!(error = %e, "cluster map watch failed; retrying");
+                        backoff
+                    } else {
+                        tracing::error!(error = %e, "cluster map watch failed permanently; still retrying");
+                        MAX_WATCH_BACKOFF
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.changed() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(MAX_WATCH_BACKOFF);
                 }
             }
         }

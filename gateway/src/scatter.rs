@@ -327,16 +327,16 @@ mod tests {
 
     impl MetaApi for NoMeta {
         fn cluster_map(&self) -> MetaFuture<'_, ClusterMap> {
-            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
         fn watch(&self, _: Epoch, _: Duration) -> MetaFuture<'_, Option<ClusterMap>> {
-            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
         fn create_collection(&self, _: String, _: CollectionConfig) -> MetaFuture<'_, Epoch> {
-            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
         fn delete_collection(&self, _: String) -> MetaFuture<'_, Epoch> {
-            Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
     }
 

@@ -32,10 +32,10 @@ impl MetaApi for FixedMeta {
         })
     }
     fn create_collection(&self, _: String, _: CollectionConfig) -> MetaFuture<'_, Epoch> {
-        Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
     }
     fn delete_collection(&self, _: String) -> MetaFuture<'_, Epoch> {
-        Box::pin(async { Err(meta_service::ClientError::NoMembers) })
+        Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
     }
 }
 

@@ -7,7 +7,10 @@
 //! cargo run -p membership --example gossip_node -- 2 127.0.0.1:17002 127.0.0.1:17001
 //! ```
 //!
-//! Arguments: node id, gossip address, seeds… (`PHI=16` overrides the
+//! Needs the `testsuite` feature (change events are a test facility), which
+//! the crate's dev-dependency on itself turns on for examples.
+//!
+//! Arguments: node id (a number), gossip address, seeds… (`PHI=16` overrides the
 //! phi threshold). Output: one line per change,
 //! `<unix ms> <add|update|remove> <node id> <generation>`.
 
@@ -19,7 +22,7 @@ use membership::{ClusterChange, GossipTransport, LocalNode, Membership, Membersh
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: gossip_node <node-id> <gossip-addr> [seed…]";
-    let node_id = args.next().ok_or_else(|| anyhow::anyhow!(usage))?;
+    let node_id = protocol::NodeId(args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?);
     let listen = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let mut config = MembershipConfig::new(node_id, "example", listen).with_seeds(args);
     // PHI=… overrides the failure detector's threshold, for experiments.

@@ -1,4 +1,6 @@
-//! [`ClusterChange`] events and the [`ChangeStream`] that delivers them.
+//! [`ClusterChange`] events: the members task logs them, and tests follow
+//! them through a [`ChangeStream`] (feature `testsuite`; no service
+//! consumes membership events today).
 //!
 //! Why a `watch` channel of member snapshots and not a `broadcast` of
 //! events: the background task publishes the whole live-member map after
@@ -9,16 +11,15 @@
 //! two seq updates as one `Update`. Every stream starts with an `Add` per
 //! member already live, so "list then subscribe" races do not exist.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::Stream;
-use tokio::sync::watch;
+use protocol::NodeId;
 
 use crate::member::Member;
 
 /// Live members keyed by node id, as published by the background task.
-pub(crate) type Snapshot = Arc<BTreeMap<String, Member>>;
+pub(crate) type Snapshot = Arc<BTreeMap<NodeId, Member>>;
 
 /// A change in the set of live members.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,19 +34,11 @@ pub enum ClusterChange {
     Remove(Member),
 }
 
-impl ClusterChange {
-    pub fn member(&self) -> &Member {
-        match self {
-            ClusterChange::Add(m) | ClusterChange::Update(m) | ClusterChange::Remove(m) => m,
-        }
-    }
-}
-
 /// The events that turn `prev` into `next`: removals first, so a restarted
 /// node's `Remove` (old generation) precedes its `Add` (new generation).
 pub(crate) fn diff(
-    prev: &BTreeMap<String, Member>,
-    next: &BTreeMap<String, Member>,
+    prev: &BTreeMap<NodeId, Member>,
+    next: &BTreeMap<NodeId, Member>,
 ) -> Vec<ClusterChange> {
     let mut changes = Vec::new();
     for (id, old) in prev {
@@ -69,14 +62,16 @@ pub(crate) fn diff(
 
 /// Membership changes, in order, for one subscriber.
 /// Ends (`None`) when the [`Membership`](crate::Membership) shuts down.
+#[cfg(any(test, feature = "testsuite"))]
 pub struct ChangeStream {
-    rx: watch::Receiver<Snapshot>,
+    rx: tokio::sync::watch::Receiver<Snapshot>,
     seen: Snapshot,
-    pending: VecDeque<ClusterChange>,
+    pending: std::collections::VecDeque<ClusterChange>,
 }
 
+#[cfg(any(test, feature = "testsuite"))]
 impl ChangeStream {
-    pub(crate) fn new(mut rx: watch::Receiver<Snapshot>) -> Self {
+    pub(crate) fn new(mut rx: tokio::sync::watch::Receiver<Snapshot>) -> Self {
         // Snapshot now, not at the first `recv`: a change between subscribe
         // and the first `recv` must show up as an event.
         let seen = rx.borrow_and_update().clone();
@@ -96,45 +91,36 @@ impl ChangeStream {
             self.seen = next;
         }
     }
-
-    /// The same events as a `futures::Stream`.
-    pub fn into_stream(self) -> impl Stream<Item = ClusterChange> + Send + 'static {
-        futures::stream::unfold(self, |mut s| async move { s.recv().await.map(|c| (c, s)) })
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::member::{Capacity, Role};
+    use protocol::{SeqNo, ShardId};
+    use tokio::sync::watch;
 
-    fn member(id: &str, generation: u64, seq: u64) -> Member {
+    use super::*;
+
+    fn member(id: u64, generation: u64, seq: u64) -> Member {
         Member {
-            node_id: id.to_string(),
+            node_id: NodeId(id),
             generation,
-            role: Role::Storage,
             gossip_addr: "127.0.0.1:1".parse().unwrap(),
-            rpc_addr: Some("127.0.0.1:2".parse().unwrap()),
+            rpc_addr: "127.0.0.1:2".parse().unwrap(),
             http_addr: None,
-            capacity: Capacity::default(),
-            replicas: [(("c".to_string(), 0), seq)].into(),
-            extra: BTreeMap::new(),
+            replicas: [(("c".to_string(), ShardId(0)), SeqNo(seq))].into(),
         }
     }
 
-    fn map(members: Vec<Member>) -> BTreeMap<String, Member> {
-        members
-            .into_iter()
-            .map(|m| (m.node_id.clone(), m))
-            .collect()
+    fn map(members: Vec<Member>) -> BTreeMap<NodeId, Member> {
+        members.into_iter().map(|m| (m.node_id, m)).collect()
     }
 
     #[test]
     fn diff_add_update_remove_restart() {
-        let a1 = member("a", 1, 0);
-        let b1 = member("b", 1, 0);
-        let a1_seq = member("a", 1, 5);
-        let b2 = member("b", 2, 0);
+        let a1 = member(1, 1, 0);
+        let b1 = member(2, 1, 0);
+        let a1_seq = member(1, 1, 5);
+        let b2 = member(2, 2, 0);
         assert_eq!(
             diff(&map(vec![]), &map(vec![a1.clone()])),
             vec![ClusterChange::Add(a1.clone())]
@@ -159,18 +145,18 @@ mod tests {
 
     #[tokio::test]
     async fn stream_starts_with_current_members_and_coalesces() {
-        let (tx, rx) = watch::channel(Arc::new(map(vec![member("a", 1, 0)])));
+        let (tx, rx) = watch::channel(Arc::new(map(vec![member(1, 1, 0)])));
         let mut stream = ChangeStream::new(rx);
         assert_eq!(
             stream.recv().await,
-            Some(ClusterChange::Add(member("a", 1, 0)))
+            Some(ClusterChange::Add(member(1, 1, 0)))
         );
         // Two updates before the subscriber looks: one coalesced Update.
-        tx.send_replace(Arc::new(map(vec![member("a", 1, 1)])));
-        tx.send_replace(Arc::new(map(vec![member("a", 1, 2)])));
+        tx.send_replace(Arc::new(map(vec![member(1, 1, 1)])));
+        tx.send_replace(Arc::new(map(vec![member(1, 1, 2)])));
         assert_eq!(
             stream.recv().await,
-            Some(ClusterChange::Update(member("a", 1, 2)))
+            Some(ClusterChange::Update(member(1, 1, 2)))
         );
         drop(tx);
         assert_eq!(stream.recv().await, None);

@@ -1,4 +1,5 @@
-//! [`MembershipConfig`] and how the spec's SWIM settings map onto chitchat.
+//! [`MembershipConfig`], and how the spec's SWIM settings map onto the
+//! chitchat settings it holds.
 //!
 //! # SWIM → chitchat
 //!
@@ -31,8 +32,7 @@
 //! practice (~half on three nodes, less on larger clusters), so detection
 //! comes no later than the SWIM budget and usually sooner.
 //!
-//! [`MembershipConfig::with_swim`] applies this mapping. Our defaults are
-//! 100 ms and phi 16. On a three-node cluster a peer's heartbeat arrives
+//! Our defaults are 100 ms (the spec's 1 s probe interval / 10) and phi 16. On a three-node cluster a peer's heartbeat arrives
 //! every ~50 ms (several gossip paths), so a running node is declared dead
 //! ~0.8 s after its last heartbeat, plus up to one round until the next
 //! liveness check, and a stall shorter than that does not flap it.
@@ -51,14 +51,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion};
+use protocol::NodeId;
 
 use crate::error::MembershipError;
 
 /// Everything a node needs to join the gossip cluster.
 #[derive(Clone, Debug)]
 pub struct MembershipConfig {
-    /// Unique in the cluster and stable across restarts.
-    pub node_id: String,
+    /// This storage node's id in the cluster map (gossiped in decimal).
+    pub node_id: NodeId,
     /// Incarnation of this node; must grow on every restart. `None` = the
     /// start time in ms since the Unix epoch.
     pub generation: Option<u64>,
@@ -76,9 +77,8 @@ pub struct MembershipConfig {
     pub gossip_interval: Duration,
     /// Phi above which a node is declared dead; see the module doc.
     pub phi_threshold: f64,
-    /// How long a dead node's state (and its version vector) stays visible
-    /// in [`dead_members`](crate::Membership::dead_members) before it is
-    /// garbage-collected.
+    /// How long a dead node's state (and its version vector) is kept
+    /// before it is garbage-collected.
     pub dead_node_grace: Duration,
     /// How long a deleted key's tombstone is kept so that peers learn of the
     /// delete; a peer away for longer is reset from scratch instead.
@@ -87,13 +87,9 @@ pub struct MembershipConfig {
 
 impl MembershipConfig {
     /// A config with the tuned defaults; advertise = listen, no seeds.
-    pub fn new(
-        node_id: impl Into<String>,
-        cluster_id: impl Into<String>,
-        gossip_listen: SocketAddr,
-    ) -> Self {
+    pub fn new(node_id: NodeId, cluster_id: impl Into<String>, gossip_listen: SocketAddr) -> Self {
         MembershipConfig {
-            node_id: node_id.into(),
+            node_id,
             generation: None,
             cluster_id: cluster_id.into(),
             gossip_listen,
@@ -111,32 +107,12 @@ impl MembershipConfig {
         self
     }
 
-    /// Applies the spec's SWIM settings (see the module doc for the mapping).
-    pub fn with_swim(mut self, swim: &SwimSettings) -> Result<Self, MembershipError> {
-        if swim.gossip_fanout != CHITCHAT_FANOUT {
-            return Err(MembershipError::InvalidConfig {
-                reason: format!(
-                    "gossip_fanout {} unsupported: chitchat gossips with {CHITCHAT_FANOUT} peers per round",
-                    swim.gossip_fanout
-                ),
-            });
-        }
-        self.gossip_interval = swim.probe_interval / 10;
-        let budget = swim.probe_timeout + swim.suspect_timeout;
-        self.phi_threshold = budget.as_secs_f64() / self.gossip_interval.as_secs_f64();
-        self.validate()?;
-        Ok(self)
-    }
-
     pub(crate) fn validate(&self) -> Result<(), MembershipError> {
         let invalid = |reason: &str| {
             Err(MembershipError::InvalidConfig {
                 reason: reason.to_string(),
             })
         };
-        if self.node_id.is_empty() {
-            return invalid("node_id is empty");
-        }
         if self.cluster_id.is_empty() {
             return invalid("cluster_id is empty");
         }
@@ -165,7 +141,7 @@ impl MembershipConfig {
                 .unwrap_or(0)
         });
         ChitchatConfig {
-            chitchat_id: ChitchatId::new(self.node_id.as_str(), generation, advertise),
+            chitchat_id: ChitchatId::new(self.node_id.to_string(), generation, advertise),
             cluster_id: self.cluster_id.clone(),
             gossip_interval: self.gossip_interval,
             listen_addr: listen,
@@ -192,52 +168,12 @@ impl MembershipConfig {
     }
 }
 
-/// chitchat 0.13 gossips with this many live peers per round.
-const CHITCHAT_FANOUT: usize = 3;
-
-/// The spec's `cluster.swim` section.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SwimSettings {
-    pub probe_interval: Duration,
-    pub probe_timeout: Duration,
-    pub suspect_timeout: Duration,
-    pub gossip_fanout: usize,
-}
-
-impl Default for SwimSettings {
-    /// The spec's values: 1 s, 500 ms, 5 s, 3.
-    fn default() -> Self {
-        SwimSettings {
-            probe_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(500),
-            suspect_timeout: Duration::from_secs(5),
-            gossip_fanout: 3,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> MembershipConfig {
-        MembershipConfig::new("n1", "c", "127.0.0.1:0".parse().unwrap())
-    }
-
-    #[test]
-    fn swim_defaults_map_onto_chitchat() {
-        let c = config().with_swim(&SwimSettings::default()).unwrap();
-        assert_eq!(c.gossip_interval, Duration::from_millis(100));
-        assert!((c.phi_threshold - 55.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn unsupported_fanout_is_refused() {
-        let swim = SwimSettings {
-            gossip_fanout: 5,
-            ..SwimSettings::default()
-        };
-        assert!(config().with_swim(&swim).is_err());
+        MembershipConfig::new(NodeId(1), "c", "127.0.0.1:0".parse().unwrap())
     }
 
     #[test]
@@ -246,9 +182,9 @@ mod tests {
         c.phi_threshold = f64::NAN;
         assert!(c.validate().is_err());
         let mut c = config();
-        c.node_id.clear();
+        c.cluster_id.clear();
         assert!(c.validate().is_err());
-        let c = MembershipConfig::new("n1", "c", "0.0.0.0:7946".parse().unwrap());
+        let c = MembershipConfig::new(NodeId(1), "c", "0.0.0.0:7946".parse().unwrap());
         assert!(c.validate().is_err(), "unspecified advertise address");
         assert!(config().validate().is_ok());
     }

@@ -12,9 +12,6 @@ pub enum MembershipError {
         addr: std::net::SocketAddr,
         reason: String,
     },
-    /// The key is managed by the handle (role, addresses, replicas, …).
-    #[error("gossip key `{key}` is reserved; use the typed setter")]
-    ReservedKey { key: String },
     /// The handle was shut down; nothing is gossiped any more.
     #[error("membership is shut down")]
     ShutDown,
@@ -26,9 +23,7 @@ impl MembershipError {
         match self {
             // A port can free up (e.g. a previous process still exiting).
             MembershipError::Bind { .. } => true,
-            MembershipError::InvalidConfig { .. }
-            | MembershipError::ReservedKey { .. }
-            | MembershipError::ShutDown => false,
+            MembershipError::InvalidConfig { .. } | MembershipError::ShutDown => false,
         }
     }
 }

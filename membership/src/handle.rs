@@ -1,5 +1,6 @@
-//! The [`Membership`] handle: join, publish key-values, read members,
-//! subscribe to changes, shut down.
+//! The [`Membership`] handle: join, publish replica sequence numbers, read
+//! a shard's version vector, shut down. What tests need besides (member
+//! lists, change streams, crash simulation) sits behind `testsuite`.
 //!
 //! ```text
 //!  chitchat server task ──live_nodes_watcher──▶ members task ──watch<Snapshot>──▶ ChangeStream(s)
@@ -10,24 +11,23 @@
 //!
 //! The members task lives in `watcher.rs`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::{spawn_chitchat, Chitchat, ChitchatHandle, ChitchatId, NodeState};
+use chitchat::{spawn_chitchat, Chitchat, ChitchatHandle, ChitchatId};
+use protocol::{SeqNo, ShardId, VersionVector};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::change::{ChangeStream, Snapshot};
+use crate::change::Snapshot;
 use crate::config::MembershipConfig;
 use crate::error::MembershipError;
 use crate::keys;
-use crate::member::{Capacity, LocalNode, Member, Role};
+use crate::member::LocalNode;
 use crate::transport::GossipTransport;
-use crate::watcher::{dead_members, run_members_task};
+use crate::watcher::run_members_task;
 
 /// How many times `join` retries when a port it picked for port 0 was taken
 /// in between.
@@ -42,6 +42,7 @@ pub struct Membership {
 }
 
 struct Inner {
+    node_id: protocol::NodeId,
     self_id: ChitchatId,
     gossip_interval: Duration,
     chitchat: Arc<Mutex<Chitchat>>,
@@ -55,7 +56,7 @@ struct Inner {
 impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Membership")
-            .field("node_id", &&*self.inner.self_id.node_id)
+            .field("node_id", &self.inner.node_id)
             .field("generation", &self.inner.self_id.generation_id)
             .field("gossip_addr", &self.inner.self_id.gossip_advertise_addr)
             .field("live_members", &self.inner.members.borrow().len())
@@ -83,14 +84,6 @@ impl Membership {
         transport: GossipTransport,
     ) -> Result<Membership, MembershipError> {
         config.validate()?;
-        if let Some(key) = local.extra.keys().find(|k| keys::is_reserved(k)) {
-            return Err(MembershipError::ReservedKey { key: key.clone() });
-        }
-        if local.role == Role::Storage && local.rpc_addr.is_none() {
-            return Err(MembershipError::InvalidConfig {
-                reason: "a storage node must publish an rpc_addr".to_string(),
-            });
-        }
         let mut attempt = 0;
         let server = loop {
             attempt += 1;
@@ -124,12 +117,13 @@ impl Membership {
             node_id = %self_id.node_id,
             generation = self_id.generation_id,
             gossip_addr = %self_id.gossip_advertise_addr,
-            role = %local.role,
+            rpc_addr = %local.rpc_addr,
             seeds = ?config.seeds,
             "joined gossip cluster"
         );
         Ok(Membership {
             inner: Arc::new(Inner {
+                node_id: config.node_id,
                 self_id,
                 gossip_interval: config.gossip_interval,
                 chitchat,
@@ -141,114 +135,16 @@ impl Membership {
         })
     }
 
-    pub fn self_node_id(&self) -> &str {
-        &self.inner.self_id.node_id
-    }
-
-    /// This incarnation's generation.
-    pub fn self_generation(&self) -> u64 {
-        self.inner.self_id.generation_id
-    }
-
-    /// The address peers gossip with us on (the resolved port when the
-    /// config said 0).
-    pub fn gossip_addr(&self) -> SocketAddr {
-        self.inner.self_id.gossip_advertise_addr
-    }
-
-    /// Live members, this node included, sorted by node id. From the last
-    /// published snapshot: no lock on the gossip state, cheap to call.
-    pub fn live_members(&self) -> Vec<Member> {
-        self.inner.members.borrow().values().cloned().collect()
-    }
-
-    /// One live member.
-    pub fn live_member(&self, node_id: &str) -> Option<Member> {
-        self.inner.members.borrow().get(node_id).cloned()
-    }
-
-    /// The version vector of one shard over the live members: node id →
-    /// highest applied sequence number, for every live node publishing a
-    /// replica of it. What failover (most up-to-date replica) and catch-up
-    /// (who is ahead of me) read.
-    pub fn shard_version_vector(&self, collection: &str, shard: u32) -> BTreeMap<String, u64> {
+    /// The version vector of one shard over the live members: for every
+    /// live node publishing a replica of it, the highest sequence number it
+    /// applied. What anti-entropy reads (who is ahead of me).
+    pub fn shard_versions(&self, collection: &str, shard: ShardId) -> VersionVector {
         self.inner
             .members
             .borrow()
             .values()
-            .filter_map(|m| Some((m.node_id.clone(), m.replica_seq(collection, shard)?)))
+            .filter_map(|m| Some((m.node_id, m.replica_seq(collection, shard)?)))
             .collect()
-    }
-
-    /// The same vector keyed by storage node id ([`Member::protocol_node_id`]);
-    /// members whose gossip id is not a storage node id are left out.
-    pub fn shard_versions(&self, collection: &str, shard: u32) -> protocol::VersionVector {
-        self.inner
-            .members
-            .borrow()
-            .values()
-            .filter_map(|m| {
-                let seq = m.replica_seq(collection, shard)?;
-                Some((m.protocol_node_id()?, protocol::SeqNo(seq)))
-            })
-            .collect()
-    }
-
-    /// Members the failure detector declared dead (or that left) and that
-    /// are not live again under a newer generation; their last published
-    /// key-values (version vector included) stay readable for
-    /// `dead_node_grace`.
-    pub async fn dead_members(&self) -> Vec<Member> {
-        let live = self.inner.members.borrow().clone();
-        let chitchat = self.inner.chitchat.lock().await;
-        dead_members(&chitchat, &live)
-    }
-
-    /// Membership changes, starting with an `Add` for every current live
-    /// member. See [`ChangeStream`] for the delivery guarantees.
-    pub fn subscribe(&self) -> ChangeStream {
-        ChangeStream::new(self.inner.members.clone())
-    }
-
-    /// Waits until the live members satisfy `predicate`, at most `timeout`.
-    /// Returns the members that satisfied it, or `None` on timeout.
-    pub async fn wait_for(
-        &self,
-        timeout: Duration,
-        mut predicate: impl FnMut(&[Member]) -> bool,
-    ) -> Option<Vec<Member>> {
-        let mut rx = self.inner.members.clone();
-        let wait = async move {
-            let snapshot = rx
-                .wait_for(|snapshot| {
-                    let members: Vec<Member> = snapshot.values().cloned().collect();
-                    predicate(&members)
-                })
-                .await
-                .ok()?;
-            Some(snapshot.values().cloned().collect())
-        };
-        tokio::time::timeout(timeout, wait).await.ok().flatten()
-    }
-
-    /// Publishes a free-form key (not one of [`keys`]' reserved ones).
-    pub async fn set(&self, key: &str, value: &str) -> Result<(), MembershipError> {
-        if keys::is_reserved(key) {
-            return Err(MembershipError::ReservedKey {
-                key: key.to_string(),
-            });
-        }
-        self.update(|state| state.set(key, value)).await
-    }
-
-    /// Deletes a free-form key.
-    pub async fn delete(&self, key: &str) -> Result<(), MembershipError> {
-        if keys::is_reserved(key) {
-            return Err(MembershipError::ReservedKey {
-                key: key.to_string(),
-            });
-        }
-        self.update(|state| delete_if_present(state, key)).await
     }
 
     /// Publishes a replica's highest applied sequence number. Setting the
@@ -257,47 +153,22 @@ impl Membership {
     pub async fn set_replica_seq(
         &self,
         collection: &str,
-        shard: u32,
-        seq: u64,
+        shard: ShardId,
+        seq: SeqNo,
     ) -> Result<(), MembershipError> {
-        self.set_replica_seqs([(collection, shard, seq)]).await
-    }
-
-    /// Publishes several replicas' sequence numbers under one lock.
-    pub async fn set_replica_seqs<'a>(
-        &self,
-        seqs: impl IntoIterator<Item = (&'a str, u32, u64)>,
-    ) -> Result<(), MembershipError> {
-        let seqs: Vec<_> = seqs.into_iter().collect();
-        if let Some((collection, _, _)) = seqs.iter().find(|(c, _, _)| c.is_empty()) {
+        if collection.is_empty() {
             return Err(MembershipError::InvalidConfig {
-                reason: format!("empty collection name {collection:?}"),
+                reason: "empty collection name".to_string(),
             });
         }
-        self.update(|state| {
-            for (collection, shard, seq) in &seqs {
-                state.set(keys::replica_key(collection, *shard), seq);
-            }
-        })
-        .await
-    }
-
-    /// Stops publishing a replica (it was dropped or moved away).
-    pub async fn remove_replica(
-        &self,
-        collection: &str,
-        shard: u32,
-    ) -> Result<(), MembershipError> {
         let key = keys::replica_key(collection, shard);
-        self.update(|state| delete_if_present(state, &key)).await
+        self.update(|state| state.set(key, seq.0)).await
     }
 
-    pub async fn set_capacity(&self, capacity: &Capacity) -> Result<(), MembershipError> {
-        let value = serde_json::to_string(capacity).unwrap_or_default();
-        self.update(|state| state.set(keys::CAPACITY, &value)).await
-    }
-
-    async fn update(&self, f: impl FnOnce(&mut NodeState)) -> Result<(), MembershipError> {
+    async fn update(
+        &self,
+        f: impl FnOnce(&mut chitchat::NodeState),
+    ) -> Result<(), MembershipError> {
         if self.inner.shut_down.load(Ordering::Acquire) {
             return Err(MembershipError::ShutDown);
         }
@@ -328,24 +199,83 @@ impl Membership {
             }
         }
         self.inner.members_task.abort();
-        info!(node_id = %self.inner.self_id.node_id, "left gossip cluster");
+        info!(node_id = %self.inner.node_id, "left gossip cluster");
+    }
+}
+
+/// Observation for tests: who is live or dead, change events, and a crash.
+/// No service reads these (storage nodes only need
+/// [`Membership::shard_versions`]).
+#[cfg(any(test, feature = "testsuite"))]
+impl Membership {
+    pub fn self_node_id(&self) -> protocol::NodeId {
+        self.inner.node_id
+    }
+
+    /// This incarnation's generation.
+    pub fn self_generation(&self) -> u64 {
+        self.inner.self_id.generation_id
+    }
+
+    /// The address peers gossip with us on (the resolved port when the
+    /// config said 0).
+    pub fn gossip_addr(&self) -> std::net::SocketAddr {
+        self.inner.self_id.gossip_advertise_addr
+    }
+
+    /// Live members, this node included, sorted by node id.
+    pub fn live_members(&self) -> Vec<crate::Member> {
+        self.inner.members.borrow().values().cloned().collect()
+    }
+
+    /// One live member.
+    pub fn live_member(&self, node_id: protocol::NodeId) -> Option<crate::Member> {
+        self.inner.members.borrow().get(&node_id).cloned()
+    }
+
+    /// Members the failure detector declared dead (or that left) and that
+    /// are not live again under a newer generation; their last published
+    /// version vector stays readable for `dead_node_grace`.
+    pub async fn dead_members(&self) -> Vec<crate::Member> {
+        let live = self.inner.members.borrow().clone();
+        let chitchat = self.inner.chitchat.lock().await;
+        crate::watcher::dead_members(&chitchat, &live)
+    }
+
+    /// Membership changes, starting with an `Add` for every current live
+    /// member. See [`crate::ChangeStream`] for the delivery guarantees.
+    pub fn subscribe(&self) -> crate::ChangeStream {
+        crate::ChangeStream::new(self.inner.members.clone())
+    }
+
+    /// Waits until the live members satisfy `predicate`, at most `timeout`.
+    /// Returns the members that satisfied it, or `None` on timeout.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut predicate: impl FnMut(&[crate::Member]) -> bool,
+    ) -> Option<Vec<crate::Member>> {
+        let mut rx = self.inner.members.clone();
+        let wait = async move {
+            let snapshot = rx
+                .wait_for(|snapshot| {
+                    let members: Vec<crate::Member> = snapshot.values().cloned().collect();
+                    predicate(&members)
+                })
+                .await
+                .ok()?;
+            Some(snapshot.values().cloned().collect())
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 
     /// Stops gossiping at once without telling anyone, like a crash or a
-    /// dropped network: peers must detect it. For tests.
-    #[cfg(any(test, feature = "testsuite"))]
+    /// dropped network: peers must detect it.
     pub fn kill(&self) {
         self.inner.shut_down.store(true, Ordering::Release);
         if let Some(server) = self.inner.server.lock().take() {
             server.abort();
         }
         self.inner.members_task.abort();
-    }
-}
-
-fn delete_if_present(state: &mut NodeState, key: &str) {
-    // chitchat logs a warning when deleting a missing key.
-    if state.get(key).is_some() {
-        state.delete(key);
     }
 }

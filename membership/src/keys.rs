@@ -5,31 +5,29 @@
 //!
 //! | key                            | value                                   |
 //! |--------------------------------|-----------------------------------------|
-//! | `role`                         | `storage`, `gateway` or `meta`          |
+//! | `role`                         | `storage` (the only role that joins)    |
 //! | `rpc_addr`                     | QUIC data-plane address, `ip:port`      |
 //! | `http_addr`                    | HTTP address, `ip:port`                 |
-//! | `capacity`                     | JSON [`Capacity`](crate::Capacity)      |
 //! | `status`                       | `serving` or `leaving`                  |
 //! | `replica:{collection}/{shard}` | highest applied sequence number, decimal|
 //!
 //! The version vector is one key per replica rather than one blob: chitchat
 //! sends only the keys whose version changed, so a busy shard re-gossips a
-//! few bytes, not the node's whole replica list. A removed replica is a
-//! deleted key (a tombstone chitchat garbage-collects later).
+//! few bytes, not the node's whole replica list.
 //!
 //! The collection name may itself contain `/`: the shard number is what
-//! follows the *last* `/`. Keys not listed here are free for callers
-//! ([`Membership::set`](crate::Membership::set)) and show up in
-//! [`Member::extra`](crate::Member::extra).
+//! follows the *last* `/`. Other keys are ignored when read, so a newer
+//! node may publish more.
 
-/// `storage`, `gateway` or `meta`.
+use protocol::ShardId;
+
 pub const ROLE: &str = "role";
+/// The value of [`ROLE`] for a storage node.
+pub const ROLE_STORAGE: &str = "storage";
 /// QUIC RPC address other nodes and gateways connect to.
 pub const RPC_ADDR: &str = "rpc_addr";
-/// HTTP address (operators, Qdrant-compatible API on gateways).
+/// HTTP address (operators).
 pub const HTTP_ADDR: &str = "http_addr";
-/// JSON-encoded [`Capacity`](crate::Capacity).
-pub const CAPACITY: &str = "capacity";
 /// `serving` while up; `leaving` once a graceful shutdown has begun.
 pub const STATUS: &str = "status";
 /// Prefix of the version-vector keys: `replica:{collection}/{shard}`.
@@ -38,27 +36,20 @@ pub const REPLICA_PREFIX: &str = "replica:";
 pub const STATUS_SERVING: &str = "serving";
 pub const STATUS_LEAVING: &str = "leaving";
 
-/// Keys the handle manages itself; [`Membership::set`](crate::Membership::set)
-/// refuses them so a caller cannot publish a malformed role or address.
-pub fn is_reserved(key: &str) -> bool {
-    matches!(key, ROLE | RPC_ADDR | HTTP_ADDR | CAPACITY | STATUS)
-        || key.starts_with(REPLICA_PREFIX)
-}
-
 /// The gossip key of one replica's applied sequence number.
-pub fn replica_key(collection: &str, shard: u32) -> String {
-    format!("{REPLICA_PREFIX}{collection}/{shard}")
+pub fn replica_key(collection: &str, shard: ShardId) -> String {
+    format!("{REPLICA_PREFIX}{collection}/{}", shard.0)
 }
 
 /// Splits `replica:{collection}/{shard}` back into its parts; `None` when the
 /// key is not a replica key or is malformed.
-pub fn parse_replica_key(key: &str) -> Option<(&str, u32)> {
+pub fn parse_replica_key(key: &str) -> Option<(&str, ShardId)> {
     let rest = key.strip_prefix(REPLICA_PREFIX)?;
     let (collection, shard) = rest.rsplit_once('/')?;
     if collection.is_empty() {
         return None;
     }
-    Some((collection, shard.parse().ok()?))
+    Some((collection, ShardId(shard.parse().ok()?)))
 }
 
 #[cfg(test)]
@@ -68,8 +59,12 @@ mod tests {
     #[test]
     fn replica_key_round_trips() {
         for (c, s) in [("docs", 0), ("a/b", 7), ("x", u32::MAX)] {
-            assert_eq!(parse_replica_key(&replica_key(c, s)), Some((c, s)));
+            assert_eq!(
+                parse_replica_key(&replica_key(c, ShardId(s))),
+                Some((c, ShardId(s)))
+            );
         }
+        assert_eq!(replica_key("docs", ShardId(3)), "replica:docs/3");
     }
 
     #[test]
@@ -84,12 +79,5 @@ mod tests {
         ] {
             assert_eq!(parse_replica_key(k), None, "{k}");
         }
-    }
-
-    #[test]
-    fn reserved_keys() {
-        assert!(is_reserved(ROLE));
-        assert!(is_reserved("replica:docs/1"));
-        assert!(!is_reserved("zone"));
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::transport::ChannelTransport;
+use protocol::NodeId;
 
 use crate::config::MembershipConfig;
 
@@ -66,7 +67,7 @@ impl InMemoryNetwork {
 }
 
 /// A config with the crate defaults and a short dead-node grace, for tests.
-pub fn test_config(node_id: &str, listen: SocketAddr) -> MembershipConfig {
+pub fn test_config(node_id: NodeId, listen: SocketAddr) -> MembershipConfig {
     let mut config = MembershipConfig::new(node_id, "test-cluster", listen);
     config.dead_node_grace = Duration::from_secs(60);
     config

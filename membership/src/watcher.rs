@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chitchat::{Chitchat, ChitchatId, NodeState};
+use protocol::NodeId;
 use tokio::sync::{watch, Mutex};
 use tracing::{debug, info, warn};
 
@@ -22,8 +23,8 @@ use crate::member::{self, Member};
 fn live_members(
     live_nodes: &BTreeMap<ChitchatId, NodeState>,
     warned: &mut HashSet<String>,
-) -> BTreeMap<String, Member> {
-    let mut members: BTreeMap<String, Member> = BTreeMap::new();
+) -> BTreeMap<NodeId, Member> {
+    let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
     for (id, state) in live_nodes {
         let parsed = match member::parse(
             &id.node_id,
@@ -55,7 +56,7 @@ fn live_members(
         match members.get(&m.node_id) {
             Some(existing) if existing.generation >= m.generation => {}
             _ => {
-                members.insert(m.node_id.clone(), m);
+                members.insert(m.node_id, m);
             }
         }
     }
@@ -73,12 +74,9 @@ fn warn_once(warned: &mut HashSet<String>, key: String, log: impl FnOnce()) {
     }
 }
 
-pub(crate) fn dead_members(chitchat: &Chitchat, live: &BTreeMap<String, Member>) -> Vec<Member> {
-    let mut dead: BTreeMap<String, Member> = BTreeMap::new();
+pub(crate) fn dead_members(chitchat: &Chitchat, live: &BTreeMap<NodeId, Member>) -> Vec<Member> {
+    let mut dead: BTreeMap<NodeId, Member> = BTreeMap::new();
     for id in chitchat.dead_nodes() {
-        if live.contains_key(&*id.node_id) {
-            continue;
-        }
         let Some(state) = chitchat.node_state(id) else {
             continue;
         };
@@ -92,10 +90,13 @@ pub(crate) fn dead_members(chitchat: &Chitchat, live: &BTreeMap<String, Member>)
             continue;
         };
         let m = parsed.member;
+        if live.contains_key(&m.node_id) {
+            continue;
+        }
         match dead.get(&m.node_id) {
             Some(existing) if existing.generation >= m.generation => {}
             _ => {
-                dead.insert(m.node_id.clone(), m);
+                dead.insert(m.node_id, m);
             }
         }
     }
@@ -147,12 +148,12 @@ pub(crate) async fn run_members_task(
 fn log_change(change: &ClusterChange) {
     match change {
         ClusterChange::Add(m) => info!(
-            node_id = %m.node_id, generation = m.generation, role = %m.role,
-            rpc_addr = ?m.rpc_addr, "member live"
+            node_id = %m.node_id, generation = m.generation,
+            rpc_addr = %m.rpc_addr, "member live"
         ),
         ClusterChange::Update(m) => debug!(node_id = %m.node_id, "member updated"),
         ClusterChange::Remove(m) => warn!(
-            node_id = %m.node_id, generation = m.generation, role = %m.role,
+            node_id = %m.node_id, generation = m.generation,
             "member dead or left"
         ),
     }

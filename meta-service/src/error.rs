@@ -1,14 +1,15 @@
 //! The API's one error type, its HTTP status and its JSON body.
 //!
-//! The body ([`ErrorBody`]) is what [`crate::MetaClient`] parses back into a
-//! typed [`crate::ClientError`], so a refusal travels from the state
-//! machine to a gateway as the same [`CommandError`] value.
+//! The body ([`ErrorBody`], defined in `meta-client`) is what
+//! `meta_client::MetaClient` parses back into a typed `MetaClientError`, so
+//! a refusal travels from the state machine to a gateway as the same
+//! [`CommandError`] value, and every other error as an [`ErrorCode`].
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use meta_client::{ErrorBody, ErrorCode};
 use protocol::cluster::CommandError;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::MemberId;
@@ -35,12 +36,10 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Whether retrying the same request later may succeed.
+    /// Whether retrying the same request later may succeed: what the
+    /// client will conclude from this error's code.
     pub fn is_transient(&self) -> bool {
-        match self {
-            ApiError::NoLeader | ApiError::Timeout { .. } | ApiError::Forward { .. } => true,
-            ApiError::Refused(_) | ApiError::BadRequest { .. } | ApiError::Raft { .. } => false,
-        }
+        self.code().is_transient()
     }
 
     pub fn status(&self) -> StatusCode {
@@ -54,27 +53,35 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Refused(_) => "refused",
-            ApiError::NoLeader => "no_leader",
-            ApiError::Timeout { .. } => "timeout",
-            ApiError::Forward { .. } => "forward_failed",
-            ApiError::BadRequest { .. } => "bad_request",
-            ApiError::Raft { .. } => "raft",
+            ApiError::Refused(_) => ErrorCode::Refused,
+            ApiError::NoLeader => ErrorCode::NoLeader,
+            ApiError::Timeout { .. } => ErrorCode::Timeout,
+            ApiError::Forward { .. } => ErrorCode::ForwardFailed,
+            ApiError::BadRequest { .. } => ErrorCode::BadRequest,
+            ApiError::Raft { .. } => ErrorCode::Raft,
         }
     }
 
     /// Rebuilds an error from a body another member answered with.
     pub fn from_body(body: ErrorBody) -> Self {
-        match (body.code.as_str(), body.refusal) {
-            (_, Some(refusal)) => ApiError::Refused(refusal),
-            ("no_leader", _) => ApiError::NoLeader,
-            ("timeout", _) => ApiError::Timeout { ms: 0 },
-            ("bad_request", _) => ApiError::BadRequest {
+        if let Some(refusal) = body.refusal {
+            return ApiError::Refused(refusal);
+        }
+        match body.code {
+            ErrorCode::NoLeader => ApiError::NoLeader,
+            ErrorCode::Timeout => ApiError::Timeout { ms: 0 },
+            ErrorCode::BadRequest => ApiError::BadRequest {
                 reason: body.message,
             },
-            _ => ApiError::Raft {
+            // The leader never forwards a forwarded request, so a
+            // `forward_failed` from it (or a refusal without its body, or a
+            // code we do not know) is reported as the leader's own failure.
+            ErrorCode::Refused
+            | ErrorCode::ForwardFailed
+            | ErrorCode::Raft
+            | ErrorCode::Unknown => ApiError::Raft {
                 reason: body.message,
             },
         }
@@ -91,22 +98,11 @@ fn refusal_status(e: &CommandError) -> StatusCode {
     }
 }
 
-/// JSON body of every error answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Machine-readable kind: `refused`, `no_leader`, `timeout`, ...
-    pub code: String,
-    pub message: String,
-    /// The state machine's typed refusal, when `code` is `refused`.
-    #[serde(default)]
-    pub refusal: Option<CommandError>,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = ErrorBody {
-            code: self.code().to_string(),
+            code: self.code(),
             message: self.to_string(),
             refusal: match &self {
                 ApiError::Refused(e) => Some(e.clone()),

@@ -16,8 +16,10 @@
 //!   the map plus a thin loop.
 //! - [`server`]: wiring: config → stores → network → Raft → HTTP server,
 //!   and the shutdown path. [`MetaNode`] starts one member in-process.
-//! - [`client`]: [`MetaClient`], the typed client gateways and storage nodes
-//!   use.
+//!
+//! The API's wire types (and `MetaClient`, the client gateways and storage
+//! nodes use) live in the `meta-client` crate, so that its users do not
+//! link openraft, redb or axum; this crate answers with the same types.
 //! - [`error`]: the API error type and its HTTP mapping.
 //!
 //! # Why HTTP/JSON and not QUIC + msgpack
@@ -29,7 +31,6 @@
 
 use std::io::Cursor;
 
-pub mod client;
 pub mod commands;
 pub mod config;
 pub mod controller;
@@ -38,15 +39,12 @@ pub mod network;
 pub mod server;
 pub mod store;
 
-pub use client::{ClientError, MetaClient};
 pub use config::MetaConfig;
 pub use error::ApiError;
-pub use network::api::ReadConsistency;
 pub use protocol::cluster::{ClusterCommand, ClusterMap, CommandError};
 pub use server::MetaNode;
 
-/// Id of a meta member (distinct from storage-node ids in the map).
-pub type MemberId = u64;
+pub use meta_client::MemberId;
 
 /// What one command returns once applied: the new epoch, or the refusal.
 pub type CommandOutcome = Result<protocol::Epoch, CommandError>;

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use meta_client::{EpochAck, ErrorBody};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
@@ -23,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::controller::Liveness;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::network::raft_network_impl::Network;
 use crate::{MemberId, MetaConfig, Raft};
 
@@ -149,12 +150,6 @@ impl App {
             Err(ApiError::from_body(body))
         }
     }
-}
-
-/// `{ "epoch": n }`: the answer to an accepted command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct EpochAck {
-    pub epoch: Epoch,
 }
 
 /// The process-wide Prometheus recorder. `metrics` allows one global

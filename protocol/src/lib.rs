@@ -14,6 +14,8 @@
 //! - [`operation`]: the write operations a shard applies, in sequence order.
 //! - [`rpc`]: storage-node requests and responses (gateway ↔ node, primary ↔ replica).
 //! - [`version`]: version vectors (what each replica of a shard applied).
+//! - [`routing`]: which shard holds a point ([`routing::shard_for_point`]),
+//!   the contract every gateway, storage node and tool computes alike.
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
 //! - [`error`]: validation errors shared by every service.
 
@@ -24,6 +26,7 @@ pub mod filter;
 pub mod ids;
 pub mod operation;
 pub mod point;
+pub mod routing;
 pub mod rpc;
 pub mod search;
 pub mod version;

@@ -143,7 +143,7 @@ async fn standalone(
         config.routing.shard_timeout,
     ));
     let gw = gateway::Gateway::new(
-        Arc::new(meta_service::MetaClient::new([meta_addr])),
+        Arc::new(meta_client::MetaClient::new([meta_addr])),
         client,
         config.routing.clone(),
     );

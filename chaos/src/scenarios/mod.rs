@@ -267,7 +267,7 @@ async fn drop_collection(ctx: &Ctx, name: &str) {
 
 /// The shard of a point (the gateway's routing function).
 fn shard_of(collection: &str, id: u64, shards: u32) -> u32 {
-    gateway::routing::shard_for_point(collection, &PointId::Num(id), shards).0
+    protocol::routing::shard_for_point(collection, &PointId::Num(id), shards).0
 }
 
 /// Reads every written id back through `via` (majority reads, in batches)

@@ -107,7 +107,7 @@ async fn replica_failures_and_partial_answers() {
     assert_eq!(res["missing_shards"], json!(gone));
     assert_eq!(res["partial"], true);
     let in_live_shards =
-        |i: u64| !gone.contains(&gateway::shard_for_point("f", &PointId::Num(i), 3).0);
+        |i: u64| !gone.contains(&protocol::routing::shard_for_point("f", &PointId::Num(i), 3).0);
     assert_eq!(
         ids_of(&res["points"]),
         brute_force(&all, &q, 5, in_live_shards)
@@ -248,7 +248,7 @@ async fn write_and_read_consistency() {
         .expect("follower");
     c.set_down(follower.0, true);
     let id = (1000..)
-        .find(|i| gateway::shard_for_point("w", &PointId::Num(*i), 3) == ShardId(0))
+        .find(|i| protocol::routing::shard_for_point("w", &PointId::Num(*i), 3) == ShardId(0))
         .expect("an id of shard 0");
     let body = json!({"points": [{"id": id, "vector": vector(id, DIM)}]});
     let (s, v) = c.put("/collections/w/points", body.clone()).await;

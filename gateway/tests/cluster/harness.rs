@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use gateway::api::{ApiKeys, HttpOptions};
 use gateway::{CallFuture, ClientError, Gateway, RoutingOptions, ShardClient};
-use meta_service::{MetaClient, MetaConfig, MetaNode};
+use meta_client::MetaClient;
+use meta_service::{MetaConfig, MetaNode};
 use parking_lot::RwLock;
 use protocol::cluster::NodeInfo;
 use protocol::rpc::StorageRequest;

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use membership::testsuite::test_config;
 use membership::{GossipTransport, LocalNode, Member, Membership};
+use protocol::NodeId;
 
 /// Generous bounds: the machine is shared with other builds.
 pub const CONVERGE: Duration = Duration::from_secs(10);
@@ -27,26 +28,27 @@ pub fn storage_node(i: u16) -> LocalNode {
 }
 
 pub async fn join(
-    node_id: &str,
+    node_id: u64,
     generation: u64,
     listen: SocketAddr,
     seeds: &[SocketAddr],
     local: LocalNode,
     transport: &GossipTransport,
 ) -> Membership {
-    let mut config = test_config(node_id, listen).with_seeds(seeds.iter().map(|s| s.to_string()));
+    let mut config =
+        test_config(NodeId(node_id), listen).with_seeds(seeds.iter().map(|s| s.to_string()));
     config.generation = Some(generation);
     Membership::join(config, local, transport.clone())
         .await
         .expect("join")
 }
 
-pub fn ids(members: &[Member]) -> Vec<&str> {
-    members.iter().map(|m| m.node_id.as_str()).collect()
+pub fn ids(members: &[Member]) -> Vec<u64> {
+    members.iter().map(|m| m.node_id.0).collect()
 }
 
 /// Waits until `node` sees exactly `expected` live (sorted ids).
-pub async fn wait_live(node: &Membership, expected: &[&str]) {
+pub async fn wait_live(node: &Membership, expected: &[u64]) {
     let seen = node
         .wait_for(CONVERGE, |members| ids(members) == expected)
         .await;

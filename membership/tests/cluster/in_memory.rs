@@ -4,26 +4,17 @@
 use std::time::Instant;
 
 use membership::testsuite::{next_change_matching, InMemoryNetwork};
-use membership::{
-    Capacity, ClusterChange, GossipTransport, LocalNode, Membership, MembershipError, Role,
-};
+use membership::{ClusterChange, GossipTransport, Membership, MembershipError};
+use protocol::{NodeId, SeqNo, ShardId};
 
 use crate::helpers::*;
 
 async fn three_nodes(network: &InMemoryNetwork) -> (Membership, Membership, Membership) {
     let transport = GossipTransport::InMemory(network.clone());
-    let a = join(
-        "a",
-        1,
-        network.next_addr(),
-        &[],
-        storage_node(1),
-        &transport,
-    )
-    .await;
+    let a = join(1, 1, network.next_addr(), &[], storage_node(1), &transport).await;
     let seeds = [a.gossip_addr()];
     let b = join(
-        "b",
+        2,
         1,
         network.next_addr(),
         &seeds,
@@ -31,10 +22,17 @@ async fn three_nodes(network: &InMemoryNetwork) -> (Membership, Membership, Memb
         &transport,
     )
     .await;
-    let gateway = LocalNode::gateway("127.0.0.1:8080".parse().unwrap());
-    let c = join("c", 1, network.next_addr(), &seeds, gateway, &transport).await;
+    let c = join(
+        3,
+        1,
+        network.next_addr(),
+        &seeds,
+        storage_node(3),
+        &transport,
+    )
+    .await;
     for node in [&a, &b, &c] {
-        wait_live(node, &["a", "b", "c"]).await;
+        wait_live(node, &[1, 2, 3]).await;
     }
     (a, b, c)
 }
@@ -46,80 +44,48 @@ async fn three_nodes_converge_and_key_updates_arrive_as_update() {
     let (a, b, c) = three_nodes(&network).await;
 
     // Everyone sees everyone's published values.
-    let a_from_c = c.live_member("a").expect("a live at c");
-    assert_eq!(a_from_c.role, Role::Storage);
+    let a_from_c = c.live_member(NodeId(1)).expect("a live at c");
     assert_eq!(a_from_c.rpc_addr, storage_node(1).rpc_addr);
     assert_eq!(a_from_c.http_addr, storage_node(1).http_addr);
     assert_eq!(a_from_c.gossip_addr, a.gossip_addr());
-    let c_from_b = b.live_member("c").expect("c live at b");
-    assert_eq!(c_from_b.role, Role::Gateway);
-    assert_eq!(c_from_b.rpc_addr, None);
 
     // A subscriber starts with the current members…
     let mut changes = c.subscribe();
     let mut initial = Vec::new();
     for _ in 0..3 {
         match changes.recv().await {
-            Some(ClusterChange::Add(m)) => initial.push(m.node_id),
+            Some(ClusterChange::Add(m)) => initial.push(m.node_id.0),
             other => panic!("expected an initial Add, got {other:?}"),
         }
     }
     initial.sort();
-    assert_eq!(initial, ["a", "b", "c"]);
+    assert_eq!(initial, [1, 2, 3]);
 
     // …then a replica seq published by `a` arrives as an Update.
+    let docs2 = ShardId(2);
     let t0 = Instant::now();
-    a.set_replica_seq("docs", 2, 41).await.unwrap();
+    a.set_replica_seq("docs", docs2, SeqNo(41)).await.unwrap();
     let change = next_change_matching(&mut changes, CONVERGE, |c| {
-        matches!(c, ClusterChange::Update(m) if m.node_id == "a" && m.replica_seq("docs", 2) == Some(41))
+        matches!(c, ClusterChange::Update(m) if m.node_id == NodeId(1) && m.replica_seq("docs", docs2) == Some(SeqNo(41)))
     })
     .await;
     assert!(change.is_some(), "replica seq update did not arrive");
     println!("replica seq update propagated in {:?}", t0.elapsed());
-    b.set_replica_seq("docs", 2, 39).await.unwrap();
+    b.set_replica_seq("docs", docs2, SeqNo(39)).await.unwrap();
     let change = next_change_matching(&mut changes, CONVERGE, |c| {
-        matches!(c, ClusterChange::Update(m) if m.node_id == "b" && m.replica_seq("docs", 2) == Some(39))
+        matches!(c, ClusterChange::Update(m) if m.node_id == NodeId(2) && m.replica_seq("docs", docs2) == Some(SeqNo(39)))
     })
     .await;
     assert!(change.is_some(), "b's replica seq did not arrive");
-    let vv = c.shard_version_vector("docs", 2);
-    assert_eq!(vv, [("a".to_string(), 41), ("b".to_string(), 39)].into());
-    assert!(c.shard_version_vector("docs", 3).is_empty());
-
-    // Free-form keys and replica removal too.
-    a.set("zone", "eu-1").await.unwrap();
-    a.remove_replica("docs", 2).await.unwrap();
-    b.remove_replica("docs", 2).await.unwrap();
-    let change = next_change_matching(&mut changes, CONVERGE, |c| {
-        matches!(c, ClusterChange::Update(m) if m.node_id == "a"
-            && m.extra.get("zone").map(String::as_str) == Some("eu-1")
-            && m.replicas.is_empty())
-    })
-    .await;
-    assert!(change.is_some(), "key set + replica removal did not arrive");
-
-    let capacity = Capacity {
-        cpus: 8,
-        memory_bytes: 1 << 34,
-        disk_bytes: 1 << 40,
-    };
-    a.set_capacity(&capacity).await.unwrap();
-    let change = next_change_matching(
-        &mut changes,
-        CONVERGE,
-        |c| matches!(c, ClusterChange::Update(m) if m.node_id == "a" && m.capacity == capacity),
-    )
-    .await;
-    assert!(change.is_some(), "capacity update did not arrive");
-
-    // Reserved keys go through the typed setters only.
+    let vv = c.shard_versions("docs", docs2);
+    assert_eq!(
+        vv.iter().collect::<Vec<_>>(),
+        [(NodeId(1), SeqNo(41)), (NodeId(2), SeqNo(39))]
+    );
+    assert!(c.shard_versions("docs", ShardId(3)).is_empty());
     assert!(matches!(
-        a.set("role", "gateway").await,
-        Err(MembershipError::ReservedKey { .. })
-    ));
-    assert!(matches!(
-        a.delete("replica:docs/2").await,
-        Err(MembershipError::ReservedKey { .. })
+        a.set_replica_seq("", docs2, SeqNo(1)).await,
+        Err(MembershipError::InvalidConfig { .. })
     ));
     for node in [a, b, c] {
         node.shutdown().await;
@@ -146,20 +112,24 @@ async fn graceful_shutdown_is_a_prompt_remove_and_restart_is_an_add() {
     let removed = next_change_matching(
         &mut changes,
         DETECT,
-        |c| matches!(c, ClusterChange::Remove(m) if m.node_id == "b"),
+        |c| matches!(c, ClusterChange::Remove(m) if m.node_id == NodeId(2)),
     )
     .await;
     assert!(removed.is_some(), "graceful leave not seen");
     println!("graceful leave seen after {:?}", t0.elapsed());
     assert!(matches!(
-        b.set("k", "v").await,
+        b.set_replica_seq("docs", ShardId(0), SeqNo(1)).await,
         Err(MembershipError::ShutDown)
     ));
 
     // Once the failure detector agrees, `b` is listed as dead.
     let dead_seen = tokio::time::timeout(DETECT, async {
         loop {
-            if a.dead_members().await.iter().any(|m| m.node_id == "b") {
+            if a.dead_members()
+                .await
+                .iter()
+                .any(|m| m.node_id == NodeId(2))
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -171,7 +141,7 @@ async fn graceful_shutdown_is_a_prompt_remove_and_restart_is_an_add() {
     // Same id, next generation: an Add, and no longer dead.
     let transport = GossipTransport::InMemory(network.clone());
     let b2 = join(
-        "b",
+        2,
         2,
         b_addr,
         &[a.gossip_addr()],
@@ -182,11 +152,15 @@ async fn graceful_shutdown_is_a_prompt_remove_and_restart_is_an_add() {
     let added = next_change_matching(
         &mut changes,
         CONVERGE,
-        |c| matches!(c, ClusterChange::Add(m) if m.node_id == "b" && m.generation == 2),
+        |c| matches!(c, ClusterChange::Add(m) if m.node_id == NodeId(2) && m.generation == 2),
     )
     .await;
     assert!(added.is_some(), "restarted b not added");
-    assert!(!a.dead_members().await.iter().any(|m| m.node_id == "b"));
+    assert!(!a
+        .dead_members()
+        .await
+        .iter()
+        .any(|m| m.node_id == NodeId(2)));
     for node in [a, b2, c] {
         node.shutdown().await;
     }
@@ -205,7 +179,7 @@ async fn crashed_and_partitioned_nodes_are_removed_and_come_back() {
     let removed = next_change_matching(
         &mut changes,
         DETECT,
-        |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == "c"),
+        |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == NodeId(3)),
     )
     .await;
     assert!(removed.is_some(), "crashed c not removed within {DETECT:?}");
@@ -219,7 +193,7 @@ async fn crashed_and_partitioned_nodes_are_removed_and_come_back() {
     let removed = next_change_matching(
         &mut changes,
         DETECT,
-        |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == "b"),
+        |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == NodeId(2)),
     )
     .await;
     assert!(
@@ -231,20 +205,20 @@ async fn crashed_and_partitioned_nodes_are_removed_and_come_back() {
         .dead_members()
         .await
         .into_iter()
-        .map(|m| m.node_id)
+        .map(|m| m.node_id.0)
         .collect();
-    assert_eq!(dead, ["b", "c"]);
+    assert_eq!(dead, [2, 3]);
 
     // Heal: the same incarnation of `b` comes back as an Add.
     network.heal(b.gossip_addr(), a.gossip_addr()).await;
     let added = next_change_matching(
         &mut changes,
         CONVERGE,
-        |ch| matches!(ch, ClusterChange::Add(m) if m.node_id == "b" && m.generation == 1),
+        |ch| matches!(ch, ClusterChange::Add(m) if m.node_id == NodeId(2) && m.generation == 1),
     )
     .await;
     assert!(added.is_some(), "healed b not added back");
-    wait_live(&a, &["a", "b"]).await;
+    wait_live(&a, &[1, 2]).await;
     a.shutdown().await;
     b.shutdown().await;
 }

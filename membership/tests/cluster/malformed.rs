@@ -9,6 +9,7 @@ use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion,
 };
 use membership::GossipTransport;
+use protocol::{NodeId, SeqNo, ShardId};
 
 use crate::helpers::*;
 
@@ -49,7 +50,7 @@ async fn raw_node(
 async fn malformed_gossip_is_ignored_not_fatal() {
     init_tracing();
     let a = join(
-        "a",
+        1,
         1,
         "127.0.0.1:0".parse().unwrap(),
         &[],
@@ -57,15 +58,23 @@ async fn malformed_gossip_is_ignored_not_fatal() {
         &GossipTransport::Udp,
     )
     .await;
-    let wizard = raw_node("wizard", a.gossip_addr(), &[("role", "wizard")]).await;
+    let storage = [("role", "storage"), ("rpc_addr", "127.0.0.1:7998")];
+    let wizard = raw_node("11", a.gossip_addr(), &[("role", "wizard")]).await;
+    let gateway = raw_node(
+        "12",
+        a.gossip_addr(),
+        &[("role", "gateway"), ("rpc_addr", "127.0.0.1:7997")],
+    )
+    .await;
     let no_rpc = raw_node(
-        "no-rpc",
+        "13",
         a.gossip_addr(),
         &[("role", "storage"), ("rpc_addr", "nowhere")],
     )
     .await;
+    let not_a_node_id = raw_node("storage-9", a.gossip_addr(), &storage).await;
     let sloppy = raw_node(
-        "sloppy",
+        "14",
         a.gossip_addr(),
         &[
             ("role", "storage"),
@@ -79,17 +88,21 @@ async fn malformed_gossip_is_ignored_not_fatal() {
     )
     .await;
     // `sloppy` is live with what could be parsed…
-    wait_live(&a, &["a", "sloppy"]).await;
-    let m = a.live_member("sloppy").unwrap();
-    assert_eq!(m.rpc_addr, Some("127.0.0.1:7999".parse().unwrap()));
+    wait_live(&a, &[1, 14]).await;
+    let m = a.live_member(NodeId(14)).unwrap();
+    assert_eq!(m.rpc_addr, "127.0.0.1:7999".parse().unwrap());
     assert_eq!(m.http_addr, None);
     assert_eq!(m.replicas.len(), 1);
-    assert_eq!(m.replica_seq("docs", 2), Some(5));
+    assert_eq!(m.replica_seq("docs", ShardId(2)), Some(SeqNo(5)));
     // …while the unusable nodes never show up, although gossiping.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(ids(&a.live_members()), ["a", "sloppy"]);
-    let _ = wizard.shutdown().await;
-    let _ = no_rpc.shutdown().await;
-    let _ = sloppy.shutdown().await;
+    assert_eq!(ids(&a.live_members()), [1, 14]);
+    assert_eq!(
+        a.shard_versions("docs", ShardId(2)).get(NodeId(14)),
+        Some(SeqNo(5))
+    );
+    for node in [wizard, gateway, no_rpc, not_a_node_id, sloppy] {
+        let _ = node.shutdown().await;
+    }
     a.shutdown().await;
 }

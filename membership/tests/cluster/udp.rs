@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use membership::testsuite::next_change_matching;
 use membership::{ClusterChange, GossipTransport, Membership, MembershipConfig};
+use protocol::{NodeId, SeqNo, ShardId};
 
 use crate::helpers::*;
 
@@ -16,7 +17,7 @@ fn any_port() -> SocketAddr {
 /// Joins on a fixed port, retrying briefly while the previous incarnation's
 /// socket is still being torn down.
 async fn rejoin(
-    node_id: &str,
+    node_id: u64,
     generation: u64,
     listen: SocketAddr,
     seeds: &[SocketAddr],
@@ -24,7 +25,7 @@ async fn rejoin(
 ) -> Membership {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut config = membership::testsuite::test_config(node_id, listen)
+        let mut config = membership::testsuite::test_config(NodeId(node_id), listen)
             .with_seeds(seeds.iter().map(|s| s.to_string()));
         config.generation = Some(generation);
         match Membership::join(config, storage_node(i), GossipTransport::Udp).await {
@@ -41,13 +42,13 @@ async fn rejoin(
 async fn udp_three_nodes_converge_detect_crash_and_restart() {
     init_tracing();
     let udp = GossipTransport::Udp;
-    let a = join("a", 1, any_port(), &[], storage_node(1), &udp).await;
+    let a = join(1, 1, any_port(), &[], storage_node(1), &udp).await;
     let seeds = [a.gossip_addr()];
-    let b = join("b", 1, any_port(), &seeds, storage_node(2), &udp).await;
-    let mut c = join("c", 1, any_port(), &seeds, storage_node(3), &udp).await;
+    let b = join(2, 1, any_port(), &seeds, storage_node(2), &udp).await;
+    let mut c = join(3, 1, any_port(), &seeds, storage_node(3), &udp).await;
     assert_ne!(a.gossip_addr().port(), 0);
     for node in [&a, &b, &c] {
-        wait_live(node, &["a", "b", "c"]).await;
+        wait_live(node, &[1, 2, 3]).await;
     }
 
     // Steady state: nobody flaps for a while (many detection timeouts).
@@ -60,9 +61,11 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
 
     // Version-vector update over UDP.
     let mut b_changes = b.subscribe();
-    c.set_replica_seq("docs", 0, 7).await.unwrap();
+    c.set_replica_seq("docs", ShardId(0), SeqNo(7))
+        .await
+        .unwrap();
     let update = next_change_matching(&mut b_changes, CONVERGE, |ch| {
-        matches!(ch, ClusterChange::Update(m) if m.node_id == "c" && m.replica_seq("docs", 0) == Some(7))
+        matches!(ch, ClusterChange::Update(m) if m.node_id == NodeId(3) && m.replica_seq("docs", ShardId(0)) == Some(SeqNo(7)))
     })
     .await;
     assert!(update.is_some(), "update over UDP not seen");
@@ -80,7 +83,7 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
             let removed = next_change_matching(
                 changes,
                 DETECT,
-                |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == "c"),
+                |ch| matches!(ch, ClusterChange::Remove(m) if m.node_id == NodeId(3)),
             )
             .await;
             assert!(
@@ -91,13 +94,15 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
         }
         // The dead node's last version vector stays readable.
         let dead = a.dead_members().await;
-        assert_eq!(ids(&dead), ["c"]);
-        assert_eq!(dead[0].replica_seq("docs", 0), Some(7));
+        assert_eq!(ids(&dead), [3]);
+        assert_eq!(dead[0].replica_seq("docs", ShardId(0)), Some(SeqNo(7)));
 
-        c = rejoin("c", generation, c_addr, &seeds, 3).await;
-        c.set_replica_seq("docs", 0, 7).await.unwrap();
+        c = rejoin(3, generation, c_addr, &seeds, 3).await;
+        c.set_replica_seq("docs", ShardId(0), SeqNo(7))
+            .await
+            .unwrap();
         let added = next_change_matching(&mut a_changes, CONVERGE, |ch| {
-            matches!(ch, ClusterChange::Add(m) if m.node_id == "c" && m.generation == generation)
+            matches!(ch, ClusterChange::Add(m) if m.node_id == NodeId(3) && m.generation == generation)
         })
         .await;
         assert!(
@@ -105,7 +110,7 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
             "restarted c (generation {generation}) not added"
         );
         assert!(a.dead_members().await.is_empty());
-        wait_live(&b, &["a", "b", "c"]).await;
+        wait_live(&b, &[1, 2, 3]).await;
         // Let the failure detectors collect samples of the new incarnation:
         // until they have, the prior (one gossip interval) dominates and a
         // kill takes longer to detect (up to ~2 s right after a join).
@@ -114,8 +119,8 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
     times.sort();
     println!(
         "UDP crash detection (gossip {:?}, phi {}): min {:?} median {:?} max {:?} over {} observations",
-        MembershipConfig::new("x", "y", any_port()).gossip_interval,
-        MembershipConfig::new("x", "y", any_port()).phi_threshold,
+        MembershipConfig::new(NodeId(1), "y", any_port()).gossip_interval,
+        MembershipConfig::new(NodeId(1), "y", any_port()).phi_threshold,
         times[0],
         times[times.len() / 2],
         times[times.len() - 1],
@@ -129,7 +134,7 @@ async fn udp_three_nodes_converge_detect_crash_and_restart() {
 #[tokio::test]
 async fn join_refuses_a_port_in_use() {
     let a = join(
-        "a",
+        1,
         1,
         any_port(),
         &[],
@@ -137,7 +142,7 @@ async fn join_refuses_a_port_in_use() {
         &GossipTransport::Udp,
     )
     .await;
-    let config = membership::testsuite::test_config("b", a.gossip_addr());
+    let config = membership::testsuite::test_config(NodeId(2), a.gossip_addr());
     let err = Membership::join(config, storage_node(2), GossipTransport::Udp)
         .await
         .expect_err("port in use");

@@ -18,43 +18,24 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
+use meta_client::{EpochAck, MetaHealth, MetaReadConsistency};
 use openraft::ServerState;
 use protocol::cluster::{
     ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::controller::now_ms;
 use crate::error::ApiError;
-use crate::server::{App, EpochAck, FORWARDED_HEADER};
-use crate::MemberId;
+use crate::server::{App, FORWARDED_HEADER};
 
 /// Longest a watch may wait.
 const MAX_WATCH: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReadConsistency {
-    /// Confirmed current by the leader with a quorum round.
-    #[default]
-    Linearizable,
-    /// This member's applied copy; possibly behind (check its epoch).
-    Local,
-}
-
-impl ReadConsistency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReadConsistency::Linearizable => "linearizable",
-            ReadConsistency::Local => "local",
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct MapQuery {
     #[serde(default)]
-    pub consistency: ReadConsistency,
+    pub consistency: MetaReadConsistency,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,18 +43,6 @@ pub struct WatchQuery {
     #[serde(default)]
     pub after: u64,
     pub timeout_ms: Option<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Health {
-    pub status: String,
-    pub id: MemberId,
-    /// `Leader`, `Follower`, `Candidate` or `Learner`.
-    pub state: String,
-    pub leader: Option<MemberId>,
-    pub term: u64,
-    pub last_applied: Option<u64>,
-    pub epoch: u64,
 }
 
 fn forwarded(headers: &HeaderMap) -> bool {
@@ -94,7 +63,7 @@ pub async fn cluster_map(
     headers: HeaderMap,
     Query(q): Query<MapQuery>,
 ) -> Result<Json<ClusterMapView>, ApiError> {
-    if q.consistency == ReadConsistency::Local {
+    if q.consistency == MetaReadConsistency::Local {
         return Ok(Json(view(&app, false)));
     }
     if app.is_leader() {
@@ -200,9 +169,9 @@ pub async fn heartbeat(
     }
 }
 
-pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+pub async fn health(State(app): State<Arc<App>>) -> Json<MetaHealth> {
     let m = app.raft.metrics().borrow().clone();
-    Json(Health {
+    Json(MetaHealth {
         status: "ok".to_string(),
         id: app.id,
         state: format!("{:?}", m.state),

@@ -1,47 +1,19 @@
 //! Membership of the meta cluster itself, for operators. Each call must run
 //! on the leader; a follower forwards it there.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use meta_client::{AddLearnerRequest, ChangeMembershipRequest, InitRequest, MembershipAck};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::server::{App, FORWARDED_HEADER};
 use crate::{MemberId, RaftMetrics};
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct InitRequest {
-    /// Voters of the new cluster, id → address. Empty: this member alone.
-    #[serde(default)]
-    pub members: BTreeMap<MemberId, String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AddLearnerRequest {
-    pub id: MemberId,
-    pub addr: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ChangeMembershipRequest {
-    /// The new set of voters (each must already be a learner or voter).
-    pub members: BTreeSet<MemberId>,
-    /// Keep removed voters as learners.
-    #[serde(default)]
-    pub retain: bool,
-}
-
-/// `{ "log_index": n }`: where a membership change was committed.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct MembershipAck {
-    pub log_index: u64,
-}
 
 pub async fn init(
     State(app): State<Arc<App>>,

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use meta_service::ReadConsistency;
+use meta_client::MetaReadConsistency;
 
 use crate::util::{Cluster, SERIAL};
 use crate::{collection_config, config_cmd, register_nodes};
@@ -94,7 +94,7 @@ async fn leader_sigkill_new_leader_within_a_second_and_nothing_lost() {
     let local = cluster
         .member(old_leader)
         .client()
-        .cluster_map(ReadConsistency::Local)
+        .cluster_map(MetaReadConsistency::Local)
         .await
         .expect("local map");
     assert_eq!(local.map, cluster.linearizable_map().await.map);

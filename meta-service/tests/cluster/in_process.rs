@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use meta_service::{MetaClient, MetaConfig, MetaNode, ReadConsistency};
+use meta_client::{MetaClient, MetaReadConsistency};
+use meta_service::{MetaConfig, MetaNode};
 
 use crate::{collection_config, register_nodes};
 
@@ -31,7 +32,7 @@ async fn in_process_standalone_member() {
         .await
         .expect("create");
     let view = client
-        .cluster_map(ReadConsistency::Linearizable)
+        .cluster_map(MetaReadConsistency::Linearizable)
         .await
         .expect("map");
     assert!(view.linearizable);

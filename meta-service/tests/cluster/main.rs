@@ -18,7 +18,7 @@ mod restart;
 mod standalone;
 mod util;
 
-use meta_service::MetaClient;
+use meta_client::MetaClient;
 use protocol::cluster::{ClusterCommand, NodeInfo};
 use protocol::{CollectionConfig, Distance, Epoch, NodeId};
 

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use meta_service::{ClientError, ReadConsistency};
+use meta_client::{ErrorCode, MetaClientError, MetaReadConsistency};
 
 use crate::config_cmd;
 use crate::util::{Cluster, SERIAL};
@@ -49,12 +49,13 @@ async fn one_member_alone_cannot_commit() {
     );
     assert!(took < Duration::from_secs(4), "bounded: {took:?}");
     assert!(
-        matches!(&err, ClientError::Api { status: 503, .. }),
+        matches!(&err, MetaClientError::Api { status: 503, body }
+            if matches!(body.code, ErrorCode::Timeout | ErrorCode::NoLeader)),
         "{err:?}"
     );
     assert!(err.is_transient());
     let local = alone
-        .cluster_map(ReadConsistency::Local)
+        .cluster_map(MetaReadConsistency::Local)
         .await
         .expect("local read still answers");
     assert_eq!(local.map.epoch.0, epoch, "nothing was applied");
@@ -68,7 +69,7 @@ async fn one_member_alone_cannot_commit() {
         alone.heartbeat(&hb).await.is_err(),
         "a lone leader acked a heartbeat"
     );
-    let lin = alone.cluster_map(ReadConsistency::Linearizable).await;
+    let lin = alone.cluster_map(MetaReadConsistency::Linearizable).await;
     assert!(lin.is_err(), "no linearizable read without a quorum");
 
     // A follower alone (restarted without its peers) cannot commit either.
@@ -84,7 +85,7 @@ async fn one_member_alone_cannot_commit() {
     // It may not be up yet: bounded retries while the process starts.
     for _ in 0..50 {
         match client.submit(&config_cmd(2)).await {
-            Err(ClientError::Unreachable { .. }) => {
+            Err(MetaClientError::Unreachable { .. } | MetaClientError::NoAnswer { .. }) => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
             other => {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use meta_service::ReadConsistency;
+use meta_client::MetaReadConsistency;
 
 use crate::util::{Cluster, SERIAL};
 use crate::{collection_config, config_cmd, register_nodes};
@@ -72,7 +72,7 @@ async fn kill_and_restart_all_three_restores_the_exact_state() {
     for m in &cluster.members {
         let local = m
             .client()
-            .cluster_map(ReadConsistency::Local)
+            .cluster_map(MetaReadConsistency::Local)
             .await
             .expect("local map");
         assert_eq!(local.map, before, "member {}", m.id);
@@ -142,7 +142,7 @@ async fn lagging_member_catches_up_from_a_snapshot() {
     let local = cluster
         .member(lagging)
         .client()
-        .cluster_map(ReadConsistency::Local)
+        .cluster_map(MetaReadConsistency::Local)
         .await
         .expect("local map");
     assert_eq!(local.map, expected);

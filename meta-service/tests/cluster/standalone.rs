@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
-use meta_service::{CommandError, ReadConsistency};
+use meta_client::MetaReadConsistency;
+use meta_service::CommandError;
 use protocol::cluster::{Heartbeat, NodeState, ReplicaReport};
 use protocol::{NodeId, SeqNo, ShardId, Term};
 
@@ -81,7 +82,7 @@ async fn standalone_member_serves_refuses_and_restarts() {
     );
 
     let before = client
-        .cluster_map(ReadConsistency::Linearizable)
+        .cluster_map(MetaReadConsistency::Linearizable)
         .await
         .expect("map")
         .map;
@@ -93,7 +94,7 @@ async fn standalone_member_serves_refuses_and_restarts() {
         .expect("leads again");
     assert_eq!(
         client
-            .cluster_map(ReadConsistency::Linearizable)
+            .cluster_map(MetaReadConsistency::Linearizable)
             .await
             .expect("map")
             .map,
@@ -124,7 +125,7 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
         .await
         .expect("create");
     let shard = client
-        .cluster_map(ReadConsistency::Local)
+        .cluster_map(MetaReadConsistency::Local)
         .await
         .expect("map")
         .map
@@ -154,7 +155,7 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
             assert_eq!(ack.lease_ms, 400, "half of --node-dead-after-ms");
         }
         let map = client
-            .cluster_map(ReadConsistency::Local)
+            .cluster_map(MetaReadConsistency::Local)
             .await
             .expect("map")
             .map;

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meta_service::network::api::Health;
-use meta_service::{MetaClient, ReadConsistency};
+use meta_client::{MetaClient, MetaHealth, MetaReadConsistency};
 use protocol::cluster::ClusterMapView;
 
 /// Multi-process tests share two cores; running them one at a time keeps
@@ -71,7 +70,7 @@ impl Member {
         MetaClient::new([self.addr.clone()]).with_timeout(Duration::from_secs(5))
     }
 
-    pub async fn health(&self) -> Option<Health> {
+    pub async fn health(&self) -> Option<MetaHealth> {
         self.client().health_of(0).await.ok()
     }
 }
@@ -209,7 +208,7 @@ impl Cluster {
 
     pub async fn linearizable_map(&self) -> ClusterMapView {
         self.client_of_running()
-            .cluster_map(ReadConsistency::Linearizable)
+            .cluster_map(MetaReadConsistency::Linearizable)
             .await
             .expect("linearizable map")
     }

@@ -41,7 +41,7 @@ pub async fn run(
         for r in node.replicas() {
             let shard_ref = r.shard_ref.clone();
             held.push(shard_ref.clone());
-            let mut versions = membership.shard_versions(&shard_ref.collection, shard_ref.shard.0);
+            let mut versions = membership.shard_versions(&shard_ref.collection, shard_ref.shard);
             let own = r.shard().applied_seq();
             versions.observe(me, own);
             metrics::gauge!("storage_replica_behind_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string())

@@ -116,7 +116,7 @@ impl StorageNodeArgs {
             return Ok(None);
         };
         let mut config =
-            membership::MembershipConfig::new(self.id.to_string(), self.cluster_id.clone(), listen)
+            membership::MembershipConfig::new(self.node_id(), self.cluster_id.clone(), listen)
                 .with_seeds(self.seeds.clone());
         if let Some(advertise) = self.gossip_advertise {
             config.gossip_advertise = advertise;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta_service::{MetaClient, ReadConsistency};
+use meta_client::{MetaClient, MetaReadConsistency};
 use protocol::cluster::{CommandError, Heartbeat, NodeInfo, ReplicaReport};
 use protocol::Epoch;
 use tokio::sync::{watch, Notify};
@@ -13,8 +13,9 @@ use tokio::sync::{watch, Notify};
 use super::peers::QuicPeers;
 use crate::node::Node;
 
-/// Registers this node, retrying until the meta-service answers or the
-/// node is told to stop.
+/// Registers this node, retrying while the failure is transient (no
+/// meta member reachable yet, an election) until the node is told to stop;
+/// a permanent one (a refusal, no member configured) fails start-up.
 pub async fn register(
     meta: &MetaClient,
     info: &NodeInfo,
@@ -28,6 +29,9 @@ pub async fn register(
                 return Ok(());
             }
             Err(e) if *stop.borrow() => anyhow::bail!("stopped before registering: {e}"),
+            Err(e) if !e.is_transient() => {
+                anyhow::bail!("the meta-service refused the registration: {e}")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "meta-service registration failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -114,7 +118,7 @@ pub async fn map_loop(
             r = meta.watch(epoch, Duration::from_secs(10)) => r,
             _ = map_stale.notified() => {
                 metrics::counter!("storage_map_refetches_total").increment(1);
-                meta.cluster_map(ReadConsistency::Linearizable).await.map(Some)
+                meta.cluster_map(MetaReadConsistency::Linearizable).await.map(Some)
             }
         };
         match fetched {
@@ -125,9 +129,15 @@ pub async fn map_loop(
                 metrics::gauge!("storage_map_epoch").set(epoch.0 as f64);
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "map watch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // Nothing to gain from asking again soon; the node still needs
+            // the map, so it keeps asking, slowly.
+            Err(e) => {
+                tracing::warn!(error = %e, "map watch failed permanently; retrying slowly");
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
     }
@@ -141,9 +151,9 @@ pub async fn publish_versions(
 ) {
     while !*stop.borrow() {
         for r in node.replicas() {
-            let seq = r.shard().applied_seq().0;
+            let seq = r.shard().applied_seq();
             if let Err(e) = membership
-                .set_replica_seq(&r.shard_ref.collection, r.shard_ref.shard.0, seq)
+                .set_replica_seq(&r.shard_ref.collection, r.shard_ref.shard, seq)
                 .await
             {
                 tracing::debug!(error = %e, "cannot publish replica version");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use meta_service::MetaClient;
+use meta_client::MetaClient;
 use protocol::cluster::NodeInfo;
 use protocol::rpc::{StorageRequest, StorageResponse};
 use tokio::sync::watch;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meta_service::{MetaClient, MetaConfig, MetaNode, ReadConsistency};
+use meta_client::{MetaClient, MetaReadConsistency};
+use meta_service::{MetaConfig, MetaNode};
 use protocol::cluster::{ClusterMap, NodeState};
 use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::{CollectionConfig, Distance, NodeId, Operation, PointId, ShardId, WriteConsistency};
@@ -201,7 +202,11 @@ impl Cluster {
     }
 
     pub async fn refresh_map(&mut self) {
-        if let Ok(view) = self.meta_client.cluster_map(ReadConsistency::Local).await {
+        if let Ok(view) = self
+            .meta_client
+            .cluster_map(MetaReadConsistency::Local)
+            .await
+        {
             self.map = view.map;
         }
     }
