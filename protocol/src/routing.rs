@@ -66,6 +66,22 @@ mod tests {
     }
 
     #[test]
+    fn pinned_values() {
+        // Computed outside Rust (Python's hashlib) from the layout in the
+        // doc comment; a change here misroutes every stored point.
+        let shards = |n: u32| -> Vec<u32> {
+            (0..8u64)
+                .map(|i| shard_for_point("docs", &PointId::Num(i), n).0)
+                .collect()
+        };
+        assert_eq!(shards(3), [2, 2, 0, 0, 2, 2, 1, 1]);
+        assert_eq!(shards(8), [4, 6, 0, 4, 6, 1, 6, 5]);
+        let u = PointId::Uuid(uuid::Uuid::from_u128(7));
+        assert_eq!(shard_for_point("docs", &u, 5), ShardId(0));
+        assert_eq!(shard_for_point("docs", &u, 1000), ShardId(820));
+    }
+
+    #[test]
     fn spreads_evenly_and_depends_on_collection() {
         let mut counts = [0usize; 4];
         for i in 0..4000u64 {
