@@ -7,9 +7,15 @@
 //!
 //! - [`config`]: tunables (Raft timings, snapshot interval, grace periods).
 //! - [`commands`]: the state machine proper: `apply(map, command)`, a pure
-//!   function that validates and applies one [`ClusterCommand`].
+//!   function that validates and applies one [`ClusterCommand`], one small
+//!   function per command (split by what they change).
 //! - [`store`]: openraft storage on disk: the log in redb, the state machine
 //!   with snapshots written as files.
+//! - [`liveness`]: what the leader heard from storage nodes (heartbeats),
+//!   the controller's input.
+//! - [`app`]: [`app::App`], the shared state of a member (Raft handle, map,
+//!   liveness) handed to the HTTP handlers and the controller; commits and
+//!   forwards to the leader.
 //! - [`network`]: HTTP/JSON (axum server, reqwest client): Raft RPCs between
 //!   members, the management endpoints, and the public API.
 //! - [`controller`]: failure handling on the leader, as pure functions over
@@ -20,6 +26,11 @@
 //!   use.
 //! - [`error`]: the API error type and its HTTP mapping.
 //!
+//! Modules import downwards only (`server` → `controller`, `network` →
+//! `app` → `liveness`, `error`, `config`; `controller`, `store` →
+//! `commands`), so no two modules import each other; the README says how to
+//! check.
+//!
 //! # Why HTTP/JSON and not QUIC + msgpack
 //!
 //! Meta traffic is small and rare (map reads, a heartbeat per node per
@@ -29,11 +40,13 @@
 
 use std::io::Cursor;
 
+pub mod app;
 pub mod client;
 pub mod commands;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod liveness;
 pub mod network;
 pub mod server;
 pub mod store;

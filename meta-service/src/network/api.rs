@@ -24,9 +24,9 @@ use protocol::cluster::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::controller::now_ms;
+use crate::app::{App, EpochAck, FORWARDED_HEADER};
 use crate::error::ApiError;
-use crate::server::{App, EpochAck, FORWARDED_HEADER};
+use crate::liveness::now_ms;
 use crate::MemberId;
 
 /// Longest a watch may wait.

@@ -11,8 +11,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
+use crate::app::{App, FORWARDED_HEADER};
 use crate::error::ApiError;
-use crate::server::{App, FORWARDED_HEADER};
 use crate::{MemberId, RaftMetrics};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub async fn init(
     State(app): State<Arc<App>>,
     Json(req): Json<InitRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::server::initialize(&app, req.members).await?;
+    app.initialize(req.members).await?;
     Ok(Json(serde_json::json!({ "initialized": true })))
 }
 
