@@ -16,7 +16,10 @@
 //!    ([`failover_candidate`]);
 //! 3. a migration whose source or target is dead is aborted; a replica on a
 //!    node dead for longer than `replica_replace_after` is replaced by the
-//!    next alive node clockwise on the ring (it starts `Initializing`);
+//!    next alive node clockwise on the ring (it starts `Initializing`) —
+//!    except in a shard whose primary is still dead (step 2 found no safe
+//!    successor): its replica set waits, so that no successor is ever
+//!    chosen around [`failover_candidate`];
 //! 4. an `Initializing` replica level with its primary's reported history
 //!    is marked `Active` again (also on an idle shard whose primary has not
 //!    written under its new term yet);
@@ -152,7 +155,8 @@ impl Plan {
     /// Step 3: re-replication. First abort migrations with a dead end: they
     /// cannot finish, and they block changes to their shard's replicas.
     /// Then replace every replica on a node dead for longer than
-    /// `replica_replace_after` by the next alive node clockwise.
+    /// `replica_replace_after` by the next alive node clockwise, in shards
+    /// with a live primary.
     fn re_replicate(&mut self, now_ms: u64, policy: &Policy) {
         self.abort_dead_end_migrations();
         self.replace_long_dead_replicas(now_ms, policy);
@@ -190,6 +194,16 @@ impl Plan {
                 continue;
             };
             if shard.migration.is_some() {
+                continue;
+            }
+            // A primary still dead here is one `fail_over` found no safe
+            // successor for. Replacing it would elect one around
+            // `failover_candidate` (the state machine refuses that), and
+            // replacing its dead peers would add fresh replicas that count
+            // towards the rule's quorum of reports without holding any
+            // acknowledged write — nor could they copy from a dead
+            // primary. The shard waits for its replicas to come back.
+            if shard.primary.is_some_and(|p| is_dead(sim, p)) {
                 continue;
             }
             let expired = |n: NodeId| {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::cluster::{ClusterMap, CommandError, Replica, ReplicaState};
+use protocol::cluster::{ClusterMap, CommandError, NodeState, Replica, ReplicaState};
 use protocol::{NodeId, ShardId, Term};
 
 use super::lookup::{
@@ -10,7 +10,8 @@ use super::lookup::{
 };
 
 /// Replaces a shard's replica set. Kept nodes keep their state, new ones
-/// start `Initializing`.
+/// start `Initializing`; a dropped primary hands over as [`successor`]
+/// says.
 pub(super) fn set_replicas(
     map: &mut ClusterMap,
     collection: &str,
@@ -38,21 +39,53 @@ pub(super) fn set_replicas(
         })
         .collect();
     let primary_kept = s.primary.is_some_and(|p| replicas.contains(&p));
-    if !primary_kept && !new.iter().any(|r| r.state == ReplicaState::Active) {
-        return Err(invalid(
-            "the new replica set keeps no in-sync replica to be primary",
-        ));
-    }
+    let new_primary = if primary_kept {
+        None
+    } else {
+        Some(successor(map, s.primary, &new)?)
+    };
     let s = shard_mut(map, collection, shard)?;
-    if !primary_kept {
-        s.primary = new
-            .iter()
-            .find(|r| r.state == ReplicaState::Active)
-            .map(|r| r.node);
+    if let Some(node) = new_primary {
+        s.primary = Some(node);
         s.term = Term(s.term.0 + 1);
     }
     s.replicas = new;
     Ok(())
+}
+
+/// Who takes over from a primary a new replica set drops.
+///
+/// A live primary hands over to the first in-sync replica on a live node.
+/// A dead one is refused: which replica holds every acknowledged write is
+/// known only from the replicas' reports, which the leader's controller
+/// has and the state machine has not, so its successor is chosen there
+/// (`controller::failover_candidate`, then `PromotePrimary`) and the set
+/// changed afterwards. Electing by list position here would bypass that
+/// rule: it could pick a replica on a dead node, or one on the minority
+/// side that lacks writes acknowledged at `majority`.
+fn successor(
+    map: &ClusterMap,
+    primary: Option<NodeId>,
+    new: &[Replica],
+) -> Result<NodeId, CommandError> {
+    let alive = |n: NodeId| {
+        map.nodes
+            .get(&n)
+            .is_some_and(|i| i.state == NodeState::Alive)
+    };
+    if let Some(p) = primary {
+        if map.nodes.get(&p).is_none_or(|i| i.state == NodeState::Dead) {
+            return Err(invalid(&format!(
+                "the primary (node {p}) is dead: promote its successor first (PromotePrimary)"
+            )));
+        }
+    }
+    new.iter()
+        .find(|r| r.state == ReplicaState::Active && alive(r.node))
+        .map(|r| r.node)
+        .ok_or_else(|| {
+            invalid("the new replica set keeps no in-sync replica on a live node to be primary")
+        })
 }
 
 /// A primary stays `Active`: demoting it would leave the shard without an
