@@ -5,7 +5,8 @@
 //!
 //! It has its own module (openraft raft-kv's `app.rs`) so that the modules
 //! using it — `network/*`, `controller`, `server` — depend on it and not on
-//! each other: `server` wires them together and nothing imports `server`.
+//! each other: `server` wires them together, and none of them imports
+//! `server`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
