@@ -16,29 +16,35 @@
 //!    ([`failover_candidate`]);
 //! 3. a migration whose source or target is dead is aborted; a replica on a
 //!    node dead for longer than `replica_replace_after` is replaced by the
-//!    next alive node clockwise on the ring (it starts `Initializing`);
+//!    next alive node clockwise on the ring (it starts `Initializing`) —
+//!    except in a shard whose primary is still dead (step 2 found no safe
+//!    successor): its replica set waits, so that no successor is ever
+//!    chosen around [`failover_candidate`];
 //! 4. an `Initializing` replica level with its primary's reported history
 //!    is marked `Active` again (also on an idle shard whose primary has not
 //!    written under its new term yet);
 //! 5. when nothing needed repair and `rebalancing.auto_enabled` is set,
 //!    replicas move from the busiest to the idlest nodes ([`rebalance`]).
 //!
-//! Heartbeats (liveness and applied sequence numbers) are soft state kept
-//! only by the leader, not replicated: they change every second and are
-//! worthless after a few. A new leader starts every node's clock at its own
-//! takeover, so a failover never declares the whole cluster dead.
+//! Heartbeats (liveness and applied sequence numbers, [`Liveness`]) are
+//! soft state kept only by the leader, not replicated: they change every
+//! second and are worthless after a few. A new leader starts every node's
+//! clock at its own takeover, so a failover never declares the whole
+//! cluster dead.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use protocol::cluster::{
-    ClusterCommand, ClusterMap, Heartbeat, NodeState, ReplicaState, ShardInfo,
-};
+use protocol::cluster::{ClusterCommand, ClusterMap, NodeState, ReplicaState, ShardInfo};
 use protocol::ring::shard_key;
 use protocol::{NodeId, SeqNo, ShardId, Term, WriteConsistency};
 
+use crate::app::App;
 use crate::commands::{apply, placement_ring};
+use crate::liveness::{now_ms, Liveness};
+// `tests.rs` builds heartbeats with the names in scope here.
+#[cfg(test)]
+use protocol::cluster::Heartbeat;
 
 /// Grace periods of the controller.
 #[derive(Clone, Copy, Debug)]
@@ -47,270 +53,275 @@ pub struct Policy {
     pub replica_replace_after_ms: u64,
 }
 
-/// What the leader has heard from storage nodes.
-#[derive(Clone, Debug, Default)]
-pub struct Liveness {
-    /// When this member became leader (ms since the Unix epoch); a node not
-    /// heard from since counts as heard from at this time.
-    pub leader_since_ms: u64,
-    pub nodes: HashMap<NodeId, NodeReport>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct NodeReport {
-    pub last_seen_ms: u64,
-    /// Per shard: (term followed, highest sequence number applied).
-    pub applied: HashMap<(String, ShardId), (Term, SeqNo)>,
-}
-
-impl Liveness {
-    pub fn record(&mut self, hb: &Heartbeat, now_ms: u64) {
-        let report = self.nodes.entry(hb.node).or_default();
-        report.last_seen_ms = now_ms;
-        report.applied = hb
-            .replicas
-            .iter()
-            .map(|r| ((r.collection.clone(), r.shard), (r.term, r.applied)))
-            .collect();
-    }
-
-    /// Forget everything and start the clocks now (on becoming leader).
-    pub fn reset(&mut self, now_ms: u64) {
-        self.leader_since_ms = now_ms;
-        self.nodes.clear();
-    }
-
-    fn last_seen(&self, node: NodeId) -> u64 {
-        self.nodes.get(&node).map_or(self.leader_since_ms, |r| {
-            r.last_seen_ms.max(self.leader_since_ms)
-        })
-    }
-
-    /// Heard from since becoming leader (not just assumed alive).
-    fn heard_since(&self, node: NodeId, since_ms: u64) -> bool {
-        self.nodes
-            .get(&node)
-            .is_some_and(|r| r.last_seen_ms > since_ms)
-    }
-
-    fn applied(&self, node: NodeId, collection: &str, shard: ShardId) -> Option<(Term, SeqNo)> {
-        self.nodes
-            .get(&node)?
-            .applied
-            .get(&(collection.to_string(), shard))
-            .copied()
-    }
-}
-
 /// The commands that repair `map`, in the order they must be applied, each
 /// wrapped in [`ClusterCommand::IfEpoch`]. Each was checked against the map
 /// as changed by the ones before it, so they apply cleanly unless the map
 /// moved on meanwhile (then the state machine refuses them and the next
-/// pass re-plans).
+/// pass re-plans). The steps are the ones listed in the module doc, and
+/// each sees the map as the steps before it left it.
 pub fn plan(
     map: &ClusterMap,
     live: &Liveness,
     now_ms: u64,
     policy: &Policy,
 ) -> Vec<ClusterCommand> {
-    let mut sim = map.clone();
-    let mut out = Vec::new();
+    let mut plan = Plan {
+        sim: map.clone(),
+        out: Vec::new(),
+    };
+    plan.mark_liveness(live, now_ms, policy);
+    plan.fail_over(live);
+    plan.re_replicate(now_ms, policy);
+    plan.catch_up(live);
+    plan.rebalance(now_ms);
+    plan.out
+}
 
-    // 1. Liveness.
-    let nodes: Vec<_> = map.nodes.values().cloned().collect();
-    for node in &nodes {
-        let silent_for = now_ms.saturating_sub(live.last_seen(node.id));
-        let stale = silent_for > policy.node_dead_after_ms;
-        if node.state != NodeState::Dead && stale {
-            push(
-                &mut sim,
-                &mut out,
-                ClusterCommand::SetNodeState {
-                    node: node.id,
-                    state: NodeState::Dead,
-                    at_ms: now_ms,
-                },
-            );
-        } else if node.state == NodeState::Dead
-            && !stale
-            && live.heard_since(node.id, node.state_since_ms)
-        {
-            push(
-                &mut sim,
-                &mut out,
-                ClusterCommand::SetNodeState {
-                    node: node.id,
-                    state: NodeState::Alive,
-                    at_ms: now_ms,
-                },
-            );
-            // (the state machine marks its replicas behind)
+/// A plan being made: the commands so far, and the map as they leave it.
+struct Plan {
+    /// The map with every command of `out` applied.
+    sim: ClusterMap,
+    out: Vec<ClusterCommand>,
+}
+
+impl Plan {
+    /// Step 1: a node silent for too long is `Dead`; a dead node heard from
+    /// again is `Alive` (the state machine marks its replicas behind).
+    fn mark_liveness(&mut self, live: &Liveness, now_ms: u64, policy: &Policy) {
+        let nodes: Vec<_> = self.sim.nodes.values().cloned().collect();
+        for node in &nodes {
+            let silent_for = now_ms.saturating_sub(live.last_seen(node.id));
+            let stale = silent_for > policy.node_dead_after_ms;
+            let state = if node.state != NodeState::Dead && stale {
+                NodeState::Dead
+            } else if node.state == NodeState::Dead
+                && !stale
+                && live.heard_since(node.id, node.state_since_ms)
+            {
+                NodeState::Alive
+            } else {
+                continue;
+            };
+            self.push(ClusterCommand::SetNodeState {
+                node: node.id,
+                state,
+                at_ms: now_ms,
+            });
         }
     }
-    let is_alive =
-        |m: &ClusterMap, n: NodeId| m.nodes.get(&n).is_some_and(|i| i.state == NodeState::Alive);
 
-    // 2. Failover.
-    for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else {
-            continue;
-        };
-        let Some(primary) = shard.primary else {
-            continue;
-        };
-        if sim
-            .nodes
-            .get(&primary)
-            .is_none_or(|n| n.state != NodeState::Dead)
-        {
-            continue;
-        }
-        let required = sim
-            .collections
-            .get(&collection)
-            .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
-        let best = failover_candidate(shard, primary, required, |n| {
-            if is_alive(&sim, n) {
-                live.applied(n, &collection, shard_id)
-            } else {
-                None
+    /// Step 2: every shard whose primary is on a dead node gets the
+    /// replica [`failover_candidate`] picks, if any, with term + 1.
+    fn fail_over(&mut self, live: &Liveness) {
+        for (collection, shard_id) in all_shards(&self.sim) {
+            let Some(shard) = self.sim.shard(&collection, shard_id) else {
+                continue;
+            };
+            let Some(primary) = shard.primary else {
+                continue;
+            };
+            if !is_dead(&self.sim, primary) {
+                continue;
             }
-        });
-        match best {
-            Some(node) => {
-                let expected_term = Some(shard.term);
-                push(
-                    &mut sim,
-                    &mut out,
-                    ClusterCommand::PromotePrimary {
+            let required = self
+                .sim
+                .collections
+                .get(&collection)
+                .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
+            let best = failover_candidate(shard, primary, required, |n| {
+                if is_alive(&self.sim, n) {
+                    live.applied(n, &collection, shard_id)
+                } else {
+                    None
+                }
+            });
+            match best {
+                Some(node) => {
+                    let expected_term = Some(shard.term);
+                    self.push(ClusterCommand::PromotePrimary {
                         collection,
                         shard: shard_id,
                         node,
                         expected_term,
-                    },
-                );
-            }
-            None => {
-                tracing::debug!(%collection, shard = %shard_id, "primary is dead and no in-sync replica is alive")
+                    });
+                }
+                None => {
+                    tracing::debug!(%collection, shard = %shard_id, "primary is dead and no in-sync replica is alive")
+                }
             }
         }
     }
 
-    // 3. Re-replication. First abort migrations with a dead end: they
-    //    cannot finish, and they block changes to their shard's replicas.
-    for (collection, shard_id) in all_shards(&sim) {
-        let Some(m) = sim
-            .shard(&collection, shard_id)
-            .and_then(|s| s.migration.clone())
-        else {
-            continue;
-        };
-        let dead = |n: NodeId| sim.nodes.get(&n).is_none_or(|i| i.state == NodeState::Dead);
-        if dead(m.from) || dead(m.to) {
-            let cmd = ClusterCommand::AbortMigration {
-                collection,
-                shard: shard_id,
-            };
-            push(&mut sim, &mut out, cmd);
-        }
+    /// Step 3: re-replication. First abort migrations with a dead end: they
+    /// cannot finish, and they block changes to their shard's replicas.
+    /// Then replace every replica on a node dead for longer than
+    /// `replica_replace_after` by the next alive node clockwise, in shards
+    /// with a live primary.
+    fn re_replicate(&mut self, now_ms: u64, policy: &Policy) {
+        self.abort_dead_end_migrations();
+        self.replace_long_dead_replicas(now_ms, policy);
     }
-    let ring = placement_ring(&sim);
-    for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else {
-            continue;
-        };
-        if shard.migration.is_some() {
-            continue;
-        }
-        let expired = |n: NodeId| {
-            sim.nodes.get(&n).is_some_and(|i| {
-                i.state == NodeState::Dead
-                    && now_ms.saturating_sub(i.state_since_ms) > policy.replica_replace_after_ms
-            })
-        };
-        if !shard.nodes().any(expired) {
-            continue;
-        }
-        let mut set: Vec<NodeId> = shard.nodes().collect();
-        let candidates = ring.replicas_for(shard_key(&collection, shard_id).as_bytes(), ring.len());
-        let mut free = candidates.into_iter().filter(|n| !shard.holds(*n));
-        for slot in set.iter_mut() {
-            if expired(*slot) {
-                if let Some(n) = free.next() {
-                    *slot = n;
-                }
+
+    fn abort_dead_end_migrations(&mut self) {
+        for (collection, shard_id) in all_shards(&self.sim) {
+            let Some(m) = self
+                .sim
+                .shard(&collection, shard_id)
+                .and_then(|s| s.migration.clone())
+            else {
+                continue;
+            };
+            let dead = |n: NodeId| {
+                self.sim
+                    .nodes
+                    .get(&n)
+                    .is_none_or(|i| i.state == NodeState::Dead)
+            };
+            if dead(m.from) || dead(m.to) {
+                self.push(ClusterCommand::AbortMigration {
+                    collection,
+                    shard: shard_id,
+                });
             }
         }
-        if set != shard.nodes().collect::<Vec<_>>() {
-            push(
-                &mut sim,
-                &mut out,
-                ClusterCommand::SetReplicas {
+    }
+
+    fn replace_long_dead_replicas(&mut self, now_ms: u64, policy: &Policy) {
+        let ring = placement_ring(&self.sim);
+        for (collection, shard_id) in all_shards(&self.sim) {
+            let sim = &self.sim;
+            let Some(shard) = sim.shard(&collection, shard_id) else {
+                continue;
+            };
+            if shard.migration.is_some() {
+                continue;
+            }
+            // A primary still dead here is one `fail_over` found no safe
+            // successor for. Replacing it would elect one around
+            // `failover_candidate` (the state machine refuses that), and
+            // replacing its dead peers would add fresh replicas that count
+            // towards the rule's quorum of reports without holding any
+            // acknowledged write — nor could they copy from a dead
+            // primary. The shard waits for its replicas to come back.
+            if shard.primary.is_some_and(|p| is_dead(sim, p)) {
+                continue;
+            }
+            let expired = |n: NodeId| {
+                sim.nodes.get(&n).is_some_and(|i| {
+                    i.state == NodeState::Dead
+                        && now_ms.saturating_sub(i.state_since_ms) > policy.replica_replace_after_ms
+                })
+            };
+            if !shard.nodes().any(expired) {
+                continue;
+            }
+            let mut set: Vec<NodeId> = shard.nodes().collect();
+            let candidates =
+                ring.replicas_for(shard_key(&collection, shard_id).as_bytes(), ring.len());
+            let mut free = candidates.into_iter().filter(|n| !shard.holds(*n));
+            for slot in set.iter_mut() {
+                if expired(*slot) {
+                    if let Some(n) = free.next() {
+                        *slot = n;
+                    }
+                }
+            }
+            if set != shard.nodes().collect::<Vec<_>>() {
+                self.push(ClusterCommand::SetReplicas {
                     collection,
                     shard: shard_id,
                     replicas: set,
-                },
-            );
+                });
+            }
         }
     }
 
-    // 4. Catch-up: an initializing replica level with its primary is in sync.
-    for (collection, shard_id) in all_shards(&sim) {
-        let Some(shard) = sim.shard(&collection, shard_id) else {
-            continue;
-        };
-        let Some(primary) = shard.primary else {
-            continue;
-        };
-        let Some((pterm, pseq)) = live.applied(primary, &collection, shard_id) else {
-            continue;
-        };
-        // Under the current term a replica at or past the primary's report
-        // has a prefix of its history. A primary that has not written in
-        // its term yet (an idle shard after a failover) reports the term
-        // of its last operation: then only an identical history (same last
-        // term and sequence number) is in sync — a replica further along
-        // that term holds writes of the old primary this one never had.
-        let in_step = |(t, s): (Term, SeqNo)| {
-            t == pterm
-                && if pterm == shard.term {
-                    s >= pseq
-                } else {
-                    s == pseq
-                }
-        };
-        let caught_up: Vec<NodeId> = shard
-            .replicas
-            .iter()
-            .filter(|r| r.state == ReplicaState::Initializing && is_alive(&sim, r.node))
-            .filter(|r| {
-                live.applied(r.node, &collection, shard_id)
-                    .is_some_and(in_step)
-            })
-            .map(|r| r.node)
-            .collect();
-        for node in caught_up {
-            let state = ReplicaState::Active;
-            push(
-                &mut sim,
-                &mut out,
-                ClusterCommand::SetReplicaState {
+    /// Step 4: an `Initializing` replica level with its primary is in sync.
+    fn catch_up(&mut self, live: &Liveness) {
+        for (collection, shard_id) in all_shards(&self.sim) {
+            let Some(shard) = self.sim.shard(&collection, shard_id) else {
+                continue;
+            };
+            let Some(primary) = shard.primary else {
+                continue;
+            };
+            let Some((pterm, pseq)) = live.applied(primary, &collection, shard_id) else {
+                continue;
+            };
+            // Under the current term a replica at or past the primary's
+            // report has a prefix of its history. A primary that has not
+            // written in its term yet (an idle shard after a failover)
+            // reports the term of its last operation: then only an
+            // identical history (same last term and sequence number) is in
+            // sync — a replica further along that term holds writes of the
+            // old primary this one never had.
+            let in_step = |(t, s): (Term, SeqNo)| {
+                t == pterm
+                    && if pterm == shard.term {
+                        s >= pseq
+                    } else {
+                        s == pseq
+                    }
+            };
+            let caught_up: Vec<NodeId> = shard
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Initializing && is_alive(&self.sim, r.node))
+                .filter(|r| {
+                    live.applied(r.node, &collection, shard_id)
+                        .is_some_and(in_step)
+                })
+                .map(|r| r.node)
+                .collect();
+            for node in caught_up {
+                self.push(ClusterCommand::SetReplicaState {
                     collection: collection.clone(),
                     shard: shard_id,
                     node,
-                    state,
-                },
-            );
+                    state: ReplicaState::Active,
+                });
+            }
         }
     }
 
-    // 5. Rebalancing, only when there was nothing to repair.
-    if out.is_empty() {
-        if let Some(plan) = rebalance::plan(&sim, now_ms) {
-            push(&mut sim, &mut out, ClusterCommand::RebalanceShards { plan });
+    /// Step 5: rebalancing, only when there was nothing to repair.
+    fn rebalance(&mut self, now_ms: u64) {
+        if !self.out.is_empty() {
+            return;
+        }
+        if let Some(plan) = rebalance::plan(&self.sim, now_ms) {
+            self.push(ClusterCommand::RebalanceShards { plan });
         }
     }
-    out
+
+    /// Adds `cmd` to the plan, guarded by the epoch it was decided at, if
+    /// it applies to the simulated map. Every decision is guarded
+    /// (`IfEpoch`), so a plan made on a stale map (a new leader still
+    /// applying, an operator command in between) is refused instead of
+    /// undoing newer changes.
+    fn push(&mut self, cmd: ClusterCommand) {
+        let guarded = ClusterCommand::IfEpoch {
+            epoch: self.sim.epoch,
+            command: Box::new(cmd),
+        };
+        if apply(&mut self.sim, &guarded).is_ok() {
+            self.out.push(guarded);
+        }
+    }
+}
+
+fn is_alive(map: &ClusterMap, node: NodeId) -> bool {
+    map.nodes
+        .get(&node)
+        .is_some_and(|i| i.state == NodeState::Alive)
+}
+
+/// Known and `Dead` (a node missing from the map is not "dead" here: its
+/// replicas are someone else's problem, e.g. `RemoveNode`'s refusal).
+fn is_dead(map: &ClusterMap, node: NodeId) -> bool {
+    map.nodes
+        .get(&node)
+        .is_some_and(|i| i.state == NodeState::Dead)
 }
 
 /// The replica to promote when `primary` is lost, if one is certain to
@@ -359,20 +370,6 @@ pub(crate) fn failover_candidate(
     (*progress >= most_advanced).then_some(best.node)
 }
 
-/// Adds `cmd` to the plan, guarded by the epoch it was decided at, if it
-/// applies to the simulated map. Every decision is guarded (`IfEpoch`), so
-/// a plan made on a stale map (a new leader still applying, an operator
-/// command in between) is refused instead of undoing newer changes.
-fn push(sim: &mut ClusterMap, out: &mut Vec<ClusterCommand>, cmd: ClusterCommand) {
-    let guarded = ClusterCommand::IfEpoch {
-        epoch: sim.epoch,
-        command: Box::new(cmd),
-    };
-    if apply(sim, &guarded).is_ok() {
-        out.push(guarded);
-    }
-}
-
 fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
     map.collections
         .values()
@@ -380,15 +377,9 @@ fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
         .collect()
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The loop: while this member leads, plan and submit every `interval`.
 /// Ends when `stop` fires.
-pub async fn run(app: Arc<crate::server::App>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let policy = Policy {
         node_dead_after_ms: app.config.node_dead_after.as_millis() as u64,
         replica_replace_after_ms: app.config.replica_replace_after.as_millis() as u64,

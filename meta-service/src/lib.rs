@@ -7,20 +7,31 @@
 //!
 //! - [`config`]: tunables (Raft timings, snapshot interval, grace periods).
 //! - [`commands`]: the state machine proper: `apply(map, command)`, a pure
-//!   function that validates and applies one [`ClusterCommand`].
+//!   function that validates and applies one [`ClusterCommand`], one small
+//!   function per command (split by what they change).
 //! - [`store`]: openraft storage on disk: the log in redb, the state machine
 //!   with snapshots written as files.
+//! - [`liveness`]: what the leader heard from storage nodes (heartbeats),
+//!   the controller's input.
+//! - [`app`]: [`app::App`], the shared state of a member (Raft handle, map,
+//!   liveness) handed to the HTTP handlers and the controller; commits and
+//!   forwards to the leader.
 //! - [`network`]: HTTP/JSON (axum server, reqwest client): Raft RPCs between
 //!   members, the management endpoints, and the public API.
 //! - [`controller`]: failure handling on the leader, as pure functions over
 //!   the map plus a thin loop.
 //! - [`server`]: wiring: config → stores → network → Raft → HTTP server,
 //!   and the shutdown path. [`MetaNode`] starts one member in-process.
+//! - [`error`]: the API error type and its HTTP mapping.
 //!
 //! The API's wire types (and `MetaClient`, the client gateways and storage
 //! nodes use) live in the `meta-client` crate, so that its users do not
 //! link openraft, redb or axum; this crate answers with the same types.
-//! - [`error`]: the API error type and its HTTP mapping.
+//!
+//! Modules import downwards only (`server` → `controller`, `network` →
+//! `app` → `liveness`, `error`, `config`; `controller`, `store` →
+//! `commands`), so no two modules import each other; the README says how to
+//! check.
 //!
 //! # Why HTTP/JSON and not QUIC + msgpack
 //!
@@ -31,10 +42,12 @@
 
 use std::io::Cursor;
 
+pub mod app;
 pub mod commands;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod liveness;
 pub mod network;
 pub mod server;
 pub mod store;

@@ -862,3 +862,52 @@ fn a_collection_created_again_is_another_incarnation() {
     assert_eq!(map.collections["c"].created_epoch, second);
     assert!(second > first);
 }
+
+/// Only the controller knows how far each replica got, so only it may pick
+/// the successor of a dead primary (`controller::failover_candidate`, then
+/// `PromotePrimary`); a `SetReplicas` dropping a dead primary is refused.
+/// Dropping a live primary hands over to an in-sync replica on a live node.
+#[test]
+fn set_replicas_never_elects_around_the_failover_rule() {
+    let mut map = map_with_nodes(4);
+    apply(&mut map, &create("docs", 1, 3)).unwrap();
+    let s = shard(&map, "docs", 0);
+    let nodes: Vec<_> = s.nodes().collect();
+    let free = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let set = |replicas: Vec<NodeId>| ClusterCommand::SetReplicas {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        replicas,
+    };
+    let dead = |node| ClusterCommand::SetNodeState {
+        node,
+        state: NodeState::Dead,
+        at_ms: 1,
+    };
+
+    // A live primary dropped: the first in-sync replica on a live node
+    // takes over, not the dead one listed first.
+    let mut live_primary = map.clone();
+    apply(&mut live_primary, &dead(nodes[1])).unwrap();
+    apply(&mut live_primary, &set(vec![free, nodes[1], nodes[2]])).unwrap();
+    let s = shard(&live_primary, "docs", 0);
+    assert_eq!((s.primary, s.term), (Some(nodes[2]), Term(2)));
+
+    // A dead primary dropped: refused, whoever is left.
+    apply(&mut map, &dead(nodes[0])).unwrap();
+    assert!(matches!(
+        refused(&mut map, set(vec![free, nodes[1], nodes[2]])),
+        CommandError::Invalid { .. }
+    ));
+    // Promoted first, its old slot can go.
+    let promote = ClusterCommand::PromotePrimary {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        node: nodes[2],
+        expected_term: Some(Term(1)),
+    };
+    apply(&mut map, &promote).unwrap();
+    apply(&mut map, &set(vec![free, nodes[1], nodes[2]])).unwrap();
+    let s = shard(&map, "docs", 0);
+    assert_eq!((s.primary, s.term), (Some(nodes[2]), Term(2)));
+}

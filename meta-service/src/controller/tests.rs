@@ -473,3 +473,51 @@ fn migration_to_a_dead_node_is_aborted() {
     let s = shard(&map);
     assert!(s.migration.is_none() && !s.holds(to) && s.holds(from));
 }
+
+/// The availability issue's defect: a primary dead for longer than
+/// `replica_replace_after`, with no successor the failover rule accepts
+/// (here: the primary and one replica cut off together, which may hold
+/// writes acknowledged at `majority` that the third lacks), must not be
+/// replaced by a `SetReplicas` that elects a primary around
+/// [`failover_candidate`] — neither the first active replica in list order
+/// (here on a dead node), nor, once a fresh replica reports, the minority.
+/// Both with the primary first in the replica list and not.
+#[test]
+fn a_long_dead_primary_is_not_replaced_around_the_failover_rule() {
+    for primary_at in [0, 1] {
+        let mut map = cluster(4);
+        let s = shard(&map);
+        let nodes: Vec<_> = s.nodes().collect();
+        let spare = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+        if primary_at == 1 {
+            let promote = ClusterCommand::PromotePrimary {
+                collection: "c".into(),
+                shard: ShardId(0),
+                node: nodes[1],
+                expected_term: Some(Term(1)),
+            };
+            apply(&mut map, &promote).unwrap();
+        }
+        let (primary, term) = (nodes[primary_at], shard(&map).term);
+        let mut live = Liveness::default();
+        heartbeat(&mut live, nodes[2], 1_900, 1, 40);
+        heartbeat_empty(&mut live, spare, 1_900);
+        run(&mut map, &live, 2_000);
+        assert_eq!(map.nodes[&nodes[0]].state, NodeState::Dead);
+        assert_eq!(map.nodes[&nodes[1]].state, NodeState::Dead);
+
+        // Long past the replacement grace period, only the third replica
+        // and the spare (reporting the shard once it is assigned) are heard.
+        for now in [12_500, 13_000, 13_500, 14_000] {
+            heartbeat(&mut live, nodes[2], now - 100, 1, 40);
+            heartbeat(&mut live, spare, now - 100, 1, 0);
+            let cmds = run(&mut map, &live, now);
+            let s = shard(&map);
+            assert_eq!(
+                (s.primary, s.term),
+                (Some(primary), term),
+                "primary at {primary_at}, at {now} ms: {cmds:?}"
+            );
+        }
+    }
+}

@@ -25,9 +25,9 @@ use protocol::cluster::{
 };
 use serde::Deserialize;
 
-use crate::controller::now_ms;
+use crate::app::{App, FORWARDED_HEADER};
 use crate::error::ApiError;
-use crate::server::{App, FORWARDED_HEADER};
+use crate::liveness::now_ms;
 
 /// Longest a watch may wait.
 const MAX_WATCH: Duration = Duration::from_secs(60);

@@ -11,15 +11,15 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::Serialize;
 
+use crate::app::{App, FORWARDED_HEADER};
 use crate::error::ApiError;
-use crate::server::{App, FORWARDED_HEADER};
 use crate::{MemberId, RaftMetrics};
 
 pub async fn init(
     State(app): State<Arc<App>>,
     Json(req): Json<InitRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::server::initialize(&app, req.members).await?;
+    app.initialize(req.members).await?;
     Ok(Json(serde_json::json!({ "initialized": true })))
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::server::App;
+use crate::app::App;
 
 /// Largest request body accepted (snapshot chunks included).
 const MAX_BODY: usize = 16 << 20;

@@ -12,7 +12,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
-use crate::server::App;
+use crate::app::App;
 use crate::{MemberId, TypeConfig};
 
 pub async fn append(
