@@ -11,7 +11,8 @@
 //!
 //! # Layout
 //!
-//! - [`client`]: the [`ShardClient`] trait the data-plane transport implements.
+//! - [`client`]: the [`ShardClient`] trait the data-plane transport implements,
+//!   and its error, [`CallError`] (shared with the storage nodes, from `transport`).
 //! - [`quic`]: [`QuicShardClient`], that trait over QUIC + mTLS (`transport`).
 //! - [`map`]: [`MetaApi`] (what we need from the meta-service) and the
 //!   [`MapCache`] with its watch loop.
@@ -49,7 +50,7 @@ pub mod telemetry;
 mod testkit;
 pub mod writes;
 
-pub use client::{CallFuture, ClientError, NoTransport, ShardClient};
+pub use client::{CallError, CallFuture, ShardClient};
 pub use config::Config;
 pub use error::GatewayError;
 pub use gateway::{Gateway, RoutingOptions};

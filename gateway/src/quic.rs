@@ -13,9 +13,9 @@ use std::time::Duration;
 use protocol::cluster::NodeInfo;
 use protocol::rpc::{StorageRequest, StorageResponse};
 use protocol::NodeId;
-use transport::{RpcClient, TransportError};
+use transport::RpcClient;
 
-use crate::client::{CallFuture, ClientError, ShardClient};
+use crate::client::{CallError, CallFuture, ShardClient};
 
 /// The name a storage node's certificate is issued to.
 pub fn storage_server_name(node: NodeId) -> String {
@@ -34,24 +34,17 @@ impl QuicShardClient {
     }
 }
 
-fn to_client_error(e: TransportError) -> ClientError {
-    match e {
-        TransportError::Timeout { after, .. } => ClientError::Timeout(after),
-        TransportError::Connect { .. } => ClientError::Unreachable(e.to_string()),
-        other => ClientError::Transport(other.to_string()),
-    }
-}
-
 /// `host:port` or `ip:port` → a socket address (DNS when needed).
-async fn resolve(addr: &str) -> Result<SocketAddr, ClientError> {
+async fn resolve(node: NodeId, addr: &str) -> Result<SocketAddr, CallError> {
     if let Ok(a) = addr.parse() {
         return Ok(a);
     }
+    let unreachable = |reason: String| CallError::Unreachable { node, reason };
     tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| ClientError::Unreachable(format!("cannot resolve {addr}: {e}")))?
+        .map_err(|e| unreachable(format!("cannot resolve {addr}: {e}")))?
         .next()
-        .ok_or_else(|| ClientError::Unreachable(format!("{addr} resolves to nothing")))
+        .ok_or_else(|| unreachable(format!("{addr} resolves to nothing")))
 }
 
 impl ShardClient for QuicShardClient {
@@ -59,13 +52,14 @@ impl ShardClient for QuicShardClient {
         let client = self.client.clone();
         let timeout = self.timeout;
         let addr = node.addr.clone();
-        let name = storage_server_name(node.id);
+        let id = node.id;
+        let name = storage_server_name(id);
         Box::pin(async move {
-            let sock = resolve(&addr).await?;
+            let sock = resolve(id, &addr).await?;
             client
                 .call::<StorageRequest, StorageResponse>(sock, &name, &req, timeout)
                 .await
-                .map_err(to_client_error)
+                .map_err(|e| CallError::from_transport(id, e))
         })
     }
 }

@@ -10,6 +10,13 @@
 //!        ─▶ first `need` good answers win (need = 1, majority or all)
 //!        ─▶ none left: the shard is missing (503, or listed if partial)
 //! ```
+//!
+//! Any [`CallError`] moves on to the next replica, transient or not: a
+//! permanent one (a refused certificate, a message one node cannot decode
+//! during a rolling upgrade) is usually about that node, another replica
+//! may well answer, and each replica is tried at most once per read, so
+//! nothing loops. `is_transient()` only decides how loudly it is logged;
+//! the write path (`writes.rs`) is where it decides whether to retry.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -22,7 +29,7 @@ use protocol::ShardId;
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::client::ClientError;
+use crate::client::CallError;
 use crate::error::{from_storage, GatewayError, Result};
 use crate::gateway::Gateway;
 
@@ -108,7 +115,7 @@ impl Gateway {
         &self,
         node: NodeInfo,
         req: StorageRequest,
-    ) -> (NodeInfo, Result<StorageResponse, ClientError>) {
+    ) -> (NodeInfo, Result<StorageResponse, CallError>) {
         let _in_flight = self.health.begin(node.id);
         self.counters.shard_request(self.started);
         let timeout = self.options.shard_timeout;
@@ -116,7 +123,10 @@ impl Gateway {
         let sent = std::time::Instant::now();
         let res = match tokio::time::timeout(timeout, self.client.call(&node, req)).await {
             Ok(r) => r,
-            Err(_) => Err(ClientError::Timeout(timeout)),
+            Err(_) => Err(CallError::TimedOut {
+                node: node.id,
+                after: timeout,
+            }),
         };
         // Round trip as the gateway sees it: QUIC, codec and the node's work.
         metrics::histogram!("gateway_shard_call_seconds", "kind" => kind)
@@ -188,7 +198,11 @@ impl Gateway {
                         }
                         Err(e) => {
                             self.health.failure(node.id);
-                            last_error = format!("node {}: {e}", node.id);
+                            if !e.is_transient() {
+                                // No retry fixes it on this node: someone has to act.
+                                tracing::warn!(shard = %shard.id, error = %e, "replica failed permanently; trying another");
+                            }
+                            last_error = e.to_string();
                         }
                     }
                     tracing::debug!(shard = %shard.id, error = %last_error, "replica failed");
@@ -347,6 +361,8 @@ mod tests {
         Count(Duration),
         Refuse(StorageError),
         Unreachable,
+        /// No answer, for a reason retrying does not fix.
+        CertificateRefused,
     }
 
     struct Fake(HashMap<NodeId, Behaviour>);
@@ -369,7 +385,14 @@ mod tests {
                         })
                     }
                     Behaviour::Refuse(error) => Ok(StorageResponse::Error { error }),
-                    Behaviour::Unreachable => Err(ClientError::Unreachable("down".into())),
+                    Behaviour::Unreachable => Err(CallError::Unreachable {
+                        node: NodeId(id),
+                        reason: "down".into(),
+                    }),
+                    Behaviour::CertificateRefused => Err(CallError::Tls {
+                        node: NodeId(id),
+                        reason: "certificate expired".into(),
+                    }),
                 }
             })
         }
@@ -510,6 +533,44 @@ mod tests {
             read(&gw, &m, ReadConsistency::One).await,
             ShardOutcome::Fatal(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_call_error_still_moves_to_another_replica() {
+        use ReplicaState::*;
+        let m = map(&[(1, Active), (2, Active)]);
+        let gw = gateway(
+            &[
+                (1, Behaviour::CertificateRefused),
+                (2, Behaviour::Count(Duration::ZERO)),
+            ],
+            None,
+        );
+        // Candidates are shuffled: whichever is tried first, node 2 answers.
+        for _ in 0..5 {
+            match read(&gw, &m, ReadConsistency::One).await {
+                ShardOutcome::Ok(StorageResponse::Counted { count, .. }) => assert_eq!(count, 2),
+                _ => panic!("no answer"),
+            }
+        }
+        // Every replica refused: the shard is missing (a 503), with the
+        // reason, and each replica was tried once.
+        let gw = gateway(
+            &[
+                (1, Behaviour::CertificateRefused),
+                (2, Behaviour::CertificateRefused),
+            ],
+            None,
+        );
+        match read(&gw, &m, ReadConsistency::One).await {
+            ShardOutcome::Missing(why) => assert!(why.contains("TLS"), "{why}"),
+            _ => panic!("expected the shard to be missing"),
+        }
+        let requests: u64 = [1, 2]
+            .iter()
+            .map(|n| gw.health.stats(NodeId(*n)).requests())
+            .sum();
+        assert_eq!(requests, 2);
     }
 
     #[tokio::test]

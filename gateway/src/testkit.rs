@@ -9,7 +9,7 @@ use protocol::cluster::{ClusterMap, NodeInfo};
 use protocol::rpc::{StorageRequest, StorageResponse};
 use protocol::{CollectionConfig, Epoch, NodeId};
 
-use crate::client::{CallFuture, ClientError, ShardClient};
+use crate::client::{CallError, CallFuture, ShardClient};
 use crate::map::{MetaApi, MetaFuture};
 
 /// Serves whatever map it currently holds.
@@ -39,8 +39,7 @@ impl MetaApi for FixedMeta {
     }
 }
 
-type Handler =
-    dyn Fn(NodeId, &StorageRequest) -> Result<StorageResponse, ClientError> + Send + Sync;
+type Handler = dyn Fn(NodeId, &StorageRequest) -> Result<StorageResponse, CallError> + Send + Sync;
 
 /// Answers every call with `handler(node, request)`, and records the calls.
 pub struct FnClient {

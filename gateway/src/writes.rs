@@ -9,10 +9,14 @@
 //! request is safe and is what a client should do.
 //!
 //! Per shard: a `NotPrimary` / `StaleEpoch` answer refreshes the map and
-//! retries; other transient refusals (shard not opened yet, lease expired,
-//! node unreachable) back off, refresh and retry, bounded by
-//! `write_attempts`. `ConsistencyNotMet` is not retried: the write may
-//! still apply, and the client decides.
+//! retries; other transient refusals (shard not opened yet, lease expired)
+//! and transient call errors (node unreachable, connection lost) back off,
+//! refresh and retry, bounded by `write_attempts`. Not retried:
+//! `ConsistencyNotMet` and a call that timed out (the write may still
+//! apply, and the client decides), and a permanent [`CallError`] (TLS
+//! refused, undecodable message, bad local config): the same primary would
+//! fail the same way on every attempt and no other node may take the
+//! write, so the shard fails at once with the reason.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -21,6 +25,7 @@ use protocol::cluster::NodeState;
 use protocol::rpc::{ShardRef, StorageError, StorageRequest, StorageResponse};
 use protocol::{Epoch, Operation, SeqNo, ShardId, WriteConsistency};
 
+use crate::client::CallError;
 use crate::error::{from_storage, GatewayError, Result};
 use crate::gateway::Gateway;
 
@@ -94,13 +99,19 @@ impl Gateway {
             };
             let _in_flight = self.health.begin(node.id);
             let timeout = self.options.shard_timeout;
-            let res = tokio::time::timeout(timeout, self.client.call(&node, req)).await;
+            let res = match tokio::time::timeout(timeout, self.client.call(&node, req)).await {
+                Ok(r) => r,
+                Err(_) => Err(CallError::TimedOut {
+                    node: node.id,
+                    after: timeout,
+                }),
+            };
             match res {
-                Ok(Ok(StorageResponse::Written { seq, .. })) => {
+                Ok(StorageResponse::Written { seq, .. }) => {
                     self.health.success(node.id);
                     return Ok(seq);
                 }
-                Ok(Ok(StorageResponse::Error { error })) => {
+                Ok(StorageResponse::Error { error }) => {
                     self.health.success(node.id);
                     last = format!("primary {}: {error}", node.id);
                     match error {
@@ -125,22 +136,29 @@ impl Gateway {
                         e => return Err(Failure::Fatal(from_storage(e))),
                     }
                 }
-                Ok(Ok(other)) => {
+                Ok(other) => {
                     return Err(Failure::Fatal(GatewayError::Internal {
                         message: format!("unexpected answer to a write: {other:?}"),
                     }))
                 }
-                Ok(Err(e)) => {
-                    self.health.failure(node.id);
-                    last = format!("primary {}: {e}", node.id);
-                    self.pause_and_refresh(&mut backoff, Epoch(0)).await;
-                }
-                Err(_) => {
-                    // Timed out: it may still apply; do not pile on.
+                Err(CallError::TimedOut { after, .. }) => {
+                    // It may still apply; do not pile on.
                     self.health.failure(node.id);
                     return Err(Failure::Unavailable(format!(
-                        "primary {} did not answer within {timeout:?}; the write may still apply",
+                        "primary {} did not answer within {after:?}; the write may still apply",
                         node.id
+                    )));
+                }
+                Err(e) if e.is_transient() => {
+                    self.health.failure(node.id);
+                    last = format!("primary: {e}");
+                    self.pause_and_refresh(&mut backoff, Epoch(0)).await;
+                }
+                Err(e) => {
+                    self.health.failure(node.id);
+                    tracing::warn!(shard = %shard, error = %e, "write to the primary failed permanently; not retried");
+                    return Err(Failure::Unavailable(format!(
+                        "primary: {e} (not retried: retrying does not fix it)"
                     )));
                 }
             }
@@ -384,7 +402,12 @@ mod tests {
     #[tokio::test]
     async fn unreachable_primary_is_retried_then_reported() {
         let client = FnClient {
-            handler: Box::new(|_, _| Err(crate::client::ClientError::Unreachable("down".into()))),
+            handler: Box::new(|node, _| {
+                Err(CallError::Unreachable {
+                    node,
+                    reason: "down".into(),
+                })
+            }),
             calls: Default::default(),
         };
         let calls = client.calls.clone();
@@ -432,5 +455,68 @@ mod tests {
             matches!(r, Err(GatewayError::CollectionNotFound { .. })),
             "{r:?}"
         );
+    }
+
+    /// Shard 0's write, against a client that always fails with `error`:
+    /// the outcome and how many calls were made.
+    async fn write_failing_with(error: CallError) -> (Result<WriteAck>, usize) {
+        let client = FnClient {
+            handler: Box::new(move |_, _| Err(error.clone())),
+            calls: Default::default(),
+        };
+        let calls = client.calls.clone();
+        let gw = gateway(map(1, 1), map(1, 1), client);
+        let r = gw
+            .write(
+                "c",
+                BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                WriteConsistency::One,
+            )
+            .await;
+        let n = calls.lock().len();
+        (r, n)
+    }
+
+    #[tokio::test]
+    async fn only_transient_call_errors_are_retried() {
+        let attempts = RoutingOptions::default().write_attempts as usize;
+        let node = NodeId(1);
+        let lost = CallError::ConnectionLost {
+            node,
+            reason: "reset".into(),
+        };
+        let (r, calls) = write_failing_with(lost).await;
+        assert!(matches!(r, Err(GatewayError::WriteFailed { .. })), "{r:?}");
+        assert_eq!(calls, attempts);
+        // A certificate the primary refuses stays refused: one call, and
+        // the shard fails at once with the reason.
+        let tls = CallError::Tls {
+            node,
+            reason: "certificate expired".into(),
+        };
+        match write_failing_with(tls).await {
+            (Err(GatewayError::WriteFailed { failed, reason, .. }), 1) => {
+                assert_eq!(failed, vec![ShardId(0)]);
+                assert!(reason.contains("certificate expired"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let malformed = CallError::Refused {
+            node,
+            reason: transport::Refusal::Malformed,
+        };
+        assert_eq!(write_failing_with(malformed).await.1, 1);
+        // The client's own timeout is not retried either: the write may
+        // still apply.
+        let timed_out = CallError::TimedOut {
+            node,
+            after: Duration::from_millis(5),
+        };
+        match write_failing_with(timed_out).await {
+            (Err(GatewayError::WriteFailed { reason, .. }), 1) => {
+                assert!(reason.contains("may still apply"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

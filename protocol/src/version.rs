@@ -32,11 +32,6 @@ impl VersionVector {
         self.applied.insert(node, applied);
     }
 
-    /// Forgets a node (it no longer holds a replica, or it is gone).
-    pub fn remove(&mut self, node: NodeId) {
-        self.applied.remove(&node);
-    }
-
     /// What `node` reported, if it reported anything.
     pub fn get(&self, node: NodeId) -> Option<SeqNo> {
         self.applied.get(&node).copied()
@@ -73,36 +68,6 @@ impl VersionVector {
         let top = self.most_advanced().map_or(own, |(_, s)| s);
         Some(top.0.saturating_sub(own.0))
     }
-
-    /// How far `node` is behind `ahead` (0 when it is not behind, `None`
-    /// when either did not report).
-    pub fn behind(&self, node: NodeId, ahead: NodeId) -> Option<u64> {
-        Some(self.get(ahead)?.0.saturating_sub(self.get(node)?.0))
-    }
-
-    /// Nodes at least `min_lag` operations behind the most advanced one,
-    /// with their lag, most behind first.
-    pub fn lagging(&self, min_lag: u64) -> Vec<(NodeId, u64)> {
-        let Some((_, top)) = self.most_advanced() else {
-            return Vec::new();
-        };
-        let mut out: Vec<_> = self
-            .iter()
-            .map(|(n, s)| (n, top.0.saturating_sub(s.0)))
-            .filter(|(_, lag)| *lag >= min_lag.max(1))
-            .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
-    }
-
-    /// True when every replica reported the same sequence number.
-    pub fn converged(&self) -> bool {
-        let mut seqs = self.applied.values();
-        match seqs.next() {
-            Some(first) => seqs.all(|s| s == first),
-            None => true,
-        }
-    }
 }
 
 impl FromIterator<(NodeId, SeqNo)> for VersionVector {
@@ -128,12 +93,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_vector_has_no_leader_and_is_converged() {
+    fn empty_vector_has_no_leader() {
         let v = VersionVector::new();
         assert_eq!(v.most_advanced(), None);
         assert_eq!(v.lag(NodeId(1)), None);
-        assert!(v.lagging(1).is_empty());
-        assert!(v.converged());
+        assert!(v.is_empty());
     }
 
     #[test]
@@ -143,11 +107,6 @@ mod tests {
         assert_eq!(v.lag(NodeId(2)), Some(10));
         assert_eq!(v.lag(NodeId(3)), Some(0));
         assert_eq!(v.lag(NodeId(4)), None);
-        assert_eq!(v.behind(NodeId(2), NodeId(1)), Some(10));
-        assert_eq!(v.behind(NodeId(1), NodeId(2)), Some(0));
-        assert_eq!(v.lagging(1), vec![(NodeId(2), 10)]);
-        assert!(v.lagging(11).is_empty());
-        assert!(!v.converged());
     }
 
     #[test]
@@ -157,9 +116,8 @@ mod tests {
         v.observe(NodeId(2), SeqNo(40));
         assert_eq!(v.get(NodeId(2)), Some(SeqNo(40)));
         assert_eq!(v.most_advanced(), Some((NodeId(1), SeqNo(50))));
-        v.remove(NodeId(1));
-        assert_eq!(v.len(), 1);
-        assert!(v.converged());
+        assert_eq!(v.lag(NodeId(2)), Some(10));
+        assert_eq!(v.len(), 2);
     }
 
     #[test]
@@ -172,7 +130,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn lag_and_lagging_agree(entries in proptest::collection::btree_map(0u64..16, 0u64..1000, 0..10)) {
+        fn lag_is_against_the_most_advanced(entries in proptest::collection::btree_map(0u64..16, 0u64..1000, 0..10)) {
             let v: VersionVector = entries.iter().map(|(n, s)| (NodeId(*n), SeqNo(*s))).collect();
             let top = entries.values().copied().max();
             if let Some((leader, seq)) = v.most_advanced() {
@@ -182,14 +140,11 @@ mod tests {
                 let first_top = entries.iter().find(|(_, s)| Some(**s) == top).map(|(n, _)| *n);
                 prop_assert_eq!(Some(leader.0), first_top);
             }
-            let lagging = v.lagging(1);
             for (n, s) in &entries {
                 let lag = top.unwrap_or(0) - s;
                 prop_assert_eq!(v.lag(NodeId(*n)), Some(lag));
-                prop_assert_eq!(lagging.iter().any(|(m, l)| m.0 == *n && *l == lag), lag > 0);
             }
-            prop_assert!(lagging.windows(2).all(|w| w[0].1 >= w[1].1));
-            prop_assert_eq!(v.converged(), lagging.is_empty());
+            prop_assert_eq!(v.len(), entries.len());
         }
     }
 }

@@ -270,8 +270,10 @@ impl Wal {
         self.writer.lock().last_seq
     }
 
-    /// First sequence number still in the log.
-    pub fn oldest_seq(&self) -> SeqNo {
+    /// First sequence number still in the log (what the truncation tests
+    /// check; readers learn it from `WalTruncated`).
+    #[cfg(test)]
+    fn oldest_seq(&self) -> SeqNo {
         self.writer
             .lock()
             .files

@@ -1,7 +1,9 @@
 //! The crate's one error type. Every failure a caller can see is mapped here
 //! once, at the boundary with quinn / rustls / rcgen, so callers never match
-//! on library types; [`TransportError::is_transient`] is what retry logic
-//! (gateway scatter-gather, replication) reads.
+//! on library types. Callers of storage nodes turn it into a
+//! [`crate::CallError`] once (`CallError::from_transport`) and read that
+//! type's `is_transient()`; [`TransportError::is_transient`] is the
+//! classification that mapping keeps.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,33 +11,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Why the peer reset a request stream instead of answering it. The codes
-/// travel as QUIC stream error codes (see [`crate::frame::code`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The request frame exceeded the peer's frame limit.
-    FrameTooLarge,
-    /// The request frame could not be decoded as the expected message.
-    Malformed,
-    /// The peer is shutting down and takes no new requests.
-    ShuttingDown,
-    /// The peer failed to produce an answer (e.g. its response did not fit a frame).
-    Internal,
-    /// A code this version does not know.
-    Unknown(u64),
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::FrameTooLarge => f.write_str("frame too large"),
-            Refusal::Malformed => f.write_str("malformed frame"),
-            Refusal::ShuttingDown => f.write_str("shutting down"),
-            Refusal::Internal => f.write_str("internal error"),
-            Refusal::Unknown(code) => write!(f, "unknown code {code}"),
-        }
-    }
-}
+use crate::refusal::{code, Refusal};
 
 #[derive(Debug, Error)]
 pub enum TransportError {
@@ -167,8 +143,8 @@ pub(crate) fn from_connection_error(addr: SocketAddr, e: quinn::ConnectionError)
 pub(crate) fn from_write_error(addr: SocketAddr, e: quinn::WriteError) -> TransportError {
     use quinn::WriteError as E;
     match e {
-        E::Stopped(code) => TransportError::Refused {
-            reason: crate::frame::code::refusal(code.into_inner()),
+        E::Stopped(c) => TransportError::Refused {
+            reason: code::refusal(c.into_inner()),
         },
         E::ConnectionLost(c) => from_connection_error(addr, c),
         other => TransportError::StreamClosed {
@@ -180,8 +156,8 @@ pub(crate) fn from_write_error(addr: SocketAddr, e: quinn::WriteError) -> Transp
 pub(crate) fn from_read_error(addr: SocketAddr, e: quinn::ReadError) -> TransportError {
     use quinn::ReadError as E;
     match e {
-        E::Reset(code) => TransportError::Refused {
-            reason: crate::frame::code::refusal(code.into_inner()),
+        E::Reset(c) => TransportError::Refused {
+            reason: code::refusal(c.into_inner()),
         },
         E::ConnectionLost(c) => from_connection_error(addr, c),
         other => TransportError::StreamClosed {

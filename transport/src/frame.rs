@@ -4,7 +4,7 @@
 //! ```text
 //! request stream:   client ──[len|req]──▶ FIN          server ──[len|resp]──▶ FIN
 //! streamed reply:                                      server ──[len|item]…[len|item]──▶ FIN
-//! refusal:          server resets the stream with a code from [`code`]
+//! refusal:          server resets the stream with a code from [`crate::refusal::code`]
 //! ```
 //!
 //! The length is checked against the receiver's limit *before* anything is
@@ -24,30 +24,6 @@ pub const HEADER_LEN: usize = 4;
 
 /// Default limit on one frame's body: 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
-
-/// QUIC stream error codes a server resets a request stream with.
-pub mod code {
-    use crate::error::Refusal;
-
-    pub const FRAME_TOO_LARGE: u32 = 1;
-    pub const MALFORMED: u32 = 2;
-    pub const SHUTTING_DOWN: u32 = 3;
-    pub const INTERNAL: u32 = 4;
-
-    pub(crate) fn refusal(code: u64) -> Refusal {
-        match code {
-            c if c == u64::from(FRAME_TOO_LARGE) => Refusal::FrameTooLarge,
-            c if c == u64::from(MALFORMED) => Refusal::Malformed,
-            c if c == u64::from(SHUTTING_DOWN) => Refusal::ShuttingDown,
-            c if c == u64::from(INTERNAL) => Refusal::Internal,
-            other => Refusal::Unknown(other),
-        }
-    }
-
-    pub(crate) fn varint(code: u32) -> quinn::VarInt {
-        quinn::VarInt::from_u32(code)
-    }
-}
 
 /// Rejects a length above `max` with [`TransportError::FrameTooLarge`].
 pub fn check_len(len: u64, max: usize) -> Result<(), TransportError> {
@@ -156,16 +132,5 @@ mod tests {
             decode_body::<Vec<u32>>(&[0xc1]),
             Err(TransportError::Codec { .. })
         ));
-    }
-
-    #[test]
-    fn refusal_codes_round_trip() {
-        use crate::error::Refusal;
-        assert_eq!(
-            code::refusal(code::FRAME_TOO_LARGE.into()),
-            Refusal::FrameTooLarge
-        );
-        assert_eq!(code::refusal(code::MALFORMED.into()), Refusal::Malformed);
-        assert_eq!(code::refusal(77), Refusal::Unknown(77));
     }
 }

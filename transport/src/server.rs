@@ -26,8 +26,9 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::error::from_connection_error;
-use crate::frame::{self, code};
+use crate::frame;
 use crate::metrics::{self, Side};
+use crate::refusal::code;
 use crate::tls::peer_identity;
 use crate::{PeerIdentity, RpcConfig, TlsConfig, TransportError};
 

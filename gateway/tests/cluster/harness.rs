@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::api::{ApiKeys, HttpOptions};
-use gateway::{CallFuture, ClientError, Gateway, RoutingOptions, ShardClient};
+use gateway::{CallError, CallFuture, Gateway, RoutingOptions, ShardClient};
 use meta_client::MetaClient;
 use meta_service::{MetaConfig, MetaNode};
 use parking_lot::RwLock;
@@ -31,7 +31,7 @@ impl Network {
         from: Option<NodeId>,
         to: NodeId,
         req: StorageRequest,
-    ) -> Result<protocol::rpc::StorageResponse, String> {
+    ) -> Result<protocol::rpc::StorageResponse, CallError> {
         let delay = self.delay.read().get(&to).copied();
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
@@ -43,7 +43,10 @@ impl Network {
         let target = self.nodes.read().get(&to).cloned();
         match target {
             Some(t) if !down => Ok(t.handle(req).await),
-            _ => Err(format!("node {to} unreachable")),
+            _ => Err(CallError::Unreachable {
+                node: to,
+                reason: "down".into(),
+            }),
         }
     }
 }
@@ -68,11 +71,7 @@ impl ShardClient for InProcClient {
     fn call(&self, node: &NodeInfo, req: StorageRequest) -> CallFuture {
         let net = self.0.clone();
         let id = node.id;
-        Box::pin(async move {
-            net.send(None, id, req)
-                .await
-                .map_err(ClientError::Unreachable)
-        })
+        Box::pin(async move { net.send(None, id, req).await })
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::api::{ApiKeys, HttpOptions};
-use gateway::{CallFuture, ClientError, Gateway, RoutingOptions, ShardClient};
+use gateway::{CallError, CallFuture, Gateway, RoutingOptions, ShardClient};
 use meta_client::MetaClient;
 use meta_service::{MetaConfig, MetaNode};
 use parking_lot::RwLock;
@@ -25,11 +25,14 @@ struct Network {
 }
 
 impl Network {
-    async fn send(&self, to: NodeId, req: StorageRequest) -> Result<StorageResponse, String> {
+    async fn send(&self, to: NodeId, req: StorageRequest) -> Result<StorageResponse, CallError> {
         let target = self.nodes.read().get(&to).cloned();
         match target {
             Some(t) => Ok(t.handle(req).await),
-            None => Err(format!("node {to} unreachable")),
+            None => Err(CallError::Unreachable {
+                node: to,
+                reason: "not in this network".into(),
+            }),
         }
     }
 }
@@ -49,7 +52,7 @@ impl ShardClient for InProcClient {
     fn call(&self, node: &NodeInfo, req: StorageRequest) -> CallFuture {
         let net = self.0.clone();
         let id = node.id;
-        Box::pin(async move { net.send(id, req).await.map_err(ClientError::Unreachable) })
+        Box::pin(async move { net.send(id, req).await })
     }
 }
 

@@ -37,6 +37,7 @@ use parking_lot::RwLock;
 use protocol::cluster::ClusterMap;
 use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::NodeId;
+pub use transport::CallError;
 
 pub use lease::Lease;
 pub use replica::LocalReplica;
@@ -44,11 +45,16 @@ pub use replica::LocalReplica;
 use crate::shard::ShardOptions;
 
 /// Outbound requests to other storage nodes.
+///
+/// `Err` only when no answer came back, as the [`CallError`] that says
+/// why (the same type the gateway's shard client returns); a refusal from
+/// the peer is an `Ok(StorageResponse::Error)`. The replicator reads
+/// [`CallError::is_transient`] to decide how soon to try the peer again.
 pub trait Peers: Send + Sync + 'static {
     fn call(&self, node: NodeId, request: StorageRequest) -> PeerFuture;
 }
 
-pub type PeerFuture = Pin<Box<dyn Future<Output = Result<StorageResponse, String>> + Send>>;
+pub type PeerFuture = Pin<Box<dyn Future<Output = Result<StorageResponse, CallError>> + Send>>;
 
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -61,6 +67,29 @@ pub struct NodeOptions {
     pub snapshot_chunk: usize,
     /// Pause before a replicator retries an unreachable peer.
     pub retry_backoff: Duration,
+}
+
+/// How many `retry_backoff`s a replicator holds off a peer after a
+/// permanent call error (10 s with the default 200 ms).
+const PERMANENT_FAILURE_BACKOFFS: u32 = 50;
+
+impl NodeOptions {
+    /// How long a replicator waits, on top of `retry_backoff`, before it
+    /// calls a peer again after `e`. Nothing for a transient error (the
+    /// peer restarting, a lost connection: the next sync may work). Long
+    /// for a permanent one (certificate refused, a message the peer cannot
+    /// decode): nothing changes until someone acts, and a retry every
+    /// `retry_backoff` would only repeat the handshake, or read a whole
+    /// snapshot again, to fail the same way. Still finite, so replication
+    /// resumes by itself once certificates or versions are fixed.
+    pub(crate) fn pause_after(&self, e: &CallError) -> Duration {
+        if e.is_transient() {
+            Duration::ZERO
+        } else {
+            self.retry_backoff
+                .saturating_mul(PERMANENT_FAILURE_BACKOFFS)
+        }
+    }
 }
 
 impl Default for NodeOptions {
@@ -247,5 +276,56 @@ impl Node {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove replica data");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_holds_off_a_peer_only_after_a_permanent_error() {
+        let options = NodeOptions::default();
+        let node = NodeId(2);
+        let transient = [
+            CallError::Unreachable {
+                node,
+                reason: "no address known".into(),
+            },
+            CallError::TimedOut {
+                node,
+                after: Duration::from_secs(1),
+            },
+            CallError::ConnectionLost {
+                node,
+                reason: "peer restarted".into(),
+            },
+            CallError::Refused {
+                node,
+                reason: transport::Refusal::ShuttingDown,
+            },
+        ];
+        for e in &transient {
+            assert_eq!(options.pause_after(e), Duration::ZERO, "{e}");
+        }
+        let permanent = [
+            CallError::Tls {
+                node,
+                reason: "unknown CA".into(),
+            },
+            CallError::Codec {
+                node,
+                reason: "frame too large".into(),
+            },
+            CallError::Refused {
+                node,
+                reason: transport::Refusal::Malformed,
+            },
+        ];
+        for e in &permanent {
+            let pause = options.pause_after(e);
+            assert!(pause >= Duration::from_secs(5), "{e}: {pause:?}");
+            assert!(pause <= Duration::from_secs(60), "{e}: {pause:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use protocol::{NodeId, SeqNo, Term};
 use tokio::sync::{watch, Notify};
 
 use super::replica::{Acks, LocalReplica};
-use super::Node;
+use super::{CallError, Node};
 use crate::ShardError;
 
 enum Step {
@@ -55,8 +55,25 @@ pub(super) async fn run(
     tracing::debug!(shard = ?replica.shard_ref, peer = %stream.peer, "replicator stopped");
 }
 
-async fn call(node: &Node, peer: NodeId, req: StorageRequest) -> Result<StorageResponse, String> {
-    node.peers.call(peer, req).await
+/// One call to the peer. After a permanent failure it first holds off for
+/// [`super::NodeOptions::pause_after`], so a peer that refuses our
+/// certificate is not called again every `retry_backoff`. The pause does
+/// not watch the stop signal: a leadership that ends meanwhile is noticed
+/// when it is over.
+async fn call(
+    node: &Node,
+    peer: NodeId,
+    req: StorageRequest,
+) -> Result<StorageResponse, CallError> {
+    let result = node.peers.call(peer, req).await;
+    if let Err(e) = &result {
+        let pause = node.options.pause_after(e);
+        if !pause.is_zero() {
+            tracing::warn!(%peer, error = %e, ?pause, "peer call failed in a way retrying does not fix; holding off");
+            tokio::time::sleep(pause).await;
+        }
+    }
+    result
 }
 
 async fn sync_then_stream(
@@ -89,7 +106,7 @@ async fn sync_then_stream(
             return Step::Resync;
         }
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "peer unreachable");
+            tracing::debug!(%peer, error = %e, transient = e.is_transient(), "peer status call failed");
             metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
                 .increment(1);
             return Step::Resync;

@@ -12,7 +12,7 @@ use protocol::rpc::{StorageRequest, StorageResponse};
 use protocol::NodeId;
 use transport::RpcClient;
 
-use crate::node::{PeerFuture, Peers};
+use crate::node::{CallError, PeerFuture, Peers};
 
 pub struct QuicPeers {
     client: RpcClient,
@@ -58,7 +58,10 @@ impl Peers for QuicPeers {
         let client = self.client.clone();
         let timeout = self.timeout;
         Box::pin(async move {
-            let addr = addr.ok_or_else(|| format!("no address known for node {node}"))?;
+            let addr = addr.ok_or_else(|| CallError::Unreachable {
+                node,
+                reason: "no address known (not in the cluster map, or unresolved)".into(),
+            })?;
             client
                 .call::<StorageRequest, StorageResponse>(
                     addr,
@@ -67,7 +70,7 @@ impl Peers for QuicPeers {
                     timeout,
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| CallError::from_transport(node, e))
         })
     }
 }

@@ -55,7 +55,8 @@ pub struct ShardOptions {
     /// Rewrite a sealed segment once this share of its points are tombstones.
     pub max_tombstone_ratio: f64,
     /// Run indexing and compaction in a background thread (tests may turn
-    /// it off and call [`Shard::run_background_once`] themselves).
+    /// it off and call `Shard::run_background_once`, feature `testsuite`,
+    /// themselves).
     pub background: bool,
     /// A growing segment with at least `idle_seal_min_points` that has seen
     /// no write for this long is frozen and indexed, so a collection that
@@ -337,13 +338,18 @@ impl Shard {
     }
 
     /// Indexes frozen segments, compacts, checkpoints: one round of what the
-    /// background worker does. Returns whether there was anything to do.
+    /// background worker does, for tests that turn the worker off. Returns
+    /// whether there was anything to do.
+    #[cfg(any(test, feature = "testsuite"))]
     pub fn run_background_once(&self) -> Result<bool> {
         optimizer::run_once(&self.inner)
     }
 
     /// Merges every segment, the growing one included, into one sealed ANN
-    /// segment without tombstones (what an operator runs after a bulk load).
+    /// segment without tombstones (what the engine-vs-FAISS benchmark runs
+    /// after its bulk load). No route exposes it, so only test and bench
+    /// builds have it.
+    #[cfg(any(test, feature = "testsuite"))]
     pub fn optimize(&self) -> Result<()> {
         optimizer::optimize_all(&self.inner)
     }

@@ -111,6 +111,7 @@ fn next_merge(inner: &Inner) -> Option<Vec<u64>> {
     )
 }
 
+#[cfg(any(test, feature = "testsuite"))]
 pub(super) fn optimize_all(inner: &Inner) -> Result<()> {
     let _one_at_a_time = inner.optimize_lock.lock();
     {

@@ -12,7 +12,7 @@ use protocol::{
     CollectionConfig, Distance, Epoch, NodeId, Operation, Point, PointId, ShardId, Term,
     WriteConsistency,
 };
-use storage_node::node::{Lease, Node, NodeOptions, PeerFuture, Peers};
+use storage_node::node::{CallError, Lease, Node, NodeOptions, PeerFuture, Peers};
 use storage_node::{ShardOptions, SyncMode, WalOptions};
 
 #[derive(Default)]
@@ -35,7 +35,10 @@ impl Peers for Link {
             let target = net.nodes.read().get(&node).cloned();
             match target {
                 Some(t) if !down => Ok(t.handle(request).await),
-                _ => Err(format!("node {node} unreachable")),
+                _ => Err(CallError::Unreachable {
+                    node,
+                    reason: "down".into(),
+                }),
             }
         })
     }
