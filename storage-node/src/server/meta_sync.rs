@@ -18,7 +18,7 @@ use crate::node::Node;
 pub async fn register(
     meta: &MetaClient,
     info: &NodeInfo,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -30,7 +30,7 @@ pub async fn register(
             Err(e) if *stop.borrow() => anyhow::bail!("stopped before registering: {e}"),
             Err(e) => {
                 tracing::warn!(error = %e, "meta-service registration failed; retrying");
-                tokio::time::sleep(delay).await;
+                lifecycle::sleep_or_stop(&mut stop, delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
@@ -43,7 +43,7 @@ pub async fn heartbeat_loop(
     info: NodeInfo,
     every: Duration,
     map_stale: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     // Short timeouts: a heartbeat that takes long is worth nothing for the lease.
     let meta = meta
@@ -92,7 +92,7 @@ pub async fn heartbeat_loop(
                 tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
             }
         }
-        tokio::time::sleep(every).await;
+        lifecycle::sleep_or_stop(&mut stop, every).await;
     }
 }
 
@@ -103,7 +103,7 @@ pub async fn map_loop(
     meta: MetaClient,
     peers: Arc<QuicPeers>,
     map_stale: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     // Short per-request timeouts: a member cut off from the others holds a
     // long poll silently; the client then moves on to the next member.
@@ -116,6 +116,7 @@ pub async fn map_loop(
                 metrics::counter!("storage_map_refetches_total").increment(1);
                 meta.cluster_map(ReadConsistency::Linearizable).await.map(Some)
             }
+            _ = stop.changed() => return,
         };
         match fetched {
             Ok(Some(view)) if view.map.epoch > epoch => {
@@ -127,17 +128,18 @@ pub async fn map_loop(
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "map watch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                lifecycle::sleep_or_stop(&mut stop, Duration::from_millis(200)).await;
             }
         }
     }
 }
 
-/// Publishes every replica's applied sequence number through gossip.
+/// Publishes every replica's applied sequence number through gossip
+/// (leaving gossip is the owner's job, after this task ended).
 pub async fn publish_versions(
     node: Arc<Node>,
     membership: membership::Membership,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
         for r in node.replicas() {
@@ -149,7 +151,6 @@ pub async fn publish_versions(
                 tracing::debug!(error = %e, "cannot publish replica version");
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        lifecycle::sleep_or_stop(&mut stop, Duration::from_millis(500)).await;
     }
-    membership.shutdown().await;
 }
