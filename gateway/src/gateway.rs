@@ -115,6 +115,8 @@ pub struct Gateway {
     pub(crate) counters: Counters,
     pub(crate) started: Instant,
     stop: watch::Sender<bool>,
+    /// The map watch, joined by [`Gateway::close`].
+    watch: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -127,7 +129,7 @@ impl Gateway {
     ) -> Arc<Gateway> {
         let maps = MapCache::new(meta);
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(maps.clone().watch_loop(stop_rx, options.watch_wait));
+        let watch = tokio::spawn(maps.clone().watch_loop(stop_rx, options.watch_wait));
         Arc::new(Gateway {
             maps,
             client,
@@ -136,6 +138,7 @@ impl Gateway {
             counters: Counters::default(),
             started: Instant::now(),
             stop,
+            watch: parking_lot::Mutex::new(Some(watch)),
         })
     }
 
@@ -151,9 +154,18 @@ impl Gateway {
         &self.maps
     }
 
-    /// Stops the map watch.
+    /// Tells the map watch to stop (see [`Gateway::close`] to wait for it).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Stops the map watch and returns once it has ended.
+    pub async fn close(&self) {
+        self.shutdown();
+        let watch = self.watch.lock().take();
+        if let Some(w) = watch {
+            let _ = w.await;
+        }
     }
 
     /// The map and the named collection; a collection missing from the

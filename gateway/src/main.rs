@@ -1,13 +1,11 @@
-//! The `gateway` binary: config → meta client → shard client → HTTP.
+//! The `gateway` binary: flags, environment and YAML → [`Config`] →
+//! `gateway::server::start`, until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use gateway::config::{Config, Overrides};
-use gateway::{Gateway, QuicShardClient};
-use meta_client::MetaClient;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,60 +65,7 @@ async fn main() -> anyhow::Result<()> {
     .context("configuration")?;
     tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
     let _ = gateway::telemetry::prometheus();
-    // Short per-request timeouts: a meta member cut off from the others
-    // answers nothing; the client must move on to the next one quickly.
-    let meta = Arc::new(
-        MetaClient::new(config.meta_service.clone())
-            .with_timeout(std::time::Duration::from_secs(3)),
-    );
-    let tls = transport::TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(
-        || {
-            format!(
-                "load certificate {:?} from {} (make one with `certs issue --dir {} --name {}`)",
-                config.cert_name,
-                config.certs_dir.display(),
-                config.certs_dir.display(),
-                config.cert_name
-            )
-        },
-    )?;
-    let rpc =
-        transport::RpcClient::new(&tls, transport::RpcConfig::default()).context("QUIC client")?;
-    let client = Arc::new(QuicShardClient::new(rpc, config.routing.shard_timeout));
-    let gw = Gateway::new(meta, client, config.routing.clone());
-    let router = gateway::server::app(gw.clone(), config.keys.clone(), &config.http);
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    gateway::server::serve(listener, router, async {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-    })
-    .await?;
-    gw.shutdown();
-    Ok(())
-}
-
-/// Ctrl-C or SIGTERM (what process managers and the local-cluster script send).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let handle = gateway::server::start(&config).await?;
+    lifecycle::shutdown_signal().await;
+    handle.shutdown().await
 }

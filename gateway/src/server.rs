@@ -1,13 +1,105 @@
-//! Serving: bind, build the router, run until the shutdown future
-//! completes, then drain in-flight requests (axum's graceful shutdown).
+//! Serving: [`start`] a gateway from its [`Config`] (bind, build the
+//! router, serve) and get a [`GatewayHandle`] whose `shutdown` drains
+//! in-flight requests (axum's graceful shutdown) and joins the map watch.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
+use lifecycle::Stop;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiKeys, ApiState, HttpOptions};
+use crate::client::ShardClient;
+use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::map::MetaApi;
+use crate::quic::QuicShardClient;
+
+/// A running gateway; [`GatewayHandle::shutdown`] stops it.
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    gw: Arc<Gateway>,
+    stop: Stop,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts a gateway as configured: the meta-service client, the QUIC
+/// client to the storage nodes (certificates from `certs_dir`), the HTTP
+/// server on `listen`.
+pub async fn start(config: &Config) -> anyhow::Result<GatewayHandle> {
+    // Short per-request timeouts: a meta member cut off from the others
+    // answers nothing; the client must move on to the next one quickly.
+    let meta = Arc::new(
+        meta_client::MetaClient::new(config.meta_service.clone())
+            .with_timeout(std::time::Duration::from_secs(3)),
+    );
+    let tls = transport::TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(
+        || {
+            format!(
+                "load certificate {:?} from {} (make one with `certs issue --dir {} --name {}`)",
+                config.cert_name,
+                config.certs_dir.display(),
+                config.certs_dir.display(),
+                config.cert_name
+            )
+        },
+    )?;
+    let rpc =
+        transport::RpcClient::new(&tls, transport::RpcConfig::default()).context("QUIC client")?;
+    let client = Arc::new(QuicShardClient::new(rpc, config.routing.shard_timeout));
+    start_with(config, meta, client).await
+}
+
+/// [`start`] with the meta-service and the storage nodes reached through
+/// the given clients (in-process ones in tests).
+pub async fn start_with(
+    config: &Config,
+    meta: Arc<dyn MetaApi>,
+    client: Arc<dyn ShardClient>,
+) -> anyhow::Result<GatewayHandle> {
+    let gw = Gateway::new(meta, client, config.routing.clone());
+    let router = app(gw.clone(), config.keys.clone(), &config.http);
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node_id = %config.node_id, "gateway listening");
+    let (stop, stopping) = Stop::new();
+    let server = tokio::spawn(serve(listener, router, lifecycle::stopped(stopping)));
+    Ok(GatewayHandle {
+        addr,
+        gw,
+        stop,
+        server,
+    })
+}
+
+impl GatewayHandle {
+    /// The bound REST address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the map
+    /// watch; returns once all of it has ended.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!("gateway stopping: draining in-flight requests");
+        self.stop.stop();
+        let served = self.server.await;
+        self.gw.close().await;
+        tracing::info!("gateway stopped");
+        match served {
+            Ok(r) => r.context("HTTP server"),
+            Err(e) => Err(anyhow::anyhow!("HTTP server task: {e}")),
+        }
+    }
+}
 
 /// The router for `gw` with these keys and limits, with Prometheus if this
 /// process's recorder is ours.

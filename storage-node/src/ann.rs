@@ -49,6 +49,22 @@ pub struct AnnParams {
     pub nprobe: usize,
 }
 
+/// How long one uninterruptible chunk of an index build should take: what
+/// a shutdown may wait for a build to notice it.
+pub const BUILD_CHUNK_TIME: std::time::Duration = std::time::Duration::from_millis(250);
+const BUILD_FIRST_CHUNK: usize = 256;
+
+/// The next chunk size, from the last one and how long it took (HNSW
+/// insertion slows down as the graph grows, so this adapts all along).
+fn next_chunk(last: usize, took: std::time::Duration) -> usize {
+    let per_point = took.as_secs_f64() / last.max(1) as f64;
+    if per_point <= 0.0 {
+        return (last * 2).clamp(64, 1 << 20);
+    }
+    let fitting = (BUILD_CHUNK_TIME.as_secs_f64() / per_point) as usize;
+    fitting.clamp(64, (last * 4).max(64)).min(1 << 20)
+}
+
 pub fn metric(distance: Distance) -> MetricType {
     match distance {
         Distance::Cosine | Distance::Dot => MetricType::InnerProduct,
@@ -99,7 +115,25 @@ impl AnnIndex {
         vectors: &[f32],
         ef_search: usize,
     ) -> Result<Self> {
-        let n = vectors.len() / dim.max(1);
+        Self::build_until(kind, dim, distance, vectors, ef_search, &|| false)?
+            .ok_or(ShardError::Closing)
+    }
+
+    /// [`AnnIndex::build`] that gives up (`Ok(None)`) once `stop()` says so.
+    /// One FAISS `add` of a large segment runs for tens of seconds and cannot
+    /// be interrupted, so points go in chunks sized to take about
+    /// [`BUILD_CHUNK_TIME`] each, with a check between chunks. HNSW inserts
+    /// point by point anyway: the graph is the one a single call builds.
+    pub fn build_until(
+        kind: AnnKind,
+        dim: usize,
+        distance: Distance,
+        vectors: &[f32],
+        ef_search: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Self>> {
+        let dim = dim.max(1);
+        let n = vectors.len() / dim;
         let (description, kind) = match kind {
             AnnKind::Flat => ("Flat".to_string(), kind),
             AnnKind::Hnsw { m, .. } => (format!("HNSW{m},Flat"), kind),
@@ -121,10 +155,19 @@ impl AnnIndex {
                 .train(vectors)
                 .map_err(|e| ShardError::faiss("train", e))?;
         }
-        if n > 0 {
+        let mut chunk = BUILD_FIRST_CHUNK;
+        let mut added = 0;
+        while added < n {
+            if stop() {
+                return Ok(None);
+            }
+            let take = chunk.min(n - added);
+            let started = std::time::Instant::now();
             inner
-                .add(vectors)
+                .add(&vectors[added * dim..(added + take) * dim])
                 .map_err(|e| ShardError::faiss("add vectors", e))?;
+            added += take;
+            chunk = next_chunk(take, started.elapsed());
         }
         let index = Self {
             inner,
@@ -132,7 +175,7 @@ impl AnnIndex {
             ef_search: RwLock::new(0),
         };
         index.set_ef(ef_search)?;
-        Ok(index)
+        Ok(Some(index))
     }
 
     pub fn kind(&self) -> AnnKind {

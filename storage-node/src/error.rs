@@ -45,6 +45,9 @@ pub enum ShardError {
     Poisoned,
     #[error("shard data is inconsistent: {0}")]
     Corrupt(String),
+    /// The shard is closing: background work stopped before it finished.
+    #[error("shard is closing")]
+    Closing,
 }
 
 impl ShardError {
@@ -72,7 +75,7 @@ impl ShardError {
     /// Whether retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            ShardError::Io { .. } | ShardError::Poisoned => true,
+            ShardError::Io { .. } | ShardError::Poisoned | ShardError::Closing => true,
             ShardError::Invalid(_)
             | ShardError::Codec { .. }
             | ShardError::Faiss { .. }

@@ -13,6 +13,7 @@
 //! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
 //! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
 //! - [`error`]: the crate's error type.
+//! - `testsuite` (feature `testsuite`): nodes on an in-memory network.
 
 pub mod ann;
 pub mod error;
@@ -20,6 +21,8 @@ pub mod node;
 pub mod segment;
 pub mod server;
 pub mod shard;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 pub mod wal;
 
 pub use error::{Result, ShardError};

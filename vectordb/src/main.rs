@@ -7,11 +7,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Standalone(args) => standalone(args, shutdown_signal()).await,
+        Command::Standalone(args) => standalone(args, lifecycle::shutdown_signal()).await,
     }
 }
 
@@ -109,72 +107,35 @@ async fn standalone(
         .await
         .map_err(|e| anyhow::anyhow!("initialise the meta-service: {e}"))?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let storage_args = storage_node::server::StorageNodeArgs::try_parse_from([
-        "storage-node".to_string(),
-        "--id=1".into(),
-        format!("--data-dir={}", args.data_dir.join("storage-1").display()),
-        format!("--rpc-listen=127.0.0.1:{}", args.storage_rpc_port),
-        format!("--http-listen=127.0.0.1:{}", args.storage_http_port),
-        format!("--meta={meta_addr}"),
-        format!("--certs-dir={}", certs.display()),
-    ])?;
-    let mut storage_stop = stop_rx.clone();
-    let storage = tokio::spawn(storage_node::server::run(storage_args, async move {
-        let _ = storage_stop.wait_for(|s| *s).await;
-    }));
+    let mut storage = storage_node::server::StorageNodeConfig::new(
+        protocol::NodeId(1),
+        args.data_dir.join("storage-1"),
+        vec![meta_addr.clone()],
+        certs.clone(),
+    );
+    storage.rpc_listen = SocketAddr::from(([127, 0, 0, 1], args.storage_rpc_port));
+    storage.http_listen = SocketAddr::from(([127, 0, 0, 1], args.storage_http_port));
+    let storage = storage_node::server::start(storage).await?;
 
     let overrides = gateway::config::Overrides {
         rest_port: Some(args.rest_port),
         listen_host: Some(args.listen_host.clone()),
-        meta_service: vec![meta_addr.clone()],
+        meta_service: vec![meta_addr],
         api_key: args.api_key.clone(),
         read_only_api_key: args.read_only_api_key.clone(),
         node_id: Some("standalone".into()),
-        certs_dir: Some(certs.clone()),
+        certs_dir: Some(certs),
         cert_name: Some("gateway".into()),
     };
     let config = gateway::config::Config::load(None, |_| None, &overrides)
         .context("gateway configuration")?;
-    let tls = transport::TlsConfig::from_dir(&certs, "gateway")?;
-    let rpc = transport::RpcClient::new(&tls, transport::RpcConfig::default())?;
-    let client = Arc::new(gateway::QuicShardClient::new(
-        rpc,
-        config.routing.shard_timeout,
-    ));
-    let gw = gateway::Gateway::new(
-        Arc::new(meta_client::MetaClient::new([meta_addr])),
-        client,
-        config.routing.clone(),
-    );
-    let router = gateway::server::app(gw.clone(), config.keys.clone(), &config.http);
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
-    let rest: SocketAddr = listener.local_addr()?;
-    tracing::info!(%rest, data = %args.data_dir.display(), "standalone vectordb ready");
-    gateway::server::serve(listener, router, shutdown).await?;
-    gw.shutdown();
-    let _ = stop_tx.send(true);
-    match storage.await {
-        Ok(r) => r?,
-        Err(e) => anyhow::bail!("storage node task: {e}"),
-    }
+    let gateway = gateway::server::start(&config).await?;
+    tracing::info!(rest = %gateway.addr(), data = %args.data_dir.display(), "standalone vectordb ready");
+    shutdown.await;
+    // Front to back: no new requests, then the data plane, then the map.
+    let gateway_stopped = gateway.shutdown().await;
+    let storage_stopped = storage.shutdown().await;
     meta.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    gateway_stopped?;
+    storage_stopped
 }

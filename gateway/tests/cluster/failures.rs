@@ -72,7 +72,7 @@ async fn replica_failures_and_partial_answers() {
     assert!(prom.contains("gateway_retries_total"));
 
     // Both replicas of one shard down: 503 naming it, or a partial answer.
-    let map = c.gw.map();
+    let map = c.gw().map();
     let shard = &map.collections["f"].shards[&ShardId(0)];
     let holders: Vec<u64> = shard.nodes().map(|n| n.0).collect();
     for h in &holders {
@@ -170,7 +170,7 @@ async fn replica_failures_and_partial_answers() {
             .await["count"],
         270
     );
-    assert!(c.gw.map().collections["f"].shards[&ShardId(0)].primary == Some(other));
+    assert!(c.gw().map().collections["f"].shards[&ShardId(0)].primary == Some(other));
     c.shutdown().await;
 }
 
@@ -240,7 +240,7 @@ async fn write_and_read_consistency() {
 
     // Shard 0's follower goes down: a majority (2 of 2) write to shard 0
     // cannot be acknowledged, a `one` write can.
-    let map = c.gw.map();
+    let map = c.gw().map();
     let shard = &map.collections["w"].shards[&ShardId(0)];
     let follower = shard
         .nodes()

@@ -1,7 +1,7 @@
-//! Integration tests: an in-process meta-service (one member), three
-//! in-process storage nodes (real shards in temp dirs) on an in-memory
-//! network that can take nodes down or slow them, and the gateway's
-//! router served on 127.0.0.1:0, driven over HTTP with reqwest.
+//! Integration tests: the shared in-process cluster (`testsuite`): one
+//! meta-service member, three storage nodes (real shards in temp dirs) on
+//! an in-memory network that can take nodes down or slow them, and the
+//! gateway served on 127.0.0.1:0, driven over HTTP with reqwest.
 
 mod auth;
 mod data;

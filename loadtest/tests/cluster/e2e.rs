@@ -8,7 +8,24 @@ use loadtest::search::SearchOptions;
 use loadtest::{read_fvecs, read_ivecs, Client, CollectionSpec, SearchParams};
 use serde_json::Value;
 
-use crate::harness::TestCluster;
+use gateway::api::HttpOptions;
+use gateway::RoutingOptions;
+use testsuite::{Options, TestCluster};
+
+/// The shared in-process cluster with the gateway's default HTTP limits
+/// (ingest batches are large) and generous timeouts (the machine is slow).
+async fn start_cluster() -> TestCluster {
+    TestCluster::start(Options {
+        http: HttpOptions::default(),
+        routing: RoutingOptions {
+            shard_timeout: Duration::from_secs(10),
+            ..RoutingOptions::default()
+        },
+        write_timeout: Duration::from_secs(5),
+        ..Options::default()
+    })
+    .await
+}
 
 fn data(dir: &Path) {
     let opts = GenOptions {
@@ -46,7 +63,7 @@ async fn ingest_search_mixed_against_the_real_gateway() {
     // The gateway's recorder first (one per process; the in-process
     // meta-service would install its own), for the per-stage breakdown.
     assert!(gateway::telemetry::prometheus().is_some());
-    let cluster = TestCluster::start().await;
+    let cluster = start_cluster().await;
     let dir = tempfile::tempdir().expect("tempdir");
     data(dir.path());
     let base = read_fvecs(&dir.path().join("base.fvecs"), None).expect("base");

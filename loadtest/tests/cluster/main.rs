@@ -1,5 +1,5 @@
-//! End-to-end: `loadtest` against the real gateway router, meta-service and
-//! storage nodes, all in this process (see `harness`), over real HTTP.
+//! End-to-end: `loadtest` against the real gateway, meta-service and
+//! storage nodes, all in this process (`testsuite::TestCluster`), over
+//! real HTTP.
 
 mod e2e;
-mod harness;

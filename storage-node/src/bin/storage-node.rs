@@ -1,8 +1,8 @@
 //! `storage-node`: see `storage_node::server`. Stops cleanly on SIGINT or
-//! SIGTERM (replicas flushed and closed).
+//! SIGTERM (requests drained, gossip left, replicas flushed and closed).
 
 use clap::Parser;
-use storage_node::server::{run, StorageNodeArgs};
+use storage_node::server::{start, StorageNodeArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,22 +12,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = StorageNodeArgs::parse();
-    run(args, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown signal received");
+    let node = start(StorageNodeArgs::parse().into_config()).await?;
+    lifecycle::shutdown_signal().await;
+    node.shutdown().await
 }

@@ -238,6 +238,33 @@ impl Node {
         }
     }
 
+    /// Closes every replica for shutdown: replication stops, then each
+    /// shard stops its background work (an index build is interrupted and
+    /// resumes after a restart), syncs its WAL and joins its threads.
+    /// Returns once all are closed. Requests that still reach the node
+    /// afterwards find closed shards; the caller stops serving first.
+    pub async fn close(&self) {
+        let replicas = self.replicas();
+        for r in &replicas {
+            r.follow();
+        }
+        let shards: Vec<_> = replicas
+            .iter()
+            .map(|r| (r.shard_ref.clone(), r.shard()))
+            .collect();
+        let closed = tokio::task::spawn_blocking(move || {
+            for (shard_ref, shard) in shards {
+                if let Err(e) = shard.close() {
+                    tracing::error!(shard = ?shard_ref, error = %e, "closing replica failed");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "closing replicas panicked");
+        }
+    }
+
     fn replica_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
         self.data_dir
             .join("collections")

@@ -30,11 +30,10 @@ pub async fn run(
     node: Arc<Node>,
     membership: membership::Membership,
     peers: Arc<QuicPeers>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut tracker = StallTracker::new(STALL_AFTER);
-    while !*stop.borrow() {
-        tokio::time::sleep(CHECK_EVERY).await;
+    while !lifecycle::sleep_or_stop(&mut stop, CHECK_EVERY).await {
         let map = node.map();
         let me = node.id();
         let mut held = Vec::new();

@@ -1,4 +1,6 @@
-//! Command-line flags and environment variables of the storage node.
+//! The storage node's configuration: [`StorageNodeConfig`], typed, what
+//! [`super::start`] takes; and [`StorageNodeArgs`], the command-line flags
+//! and environment variables the binary parses into it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,7 +75,75 @@ pub struct StorageNodeArgs {
     pub write_timeout_ms: u64,
 }
 
+/// Everything [`super::start`] needs to run one storage node.
+#[derive(Clone, Debug)]
+pub struct StorageNodeConfig {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    /// QUIC data-plane address to bind (port 0: the OS picks).
+    pub rpc_listen: SocketAddr,
+    /// `host:port` others reach the QUIC server on (default: the bound address).
+    pub advertise: Option<String>,
+    /// HTTP address for `/metrics` and `/health`.
+    pub http_listen: SocketAddr,
+    /// Meta-service members (`host:port`).
+    pub meta: Vec<String>,
+    /// Folder with `ca.pem` and this node's `<cert_name>.pem` / `.key`.
+    pub certs_dir: PathBuf,
+    pub cert_name: String,
+    /// Gossip; off when `None`.
+    pub gossip: Option<membership::MembershipConfig>,
+    /// Heartbeat period to the meta-service (each ack renews the write lease).
+    pub heartbeat: Duration,
+    /// Write lease until the meta-service says otherwise.
+    pub lease: Duration,
+    /// Timeout of calls to other storage nodes.
+    pub request_timeout: Duration,
+    pub node: NodeOptions,
+}
+
+impl StorageNodeConfig {
+    /// Defaults of the flags, with ports chosen by the OS on loopback.
+    pub fn new(id: NodeId, data_dir: PathBuf, meta: Vec<String>, certs_dir: PathBuf) -> Self {
+        let node = NodeOptions::default();
+        StorageNodeConfig {
+            id,
+            data_dir,
+            rpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            meta,
+            certs_dir,
+            cert_name: format!("storage-{}", id.0),
+            gossip: None,
+            heartbeat: Duration::from_millis(300),
+            lease: Duration::from_millis(2500),
+            request_timeout: node.write_timeout.max(Duration::from_secs(1)),
+            node,
+        }
+    }
+}
+
 impl StorageNodeArgs {
+    /// The typed configuration these flags describe.
+    pub fn into_config(self) -> StorageNodeConfig {
+        StorageNodeConfig {
+            id: self.node_id(),
+            cert_name: self.cert_name(),
+            heartbeat: self.heartbeat(),
+            lease: Duration::from_millis(self.lease_ms),
+            request_timeout: self.request_timeout(),
+            node: self.node_options(),
+            gossip: self.membership_config(),
+            data_dir: self.data_dir,
+            rpc_listen: self.rpc_listen,
+            advertise: self.advertise,
+            http_listen: self.http_listen,
+            meta: self.meta,
+            certs_dir: self.certs_dir,
+        }
+    }
+
     pub fn node_id(&self) -> NodeId {
         NodeId(self.id)
     }
@@ -111,16 +181,14 @@ impl StorageNodeArgs {
         }
     }
 
-    pub fn membership_config(&self) -> anyhow::Result<Option<membership::MembershipConfig>> {
-        let Some(listen) = self.gossip_listen else {
-            return Ok(None);
-        };
+    pub fn membership_config(&self) -> Option<membership::MembershipConfig> {
+        let listen = self.gossip_listen?;
         let mut config =
             membership::MembershipConfig::new(self.node_id(), self.cluster_id.clone(), listen)
                 .with_seeds(self.seeds.clone());
         if let Some(advertise) = self.gossip_advertise {
             config.gossip_advertise = advertise;
         }
-        Ok(Some(config))
+        Some(config)
     }
 }

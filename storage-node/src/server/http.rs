@@ -20,12 +20,13 @@ struct AppState {
     metrics: Option<PrometheusHandle>,
 }
 
-/// Serves until `stop` flips; returns the bound address.
-pub async fn serve(
+/// Binds `addr`; returns the bound address and the server, which runs
+/// until `stop` flips and then lets in-flight requests finish.
+pub async fn bind(
     addr: SocketAddr,
     node: Arc<Node>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<SocketAddr> {
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + Send)> {
     // A second recorder in the same process (tests) is not an error.
     let metrics = PrometheusBuilder::new().install_recorder().ok();
     let app = Router::new()
@@ -37,17 +38,15 @@ pub async fn serve(
         .await
         .with_context(|| format!("bind HTTP {addr}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
+    let server = async move {
         let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
+            .with_graceful_shutdown(lifecycle::stopped(stop))
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
-    });
-    Ok(bound)
+    };
+    Ok((bound, server))
 }
 
 async fn health(State(s): State<AppState>) -> Json<Value> {

@@ -19,7 +19,7 @@ use crate::node::Node;
 pub async fn register(
     meta: &MetaClient,
     info: &NodeInfo,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -34,7 +34,7 @@ pub async fn register(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "meta-service registration failed; retrying");
-                tokio::time::sleep(delay).await;
+                lifecycle::sleep_or_stop(&mut stop, delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
@@ -47,7 +47,7 @@ pub async fn heartbeat_loop(
     info: NodeInfo,
     every: Duration,
     map_stale: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     // Short timeouts: a heartbeat that takes long is worth nothing for the lease.
     let meta = meta
@@ -96,7 +96,7 @@ pub async fn heartbeat_loop(
                 tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
             }
         }
-        tokio::time::sleep(every).await;
+        lifecycle::sleep_or_stop(&mut stop, every).await;
     }
 }
 
@@ -107,7 +107,7 @@ pub async fn map_loop(
     meta: MetaClient,
     peers: Arc<QuicPeers>,
     map_stale: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     // Short per-request timeouts: a member cut off from the others holds a
     // long poll silently; the client then moves on to the next member.
@@ -120,6 +120,7 @@ pub async fn map_loop(
                 metrics::counter!("storage_map_refetches_total").increment(1);
                 meta.cluster_map(MetaReadConsistency::Linearizable).await.map(Some)
             }
+            _ = stop.changed() => return,
         };
         match fetched {
             Ok(Some(view)) if view.map.epoch > epoch => {
@@ -131,7 +132,7 @@ pub async fn map_loop(
             Ok(_) => {}
             Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "map watch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                lifecycle::sleep_or_stop(&mut stop, Duration::from_millis(200)).await;
             }
             // Nothing to gain from asking again soon; the node still needs
             // the map, so it keeps asking, slowly.
@@ -143,11 +144,12 @@ pub async fn map_loop(
     }
 }
 
-/// Publishes every replica's applied sequence number through gossip.
+/// Publishes every replica's applied sequence number through gossip
+/// (leaving gossip is the owner's job, after this task ended).
 pub async fn publish_versions(
     node: Arc<Node>,
     membership: membership::Membership,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
         for r in node.replicas() {
@@ -159,7 +161,6 @@ pub async fn publish_versions(
                 tracing::debug!(error = %e, "cannot publish replica version");
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        lifecycle::sleep_or_stop(&mut stop, Duration::from_millis(500)).await;
     }
-    membership.shutdown().await;
 }

@@ -2,6 +2,11 @@
 //! registration, heartbeats (which renew the write lease) and map watch,
 //! gossip membership publishing the version vector, and an HTTP endpoint
 //! for `/metrics` and `/health`.
+//!
+//! [`start`] takes a typed [`StorageNodeConfig`] and returns a
+//! [`StorageNodeHandle`]; the binary parses [`StorageNodeArgs`] into that
+//! config, and the in-process harness and `vectordb standalone` build it
+//! directly.
 
 mod anti_entropy;
 mod config;
@@ -9,56 +14,70 @@ mod http;
 mod meta_sync;
 mod peers;
 
-use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lifecycle::{Stop, Tasks};
 use meta_client::MetaClient;
 use protocol::cluster::NodeInfo;
 use protocol::rpc::{StorageRequest, StorageResponse};
-use tokio::sync::watch;
 use transport::{service_fn, PeerIdentity, Reply, RpcClient, RpcConfig, RpcServer, TlsConfig};
 
-pub use config::StorageNodeArgs;
+pub use config::{StorageNodeArgs, StorageNodeConfig};
 
 use crate::node::{Lease, Node};
 
-/// Runs a storage node until `shutdown` resolves.
-pub async fn run(
-    args: StorageNodeArgs,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let tls = TlsConfig::from_dir(&args.certs_dir, &args.cert_name()).with_context(|| {
+/// How long shutdown waits for background tasks that should end at once
+/// (they watch the stop flag) before aborting them.
+const TASK_GRACE: Duration = Duration::from_secs(5);
+
+/// A running storage node; [`StorageNodeHandle::shutdown`] stops it.
+pub struct StorageNodeHandle {
+    node: Arc<Node>,
+    rpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop: Stop,
+    server: tokio::task::JoinHandle<Result<(), transport::TransportError>>,
+    tasks: Tasks,
+    gossip: Option<membership::Membership>,
+}
+
+/// Starts a storage node: binds its QUIC and HTTP servers, registers with
+/// the meta-service, follows the map, heartbeats, gossips.
+pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandle> {
+    let tls = TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(|| {
         format!(
             "load certificate {:?} from {}",
-            args.cert_name(),
-            args.certs_dir.display()
+            config.cert_name,
+            config.certs_dir.display()
         )
     })?;
     let rpc_config = RpcConfig::default();
-    let server = RpcServer::bind(args.rpc_listen, &tls, rpc_config.clone())
+    let server = RpcServer::bind(config.rpc_listen, &tls, rpc_config.clone())
         .context("bind the QUIC server")?;
     let rpc_addr = server.local_addr()?;
-    let advertise = args
+    let advertise = config
         .advertise
         .clone()
         .unwrap_or_else(|| rpc_addr.to_string());
     let client = RpcClient::new(&tls, rpc_config).context("QUIC client")?;
-    let peers = Arc::new(peers::QuicPeers::new(client, args.request_timeout()));
-    let lease = Lease::new(Duration::from_millis(args.lease_ms));
+    let peers = Arc::new(peers::QuicPeers::new(client, config.request_timeout));
     let node = Node::new(
-        args.node_id(),
-        args.data_dir.clone(),
-        args.node_options(),
+        config.id,
+        config.data_dir.clone(),
+        config.node.clone(),
         peers.clone(),
-        lease,
+        Lease::new(config.lease),
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let http_addr = http::serve(args.http_listen, node.clone(), stop_rx.clone()).await?;
-    let meta = MetaClient::new(args.meta.clone());
+    let (stop, stop_rx) = Stop::new();
+    let mut tasks = Tasks::new();
+    let (http_addr, http_server) =
+        http::bind(config.http_listen, node.clone(), stop_rx.clone()).await?;
+    tasks.spawn("http", http_server);
+    let meta = MetaClient::new(config.meta.clone());
     // Bound to 0.0.0.0 (containers): others reach the HTTP port on the
     // advertised host, not on the wildcard.
     let advertise_host = advertise
@@ -67,29 +86,38 @@ pub async fn run(
     let http_public = public_addr(http_addr, advertise_host);
     let info = NodeInfo {
         api_addr: Some(http_public.clone()),
-        ..NodeInfo::new(args.node_id(), advertise.clone())
+        ..NodeInfo::new(config.id, advertise.clone())
     };
-    tracing::info!(node = %args.node_id(), rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
-    meta_sync::register(&meta, &info, stop_rx.clone()).await?;
+    tracing::info!(node = %config.id, rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
+    if let Err(e) = meta_sync::register(&meta, &info, stop_rx.clone()).await {
+        stop.stop();
+        tasks.join(TASK_GRACE).await;
+        return Err(e);
+    }
     let map_stale = Arc::new(tokio::sync::Notify::new());
-    let mut tasks = vec![
-        tokio::spawn(meta_sync::map_loop(
+    tasks.spawn(
+        "map watch",
+        meta_sync::map_loop(
             node.clone(),
             meta.clone(),
             peers.clone(),
             map_stale.clone(),
             stop_rx.clone(),
-        )),
-        tokio::spawn(meta_sync::heartbeat_loop(
+        ),
+    );
+    tasks.spawn(
+        "heartbeat",
+        meta_sync::heartbeat_loop(
             node.clone(),
             meta.clone(),
             info.clone(),
-            args.heartbeat(),
+            config.heartbeat,
             map_stale,
             stop_rx.clone(),
-        )),
-    ];
-    if let Some(gossip) = args.membership_config()? {
+        ),
+    );
+    let mut gossip = None;
+    if let Some(gossip_config) = config.gossip.clone() {
         // Gossip carries socket addresses: resolve the advertised names.
         let resolve = |addr: &str, bound: SocketAddr| {
             addr.to_socket_addrs()
@@ -101,43 +129,73 @@ pub async fn run(
             resolve(&advertise, rpc_addr),
             Some(resolve(&http_public, http_addr)),
         );
-        let m = membership::Membership::join(gossip, local, membership::GossipTransport::Udp)
-            .await
-            .context("join gossip")?;
-        tasks.push(tokio::spawn(anti_entropy::run(
-            node.clone(),
-            m.clone(),
-            peers.clone(),
-            stop_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(meta_sync::publish_versions(
-            node.clone(),
-            m,
-            stop_rx.clone(),
-        )));
+        let m =
+            membership::Membership::join(gossip_config, local, membership::GossipTransport::Udp)
+                .await
+                .context("join gossip")?;
+        tasks.spawn(
+            "anti-entropy",
+            anti_entropy::run(node.clone(), m.clone(), peers.clone(), stop_rx.clone()),
+        );
+        tasks.spawn(
+            "publish versions",
+            meta_sync::publish_versions(node.clone(), m.clone(), stop_rx.clone()),
+        );
+        gossip = Some(m);
     }
     let handler = node.clone();
     let service = service_fn(move |_peer: PeerIdentity, req: StorageRequest| {
         let node = handler.clone();
         async move { Reply::One(node.handle(req).await) }
     });
-    let mut stop_for_server = stop_rx.clone();
-    let serve = server.run::<StorageRequest, StorageResponse, _>(service, async move {
-        let _ = stop_for_server.wait_for(|s| *s).await;
-    });
-    let signal = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    let (served, _) = tokio::join!(serve, signal);
-    for t in tasks {
-        t.abort();
+    let server = tokio::spawn(
+        server.run::<StorageRequest, StorageResponse, _>(service, lifecycle::stopped(stop_rx)),
+    );
+    Ok(StorageNodeHandle {
+        node,
+        rpc_addr,
+        http_addr,
+        stop,
+        server,
+        tasks,
+        gossip,
+    })
+}
+
+impl StorageNodeHandle {
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
     }
-    // Replicas close (WAL flushed, background work stopped) as they drop.
-    drop(node);
-    served.context("QUIC server")?;
-    tracing::info!("storage node stopped");
-    Ok(())
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Stops the node and returns once everything is closed: the servers
+    /// stop accepting and drain in-flight requests, the background tasks
+    /// end and are joined, the node leaves gossip (peers drop it at once
+    /// instead of waiting for failure detection), and every replica closes
+    /// (replication stopped, indexing interrupted, WAL synced, optimizer
+    /// threads joined).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!(node = %self.node.id(), "storage node stopping");
+        self.stop.stop();
+        let served = self.server.await;
+        self.tasks.join(TASK_GRACE).await;
+        if let Some(m) = &self.gossip {
+            m.shutdown().await;
+        }
+        self.node.close().await;
+        tracing::info!(node = %self.node.id(), "storage node stopped");
+        match served {
+            Ok(r) => r.context("QUIC server"),
+            Err(e) => Err(anyhow::anyhow!("QUIC server task: {e}")),
+        }
+    }
 }
 
 /// `bound`, with a wildcard IP replaced by the advertised host.

@@ -83,8 +83,9 @@ impl Default for ShardOptions {
 
 pub struct Shard {
     inner: Arc<Inner>,
-    wake: Option<mpsc::Sender<()>>,
-    worker: Option<JoinHandle<()>>,
+    /// Both taken by [`Shard::close`] (dropping the sender ends the worker's wait).
+    wake: Mutex<Option<mpsc::Sender<()>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Inner {
@@ -98,6 +99,8 @@ struct Inner {
     /// One indexing / compaction job at a time.
     optimize_lock: Mutex<()>,
     term: AtomicU64,
+    /// Set by [`Shard::close`]: background work stops at its next check
+    /// (between steps, and between chunks of an index build).
     closing: AtomicBool,
     /// When the last operation was applied (idle sealing).
     last_write: Mutex<Instant>,
@@ -209,8 +212,8 @@ impl Shard {
         };
         Ok(Shard {
             inner,
-            wake,
-            worker,
+            wake: Mutex::new(wake),
+            worker: Mutex::new(worker),
         })
     }
 
@@ -326,7 +329,7 @@ impl Shard {
     }
 
     fn wake(&self) {
-        if let Some(tx) = &self.wake {
+        if let Some(tx) = &*self.wake.lock() {
             let _ = tx.send(());
         }
     }
@@ -366,12 +369,38 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// Stops background work at its next check (an index build or merge in
+    /// progress is abandoned; the frozen segments stay in the WAL's replay
+    /// range and are indexed again after a restart), joins the worker
+    /// thread and syncs the WAL. Within a second or so even mid-build.
+    /// Idempotent; dropping the shard does the same.
+    pub fn close(&self) -> Result<()> {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        self.wake.lock().take();
+        let worker = self.worker.lock().take();
+        if let Some(w) = worker {
+            if w.join().is_err() {
+                tracing::error!(dir = %self.inner.dir.display(), "shard optimizer thread panicked");
+            }
+        }
+        // Wait for a caller-driven optimisation (`optimize`) to notice too.
+        drop(self.inner.optimize_lock.lock());
+        let _order = self.inner.write_lock.lock();
+        let applied = self.inner.state.read().applied;
+        self.inner.wal.sync_to(applied)
+    }
+
+    /// Whether [`Shard::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for Shard {
     fn drop(&mut self) {
-        self.inner.closing.store(true, Ordering::SeqCst);
-        self.wake.take();
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
+        if let Err(e) = self.close() {
+            tracing::error!(dir = %self.inner.dir.display(), error = %e, "closing shard failed");
         }
     }
 }

@@ -2,6 +2,12 @@
 //! with many tombstones, merge small ones, checkpoint and truncate the WAL.
 //! Searches and writes go on meanwhile: indexes are built from a copy of
 //! the vectors outside every lock, and swapped in under a short one.
+//!
+//! Closing the shard stops this work at once: the worker checks the
+//! `closing` flag between steps and index builds check it between chunks
+//! of points. Work given up is lost, not half-done: frozen segments and
+//! merge sources stay in the manifest (and the WAL's replay range) until a
+//! checkpoint after a finished build, so a restart does it again.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -15,7 +21,7 @@ use super::persist::{self, Manifest, SegmentEntry};
 use super::state::Loc;
 use super::Inner;
 use crate::ann::AnnIndex;
-use crate::error::Result;
+use crate::error::{Result, ShardError};
 use crate::segment::{Bitmap, Segment, SegmentState};
 
 pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
@@ -44,6 +50,10 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
             match run_once(&inner) {
                 Ok(true) => continue,
                 Ok(false) => break,
+                Err(ShardError::Closing) => {
+                    info!(dir = %inner.dir.display(), "shard closing: background work stopped; it resumes after a restart");
+                    return;
+                }
                 Err(e) => {
                     error!(dir = %inner.dir.display(), error = %e, "shard background work failed; retrying later");
                     drop(inner);
@@ -154,6 +164,7 @@ fn index_frozen(inner: &Inner, id: u64) -> Result<()> {
         (seg.ids.clone(), seg.vectors.clone())
     };
     let started = Instant::now();
+    info!(segment = id, points = ids.len(), "indexing segment");
     let index = build_and_persist(inner, id, &ids, &vectors)?;
     {
         let mut state = inner.state.write();
@@ -253,14 +264,21 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
 
 /// Builds the collection's ANN index over `vectors` and writes the
 /// segment's immutable files.
+/// [`ShardError::Closing`] when the shard closed meanwhile.
 fn build_and_persist(inner: &Inner, id: u64, ids: &[PointId], vectors: &[f32]) -> Result<AnnIndex> {
-    let index = AnnIndex::build(
+    let closing = || inner.closing.load(Ordering::SeqCst);
+    let index = AnnIndex::build_until(
         inner.ann_kind(),
         inner.config.dimension,
         inner.config.distance,
         vectors,
         inner.config.hnsw.ef_search,
-    )?;
+        &closing,
+    )?
+    .ok_or(ShardError::Closing)?;
+    if closing() {
+        return Err(ShardError::Closing);
+    }
     persist::write_immutable(&inner.dir, id, ids, vectors, &index)?;
     Ok(index)
 }

@@ -125,7 +125,7 @@ fn acknowledged_writes_survive_sigkill() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "crash_child_writer",
+                "crash::crash_child_writer",
                 "--nocapture",
                 "--test-threads",
                 "1",

@@ -5,7 +5,7 @@ use protocol::{Distance, Operation, Point, PointId, SearchRequest, ValidationErr
 use serde_json::json;
 use storage_node::ShardError;
 
-use crate::*;
+use super::*;
 
 #[test]
 fn bad_writes_are_refused_and_change_nothing() {

@@ -1,51 +1,22 @@
 //! Replication between real shard replicas (real WAL, real FAISS) on
 //! three in-process nodes, with an in-memory network that can drop nodes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
 use protocol::cluster::{ClusterMap, CollectionInfo, NodeInfo, Replica, ReplicaState, ShardInfo};
 use protocol::rpc::{ShardRef, StorageError, StorageRequest, StorageResponse};
 use protocol::{
     CollectionConfig, Distance, Epoch, NodeId, Operation, Point, PointId, ShardId, Term,
     WriteConsistency,
 };
-use storage_node::node::{CallError, Lease, Node, NodeOptions, PeerFuture, Peers};
+use storage_node::node::{Lease, Node, NodeOptions};
+use storage_node::testsuite::InMemoryNetwork;
 use storage_node::{ShardOptions, SyncMode, WalOptions};
 
-#[derive(Default)]
-struct Network {
-    nodes: RwLock<HashMap<NodeId, Arc<Node>>>,
-    down: RwLock<HashSet<NodeId>>,
-}
-
-struct Link {
-    from: NodeId,
-    net: Arc<Network>,
-}
-
-impl Peers for Link {
-    fn call(&self, node: NodeId, request: StorageRequest) -> PeerFuture {
-        let net = self.net.clone();
-        let from = self.from;
-        Box::pin(async move {
-            let down = net.down.read().contains(&node) || net.down.read().contains(&from);
-            let target = net.nodes.read().get(&node).cloned();
-            match target {
-                Some(t) if !down => Ok(t.handle(request).await),
-                _ => Err(CallError::Unreachable {
-                    node,
-                    reason: "down".into(),
-                }),
-            }
-        })
-    }
-}
-
 struct Cluster {
-    net: Arc<Network>,
+    net: Arc<InMemoryNetwork>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -66,21 +37,16 @@ fn options(max_segment_points: usize) -> NodeOptions {
 }
 
 fn cluster(max_segment_points: usize) -> Cluster {
-    let net = Arc::new(Network::default());
+    let net = InMemoryNetwork::new();
     let mut dirs = Vec::new();
     for id in 1..=3 {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::new(
+        net.add_node(
             NodeId(id),
-            dir.path().to_path_buf(),
+            dir.path(),
             options(max_segment_points),
-            Arc::new(Link {
-                from: NodeId(id),
-                net: net.clone(),
-            }),
             Lease::unlimited(),
         );
-        net.nodes.write().insert(NodeId(id), node);
         dirs.push(dir);
     }
     Cluster { net, _dirs: dirs }
@@ -128,7 +94,7 @@ fn shard_ref() -> ShardRef {
 
 impl Cluster {
     fn node(&self, id: u64) -> Arc<Node> {
-        self.net.nodes.read()[&NodeId(id)].clone()
+        self.net.node(NodeId(id)).expect("node")
     }
 
     async fn apply_map(&self, map: &ClusterMap, nodes: &[u64]) {
@@ -138,11 +104,7 @@ impl Cluster {
     }
 
     fn set_down(&self, id: u64, down: bool) {
-        if down {
-            self.net.down.write().insert(NodeId(id));
-        } else {
-            self.net.down.write().remove(&NodeId(id));
-        }
+        self.net.set_down(NodeId(id), down);
     }
 
     async fn write(
@@ -311,20 +273,10 @@ async fn a_deposed_primary_cannot_get_acknowledgements() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_refuses_writes() {
-    let net = Arc::new(Network::default());
+    let net = InMemoryNetwork::new();
     let dir = tempfile::tempdir().unwrap();
     let lease = Lease::new(Duration::from_millis(100));
-    let node = Node::new(
-        NodeId(1),
-        dir.path().to_path_buf(),
-        options(1000),
-        Arc::new(Link {
-            from: NodeId(1),
-            net: net.clone(),
-        }),
-        lease.clone(),
-    );
-    net.nodes.write().insert(NodeId(1), node.clone());
+    let node = net.add_node(NodeId(1), dir.path(), options(1000), lease.clone());
     let mut m = map(1, 1, 1);
     m.collections
         .get_mut("c")

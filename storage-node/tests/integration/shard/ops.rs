@@ -3,7 +3,7 @@ use protocol::{
 };
 use serde_json::json;
 
-use crate::*;
+use super::*;
 
 #[test]
 fn upsert_replace_get_delete_count() {

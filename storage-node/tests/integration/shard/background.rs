@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use protocol::{CountRequest, Distance, SearchRequest, SeqNo};
 use storage_node::{Shard, ShardError, ShardOptions};
 
-use crate::*;
+use super::*;
 
 #[test]
 fn writes_and_searches_continue_while_segments_are_indexed() {

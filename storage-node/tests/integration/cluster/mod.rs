@@ -3,15 +3,22 @@
 //! loopback. A test client records every acknowledged write and checks it
 //! against what the cluster holds after a primary is SIGKILLed.
 
-mod harness;
 mod partition;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use harness::Cluster;
 use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
 use protocol::{NodeId, Operation, Point, PointId, ShardId, WriteConsistency};
+use testsuite::processes::{rogue_client, shard_ref};
+use testsuite::{ProcessCluster as Cluster, ProcessOptions};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_storage-node");
+
+/// `nodes` storage-node processes and a meta member in this process.
+async fn start(nodes: u64) -> Cluster {
+    Cluster::start(ProcessOptions::new(BINARY, nodes)).await
+}
 
 const SHARDS: u32 = 3;
 const POINTS: u64 = 10_000;
@@ -33,7 +40,7 @@ fn shard_of(first: u64) -> ShardId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_primary_kill_and_replicas_converge() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = start(3).await;
     cluster.create_collection("c", SHARDS, 3).await;
     let victim = cluster.primary_of("c", ShardId(0)).await;
     let victim_shards: HashSet<ShardId> = (0..SHARDS)
@@ -155,7 +162,7 @@ async fn acknowledged_writes_survive_a_primary_kill_and_replicas_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_meta_service_stops_taking_writes_within_its_lease() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = start(3).await;
     cluster.create_collection("c", 1, 3).await;
     let ok = cluster
         .write(
@@ -206,16 +213,16 @@ async fn a_node_cut_off_from_the_meta_service_stops_taking_writes_within_its_lea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_a_certificate_from_another_ca_is_refused() {
-    let mut cluster = Cluster::start(1).await;
+    let mut cluster = start(1).await;
     cluster.create_collection("c", 1, 1).await;
-    let rogue = harness::rogue_client();
+    let rogue = rogue_client();
     let addr = cluster.rpc_addr(NodeId(1));
     let r = rogue
         .call::<StorageRequest, StorageResponse>(
             addr,
             "storage-1",
             &StorageRequest::Status {
-                shard: harness::shard_ref("c", ShardId(0)),
+                shard: shard_ref("c", ShardId(0)),
             },
             Duration::from_secs(3),
         )
@@ -233,7 +240,16 @@ async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
     if !partition::available() {
         return;
     }
-    let mut cluster = Cluster::start_in_cgroups(3).await;
+    // Each node in its own cgroup from its first instruction; the cgroups
+    // outlive the cluster (a cgroup is removed once its process is gone).
+    let cgroups: Vec<partition::NodeCgroup> = (1..=3)
+        .map(|id| partition::NodeCgroup::create(&format!("node{id}")))
+        .collect();
+    let mut options = ProcessOptions::new(BINARY, 3);
+    options.cgroups = (1..=3)
+        .map(|id| (NodeId(id), cgroups[id as usize - 1].path.clone()))
+        .collect();
+    let mut cluster = Cluster::start(options).await;
     cluster.create_collection("c", 1, 3).await;
     let mut acked: Vec<u64> = Vec::new();
     let mut next = 0u64;
@@ -253,7 +269,7 @@ async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
         next += BATCH;
     }
     let old = cluster.primary_of("c", ShardId(0)).await;
-    let cut = partition::Partition::isolate(cluster.cgroup(old), cluster.client_port);
+    let cut = partition::Partition::isolate(&cgroups[old.0 as usize - 1], cluster.client_port);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(30);
 
@@ -264,7 +280,7 @@ async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
             "cut-off primary kept accepting writes"
         );
         let req = StorageRequest::Write {
-            shard: harness::shard_ref("c", ShardId(0)),
+            shard: shard_ref("c", ShardId(0)),
             epoch: protocol::Epoch(0),
             op: Operation::Upsert {
                 points: batch(900_000),
@@ -352,7 +368,7 @@ async fn a_partitioned_primary_refuses_writes_and_the_majority_continues() {
 /// it up: it converges without any new write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_lost_its_data_catches_up_from_gossip_without_new_writes() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = start(3).await;
     cluster.create_collection("wiped", 1, 3).await;
     for first in (0..500).step_by(BATCH as usize) {
         let written = cluster

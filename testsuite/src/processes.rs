@@ -1,5 +1,7 @@
-//! Starts a meta-service in this process and storage nodes as child
-//! processes on loopback, with a dev CA, and talks to them as a client.
+//! A meta-service member in this process and real `storage-node` child
+//! processes on loopback, with a dev CA; the test talks to the nodes as a
+//! QUIC client. Nodes can be SIGKILLed, SIGTERMed, restarted, have their
+//! data wiped, or run each in a cgroup (for partitions with iptables).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -8,13 +10,39 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use meta_client::{MetaClient, MetaReadConsistency};
-use meta_service::{MetaConfig, MetaNode};
+use meta_service::MetaNode;
 use protocol::cluster::{ClusterMap, NodeState};
 use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::{CollectionConfig, Distance, NodeId, Operation, PointId, ShardId, WriteConsistency};
 use transport::{certs, RpcClient, RpcConfig, TlsConfig};
 
-pub struct Cluster {
+/// What a [`ProcessCluster`] runs.
+#[derive(Clone, Debug)]
+pub struct ProcessOptions {
+    /// The `storage-node` binary (`env!("CARGO_BIN_EXE_storage-node")` in
+    /// storage-node's own tests).
+    pub binary: PathBuf,
+    pub nodes: u64,
+    /// Per node: a cgroup (v2) directory the node joins before its first
+    /// instruction, so every socket it opens belongs to it.
+    pub cgroups: BTreeMap<NodeId, PathBuf>,
+    /// Points per growing segment (small: indexing happens often).
+    pub max_segment_points: usize,
+}
+
+impl ProcessOptions {
+    pub fn new(binary: impl Into<PathBuf>, nodes: u64) -> Self {
+        ProcessOptions {
+            binary: binary.into(),
+            nodes,
+            cgroups: BTreeMap::new(),
+            max_segment_points: 2000,
+        }
+    }
+}
+
+pub struct ProcessCluster {
+    options: ProcessOptions,
     dir: tempfile::TempDir,
     meta: Option<MetaNode>,
     meta_addr: String,
@@ -27,8 +55,6 @@ pub struct Cluster {
     /// The UDP port the test client sends from (partition rules let it through).
     pub client_port: u16,
     map: ClusterMap,
-    /// Per node, when started with [`Cluster::start_in_cgroups`].
-    cgroups: BTreeMap<NodeId, crate::partition::NodeCgroup>,
 }
 
 pub fn shard_ref(collection: &str, shard: ShardId) -> ShardRef {
@@ -54,17 +80,11 @@ pub fn rogue_client() -> RpcClient {
     RpcClient::new(&tls, RpcConfig::default()).expect("rogue client")
 }
 
-impl Cluster {
-    pub async fn start(nodes: u64) -> Cluster {
-        Self::start_with(nodes, false).await
-    }
-
-    /// Like [`Cluster::start`], each node in its own cgroup (see `partition`).
-    pub async fn start_in_cgroups(nodes: u64) -> Cluster {
-        Self::start_with(nodes, true).await
-    }
-
-    async fn start_with(nodes: u64, cgroups: bool) -> Cluster {
+impl ProcessCluster {
+    /// Starts the meta member and every node; returns once all are alive
+    /// in the map.
+    pub async fn start(options: ProcessOptions) -> ProcessCluster {
+        let nodes = options.nodes;
         let dir = tempfile::tempdir().expect("tempdir");
         let certs_dir = dir.path().join("certs");
         certs::init_dir(&certs_dir, "test-ca", false).expect("ca");
@@ -78,19 +98,13 @@ impl Cluster {
             .expect("node cert");
         }
         certs::issue_to_dir(&certs_dir, "client", &[], &[]).expect("client cert");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("meta listener");
-        let meta_addr = listener.local_addr().expect("meta addr").to_string();
-        let mut config = MetaConfig::new(1, meta_addr.clone(), dir.path().join("meta"));
-        // Fast failure detection for the test: dead after 1.5 s of silence.
-        config.node_dead_after = Duration::from_millis(1500);
-        config.replica_replace_after = Duration::from_secs(600);
-        config.controller_interval = Duration::from_millis(100);
-        let meta = MetaNode::start(config, listener).await.expect("meta start");
-        meta.initialize(BTreeMap::from([(1, meta_addr.clone())]))
-            .await
-            .expect("meta init");
+        let (meta, meta_addr) = crate::meta::start_meta(&dir.path().join("meta"), |config| {
+            // Fast failure detection for the test: dead after 1.5 s of silence.
+            config.node_dead_after = Duration::from_millis(1500);
+            config.replica_replace_after = Duration::from_secs(600);
+            config.controller_interval = Duration::from_millis(100);
+        })
+        .await;
         let tls = TlsConfig::from_dir(&certs_dir, "client").expect("client tls");
         let client_port = free_udp_port();
         let rpc_config = RpcConfig {
@@ -98,7 +112,8 @@ impl Cluster {
             ..RpcConfig::default()
         };
         let client = RpcClient::new(&tls, rpc_config).expect("client");
-        let mut cluster = Cluster {
+        let mut cluster = ProcessCluster {
+            options,
             meta_client: MetaClient::new([meta_addr.clone()]).with_timeout(Duration::from_secs(2)),
             dir,
             meta: Some(meta),
@@ -109,19 +124,12 @@ impl Cluster {
             client,
             client_port,
             map: ClusterMap::default(),
-            cgroups: BTreeMap::new(),
         };
         for id in 1..=nodes {
             cluster.ports.insert(NodeId(id), free_udp_port());
             cluster.gossip_ports.insert(NodeId(id), free_udp_port());
         }
         for id in 1..=nodes {
-            if cgroups {
-                cluster.cgroups.insert(
-                    NodeId(id),
-                    crate::partition::NodeCgroup::create(&format!("node{id}")),
-                );
-            }
             cluster.spawn(NodeId(id));
         }
         cluster
@@ -144,17 +152,17 @@ impl Cluster {
             .expect("log file");
         // In a cgroup, a shell enters it and then becomes the node (exec),
         // so every socket the node opens belongs to the cgroup.
-        let mut cmd = match self.cgroups.get(&id) {
+        let mut cmd = match self.options.cgroups.get(&id) {
             Some(cg) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg("echo $$ > \"$1\" && shift && exec \"$@\"")
                     .arg("sh")
-                    .arg(cg.path.join("cgroup.procs"))
-                    .arg(env!("CARGO_BIN_EXE_storage-node"));
+                    .arg(cg.join("cgroup.procs"))
+                    .arg(&self.options.binary);
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_storage-node")),
+            None => Command::new(&self.options.binary),
         };
         let child = cmd
             .args(["--id", &id.to_string()])
@@ -165,7 +173,11 @@ impl Cluster {
             .args(["--meta", &self.meta_addr])
             .arg("--certs-dir")
             .arg(self.dir.path().join("certs"))
-            .args(["--heartbeat-ms", "200", "--max-segment-points", "2000"])
+            .args(["--heartbeat-ms", "200"])
+            .args([
+                "--max-segment-points",
+                &self.options.max_segment_points.to_string(),
+            ])
             .args([
                 "--gossip-listen",
                 &format!("127.0.0.1:{}", self.gossip_ports[&id]),
@@ -227,12 +239,19 @@ impl Cluster {
         }
     }
 
+    /// Creates an 8-d collection and waits until every replica is open.
     pub async fn create_collection(&mut self, name: &str, shards: u32, rf: u32) {
         let mut config = CollectionConfig::new(8, Distance::Dot);
         config.shard_number = shards;
         config.replication_factor = rf;
         config.hnsw.m = 8;
         config.hnsw.ef_construct = 32;
+        self.create_collection_with(name, config).await
+    }
+
+    /// Creates a collection as configured and waits until every replica is open.
+    pub async fn create_collection_with(&mut self, name: &str, config: CollectionConfig) {
+        let shards = config.shard_number;
         self.meta_client
             .create_collection(name, config)
             .await
@@ -380,15 +399,31 @@ impl Cluster {
             .expect("body")
     }
 
-    pub fn cgroup(&self, id: NodeId) -> &crate::partition::NodeCgroup {
-        &self.cgroups[&id]
-    }
-
     pub fn kill(&mut self, id: NodeId) {
         if let Some(mut child) = self.procs.remove(&id) {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the process to
+    /// exit; returns how long it took, or `None` if it was still running
+    /// (it is then SIGKILLed).
+    pub fn terminate(&mut self, id: NodeId, timeout: Duration) -> Option<Duration> {
+        let mut child = self.procs.remove(&id)?;
+        let sent = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while sent.elapsed() < timeout {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(sent.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub async fn restart(&mut self, id: NodeId) {
@@ -472,7 +507,7 @@ fn tail(path: &std::path::Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-impl Drop for Cluster {
+impl Drop for ProcessCluster {
     fn drop(&mut self) {
         for (_, mut child) in std::mem::take(&mut self.procs) {
             let _ = child.kill();

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use protocol::{Distance, Operation, Payload, Point, PointId};
 use serde_json::json;
 
-use crate::*;
+use super::*;
 
 type Model = BTreeMap<PointId, (Vec<f32>, Option<Payload>)>;
 

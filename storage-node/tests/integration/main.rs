@@ -1,0 +1,15 @@
+//! storage-node's integration tests, one binary (FAISS is linked once):
+//!
+//! - [`shard`]: the shard engine against real FAISS indexes and a real disk.
+//! - [`crash`]: SIGKILL a writing child process, check what survived.
+//! - [`node`]: replication between in-process nodes on an in-memory network.
+//! - [`cluster`]: real `storage-node` processes with an in-process
+//!   meta-service (`testsuite::ProcessCluster`): kills, partitions.
+//! - [`shutdown`]: a clean stop: drained, gossip left, shards closed, and
+//!   fast even in the middle of an index build.
+
+mod cluster;
+mod crash;
+mod node;
+mod shard;
+mod shutdown;
