@@ -46,7 +46,11 @@ pub enum ShardError {
     /// The primary sent an operation under a sequence number this replica
     /// already holds with another term: the histories differ from there on.
     #[error("operation {seq} is of term {ours} here but of term {theirs} at the primary")]
-    Diverged { seq: SeqNo, ours: Term, theirs: Term },
+    Diverged {
+        seq: SeqNo,
+        ours: Term,
+        theirs: Term,
+    },
     /// A previous fsync failed: the shard no longer knows what is durable
     /// and refuses writes until it is reopened.
     #[error("shard is read-only after a failed write to disk; reopen it")]

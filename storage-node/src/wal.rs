@@ -354,7 +354,11 @@ impl Wal {
 
     /// First sequence number still in the log.
     pub fn oldest_seq(&self) -> SeqNo {
-        self.writer.lock().files.first().map_or(SeqNo(1), |f| f.first)
+        self.writer
+            .lock()
+            .files
+            .first()
+            .map_or(SeqNo(1), |f| f.first)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -802,13 +806,20 @@ mod tests {
                 sync: SyncMode::Always,
                 max_file_bytes: 512,
             };
-            let wal = Wal::open(dir.path(), options).unwrap().0.with_tail_limit(tail);
+            let wal = Wal::open(dir.path(), options)
+                .unwrap()
+                .0
+                .with_tail_limit(tail);
             for o in &all[60..] {
                 wal.append(o).unwrap();
             }
             for from in 1..=70u64 {
                 let got = wal.read_batch(SeqNo(from), 7, usize::MAX).unwrap();
-                assert!(!got.is_empty() && got.len() <= 7, "from {from}: {}", got.len());
+                assert!(
+                    !got.is_empty() && got.len() <= 7,
+                    "from {from}: {}",
+                    got.len()
+                );
                 let i = from as usize - 1;
                 assert_eq!(plain(&got), all[i..i + got.len()].to_vec(), "from {from}");
                 // A byte budget below one record still returns one.

@@ -363,7 +363,10 @@ const GAP_WAIT: Duration = Duration::from_millis(500);
 
 pub fn to_storage_error(e: ShardError) -> StorageError {
     match e {
-        ShardError::StaleTerm { authorised, current } => StorageError::StaleTerm {
+        ShardError::StaleTerm {
+            authorised,
+            current,
+        } => StorageError::StaleTerm {
             got: authorised,
             current,
         },

@@ -71,6 +71,7 @@ pub async fn run(
     };
     tracing::info!(node = %args.node_id(), rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");
     meta_sync::register(&meta, &info, stop_rx.clone()).await?;
+    let control = ControlPlane::start()?;
     let map_stale = Arc::new(tokio::sync::Notify::new());
     let mut tasks = vec![
         tokio::spawn(meta_sync::map_loop(
@@ -80,9 +81,10 @@ pub async fn run(
             map_stale.clone(),
             stop_rx.clone(),
         )),
-        tokio::spawn(meta_sync::heartbeat_loop(
+        // Its own HTTP client: connections stay on the runtime using them.
+        control.spawn(meta_sync::heartbeat_loop(
             node.clone(),
-            meta.clone(),
+            MetaClient::new(args.meta.clone()),
             info.clone(),
             args.heartbeat(),
             map_stale,
@@ -101,8 +103,14 @@ pub async fn run(
             resolve(&advertise, rpc_addr),
             Some(resolve(&http_public, http_addr)),
         );
-        let m = membership::Membership::join(gossip, local, membership::GossipTransport::Udp)
+        let m = control
+            .spawn(membership::Membership::join(
+                gossip,
+                local,
+                membership::GossipTransport::Udp,
+            ))
             .await
+            .context("gossip join task")?
             .context("join gossip")?;
         tasks.push(tokio::spawn(anti_entropy::run(
             node.clone(),
@@ -110,7 +118,7 @@ pub async fn run(
             peers.clone(),
             stop_rx.clone(),
         )));
-        tasks.push(tokio::spawn(meta_sync::publish_versions(
+        tasks.push(control.spawn(meta_sync::publish_versions(
             node.clone(),
             m,
             stop_rx.clone(),
@@ -132,12 +140,56 @@ pub async fn run(
     let (served, _) = tokio::join!(serve, signal);
     for t in tasks {
         t.abort();
+        // Wait until it is dropped, with its hold on the node (it may run
+        // on the control-plane runtime).
+        let _ = t.await;
     }
+    drop(control);
     // Replicas close (WAL flushed, background work stopped) as they drop.
     drop(node);
     served.context("QUIC server")?;
     tracing::info!("storage node stopped");
     Ok(())
+}
+
+/// A small runtime of its own for what tells the cluster this node is
+/// alive: meta-service heartbeats (the write lease, and the meta-service's
+/// dead-node timer) and gossip (the peers' failure detector). Bursts of
+/// data-plane work on the main runtime (decoding large requests, replication)
+/// then delay neither, and a loaded node is not declared dead and failed
+/// over.
+struct ControlPlane(Option<tokio::runtime::Runtime>);
+
+impl ControlPlane {
+    fn start() -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("control-plane")
+            .enable_all()
+            .build()
+            .context("start the control-plane runtime")?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(rt) => rt.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one's task would block it.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// `bound`, with a wildcard IP replaced by the advertised host.

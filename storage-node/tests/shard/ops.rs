@@ -378,11 +378,17 @@ fn a_write_of_an_older_term_is_refused_after_the_term_moved_on() {
         }],
     };
     shard.set_term(Term(1));
-    assert_eq!(shard.apply_in_term(upsert(1, 1.0), Term(1)).unwrap(), SeqNo(1));
+    assert_eq!(
+        shard.apply_in_term(upsert(1, 1.0), Term(1)).unwrap(),
+        SeqNo(1)
+    );
     // The new primary's Replicate (term 2) raised the term meanwhile.
     shard.set_term(Term(2));
     match shard.apply_in_term(upsert(2, 2.0), Term(1)) {
-        Err(ShardError::StaleTerm { authorised, current }) => {
+        Err(ShardError::StaleTerm {
+            authorised,
+            current,
+        }) => {
             assert_eq!((authorised, current), (Term(1), Term(2)));
         }
         other => panic!("expected StaleTerm, got {other:?}"),
@@ -416,9 +422,19 @@ fn an_operation_held_under_another_term_is_not_skipped() {
             ids: vec![PointId::Num(seq)],
         },
     };
-    assert_eq!(shard.apply_sequenced_batch(vec![sop(1, 1), sop(2, 1)]).unwrap(), SeqNo(2));
+    assert_eq!(
+        shard
+            .apply_sequenced_batch(vec![sop(1, 1), sop(2, 1)])
+            .unwrap(),
+        SeqNo(2)
+    );
     // The same operations again: acknowledged without effect.
-    assert_eq!(shard.apply_sequenced_batch(vec![sop(2, 1), sop(3, 1)]).unwrap(), SeqNo(3));
+    assert_eq!(
+        shard
+            .apply_sequenced_batch(vec![sop(2, 1), sop(3, 1)])
+            .unwrap(),
+        SeqNo(3)
+    );
     assert!(matches!(
         shard.apply_sequenced_batch(vec![sop(3, 2), sop(4, 2)]),
         Err(ShardError::Diverged { .. })
