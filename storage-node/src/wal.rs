@@ -414,7 +414,7 @@ impl Wal {
                     let skip = (from.0 - front.0) as usize;
                     let mut out = Vec::new();
                     let mut bytes = 0usize;
-                    for e in w.tail.iter().skip(skip) {
+                    for e in w.tail.range(skip.min(w.tail.len())..) {
                         if out.len() >= max_ops
                             || (!out.is_empty() && bytes.saturating_add(e.bytes) > max_bytes)
                         {
