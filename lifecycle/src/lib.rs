@@ -101,6 +101,17 @@ impl Tasks {
         self.0.push((name, tokio::spawn(task)));
     }
 
+    /// [`Tasks::spawn`] on another runtime (a service that keeps part of its
+    /// work on a runtime of its own); joined and aborted the same way.
+    pub fn spawn_on(
+        &mut self,
+        name: &'static str,
+        runtime: &tokio::runtime::Handle,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.0.push((name, runtime.spawn(task)));
+    }
+
     /// Waits for every task to end; one still running after `grace` (a bug:
     /// it ignored the stop flag) is aborted and named in the log, so a
     /// shutdown is bounded whatever a task does.

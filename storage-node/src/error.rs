@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use protocol::codec::CodecError;
-use protocol::{SeqNo, ValidationError};
+use protocol::{SeqNo, Term, ValidationError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -39,6 +39,18 @@ pub enum ShardError {
     /// the caller needs a snapshot instead.
     #[error("operations after {requested} are no longer in the WAL (oldest kept: {oldest})")]
     WalTruncated { requested: SeqNo, oldest: SeqNo },
+    /// A write authorised under `authorised` reached the shard after a
+    /// newer primary's term `current` did; it was not applied.
+    #[error("write authorised under term {authorised} but the shard is at term {current}")]
+    StaleTerm { authorised: Term, current: Term },
+    /// The primary sent an operation under a sequence number this replica
+    /// already holds with another term: the histories differ from there on.
+    #[error("operation {seq} is of term {ours} here but of term {theirs} at the primary")]
+    Diverged {
+        seq: SeqNo,
+        ours: Term,
+        theirs: Term,
+    },
     /// A previous fsync failed: the shard no longer knows what is durable
     /// and refuses writes until it is reopened.
     #[error("shard is read-only after a failed write to disk; reopen it")]
@@ -75,12 +87,16 @@ impl ShardError {
     /// Whether retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            ShardError::Io { .. } | ShardError::Poisoned | ShardError::Closing => true,
+            ShardError::Io { .. }
+            | ShardError::Poisoned
+            | ShardError::Closing
+            | ShardError::StaleTerm { .. } => true,
             ShardError::Invalid(_)
             | ShardError::Codec { .. }
             | ShardError::Faiss { .. }
             | ShardError::WalCorrupt { .. }
             | ShardError::WalTruncated { .. }
+            | ShardError::Diverged { .. }
             | ShardError::Corrupt(_) => false,
         }
     }

@@ -19,15 +19,24 @@
 //! Group commit: writers append under a short lock, then wait in
 //! [`Wal::sync_to`]; one `fdatasync` covers every record appended before it
 //! started, so concurrent writers share the cost of the flush.
+//!
+//! Reading back for replication ([`Wal::read_batch`]) never decodes more
+//! than it returns: the most recent records stay in memory (a tail bounded
+//! in bytes, shared with the caller as `Arc`s), and older ones are read
+//! with one positioned read through an index of record offsets kept since
+//! open. Only records whose append completed are visible to readers, so a
+//! record being written is never mistaken for damage.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 use protocol::codec;
-use protocol::{SeqNo, SequencedOperation};
+use protocol::{SeqNo, SequencedOperation, Term};
 use tracing::{info, warn};
 
 use crate::error::{IoContext, Result, ShardError};
@@ -54,6 +63,11 @@ pub struct WalOptions {
     pub max_file_bytes: u64,
 }
 
+/// Encoded bytes of the newest records kept in memory for replication:
+/// replicas that lag less than this are served without disk reads (about
+/// a hundred 1,000-point 128-d batches).
+pub const TAIL_BYTES: usize = 64 << 20;
+
 impl Default for WalOptions {
     fn default() -> Self {
         Self {
@@ -66,6 +80,7 @@ impl Default for WalOptions {
 pub struct Wal {
     dir: PathBuf,
     options: WalOptions,
+    tail_limit: usize,
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     synced: Condvar,
@@ -75,9 +90,27 @@ struct Writer {
     file: Arc<File>,
     bytes: u64,
     last_seq: SeqNo,
-    /// First sequence number of every file, oldest first; the last is current.
-    files: Vec<SeqNo>,
+    /// Every file, oldest first; the last is current.
+    files: Vec<FileIndex>,
     total_bytes: u64,
+    /// The newest records, oldest first, consecutive, ending at `last_seq`.
+    tail: VecDeque<TailEntry>,
+    tail_bytes: usize,
+}
+
+/// Where the records of one file start, so a reader can seek to one.
+struct FileIndex {
+    first: SeqNo,
+    /// Byte offset of each complete record, in sequence order.
+    offsets: Vec<u64>,
+    /// End of the last complete record.
+    end: u64,
+}
+
+struct TailEntry {
+    op: Arc<SequencedOperation>,
+    /// Encoded size (frame included).
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -96,15 +129,23 @@ impl Wal {
     /// holds, oldest first, for replay.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Vec<SequencedOperation>)> {
         fs::create_dir_all(dir).ctx(|| format!("create WAL dir {}", dir.display()))?;
-        let mut firsts = list_files(dir)?;
+        let firsts = list_files(dir)?;
         let mut records = Vec::new();
         let mut total_bytes = 0;
         let count = firsts.len();
+        let mut files = Vec::with_capacity(count);
         for (i, first) in firsts.iter().enumerate() {
             let path = dir.join(file_name(*first));
             let is_last = i + 1 == count;
             let before = records.len();
-            total_bytes += read_file(&path, is_last, &mut records)?;
+            let mut offsets = Vec::new();
+            let end = read_file(&path, is_last, &mut records, &mut offsets)?;
+            total_bytes += end;
+            files.push(FileIndex {
+                first: *first,
+                offsets,
+                end,
+            });
             if let Some(r) = records.get(before) {
                 if r.seq != *first {
                     return Err(corrupt(
@@ -128,11 +169,15 @@ impl Wal {
             (None, Some(first)) => SeqNo(first.0.saturating_sub(1)),
             (None, None) => SeqNo(0),
         };
-        if firsts.is_empty() {
-            firsts.push(last_seq.next());
+        if files.is_empty() {
+            files.push(FileIndex {
+                first: last_seq.next(),
+                offsets: Vec::new(),
+                end: 0,
+            });
             create_file(dir, last_seq.next())?;
         }
-        let current = dir.join(file_name(*firsts.last().unwrap_or(&SeqNo(1))));
+        let current = dir.join(file_name(files.last().map_or(SeqNo(1), |f| f.first)));
         let file = OpenOptions::new()
             .append(true)
             .open(&current)
@@ -141,16 +186,19 @@ impl Wal {
             .metadata()
             .ctx(|| format!("stat {}", current.display()))?
             .len();
-        info!(dir = %dir.display(), files = firsts.len(), records = records.len(), %last_seq, "WAL opened");
+        info!(dir = %dir.display(), files = files.len(), records = records.len(), %last_seq, "WAL opened");
         let wal = Wal {
             dir: dir.to_path_buf(),
             options,
+            tail_limit: TAIL_BYTES,
             writer: Mutex::new(Writer {
                 file: Arc::new(file),
                 bytes,
                 last_seq,
-                files: firsts,
+                files,
                 total_bytes,
+                tail: VecDeque::new(),
+                tail_bytes: 0,
             }),
             sync: Mutex::new(SyncState {
                 synced_to: last_seq,
@@ -159,6 +207,13 @@ impl Wal {
             synced: Condvar::new(),
         };
         Ok((wal, records))
+    }
+
+    /// Keeps at most `bytes` of records in memory (tests of the disk path).
+    #[cfg(test)]
+    fn with_tail_limit(mut self, bytes: usize) -> Self {
+        self.tail_limit = bytes;
+        self
     }
 
     /// Prepares an empty log whose first record will be `next` (a replica
@@ -177,7 +232,13 @@ impl Wal {
     /// Appends one record; `op.seq` must follow the last one. The record is
     /// written to the OS but not yet durable: call [`Wal::sync_to`].
     pub fn append(&self, op: &SequencedOperation) -> Result<()> {
-        let body = codec::encode(op).map_err(|e| ShardError::codec("encode WAL record", e))?;
+        self.append_shared(Arc::new(op.clone()))
+    }
+
+    /// [`Wal::append`] without a copy: the log keeps `op` in its in-memory
+    /// tail for replication.
+    pub fn append_shared(&self, op: Arc<SequencedOperation>) -> Result<()> {
+        let body = codec::encode(&*op).map_err(|e| ShardError::codec("encode WAL record", e))?;
         if body.len() > MAX_RECORD_BYTES {
             return Err(ShardError::Invalid(
                 protocol::ValidationError::InvalidRequest {
@@ -201,6 +262,7 @@ impl Wal {
         if w.bytes >= self.options.max_file_bytes {
             self.rotate(&mut w, op.seq)?;
         }
+        let offset = w.bytes;
         let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
         frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
@@ -214,6 +276,22 @@ impl Wal {
         w.bytes += frame.len() as u64;
         w.total_bytes += frame.len() as u64;
         w.last_seq = op.seq;
+        let end = w.bytes;
+        if let Some(f) = w.files.last_mut() {
+            f.offsets.push(offset);
+            f.end = end;
+        }
+        w.tail.push_back(TailEntry {
+            op,
+            bytes: frame.len(),
+        });
+        w.tail_bytes += frame.len();
+        while w.tail_bytes > self.tail_limit {
+            match w.tail.pop_front() {
+                Some(old) => w.tail_bytes -= old.bytes,
+                None => break,
+            }
+        }
         Ok(())
     }
 
@@ -224,7 +302,11 @@ impl Wal {
         let file = create_file(&self.dir, next)?;
         w.file = Arc::new(file);
         w.bytes = 0;
-        w.files.push(next);
+        w.files.push(FileIndex {
+            first: next,
+            offsets: Vec::new(),
+            end: 0,
+        });
         Ok(())
     }
 
@@ -270,54 +352,149 @@ impl Wal {
         self.writer.lock().last_seq
     }
 
-    /// First sequence number still in the log (what the truncation tests
-    /// check; readers learn it from `WalTruncated`).
-    #[cfg(test)]
-    fn oldest_seq(&self) -> SeqNo {
+    /// First sequence number still in the log.
+    pub fn oldest_seq(&self) -> SeqNo {
         self.writer
             .lock()
             .files
             .first()
-            .copied()
-            .unwrap_or(SeqNo(1))
+            .map_or(SeqNo(1), |f| f.first)
     }
 
     pub fn size_bytes(&self) -> u64 {
         self.writer.lock().total_bytes
     }
 
-    /// Every record with `seq >= from`, read back from disk.
+    /// Every record with `seq >= from` (tests and tools; replication uses
+    /// [`Wal::read_batch`]).
     pub fn read_from(&self, from: SeqNo) -> Result<Vec<SequencedOperation>> {
-        let (files, last) = {
-            let w = self.writer.lock();
-            (w.files.clone(), w.last_seq)
-        };
-        let oldest = files.first().copied().unwrap_or(SeqNo(1));
-        if from < oldest {
-            return Err(ShardError::WalTruncated {
-                requested: from,
-                oldest,
-            });
-        }
+        let last = self.last_seq();
         let mut out = Vec::new();
-        for (i, first) in files.iter().enumerate() {
-            let next_first = files.get(i + 1).copied();
-            if next_first.is_some_and(|n| n <= from) {
-                continue;
+        let mut next = from;
+        while next <= last {
+            let batch = self.read_batch(next, usize::MAX, usize::MAX)?;
+            let Some(end) = batch.last().map(|o| o.seq) else {
+                break;
+            };
+            out.extend(batch.iter().map(|o| (**o).clone()));
+            next = end.next();
+        }
+        out.retain(|o| o.seq <= last);
+        Ok(out)
+    }
+
+    /// Consecutive records from `from` on: at most `max_ops`, and no more
+    /// than `max_bytes` of encoded records unless the first alone is larger.
+    /// Empty when `from` is past the last record;
+    /// [`ShardError::WalTruncated`] when the log no longer reaches back to
+    /// `from`. Served from the in-memory tail when it covers `from`, else
+    /// from one file with one positioned read (possibly fewer records than
+    /// asked: the caller asks again from where it stopped).
+    pub fn read_batch(
+        &self,
+        from: SeqNo,
+        max_ops: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<SequencedOperation>>> {
+        let max_ops = max_ops.max(1);
+        let (path, start, end, count) = {
+            let w = self.writer.lock();
+            let oldest = w.files.first().map_or(SeqNo(1), |f| f.first);
+            if from < oldest {
+                return Err(ShardError::WalTruncated {
+                    requested: from,
+                    oldest,
+                });
             }
-            let mut recs = Vec::new();
-            read_file(&self.dir.join(file_name(*first)), false, &mut recs)?;
-            out.extend(recs.into_iter().filter(|r| r.seq >= from && r.seq <= last));
+            if from > w.last_seq {
+                return Ok(Vec::new());
+            }
+            if let Some(front) = w.tail.front().map(|e| e.op.seq) {
+                if front <= from {
+                    let skip = (from.0 - front.0) as usize;
+                    let mut out = Vec::new();
+                    let mut bytes = 0usize;
+                    for e in w.tail.range(skip.min(w.tail.len())..) {
+                        if out.len() >= max_ops
+                            || (!out.is_empty() && bytes.saturating_add(e.bytes) > max_bytes)
+                        {
+                            break;
+                        }
+                        bytes += e.bytes;
+                        out.push(e.op.clone());
+                    }
+                    return Ok(out);
+                }
+            }
+            let i = w.files.partition_point(|f| f.first <= from);
+            let Some(file) = i.checked_sub(1).and_then(|i| w.files.get(i)) else {
+                return Err(ShardError::Corrupt(format!("no WAL file holds seq {from}")));
+            };
+            let k = (from.0 - file.first.0) as usize;
+            let Some(&start) = file.offsets.get(k) else {
+                return Err(ShardError::Corrupt(format!(
+                    "WAL index has no record {from} in {}",
+                    file_name(file.first)
+                )));
+            };
+            let mut n = 1;
+            let mut end = file.offsets.get(k + 1).copied().unwrap_or(file.end);
+            while n < max_ops {
+                let next_end = file.offsets.get(k + n + 1).copied().unwrap_or(file.end);
+                if k + n >= file.offsets.len() || (next_end - start) as usize > max_bytes {
+                    break;
+                }
+                end = next_end;
+                n += 1;
+            }
+            (self.dir.join(file_name(file.first)), start, end, n)
+        };
+        let mut buf = vec![0u8; (end - start) as usize];
+        let read = File::open(&path).and_then(|f| f.read_exact_at(&mut buf, start));
+        if let Err(e) = read {
+            // Truncation removed the file after the index was consulted.
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(ShardError::WalTruncated {
+                    requested: from,
+                    oldest: self.oldest_seq(),
+                });
+            }
+            return Err(ShardError::io(format!("read {}", path.display()), e));
+        }
+        let mut out = Vec::with_capacity(count);
+        let mut pos = 0usize;
+        while out.len() < count {
+            let (op, used) = decode_record(&buf[pos..])
+                .map_err(|reason| corrupt(&path, start + pos as u64, reason))?;
+            let expected = SeqNo(from.0 + out.len() as u64);
+            if op.seq != expected {
+                return Err(corrupt(
+                    &path,
+                    start + pos as u64,
+                    format!("holds seq {} where {expected} was expected", op.seq),
+                ));
+            }
+            out.push(Arc::new(op));
+            pos += used;
         }
         Ok(out)
+    }
+
+    /// Term of the record at `seq`; `None` when the log does not hold it.
+    pub fn term_at(&self, seq: SeqNo) -> Result<Option<Term>> {
+        match self.read_batch(seq, 1, 0) {
+            Ok(ops) => Ok(ops.first().filter(|o| o.seq == seq).map(|o| o.term)),
+            Err(ShardError::WalTruncated { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes whole files whose records all come before `seq`. The current
     /// file is always kept.
     pub fn truncate_before(&self, seq: SeqNo) -> Result<()> {
         let mut w = self.writer.lock();
-        while w.files.len() > 1 && w.files[1] <= seq {
-            let path = self.dir.join(file_name(w.files[0]));
+        while w.files.len() > 1 && w.files[1].first <= seq {
+            let path = self.dir.join(file_name(w.files[0].first));
             let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
             w.total_bytes = w.total_bytes.saturating_sub(len);
@@ -370,16 +547,23 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .ctx(|| format!("fsync dir {}", dir.display()))
 }
 
-/// Decodes the records of one file into `out`; returns the file's size
-/// after any repair. A bad record in the last file ends the log there (the
-/// file is cut to its valid prefix); elsewhere it is an error.
-fn read_file(path: &Path, is_last: bool, out: &mut Vec<SequencedOperation>) -> Result<u64> {
+/// Decodes the records of one file into `out` (and where each starts into
+/// `offsets`); returns the file's size after any repair. A bad record in
+/// the last file ends the log there (the file is cut to its valid prefix);
+/// elsewhere it is an error.
+fn read_file(
+    path: &Path,
+    is_last: bool,
+    out: &mut Vec<SequencedOperation>,
+    offsets: &mut Vec<u64>,
+) -> Result<u64> {
     let data = fs::read(path).ctx(|| format!("read {}", path.display()))?;
     let mut pos = 0usize;
     while pos < data.len() {
         match decode_record(&data[pos..]) {
             Ok((op, used)) => {
                 out.push(op);
+                offsets.push(pos as u64);
                 pos += used;
             }
             Err(reason) if is_last => {
@@ -604,6 +788,86 @@ mod tests {
         drop(wal);
         let (_, back) = Wal::open(dir.path(), WalOptions::default()).unwrap();
         assert_eq!(back.len(), 200);
+    }
+
+    fn plain(ops: &[Arc<SequencedOperation>]) -> Vec<SequencedOperation> {
+        ops.iter().map(|o| (**o).clone()).collect()
+    }
+
+    #[test]
+    fn batches_from_the_tail_and_from_disk_agree() {
+        // Tail limits: all on disk, part in memory, all in memory.
+        for tail in [0, 600, usize::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let all: Vec<_> = (1..=70).map(|s| op(s, 3)).collect();
+            write_all(dir.path(), &all[..60], 512);
+            // Reopened: the first 60 are only on disk.
+            let options = WalOptions {
+                sync: SyncMode::Always,
+                max_file_bytes: 512,
+            };
+            let wal = Wal::open(dir.path(), options)
+                .unwrap()
+                .0
+                .with_tail_limit(tail);
+            for o in &all[60..] {
+                wal.append(o).unwrap();
+            }
+            for from in 1..=70u64 {
+                let got = wal.read_batch(SeqNo(from), 7, usize::MAX).unwrap();
+                assert!(
+                    !got.is_empty() && got.len() <= 7,
+                    "from {from}: {}",
+                    got.len()
+                );
+                let i = from as usize - 1;
+                assert_eq!(plain(&got), all[i..i + got.len()].to_vec(), "from {from}");
+                // A byte budget below one record still returns one.
+                assert_eq!(wal.read_batch(SeqNo(from), 7, 1).unwrap().len(), 1);
+            }
+            assert!(wal.read_batch(SeqNo(71), 7, usize::MAX).unwrap().is_empty());
+            assert_eq!(wal.read_from(SeqNo(1)).unwrap(), all);
+            assert_eq!(wal.term_at(SeqNo(65)).unwrap(), Some(Term(1)));
+            assert_eq!(wal.term_at(SeqNo(71)).unwrap(), None);
+            wal.truncate_before(SeqNo(30)).unwrap();
+            assert!(matches!(
+                wal.read_batch(SeqNo(1), 7, usize::MAX),
+                Err(ShardError::WalTruncated { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn readers_racing_appends_see_only_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions {
+                sync: SyncMode::Never,
+                max_file_bytes: 4096,
+            },
+        )
+        .unwrap()
+        .0
+        .with_tail_limit(0);
+        let n = 2_000u64;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for seq in 1..=n {
+                    wal.append(&op(seq, 2)).unwrap();
+                }
+            });
+            s.spawn(|| {
+                let mut next = SeqNo(1);
+                while next.0 <= n {
+                    let got = wal.read_batch(next, 16, 2048).unwrap();
+                    for o in &got {
+                        assert_eq!(**o, op(next.0, 2));
+                        next = next.next();
+                    }
+                }
+            });
+        });
     }
 
     proptest! {

@@ -11,6 +11,7 @@
 //!        │ sync: Status → prefix? ─ yes ─▶ WAL delta    │
 //!        │                  └─ no / WAL gone ─▶ snapshot │
 //!        │ stream: Replicate{term, ops} ─▶ Replicated    │
+//!        │   (a few batches in flight, from the WAL tail) │
 //!        └──────────────── acked seq ───────────────────┘
 //!                              │ enough Active replicas acked?
 //!                              ▼
@@ -22,6 +23,7 @@
 //! [`Node::handle`].
 
 mod handler;
+mod leadership;
 mod lease;
 mod replica;
 mod replicator;
@@ -63,6 +65,14 @@ pub struct NodeOptions {
     pub write_timeout: Duration,
     /// Largest number of operations in one `Replicate` message.
     pub replicate_batch: usize,
+    /// Largest `Replicate` message in encoded operation bytes (one larger
+    /// operation still goes alone): bounds the encoding and decoding done
+    /// on the runtime's threads per message.
+    pub replicate_bytes: usize,
+    /// `Replicate` messages in flight per peer: replication keeps up with
+    /// the primary's writes without waiting a round trip and a replica
+    /// fsync per batch.
+    pub replicate_window: usize,
     /// Points per `InstallSnapshot` chunk.
     pub snapshot_chunk: usize,
     /// Pause before a replicator retries an unreachable peer.
@@ -98,6 +108,8 @@ impl Default for NodeOptions {
             shard: ShardOptions::default(),
             write_timeout: Duration::from_secs(5),
             replicate_batch: 64,
+            replicate_bytes: 4 << 20,
+            replicate_window: 4,
             snapshot_chunk: 2_000,
             retry_backoff: Duration::from_millis(200),
         }
@@ -218,7 +230,9 @@ impl Node {
             replica.observe_term(info.term);
             if info.primary == Some(self.id) {
                 let peers: Vec<NodeId> = info.nodes().filter(|n| *n != self.id).collect();
-                replica.lead(self, info.term, &peers);
+                for stream in replica.lead(info.term, &peers) {
+                    tokio::spawn(replicator::run(self.clone(), replica.clone(), stream));
+                }
             } else {
                 replica.follow();
             }

@@ -11,7 +11,6 @@
 //! `n + 1` beside the current one and switches `CURRENT` atomically, so a
 //! crash mid-install leaves the old replica intact.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,9 +19,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use protocol::rpc::{ShardRef, SnapshotEntry, StorageError};
 use protocol::{CollectionConfig, NodeId, Operation, Point, SeqNo, SequencedOperation, Term};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use super::{replicator, Node};
+use super::leadership::{Leadership, Stream, StreamSource};
 use crate::shard::{Shard, ShardOptions, ShardSnapshot, SnapshotPoint};
 use crate::ShardError;
 
@@ -45,46 +44,6 @@ pub struct LocalReplica {
     applied_tx: watch::Sender<SeqNo>,
     /// Serialises replication requests from the primary.
     apply_lock: tokio::sync::Mutex<()>,
-}
-
-struct Leadership {
-    term: Term,
-    peers: Vec<NodeId>,
-    acks: Arc<Acks>,
-    stop: watch::Sender<bool>,
-    /// Per peer: wakes its replicator to sync again now (`CatchUp`).
-    kicks: HashMap<NodeId, Arc<Notify>>,
-}
-
-/// What each peer has durably applied, with a wake-up for waiting writers.
-#[derive(Default)]
-pub struct Acks {
-    acked: Mutex<HashMap<NodeId, SeqNo>>,
-    changed: Notify,
-}
-
-impl Acks {
-    pub fn record(&self, peer: NodeId, applied: SeqNo) {
-        let mut g = self.acked.lock();
-        let e = g.entry(peer).or_default();
-        if applied > *e {
-            *e = applied;
-            drop(g);
-            self.changed.notify_waiters();
-        }
-    }
-
-    pub fn forget(&self, peer: NodeId) {
-        self.acked.lock().remove(&peer);
-    }
-
-    fn count_at_least(&self, seq: SeqNo, among: &[NodeId]) -> usize {
-        let g = self.acked.lock();
-        among
-            .iter()
-            .filter(|p| g.get(p).is_some_and(|a| *a >= seq))
-            .count()
-    }
 }
 
 struct Incoming {
@@ -139,17 +98,15 @@ impl LocalReplica {
         self.leadership.lock().is_some()
     }
 
-    pub(super) fn applied_watch(&self) -> watch::Receiver<SeqNo> {
-        self.applied_tx.subscribe()
-    }
-
     /// Becomes (or stays) the primary under `term` with these peers; a new
-    /// term or peer set restarts replication with a fresh sync of each peer.
-    pub fn lead(self: &Arc<Self>, node: &Arc<Node>, term: Term, peers: &[NodeId]) {
+    /// term or peer set restarts replication with a fresh sync of each
+    /// peer. Returns the streams the caller must start (none when nothing
+    /// changed).
+    pub fn lead(&self, term: Term, peers: &[NodeId]) -> Vec<Stream> {
         let mut g = self.leadership.lock();
         if let Some(l) = g.as_ref() {
             if l.term == term && l.peers == peers {
-                return;
+                return Vec::new();
             }
         }
         if let Some(old) = g.take() {
@@ -157,32 +114,10 @@ impl LocalReplica {
         }
         self.observe_term(term);
         self.shard().set_term(term);
-        let (stop, stop_rx) = watch::channel(false);
-        let acks = Arc::new(Acks::default());
-        let mut kicks = HashMap::new();
-        for peer in peers {
-            let kick = Arc::new(Notify::new());
-            kicks.insert(*peer, kick.clone());
-            tokio::spawn(replicator::run(
-                node.clone(),
-                self.clone(),
-                replicator::Stream {
-                    peer: *peer,
-                    term,
-                    acks: acks.clone(),
-                    kick,
-                },
-                stop_rx.clone(),
-            ));
-        }
+        let (leadership, streams) = Leadership::start(term, peers);
         tracing::info!(shard = ?self.shard_ref, %term, ?peers, "leading shard");
-        *g = Some(Leadership {
-            term,
-            peers: peers.to_vec(),
-            acks,
-            stop,
-            kicks,
-        });
+        *g = Some(leadership);
+        streams
     }
 
     /// Primary: makes the replicator of `peer` sync again now. False when
@@ -231,7 +166,7 @@ impl LocalReplica {
             });
         }
         let shard = self.shard();
-        let seq = tokio::task::spawn_blocking(move || shard.apply(op))
+        let seq = tokio::task::spawn_blocking(move || shard.apply_in_term(op, term))
             .await
             .map_err(|e| StorageError::Internal {
                 message: e.to_string(),
@@ -240,7 +175,7 @@ impl LocalReplica {
         self.applied_tx.send_modify(|a| *a = (*a).max(seq));
         let deadline = Instant::now() + timeout;
         loop {
-            let changed = acks.changed.notified();
+            let changed = acks.changed();
             let count = 1 + acks.count_at_least(seq, active);
             if count >= required {
                 return Ok((seq, count));
@@ -259,32 +194,44 @@ impl LocalReplica {
         }
     }
 
-    /// Replica: applies the primary's operations in order.
+    /// Replica: applies the primary's operations in order, durably, with
+    /// one flush per batch. A batch that starts past what is applied may be
+    /// overtaken by its predecessor (the primary pipelines batches on
+    /// independent streams): it waits for it a little before answering
+    /// [`StorageError::Behind`].
     pub async fn apply_replicated(
         &self,
         term: Term,
         ops: Vec<SequencedOperation>,
     ) -> Result<SeqNo, StorageError> {
-        let _one = self.apply_lock.lock().await;
-        self.check_term(term)?;
+        let deadline = tokio::time::Instant::now() + GAP_WAIT;
+        let mut applied_rx = self.applied_tx.subscribe();
+        let one = loop {
+            let one = self.apply_lock.lock().await;
+            self.check_term(term)?;
+            let applied = self.shard().applied_seq();
+            match ops.first() {
+                Some(first) if first.seq > applied.next() => {
+                    drop(one);
+                    // Any change: check again under the lock.
+                    let changed = tokio::time::timeout_at(deadline, applied_rx.changed()).await;
+                    if !matches!(changed, Ok(Ok(()))) {
+                        return Err(StorageError::Behind { applied });
+                    }
+                }
+                _ => break one,
+            }
+        };
         let shard = self.shard();
-        let applied = shard.applied_seq();
-        if let Some(first) = ops.first() {
-            if first.seq > applied.next() {
-                return Err(StorageError::Behind { applied });
-            }
-        }
-        let result = tokio::task::spawn_blocking(move || {
-            for op in ops.into_iter().filter(|o| o.seq > applied) {
-                shard.apply_sequenced(op)?;
-            }
-            Ok::<_, ShardError>(shard.applied_seq())
-        })
-        .await
-        .map_err(|e| StorageError::Internal {
-            message: e.to_string(),
-        })?;
-        result.map_err(to_storage_error)
+        let result = tokio::task::spawn_blocking(move || shard.apply_sequenced_batch(ops))
+            .await
+            .map_err(|e| StorageError::Internal {
+                message: e.to_string(),
+            })?;
+        drop(one);
+        let applied = result.map_err(to_storage_error)?;
+        self.applied_tx.send_modify(|a| *a = (*a).max(applied));
+        Ok(applied)
     }
 
     /// Replica: receives one chunk of the primary's snapshot; the last one
@@ -364,6 +311,7 @@ impl LocalReplica {
         Ok(())
     }
 
+    /// A consistent copy of the content (blocking).
     pub fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>) {
         let snap = self.shard().snapshot();
         (
@@ -383,10 +331,51 @@ impl LocalReplica {
     }
 }
 
+impl StreamSource for LocalReplica {
+    fn shard_ref(&self) -> &ShardRef {
+        &self.shard_ref
+    }
+
+    fn incarnation(&self) -> protocol::Epoch {
+        self.incarnation
+    }
+
+    fn shard(&self) -> Arc<Shard> {
+        LocalReplica::shard(self)
+    }
+
+    fn applied_watch(&self) -> watch::Receiver<SeqNo> {
+        self.applied_tx.subscribe()
+    }
+
+    fn observe_term(&self, term: Term) {
+        LocalReplica::observe_term(self, term)
+    }
+
+    fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>) {
+        LocalReplica::snapshot_entries(self)
+    }
+}
+
+/// How long a replicated batch waits for the batch before it (sent on
+/// another stream) before the replica answers `Behind`.
+const GAP_WAIT: Duration = Duration::from_millis(500);
+
 pub fn to_storage_error(e: ShardError) -> StorageError {
     match e {
+        ShardError::StaleTerm {
+            authorised,
+            current,
+        } => StorageError::StaleTerm {
+            got: authorised,
+            current,
+        },
         ShardError::Invalid(v) => StorageError::Invalid {
             message: v.to_string(),
+        },
+        // The primary resyncs on it and finds the peer needs a snapshot.
+        ShardError::Diverged { .. } => StorageError::Invalid {
+            message: e.to_string(),
         },
         ShardError::Poisoned | ShardError::Io { .. } => StorageError::Unavailable {
             message: e.to_string(),
@@ -536,6 +525,37 @@ mod tests {
         assert!(matches!(
             r.apply_replicated(Term(3), vec![op(2, 3)]).await,
             Err(StorageError::StaleTerm { .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_overtook_its_predecessor_waits_for_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = Arc::new(replica(dir.path()));
+        let later = {
+            let r = r.clone();
+            tokio::spawn(async move { r.apply_replicated(Term(1), vec![op(3, 1), op(4, 1)]).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            r.apply_replicated(Term(1), vec![op(1, 1), op(2, 1)]).await,
+            Ok(SeqNo(2))
+        );
+        assert_eq!(later.await.expect("join"), Ok(SeqNo(4)));
+    }
+
+    #[tokio::test]
+    async fn an_operation_held_under_another_term_is_not_acknowledged() {
+        // This replica logged op 2 of term 1 (e.g. as the old primary);
+        // the new primary's op 2 of term 2 is another operation.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        r.apply_replicated(Term(1), vec![op(1, 1), op(2, 1)])
+            .await
+            .expect("term 1");
+        assert!(matches!(
+            r.apply_replicated(Term(2), vec![op(2, 2)]).await,
+            Err(StorageError::Invalid { .. })
         ));
     }
 

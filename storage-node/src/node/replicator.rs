@@ -1,15 +1,30 @@
 //! The primary's replication stream to one peer: first make sure the
 //! peer's history is a prefix of ours (else it gets a snapshot), then send
 //! every new operation in order and record what the peer has applied.
+//!
+//! ```text
+//!   sync ──▶ stream: keep ≤ `replicate_window` Replicate batches in flight
+//!    ▲         │  each ≤ `replicate_batch` ops and ≤ `replicate_bytes`,
+//!    │         │  read from the WAL's in-memory tail (disk if older)
+//!    │         ├─ Replicated{applied} ─▶ record the ack, send more
+//!    │         ├─ Behind{applied}     ─▶ drop what is in flight, resend from applied
+//!    │         ├─ StaleTerm           ─▶ stop (a newer primary exists)
+//!    └─────────┴─ anything else       ─▶ sync again
+//! ```
+//!
+//! Batches go out on independent QUIC streams, so one may reach the
+//! replica before its predecessor; the replica waits for the gap to fill
+//! for a moment before it answers `Behind`, which is rare and handled by
+//! resending.
 
 use std::sync::Arc;
 
+use futures::stream::{FuturesOrdered, StreamExt};
 use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
-use protocol::{NodeId, SeqNo, Term};
-use tokio::sync::{watch, Notify};
+use protocol::{NodeId, SeqNo, SequencedOperation, Term};
 
-use super::replica::{Acks, LocalReplica};
-use super::{CallError, Node};
+use super::leadership::{Stream, StreamSource};
+use super::{CallError, Node, PeerFuture};
 use crate::ShardError;
 
 enum Step {
@@ -19,47 +34,29 @@ enum Step {
     Stop,
 }
 
-/// One primary → peer stream under one term.
-pub(super) struct Stream {
-    pub peer: NodeId,
-    pub term: Term,
-    /// What every peer acknowledged (shared by the term's streams).
-    pub acks: Arc<Acks>,
-    /// Notified when the peer asks to catch up (`CatchUp`).
-    pub kick: Arc<Notify>,
-}
-
-pub(super) async fn run(
-    node: Arc<Node>,
-    replica: Arc<LocalReplica>,
-    stream: Stream,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut stream: Stream) {
     let backoff = node.options.retry_backoff;
     loop {
-        if *stop.borrow() {
+        if *stream.stop.borrow() {
             break;
         }
-        match sync_then_stream(&node, &replica, &stream, &mut stop).await {
+        match sync_then_stream(&node, &replica, &mut stream).await {
             Step::Stop => break,
             Step::Resync => {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stream.kick.notified() => {}
-                    _ = stop.changed() => {}
+                    _ = stream.stop.changed() => {}
                 }
             }
         }
     }
     stream.acks.forget(stream.peer);
-    tracing::debug!(shard = ?replica.shard_ref, peer = %stream.peer, "replicator stopped");
+    tracing::debug!(shard = ?replica.shard_ref(), peer = %stream.peer, "replicator stopped");
 }
 
-/// One call to the peer. After a permanent failure it first holds off for
-/// [`super::NodeOptions::pause_after`], so a peer that refuses our
-/// certificate is not called again every `retry_backoff`. The pause does
-/// not watch the stop signal: a leadership that ends meanwhile is noticed
-/// when it is over.
+/// One call to the peer, held off after a permanent failure (see
+/// [`hold_off_after`]).
 async fn call(
     node: &Node,
     peer: NodeId,
@@ -67,28 +64,41 @@ async fn call(
 ) -> Result<StorageResponse, CallError> {
     let result = node.peers.call(peer, req).await;
     if let Err(e) = &result {
-        let pause = node.options.pause_after(e);
-        if !pause.is_zero() {
-            tracing::warn!(%peer, error = %e, ?pause, "peer call failed in a way retrying does not fix; holding off");
-            tokio::time::sleep(pause).await;
-        }
+        hold_off_after(node, peer, e).await;
     }
     result
 }
 
-async fn sync_then_stream(
+/// After a permanent failure, waits [`super::NodeOptions::pause_after`]
+/// before the stream syncs again, so a peer that refuses our certificate is
+/// not called every `retry_backoff`. The pause does not watch the stop
+/// signal: a leadership that ends meanwhile is noticed when it is over.
+async fn hold_off_after(node: &Node, peer: NodeId, e: &CallError) {
+    let pause = node.options.pause_after(e);
+    if !pause.is_zero() {
+        tracing::warn!(%peer, error = %e, ?pause, "peer call failed in a way retrying does not fix; holding off");
+        tokio::time::sleep(pause).await;
+    }
+}
+
+fn failed(peer: NodeId) {
+    metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
+        .increment(1);
+}
+
+/// Runs blocking shard work (WAL reads, term lookups) off the runtime's
+/// threads, which also carry gossip and heartbeats.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn sync_then_stream<R: StreamSource>(
     node: &Node,
-    replica: &Arc<LocalReplica>,
-    stream: &Stream,
-    stop: &mut watch::Receiver<bool>,
+    replica: &Arc<R>,
+    stream: &mut Stream,
 ) -> Step {
-    let Stream {
-        peer,
-        term,
-        ref acks,
-        ref kick,
-    } = *stream;
-    let shard_ref = replica.shard_ref.clone();
+    let (peer, term) = (stream.peer, stream.term);
+    let shard_ref = replica.shard_ref().clone();
     let status = match call(
         node,
         peer,
@@ -101,30 +111,35 @@ async fn sync_then_stream(
         Ok(StorageResponse::Status { status }) => status,
         Ok(other) => {
             tracing::debug!(%peer, ?other, "peer cannot report its replica yet");
-            metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
-                .increment(1);
+            failed(peer);
             return Step::Resync;
         }
         Err(e) => {
             tracing::debug!(%peer, error = %e, transient = e.is_transient(), "peer status call failed");
-            metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
-                .increment(1);
+            failed(peer);
             return Step::Resync;
         }
     };
-    if status.incarnation != replica.incarnation {
+    if status.incarnation != replica.incarnation() {
         // The peer still holds a deleted collection of the same name (or
         // already a newer one): its history is not comparable to ours.
         return Step::Resync;
     }
+    let (theirs, their_term) = (status.applied, status.last_term);
     let shard = replica.shard();
-    let ours = shard.applied_seq();
-    // The peer's history is a prefix of ours iff we have its last operation
-    // under the same term.
-    let prefix = status.applied <= ours
-        && matches!(shard.term_at(status.applied), Ok(Some(t)) if t == status.last_term);
-    let mut acked = status.applied;
-    if !prefix || shard.operations_since(acked).is_err() {
+    let Some((prefix, in_wal)) = blocking(move || {
+        // The peer's history is a prefix of ours iff we have its last
+        // operation under the same term.
+        let prefix = theirs <= shard.applied_seq()
+            && matches!(shard.term_at(theirs), Ok(Some(t)) if t == their_term);
+        (prefix, shard.has_operations_after(theirs))
+    })
+    .await
+    else {
+        return Step::Resync;
+    };
+    let mut acked = theirs;
+    if !prefix || !in_wal {
         match send_snapshot(node, replica, peer, term).await {
             Ok(seq) => acked = seq,
             Err(step) => return step,
@@ -132,81 +147,102 @@ async fn sync_then_stream(
         tracing::info!(shard = ?shard_ref, %peer, seq = %acked, diverged = !prefix, "peer caught up from a snapshot");
         metrics::counter!("storage_snapshots_sent_total", "collection" => shard_ref.collection.clone()).increment(1);
     }
-    acks.record(peer, acked);
+    stream.acks.record(peer, acked);
     let mut applied_rx = replica.applied_watch();
+    let window = node.options.replicate_window.max(1);
+    let (max_ops, max_bytes) = (node.options.replicate_batch, node.options.replicate_bytes);
+    // Highest sequence number sent (acknowledged or in flight).
+    let mut sent = acked;
+    let mut in_flight: FuturesOrdered<PeerFuture> = FuturesOrdered::new();
     loop {
-        if *stop.borrow() {
+        if *stream.stop.borrow() {
             return Step::Stop;
         }
         let shard = replica.shard();
-        if shard.applied_seq() <= acked {
-            tokio::select! {
-                r = applied_rx.changed() => if r.is_err() { return Step::Stop },
-                // The peer says it is behind what it acknowledged (restarted
-                // from an older disk, lost its data): sync again.
-                _ = kick.notified() => return Step::Resync,
-                _ = stop.changed() => return Step::Stop,
-            }
-            continue;
-        }
-        let mut ops = match shard.operations_since(acked) {
-            Ok(ops) => ops,
-            Err(ShardError::WalTruncated { .. }) => return Step::Resync,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the WAL to replicate");
-                return Step::Resync;
-            }
-        };
-        ops.truncate(node.options.replicate_batch);
-        match call(
-            node,
-            peer,
-            StorageRequest::Replicate {
+        while in_flight.len() < window && shard.applied_seq() > sent {
+            let reader = shard.clone();
+            let read = blocking(move || reader.operations_after(sent, max_ops, max_bytes)).await;
+            let ops = match read {
+                Some(Ok(ops)) => ops,
+                Some(Err(ShardError::WalTruncated { .. })) | None => return Step::Resync,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the WAL to replicate");
+                    return Step::Resync;
+                }
+            };
+            let Some(last) = ops.last().map(|o| o.seq) else {
+                break;
+            };
+            sent = last;
+            let req = StorageRequest::Replicate {
                 shard: shard_ref.clone(),
                 term,
-                ops,
-            },
-        )
-        .await
-        {
-            Ok(StorageResponse::Replicated { applied }) => {
-                metrics::counter!("storage_replicated_ops_total", "collection" => shard_ref.collection.clone(), "peer" => peer.to_string())
-                    .increment(applied.0.saturating_sub(acked.0));
-                acked = applied;
-                acks.record(peer, applied);
-                let lag = replica.shard().applied_seq().0.saturating_sub(applied.0);
-                metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
-                    .set(lag as f64);
+                ops: ops.iter().map(|o| SequencedOperation::clone(o)).collect(),
+            };
+            in_flight.push_back(node.peers.call(peer, req));
+        }
+        tokio::select! {
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                match result {
+                    Ok(StorageResponse::Replicated { applied }) => {
+                        metrics::counter!("storage_replicated_ops_total", "collection" => shard_ref.collection.clone(), "peer" => peer.to_string())
+                            .increment(applied.0.saturating_sub(acked.0));
+                        acked = acked.max(applied);
+                        stream.acks.record(peer, acked);
+                        let lag = replica.shard().applied_seq().0.saturating_sub(acked.0);
+                        metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
+                            .set(lag as f64);
+                    }
+                    Ok(StorageResponse::Error {
+                        error: StorageError::Behind { applied },
+                    }) if applied >= acked => {
+                        // A batch before this one did not arrive (or came
+                        // too late): resend everything after `applied`.
+                        metrics::counter!("storage_replication_resends_total", "peer" => peer.to_string())
+                            .increment(1);
+                        in_flight = FuturesOrdered::new();
+                        acked = applied;
+                        stream.acks.record(peer, acked);
+                        sent = acked;
+                    }
+                    Ok(StorageResponse::Error {
+                        error: StorageError::StaleTerm { current, .. },
+                    }) => {
+                        replica.observe_term(current);
+                        return Step::Stop;
+                    }
+                    Ok(other) => {
+                        tracing::debug!(%peer, ?other, "replication refused; resyncing");
+                        return Step::Resync;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "replication failed; resyncing");
+                        failed(peer);
+                        hold_off_after(node, peer, &e).await;
+                        return Step::Resync;
+                    }
+                }
             }
-            Ok(StorageResponse::Error {
-                error: StorageError::StaleTerm { current, .. },
-            }) => {
-                replica.observe_term(current);
-                return Step::Stop;
-            }
-            Ok(other) => {
-                tracing::debug!(%peer, ?other, "replication refused; resyncing");
-                return Step::Resync;
-            }
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "replication failed; resyncing");
-                return Step::Resync;
-            }
+            r = applied_rx.changed() => if r.is_err() { return Step::Stop },
+            // The peer says it is behind what it acknowledged (restarted
+            // from an older disk, lost its data): sync again.
+            _ = stream.kick.notified() => return Step::Resync,
+            _ = stream.stop.changed() => return Step::Stop,
         }
     }
 }
 
 /// Streams a consistent snapshot in chunks; returns its sequence number.
-async fn send_snapshot(
+async fn send_snapshot<R: StreamSource>(
     node: &Node,
-    replica: &Arc<LocalReplica>,
+    replica: &Arc<R>,
     peer: NodeId,
     term: Term,
 ) -> Result<SeqNo, Step> {
     let r = replica.clone();
-    let (seq, entries) = tokio::task::spawn_blocking(move || r.snapshot_entries())
+    let (seq, entries) = blocking(move || r.snapshot_entries())
         .await
-        .map_err(|_| Step::Resync)?;
+        .ok_or(Step::Resync)?;
     let chunk_size = node.options.snapshot_chunk.max(1);
     let chunks: Vec<_> = if entries.is_empty() {
         vec![Vec::new()]
@@ -216,7 +252,7 @@ async fn send_snapshot(
     let n = chunks.len();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let req = StorageRequest::InstallSnapshot {
-            shard: replica.shard_ref.clone(),
+            shard: replica.shard_ref().clone(),
             term,
             seq,
             chunk,

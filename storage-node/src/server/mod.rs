@@ -42,6 +42,8 @@ pub struct StorageNodeHandle {
     server: tokio::task::JoinHandle<Result<(), transport::TransportError>>,
     tasks: Tasks,
     gossip: Option<membership::Membership>,
+    /// Heartbeats and gossip run here; dropped last.
+    control: ControlPlane,
 }
 
 /// Starts a storage node: binds its QUIC and HTTP servers, registers with
@@ -94,6 +96,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
         tasks.join(TASK_GRACE).await;
         return Err(e);
     }
+    let control = ControlPlane::start()?;
     let map_stale = Arc::new(tokio::sync::Notify::new());
     tasks.spawn(
         "map watch",
@@ -105,11 +108,13 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
             stop_rx.clone(),
         ),
     );
-    tasks.spawn(
+    // Its own HTTP client: connections stay on the runtime using them.
+    tasks.spawn_on(
         "heartbeat",
+        control.handle(),
         meta_sync::heartbeat_loop(
             node.clone(),
-            meta.clone(),
+            MetaClient::new(config.meta.clone()),
             info.clone(),
             config.heartbeat,
             map_stale,
@@ -129,16 +134,23 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
             resolve(&advertise, rpc_addr),
             Some(resolve(&http_public, http_addr)),
         );
-        let m =
-            membership::Membership::join(gossip_config, local, membership::GossipTransport::Udp)
-                .await
-                .context("join gossip")?;
+        let m = control
+            .handle()
+            .spawn(membership::Membership::join(
+                gossip_config,
+                local,
+                membership::GossipTransport::Udp,
+            ))
+            .await
+            .context("gossip join task")?
+            .context("join gossip")?;
         tasks.spawn(
             "anti-entropy",
             anti_entropy::run(node.clone(), m.clone(), peers.clone(), stop_rx.clone()),
         );
-        tasks.spawn(
+        tasks.spawn_on(
             "publish versions",
+            control.handle(),
             meta_sync::publish_versions(node.clone(), m.clone(), stop_rx.clone()),
         );
         gossip = Some(m);
@@ -159,6 +171,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
         server,
         tasks,
         gossip,
+        control,
     })
 }
 
@@ -189,11 +202,53 @@ impl StorageNodeHandle {
         if let Some(m) = &self.gossip {
             m.shutdown().await;
         }
+        drop(self.control);
         self.node.close().await;
         tracing::info!(node = %self.node.id(), "storage node stopped");
         match served {
             Ok(r) => r.context("QUIC server"),
             Err(e) => Err(anyhow::anyhow!("QUIC server task: {e}")),
+        }
+    }
+}
+
+/// A small runtime of its own for what tells the cluster this node is
+/// alive: meta-service heartbeats (the write lease, and the meta-service's
+/// dead-node timer) and gossip (the peers' failure detector). Bursts of
+/// data-plane work on the main runtime (decoding large requests, replication)
+/// then delay neither, and a loaded node is not declared dead and failed
+/// over.
+struct ControlPlane {
+    /// Taken on drop, to shut the runtime down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl ControlPlane {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("control-plane")
+            .enable_all()
+            .build()
+            .context("start the control-plane runtime")?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one's task would block it.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }

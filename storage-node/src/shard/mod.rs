@@ -246,11 +246,7 @@ impl Shard {
                 return Ok(None);
             }
         }
-        match self.inner.wal.read_from(seq) {
-            Ok(ops) => Ok(ops.first().filter(|o| o.seq == seq).map(|o| o.term)),
-            Err(ShardError::WalTruncated { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.inner.wal.term_at(seq)
     }
 
     pub fn term(&self) -> Term {
@@ -264,12 +260,30 @@ impl Shard {
     }
 
     /// Orders, logs, applies and (per the WAL's sync mode) makes durable one
-    /// client operation. Returns its sequence number once it may be
-    /// acknowledged. On error nothing was applied.
+    /// client operation under the shard's current term (single-writer use:
+    /// a replicated primary uses [`Shard::apply_in_term`]).
     pub fn apply(&self, op: Operation) -> Result<SeqNo> {
+        self.apply_in_term(op, self.term())
+    }
+
+    /// Like [`Shard::apply`] for a write authorised under `term`. Refused
+    /// with [`ShardError::StaleTerm`] when the shard's term has moved past
+    /// it (a newer primary's `Replicate` arrived meanwhile): logging it under
+    /// the newer term would give it the identity of the new primary's
+    /// operation at the same sequence number. Returns the sequence number
+    /// once the operation may be acknowledged. On error nothing was applied.
+    pub fn apply_in_term(&self, op: Operation, term: Term) -> Result<SeqNo> {
         op.validate(self.inner.config.dimension)?;
         let seq = {
             let _order = self.inner.write_lock.lock();
+            let current = self.term();
+            if current > term {
+                return Err(ShardError::StaleTerm {
+                    authorised: term,
+                    current,
+                });
+            }
+            self.set_term(term);
             let op = match op {
                 Operation::DeleteByFilter { filter } => Operation::Delete {
                     ids: self.inner.state.read().matching_ids(&filter),
@@ -277,12 +291,7 @@ impl Shard {
                 op => op,
             };
             let seq = self.inner.wal.last_seq().next();
-            let sop = SequencedOperation {
-                seq,
-                term: self.term(),
-                op,
-            };
-            self.log_and_apply(&sop)?;
+            self.log_and_apply(Arc::new(SequencedOperation { seq, term, op }))?;
             seq
         };
         self.inner.wal.sync_to(seq)?;
@@ -293,31 +302,60 @@ impl Shard {
     /// operation already applied is acknowledged again without effect; one
     /// that skips ahead is refused (the caller must catch up first).
     pub fn apply_sequenced(&self, sop: SequencedOperation) -> Result<()> {
-        sop.op.validate(self.inner.config.dimension)?;
-        {
-            let _order = self.inner.write_lock.lock();
-            let last = self.inner.wal.last_seq();
-            if sop.seq <= last {
-                drop(_order);
-                return self.inner.wal.sync_to(sop.seq);
-            }
-            if sop.seq != last.next() {
-                return Err(ShardError::Corrupt(format!(
-                    "operation {} does not follow {}; catch up first",
-                    sop.seq, last
-                )));
-            }
-            self.set_term(sop.term);
-            self.log_and_apply(&sop)?;
-        }
-        self.inner.wal.sync_to(sop.seq)
+        self.apply_sequenced_batch(vec![sop]).map(|_| ())
     }
 
-    fn log_and_apply(&self, sop: &SequencedOperation) -> Result<()> {
-        self.inner.wal.append(sop)?;
+    /// Applies consecutive operations ordered by the primary, then makes
+    /// them durable with one flush; returns the applied sequence number.
+    /// Operations already held are skipped, after checking that the one
+    /// held has the same term (else [`ShardError::Diverged`]: this replica
+    /// logged another primary's operation under that number and needs a
+    /// snapshot). A gap before the first new operation is refused.
+    pub fn apply_sequenced_batch(&self, ops: Vec<SequencedOperation>) -> Result<SeqNo> {
+        for sop in &ops {
+            sop.op.validate(self.inner.config.dimension)?;
+        }
+        let mut durable_to = SeqNo(0);
+        {
+            let _order = self.inner.write_lock.lock();
+            for sop in ops {
+                let last = self.inner.wal.last_seq();
+                if sop.seq <= last {
+                    if let Some(ours) = self.inner.wal.term_at(sop.seq)? {
+                        if ours != sop.term {
+                            return Err(ShardError::Diverged {
+                                seq: sop.seq,
+                                ours,
+                                theirs: sop.term,
+                            });
+                        }
+                    }
+                    durable_to = durable_to.max(sop.seq);
+                    continue;
+                }
+                if sop.seq != last.next() {
+                    return Err(ShardError::Corrupt(format!(
+                        "operation {} does not follow {}; catch up first",
+                        sop.seq, last
+                    )));
+                }
+                self.set_term(sop.term);
+                durable_to = sop.seq;
+                self.log_and_apply(Arc::new(sop))?;
+            }
+        }
+        // One flush for the whole batch: the replica acknowledges only
+        // what is durable, and what it held already may still be in flight
+        // to disk from a concurrent request.
+        self.inner.wal.sync_to(durable_to)?;
+        Ok(self.applied_seq())
+    }
+
+    fn log_and_apply(&self, sop: Arc<SequencedOperation>) -> Result<()> {
+        self.inner.wal.append_shared(sop.clone())?;
         *self.inner.last_write.lock() = Instant::now();
         let mut state = self.inner.state.write();
-        state.apply(&self.inner.config, sop)?;
+        state.apply(&self.inner.config, &sop)?;
         let full = state.growing_mut().len() >= self.inner.options.max_segment_points
             || self.inner.wal.size_bytes() >= self.inner.options.flush_wal_bytes;
         if full && !state.growing_mut().is_empty() {
@@ -338,6 +376,25 @@ impl Shard {
     /// when the WAL no longer reaches back that far (use a snapshot).
     pub fn operations_since(&self, seq: SeqNo) -> Result<Vec<SequencedOperation>> {
         self.inner.wal.read_from(seq.next())
+    }
+
+    /// The next operations after `seq` for replication, bounded in count
+    /// and encoded bytes (see [`crate::wal::Wal::read_batch`]): shared with
+    /// the WAL's in-memory tail, or read from disk without decoding more
+    /// than is returned. Blocking (may read a file).
+    pub fn operations_after(
+        &self,
+        seq: SeqNo,
+        max_ops: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<SequencedOperation>>> {
+        self.inner.wal.read_batch(seq.next(), max_ops, max_bytes)
+    }
+
+    /// Whether the WAL still holds every operation after `seq` (else a
+    /// replica at `seq` needs a snapshot).
+    pub fn has_operations_after(&self, seq: SeqNo) -> bool {
+        self.inner.wal.oldest_seq() <= seq.next()
     }
 
     /// Indexes frozen segments, compacts, checkpoints: one round of what the

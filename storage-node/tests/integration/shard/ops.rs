@@ -359,3 +359,85 @@ fn ivf_segments_search_and_reload() {
     let shard = storage_node::Shard::open(dir.path(), c, options(1000)).unwrap();
     assert_eq!(shard.search(&SearchRequest::new(q, 5)).unwrap(), before);
 }
+
+/// A write authorised under term 1 that reaches the shard after a newer
+/// primary's `Replicate` raised the term to 2 must not be logged under
+/// term 2: the new primary's own operation with that sequence number
+/// would then be skipped as already applied (silent divergence).
+#[test]
+fn a_write_of_an_older_term_is_refused_after_the_term_moved_on() {
+    use protocol::{SequencedOperation, Term};
+    use storage_node::ShardError;
+    let dir = tempfile::tempdir().unwrap();
+    let shard = open(dir.path(), 2, Distance::Dot, 1000);
+    let upsert = |id: u64, x: f32| Operation::Upsert {
+        points: vec![Point {
+            id: PointId::Num(id),
+            vector: vec![x, 1.0],
+            payload: None,
+        }],
+    };
+    shard.set_term(Term(1));
+    assert_eq!(
+        shard.apply_in_term(upsert(1, 1.0), Term(1)).unwrap(),
+        SeqNo(1)
+    );
+    // The new primary's Replicate (term 2) raised the term meanwhile.
+    shard.set_term(Term(2));
+    match shard.apply_in_term(upsert(2, 2.0), Term(1)) {
+        Err(ShardError::StaleTerm {
+            authorised,
+            current,
+        }) => {
+            assert_eq!((authorised, current), (Term(1), Term(2)));
+        }
+        other => panic!("expected StaleTerm, got {other:?}"),
+    }
+    assert_eq!(shard.applied_seq(), SeqNo(1));
+    // The new primary's operation 2 is applied, not mistaken for the old one.
+    shard
+        .apply_sequenced(SequencedOperation {
+            seq: SeqNo(2),
+            term: Term(2),
+            op: upsert(3, 3.0),
+        })
+        .unwrap();
+    assert_eq!(shard.term_at(SeqNo(2)).unwrap(), Some(Term(2)));
+    assert_eq!(shard.get(&[PointId::Num(3)], false, false).len(), 1);
+    assert!(shard.get(&[PointId::Num(2)], false, false).is_empty());
+}
+
+/// The primary resends an operation this replica holds under another
+/// term: the histories differ, which must be reported, not acknowledged.
+#[test]
+fn an_operation_held_under_another_term_is_not_skipped() {
+    use protocol::{SequencedOperation, Term};
+    use storage_node::ShardError;
+    let dir = tempfile::tempdir().unwrap();
+    let shard = open(dir.path(), 2, Distance::Dot, 1000);
+    let sop = |seq: u64, term: u64| SequencedOperation {
+        seq: SeqNo(seq),
+        term: Term(term),
+        op: Operation::Delete {
+            ids: vec![PointId::Num(seq)],
+        },
+    };
+    assert_eq!(
+        shard
+            .apply_sequenced_batch(vec![sop(1, 1), sop(2, 1)])
+            .unwrap(),
+        SeqNo(2)
+    );
+    // The same operations again: acknowledged without effect.
+    assert_eq!(
+        shard
+            .apply_sequenced_batch(vec![sop(2, 1), sop(3, 1)])
+            .unwrap(),
+        SeqNo(3)
+    );
+    assert!(matches!(
+        shard.apply_sequenced_batch(vec![sop(3, 2), sop(4, 2)]),
+        Err(ShardError::Diverged { .. })
+    ));
+    assert_eq!(shard.applied_seq(), SeqNo(3));
+}
