@@ -70,12 +70,12 @@ openraft::declare_raft_types!(
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;
-pub type Node = openraft::BasicNode;
+pub type MemberNode = openraft::BasicNode;
 pub type LogId = openraft::LogId<MemberId>;
 pub type Entry = openraft::Entry<TypeConfig>;
-pub type StorageError = openraft::StorageError<MemberId>;
+pub type RaftStorageError = openraft::StorageError<MemberId>;
 pub type Vote = openraft::Vote<MemberId>;
-pub type SnapshotMeta = openraft::SnapshotMeta<MemberId, Node>;
+pub type SnapshotMeta = openraft::SnapshotMeta<MemberId, MemberNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
-pub type StoredMembership = openraft::StoredMembership<MemberId, Node>;
-pub type RaftMetrics = openraft::RaftMetrics<MemberId, Node>;
+pub type StoredMembership = openraft::StoredMembership<MemberId, MemberNode>;
+pub type RaftMetrics = openraft::RaftMetrics<MemberId, MemberNode>;

@@ -17,7 +17,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{MemberId, Node, TypeConfig};
+use crate::{MemberId, MemberNode, TypeConfig};
 
 /// Creates a [`Connection`] per target member.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
-    async fn new_client(&mut self, target: MemberId, node: &Node) -> Self::Network {
+    async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> Self::Network {
         Connection {
             http: self.http.clone(),
             target,
@@ -55,7 +55,7 @@ impl Connection {
         path: &str,
         req: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<MemberId, Node, Err>>
+    ) -> Result<Resp, RPCError<MemberId, MemberNode, Err>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -89,7 +89,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<MemberId>, RPCError<MemberId, Node, RaftError<MemberId>>>
+    ) -> Result<AppendEntriesResponse<MemberId>, RPCError<MemberId, MemberNode, RaftError<MemberId>>>
     {
         self.send("append", &rpc, &option).await
     }
@@ -100,7 +100,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<MemberId>,
-        RPCError<MemberId, Node, RaftError<MemberId, InstallSnapshotError>>,
+        RPCError<MemberId, MemberNode, RaftError<MemberId, InstallSnapshotError>>,
     > {
         self.send("snapshot", &rpc, &option).await
     }
@@ -109,7 +109,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         rpc: VoteRequest<MemberId>,
         option: RPCOption,
-    ) -> Result<VoteResponse<MemberId>, RPCError<MemberId, Node, RaftError<MemberId>>> {
+    ) -> Result<VoteResponse<MemberId>, RPCError<MemberId, MemberNode, RaftError<MemberId>>> {
         self.send("vote", &rpc, &option).await
     }
 }

@@ -15,7 +15,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 
 /// Log index → msgpack-encoded entry.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -37,7 +37,7 @@ type Io = StorageIOError<crate::MemberId>;
 
 impl LogStore {
     /// Opens (or creates) `dir/raft-log.redb`.
-    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+    pub fn open(dir: &Path) -> Result<Self, RaftStorageError> {
         std::fs::create_dir_all(dir).map_err(|e| Io::write_logs(&e))?;
         let db = Database::create(dir.join("raft-log.redb")).map_err(|e| Io::write_logs(&e))?;
         // Create the tables up front so readers never meet a missing table.
@@ -49,21 +49,21 @@ impl LogStore {
     }
 
     /// Runs blocking redb work off the async workers.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
+    async fn blocking<T, F>(&self, f: F) -> Result<T, RaftStorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&Database) -> Result<T, RaftStorageError> + Send + 'static,
     {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| StorageError::from(Io::read_logs(&e)))?
+            .map_err(|e| RaftStorageError::from(Io::read_logs(&e)))?
     }
 
     async fn read_meta<T: DeserializeOwned + Send + 'static>(
         &self,
         key: &'static str,
-    ) -> Result<Option<T>, StorageError> {
+    ) -> Result<Option<T>, RaftStorageError> {
         self.blocking(move |db| read_meta(db, key)).await
     }
 
@@ -76,7 +76,7 @@ impl LogStore {
         key: &'static str,
         value: &T,
         durable: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), RaftStorageError> {
         let bytes = protocol::codec::encode(value).map_err(|e| Io::write(&e))?;
         self.blocking(move |db| {
             let mut txn = db.begin_write().map_err(|e| Io::write(&e))?;
@@ -94,7 +94,7 @@ impl LogStore {
     }
 }
 
-fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>, StorageError> {
+fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>, RaftStorageError> {
     let txn = db.begin_read().map_err(|e| Io::read(&e))?;
     let t = txn.open_table(META).map_err(|e| Io::read(&e))?;
     let value = t.get(key).map_err(|e| Io::read(&e))?;
@@ -106,7 +106,7 @@ fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>,
     ))
 }
 
-fn last_log_id(db: &Database) -> Result<Option<LogId>, StorageError> {
+fn last_log_id(db: &Database) -> Result<Option<LogId>, RaftStorageError> {
     let txn = db.begin_read().map_err(|e| Io::read_logs(&e))?;
     let t = txn.open_table(LOGS).map_err(|e| Io::read_logs(&e))?;
     let last = t.last().map_err(|e| Io::read_logs(&e))?;
@@ -121,7 +121,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, RaftStorageError> {
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
             Bound::Excluded(&s) => s.saturating_add(1),
@@ -152,7 +152,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
         self.blocking(|db| {
             let last_purged_log_id: Option<LogId> = read_meta(db, KEY_LAST_PURGED)?;
             let last_log_id = last_log_id(db)?.or(last_purged_log_id);
@@ -168,21 +168,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         self.write_meta(KEY_VOTE, vote, true)
             .await
             .map_err(|e| Io::write_vote(&e).into())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+    async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
         self.read_meta(KEY_VOTE).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
         self.write_meta(KEY_COMMITTED, &committed, false).await
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
         Ok(self
             .read_meta::<Option<LogId>>(KEY_COMMITTED)
             .await?
@@ -193,7 +193,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         entries: I,
         callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    ) -> Result<(), RaftStorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -229,7 +229,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         tracing::debug!(%log_id, "truncate log from");
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(|e| Io::write_logs(&e))?;
@@ -244,7 +244,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         tracing::debug!(%log_id, "purge log up to");
         let purged = protocol::codec::encode(&log_id).map_err(|e| Io::write_logs(&e))?;
         self.blocking(move |db| {

@@ -6,7 +6,7 @@
 //! Both live under the member's data directory; together they survive a
 //! restart of every member (the multi-process tests kill and restart all).
 
-// openraft's traits fix the error type (`StorageError`, ~224 bytes); boxing
+// openraft's traits fix the error type (`openraft::StorageError`, ~224 bytes); boxing
 // it here would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
@@ -21,7 +21,7 @@ use protocol::cluster::ClusterMap;
 pub use state_machine::StateMachineStore;
 use tokio::sync::watch;
 
-use crate::StorageError;
+use crate::RaftStorageError;
 
 /// Opens both stores under `dir`.
 pub fn open(
@@ -32,7 +32,7 @@ pub fn open(
         StateMachineStore,
         watch::Receiver<Arc<ClusterMap>>,
     ),
-    StorageError,
+    RaftStorageError,
 > {
     let log = LogStore::open(&dir.join("log"))?;
     let (sm, rx) = StateMachineStore::open(&dir.join("sm"))?;
@@ -51,7 +51,7 @@ mod suite {
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
         async fn build(
             &self,
-        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), RaftStorageError> {
             let dir = tempfile::tempdir().expect("tempdir");
             let (log, sm, _rx) = open(dir.path())?;
             Ok((dir, log, sm))
@@ -60,7 +60,7 @@ mod suite {
 
     /// openraft's storage conformance suite against the on-disk stores.
     #[test]
-    fn openraft_storage_suite() -> Result<(), StorageError> {
+    fn openraft_storage_suite() -> Result<(), RaftStorageError> {
         Suite::test_all(Builder)
     }
 }

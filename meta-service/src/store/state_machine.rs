@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::{
-    CommandOutcome, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    CommandOutcome, Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership,
     TypeConfig,
 };
 
@@ -70,7 +70,7 @@ struct SnapshotFile {
 impl SnapshotFile {
     /// Writes `stored` unless the file already holds a newer snapshot;
     /// returns whether it wrote.
-    fn write(&self, stored: &StoredSnapshot) -> Result<bool, StorageError> {
+    fn write(&self, stored: &StoredSnapshot) -> Result<bool, RaftStorageError> {
         let mut current = self.current.lock();
         if *current > stored.meta.last_log_id {
             return Ok(false);
@@ -84,7 +84,7 @@ impl SnapshotFile {
 impl StateMachineStore {
     /// Opens the state machine in `dir`, restoring the latest snapshot if
     /// there is one. Returns it with a receiver of the published map.
-    pub fn open(dir: &Path) -> Result<(Self, watch::Receiver<Arc<ClusterMap>>), StorageError> {
+    pub fn open(dir: &Path) -> Result<(Self, watch::Receiver<Arc<ClusterMap>>), RaftStorageError> {
         std::fs::create_dir_all(dir).map_err(|e| Io::read_state_machine(&e))?;
         let (last_applied, last_membership, map) = match read_snapshot_file(dir)? {
             Some(stored) => {
@@ -120,7 +120,7 @@ impl StateMachineStore {
     }
 }
 
-fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, StorageError> {
+fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, RaftStorageError> {
     let path = dir.join(SNAPSHOT_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(
@@ -132,9 +132,9 @@ fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, StorageError
 }
 
 /// Writes `stored` as the current snapshot, atomically and durably.
-fn write_snapshot_file(dir: &Path, stored: &StoredSnapshot) -> Result<(), StorageError> {
+fn write_snapshot_file(dir: &Path, stored: &StoredSnapshot) -> Result<(), RaftStorageError> {
     let sig = Some(stored.meta.signature());
-    let err = |e: &dyn std::error::Error| -> StorageError {
+    let err = |e: &dyn std::error::Error| -> RaftStorageError {
         Io::write_snapshot(sig.clone(), &AnyErr(e.to_string())).into()
     };
     let bytes = protocol::codec::encode(stored).map_err(|e| err(&e))?;
@@ -163,7 +163,7 @@ impl std::fmt::Display for AnyErr {
 impl std::error::Error for AnyErr {}
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, RaftStorageError> {
         let data = protocol::codec::encode(&self.map).map_err(|e| Io::write_snapshot(None, &e))?;
         let seq = self.snapshots.seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match &self.last_applied {
@@ -198,11 +198,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
         Ok((self.last_applied, self.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandOutcome>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandOutcome>, RaftStorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -249,7 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -257,7 +259,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         &mut self,
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), RaftStorageError> {
         let data = snapshot.into_inner();
         let map: ClusterMap = protocol::codec::decode(&data)
             .map_err(|e| Io::read_snapshot(Some(meta.signature()), &e))?;
@@ -277,7 +279,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, RaftStorageError> {
         let dir = self.snapshots.dir.clone();
         let stored = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
             .await

@@ -257,6 +257,14 @@ impl Node {
     /// resumes after a restart), syncs its WAL and joins its threads.
     /// Returns once all are closed. Requests that still reach the node
     /// afterwards find closed shards; the caller stops serving first.
+    /// Tells every replica's background work (index builds, merges) to stop
+    /// now, without waiting: shutdown calls it first, before draining.
+    pub fn stop_background(&self) {
+        for r in self.replicas() {
+            r.shard().stop_background();
+        }
+    }
+
     pub async fn close(&self) {
         let replicas = self.replicas();
         for r in &replicas {

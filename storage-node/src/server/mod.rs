@@ -196,6 +196,8 @@ impl StorageNodeHandle {
     /// threads joined).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!(node = %self.node.id(), "storage node stopping");
+        // Index builds stop first: they hold the CPU the drain needs.
+        self.node.stop_background();
         self.stop.stop();
         let served = self.server.await;
         self.tasks.join(TASK_GRACE).await;

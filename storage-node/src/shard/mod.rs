@@ -427,6 +427,14 @@ impl Shard {
 }
 
 impl Shard {
+    /// Tells background work to stop at its next check and returns at once
+    /// (the first step of a node's shutdown, so an index build does not
+    /// run on while requests drain); [`Shard::close`] then joins it.
+    /// Reads and writes are unaffected.
+    pub fn stop_background(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+    }
+
     /// Stops background work at its next check (an index build or merge in
     /// progress is abandoned; the frozen segments stay in the WAL's replay
     /// range and are indexed again after a restart), joins the worker
@@ -448,7 +456,7 @@ impl Shard {
         self.inner.wal.sync_to(applied)
     }
 
-    /// Whether [`Shard::close`] ran.
+    /// Whether [`Shard::close`] (or [`Shard::stop_background`]) ran.
     pub fn is_closed(&self) -> bool {
         self.inner.closing.load(Ordering::SeqCst)
     }

@@ -127,14 +127,15 @@ async fn a_stopped_node_leaves_gossip_and_closes_its_shards() {
     meta.shutdown().await;
 }
 
-/// A bulk load leaves one large frozen segment to index (tens of seconds
+/// A bulk load leaves one large frozen segment to index (seconds
 /// of HNSW build); a SIGTERM during that build must end the process
 /// within a few seconds, and after a restart the data is all there and
 /// the build starts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_index_build_exits_fast_and_keeps_the_data() {
-    const POINTS: u64 = 20_000;
-    const DIM: usize = 32;
+    // Spread-out vectors: repetitive ones index in about a second here.
+    const POINTS: u64 = 50_000;
+    const DIM: usize = 64;
     const BATCH: u64 = 500;
     let mut options = ProcessOptions::new(env!("CARGO_BIN_EXE_storage-node"), 1);
     options.max_segment_points = POINTS as usize;
@@ -151,7 +152,13 @@ async fn sigterm_during_an_index_build_exits_fast_and_keeps_the_data() {
             .map(|i| Point {
                 id: PointId::Num(i),
                 vector: (0..DIM as u64)
-                    .map(|d| ((i * 31 + d * 17) % 1000) as f32 / 1000.0)
+                    .map(|d| {
+                        // splitmix64 of (point, dimension): uniform in [0, 1).
+                        let mut z = (i * DIM as u64 + d).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+                    })
                     .collect(),
                 payload: None,
             })
