@@ -188,7 +188,25 @@ impl Cluster {
     /// the leader) at once and keeps the newest answer; a member cut off
     /// from the majority cannot answer such a read, so it cannot hand out
     /// a stale map.
+    ///
+    /// Read during faults (right after a meta leader dies, members may not
+    /// confirm their leadership yet), so a round where no member answers
+    /// is tried again for up to 10 s.
     pub async fn map(&self) -> Result<ClusterMap> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.map_once().await {
+                Ok(map) => return Ok(map),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "no meta member answered the map; asking again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    async fn map_once(&self) -> Result<ClusterMap> {
         let asks = META.iter().map(|m| async move {
             let ip = self.ip(m)?;
             self.get_json::<ClusterMapView>(&format!(

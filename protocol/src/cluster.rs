@@ -287,8 +287,10 @@ pub enum ClusterCommand {
         value: String,
     },
     /// Replaces a shard's replica set. Kept nodes keep their state, new ones
-    /// start `Initializing`; if the primary is dropped the first remaining
-    /// active replica becomes primary with term + 1.
+    /// start `Initializing`. Dropping a live primary hands over to the first
+    /// remaining `Active` replica on a live node (term + 1); dropping a dead
+    /// primary is refused: its successor is chosen by the controller's
+    /// failover rule (`PromotePrimary`) first.
     SetReplicas {
         collection: String,
         shard: ShardId,

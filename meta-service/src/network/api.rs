@@ -72,9 +72,15 @@ pub async fn cluster_map(
             Err(_) => Err(ApiError::Timeout {
                 ms: timeout.as_millis() as u64,
             }),
-            Ok(Err(e)) => Err(ApiError::Raft {
-                reason: e.to_string(),
-            }),
+            // This member could not confirm with a quorum that it still
+            // leads (just elected, a member just died, or deposed): the
+            // read may succeed in a moment, here or at the next leader, so
+            // it is "no leader" (503, retried by clients), not a server
+            // fault. The chaos suite's meta-leader kill met a 500 here.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "linearizable read: leadership not confirmed");
+                Err(ApiError::NoLeader)
+            }
             Ok(Ok(_)) => Ok(Json(view(&app, true))),
         }
     } else {
