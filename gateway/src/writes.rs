@@ -401,29 +401,13 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_primary_is_retried_then_reported() {
-        let client = FnClient {
-            handler: Box::new(|node, _| {
-                Err(CallError::Unreachable {
-                    node,
-                    reason: "down".into(),
-                })
-            }),
-            calls: Default::default(),
-        };
-        let calls = client.calls.clone();
-        let gw = gateway(map(1, 1), map(1, 1), client);
-        let r = gw
-            .write(
-                "c",
-                BTreeMap::from([(ShardId(0), delete(&[1]))]),
-                WriteConsistency::One,
-            )
-            .await;
+        let (r, calls) = write_failing_with(CallError::Unreachable {
+            node: NodeId(1),
+            reason: "down".into(),
+        })
+        .await;
         assert!(matches!(r, Err(GatewayError::WriteFailed { .. })), "{r:?}");
-        assert_eq!(
-            calls.lock().len(),
-            RoutingOptions::default().write_attempts as usize
-        );
+        assert_eq!(calls, RoutingOptions::default().write_attempts as usize);
         // A refusal no retry fixes comes back as the client's error.
         let client = FnClient {
             handler: Box::new(|_, _| {
