@@ -428,6 +428,7 @@ mod tests {
                 },
             )]),
             config: BTreeMap::new(),
+            transfers: Default::default(),
         }
     }
 

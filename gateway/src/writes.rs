@@ -270,6 +270,7 @@ mod tests {
                 },
             )]),
             config: BTreeMap::new(),
+            transfers: Default::default(),
         }
     }
 

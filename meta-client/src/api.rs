@@ -54,6 +54,15 @@ pub struct EpochAck {
     pub epoch: Epoch,
 }
 
+/// Answer to `POST /v1/rebalance`: the moves started now (empty when the
+/// cluster is balanced or every transfer slot is taken) and the epoch they
+/// produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceAck {
+    pub epoch: Epoch,
+    pub plan: protocol::cluster::RebalancePlan,
+}
+
 /// `POST /admin/init`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct InitRequest {

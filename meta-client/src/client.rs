@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::api::{
     AddLearnerRequest, ChangeMembershipRequest, EpochAck, ErrorBody, ErrorCode, InitRequest,
-    MemberId, MembershipAck, MetaHealth, MetaReadConsistency,
+    MemberId, MembershipAck, MetaHealth, MetaReadConsistency, RebalanceAck,
 };
 use crate::error::MetaClientError;
 
@@ -120,6 +120,18 @@ impl MetaClient {
             )
             .await?;
         Ok(ack.epoch)
+    }
+
+    /// Plans and starts a rebalance now, whether or not automatic
+    /// rebalancing is on (same planner, same concurrency cap).
+    pub async fn rebalance(&self) -> Result<RebalanceAck, MetaClientError> {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/rebalance",
+            None::<&()>,
+            self.timeout,
+        )
+        .await
     }
 
     pub async fn create_collection(

@@ -20,7 +20,7 @@ pub mod error;
 
 pub use api::{
     AddLearnerRequest, ChangeMembershipRequest, EpochAck, ErrorBody, ErrorCode, InitRequest,
-    MemberId, MembershipAck, MetaHealth, MetaReadConsistency,
+    MemberId, MembershipAck, MetaHealth, MetaReadConsistency, RebalanceAck,
 };
 pub use client::MetaClient;
 pub use error::MetaClientError;

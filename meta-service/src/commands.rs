@@ -22,7 +22,7 @@ mod migrations;
 mod nodes;
 mod replicas;
 
-use protocol::cluster::{ClusterCommand, ClusterMap, CommandError};
+use protocol::cluster::{ClusterCommand, ClusterMap, CommandError, RebalanceSettings};
 use protocol::ring::HashRing;
 use protocol::Epoch;
 
@@ -56,23 +56,44 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
         C::UpdateMigration {
             collection,
             shard,
+            to,
             phase,
-            vectors_copied,
-            vectors_total,
+            points_copied,
+            points_total,
+            bytes_copied,
+            bytes_total,
+            at_ms,
         } => migrations::update_migration(
             map,
             collection,
             *shard,
-            *phase,
-            *vectors_copied,
-            *vectors_total,
+            *to,
+            migrations::Progress {
+                phase: *phase,
+                points_copied: *points_copied,
+                points_total: *points_total,
+                bytes_copied: *bytes_copied,
+                bytes_total: *bytes_total,
+                at_ms: *at_ms,
+            },
         ),
-        C::CompleteMigration { collection, shard } => {
-            migrations::complete_migration(map, collection, *shard)
-        }
-        C::AbortMigration { collection, shard } => {
-            migrations::abort_migration(map, collection, *shard)
-        }
+        C::CompleteMigration {
+            collection,
+            shard,
+            to,
+            verified,
+            at_ms,
+        } => migrations::complete_migration(map, collection, *shard, *to, verified, *at_ms),
+        C::AbortMigration {
+            collection,
+            shard,
+            reason,
+            at_ms,
+        } => migrations::abort_migration(map, collection, *shard, reason, *at_ms),
+        C::SetReplicationFactor {
+            collection,
+            replication_factor,
+        } => collections::set_replication_factor(map, collection, *replication_factor),
         C::UpdateConfig { key, value } => update_config(map, key, value),
         C::SetReplicas {
             collection,
@@ -118,6 +139,9 @@ fn if_epoch(
 fn update_config(map: &mut ClusterMap, key: &str, value: &str) -> Result<(), CommandError> {
     if key.is_empty() {
         return Err(lookup::invalid("config key must not be empty"));
+    }
+    if let Some(Err(reason)) = RebalanceSettings::check(key, value) {
+        return Err(lookup::invalid(&reason));
     }
     map.config.insert(key.to_string(), value.to_string());
     Ok(())

@@ -158,11 +158,11 @@ impl Plan {
     /// `replica_replace_after` by the next alive node clockwise, in shards
     /// with a live primary.
     fn re_replicate(&mut self, now_ms: u64, policy: &Policy) {
-        self.abort_dead_end_migrations();
+        self.abort_dead_end_migrations(now_ms);
         self.replace_long_dead_replicas(now_ms, policy);
     }
 
-    fn abort_dead_end_migrations(&mut self) {
+    fn abort_dead_end_migrations(&mut self, now_ms: u64) {
         for (collection, shard_id) in all_shards(&self.sim) {
             let Some(m) = self
                 .sim
@@ -177,10 +177,13 @@ impl Plan {
                     .get(&n)
                     .is_none_or(|i| i.state == NodeState::Dead)
             };
-            if dead(m.from) || dead(m.to) {
+            let dead_end = [m.from, m.to].into_iter().find(|n| dead(*n));
+            if let Some(node) = dead_end {
                 self.push(ClusterCommand::AbortMigration {
                     collection,
                     shard: shard_id,
+                    reason: format!("node {node} is dead"),
+                    at_ms: now_ms,
                 });
             }
         }

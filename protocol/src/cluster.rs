@@ -20,12 +20,22 @@
 //! separate: a replica on a dead node stays in the set until the controller
 //! replaces it, so that a node that comes back quickly keeps its data.
 //!
-//! A migration (rebalancing) of one replica:
+//! A shard transfer (a migration: `Move` or `Replicate`) of one replica,
+//! carried out by the shard's primary, which streams to the target:
 //!
 //! ```text
-//!   Snapshot ──▶ Delta ──▶ Verify ──▶ (CompleteMigration: switch in Raft, drop source)
-//!      └──────────┴──────────┴──────▶ (AbortMigration: target dropped, source kept)
+//!   Snapshot ──▶ Delta ──▶ Verify ──▶ Switch ──▶ CompleteMigration (in Raft):
+//!      │           │          │          │         target Active; a Move drops
+//!      │           │          │          │         the source (primary role
+//!      │           │          │          │         handed over, term + 1)
+//!      └───────────┴──────────┴──────────┴──▶ AbortMigration{reason}: target
+//!                                             dropped, source kept, Failed
 //! ```
+//!
+//! Until the switch the target counts neither in a write's
+//! acknowledgements nor in its quorum's denominator (only `Active`
+//! replicas do). Every finished transfer is counted in
+//! [`ClusterMap::transfers`] and the last few are kept with their outcome.
 
 use std::collections::BTreeMap;
 
@@ -106,22 +116,105 @@ pub enum MigrationPhase {
     Delta,
     /// Comparing counts and checksums of source and target.
     Verify,
+    /// Writes held on the primary while the target takes its last
+    /// operations and the meta-service switches the assignment.
+    Switch,
 }
 
-/// One replica of one shard moving from `from` to `to`.
+/// What a transfer leaves behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// The target replaces the source (Qdrant's `move_shard`).
+    #[default]
+    Move,
+    /// The target is added, the source stays (`replicate_shard`, a
+    /// replication factor raised, an under-replicated shard completed).
+    Replicate,
+}
+
+/// The evidence a transfer's executor gives for its switch: source and
+/// target held the same content at one sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub seq: SeqNo,
+    pub points: u64,
+    pub checksum: u64,
+}
+
+/// One replica of one shard copied from `from` to `to` (see the module
+/// diagram).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
     pub from: NodeId,
     pub to: NodeId,
+    #[serde(default)]
+    pub kind: TransferKind,
     pub phase: MigrationPhase,
-    /// Progress, as last reported by the nodes doing the copy.
+    /// Progress, as last reported by the executor (the shard's primary).
+    #[serde(default, alias = "vectors_copied")]
+    pub points_copied: u64,
+    #[serde(default, alias = "vectors_total")]
+    pub points_total: u64,
     #[serde(default)]
-    pub vectors_copied: u64,
+    pub bytes_copied: u64,
     #[serde(default)]
-    pub vectors_total: u64,
+    pub bytes_total: u64,
     /// When the plan was accepted (ms since the Unix epoch, from the command).
     #[serde(default)]
     pub started_at_ms: u64,
+    /// When progress was last reported (ms since the Unix epoch); the
+    /// controller fails a transfer that stays silent too long.
+    #[serde(default)]
+    pub updated_at_ms: u64,
+}
+
+/// How a transfer ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TransferOutcome {
+    Completed,
+    Failed { reason: String },
+}
+
+/// A finished transfer, as kept in [`TransferStats::recent`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    pub collection: String,
+    pub shard: ShardId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub kind: TransferKind,
+    #[serde(flatten)]
+    pub outcome: TransferOutcome,
+    pub points_copied: u64,
+    pub bytes_copied: u64,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+}
+
+/// Counters of finished transfers, replicated with the map so that every
+/// gateway and meta member reports the same numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStats {
+    pub completed: u64,
+    pub failed: u64,
+    /// The last [`TransferStats::KEEP`] finished transfers, oldest first.
+    pub recent: Vec<TransferRecord>,
+}
+
+impl TransferStats {
+    pub const KEEP: usize = 32;
+
+    pub fn record(&mut self, record: TransferRecord) {
+        match record.outcome {
+            TransferOutcome::Completed => self.completed += 1,
+            TransferOutcome::Failed { .. } => self.failed += 1,
+        }
+        self.recent.push(record);
+        let excess = self.recent.len().saturating_sub(Self::KEEP);
+        self.recent.drain(..excess);
+    }
 }
 
 /// One shard of a collection: who holds it, who leads it, under which term.
@@ -173,6 +266,9 @@ pub struct ClusterMap {
     pub collections: BTreeMap<String, CollectionInfo>,
     /// Free-form cluster settings (`UpdateConfig`), e.g. rebalancing knobs.
     pub config: BTreeMap<String, String>,
+    /// Finished shard transfers.
+    #[serde(default)]
+    pub transfers: TransferStats,
 }
 
 impl ClusterMap {
@@ -202,6 +298,97 @@ impl ClusterMap {
     }
 }
 
+/// The rebalancer's settings, kept in [`ClusterMap::config`] under
+/// `rebalancing.*` (changeable at run time with `UpdateConfig`); a missing
+/// or unreadable value takes the spec's default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RebalanceSettings {
+    /// Plan moves by itself (node joined, draining, imbalance). Default on.
+    pub auto_enabled: bool,
+    /// Relative spread of per-node load ((max − min) / mean) that triggers
+    /// a rebalance. Default 0.20.
+    pub trigger_threshold: f64,
+    /// Transfers running at once, cluster-wide. Default 2.
+    pub max_concurrent_migrations: usize,
+    /// Snapshot streaming rate per transfer, MB/s; 0 means unthrottled.
+    /// Default 100.
+    pub throttle_mb_per_sec: f64,
+    /// A transfer with no progress report for this long is failed.
+    /// Default 60 s.
+    pub stall_after_ms: u64,
+}
+
+impl RebalanceSettings {
+    pub const KEY_ENABLED: &'static str = "rebalancing.auto_enabled";
+    pub const KEY_THRESHOLD: &'static str = "rebalancing.trigger_threshold";
+    pub const KEY_MAX_CONCURRENT: &'static str = "rebalancing.max_concurrent_migrations";
+    pub const KEY_THROTTLE: &'static str = "rebalancing.throttle_mb_per_sec";
+    pub const KEY_STALL_AFTER_MS: &'static str = "rebalancing.stall_after_ms";
+
+    /// Every key this type reads, for validating `UpdateConfig`.
+    pub const KEYS: [&'static str; 5] = [
+        Self::KEY_ENABLED,
+        Self::KEY_THRESHOLD,
+        Self::KEY_MAX_CONCURRENT,
+        Self::KEY_THROTTLE,
+        Self::KEY_STALL_AFTER_MS,
+    ];
+
+    pub fn from_map(map: &ClusterMap) -> Self {
+        let d = Self::default();
+        let get = |key: &str| map.config.get(key).map(String::as_str);
+        Self {
+            auto_enabled: get(Self::KEY_ENABLED)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d.auto_enabled),
+            trigger_threshold: get(Self::KEY_THRESHOLD)
+                .and_then(|v| v.parse().ok())
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .unwrap_or(d.trigger_threshold),
+            max_concurrent_migrations: get(Self::KEY_MAX_CONCURRENT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d.max_concurrent_migrations),
+            throttle_mb_per_sec: get(Self::KEY_THROTTLE)
+                .and_then(|v| v.parse().ok())
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .unwrap_or(d.throttle_mb_per_sec),
+            stall_after_ms: get(Self::KEY_STALL_AFTER_MS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d.stall_after_ms),
+        }
+    }
+
+    /// Whether `value` is acceptable for `key` (`None` for a key that is
+    /// not a rebalancing setting).
+    pub fn check(key: &str, value: &str) -> Option<Result<(), String>> {
+        let ok = match key {
+            Self::KEY_ENABLED => value.parse::<bool>().is_ok(),
+            Self::KEY_THRESHOLD | Self::KEY_THROTTLE => value
+                .parse::<f64>()
+                .is_ok_and(|v| v.is_finite() && v >= 0.0),
+            Self::KEY_MAX_CONCURRENT | Self::KEY_STALL_AFTER_MS => value.parse::<u64>().is_ok(),
+            _ => return None,
+        };
+        Some(if ok {
+            Ok(())
+        } else {
+            Err(format!("`{value}` is not a valid value for {key}"))
+        })
+    }
+}
+
+impl Default for RebalanceSettings {
+    fn default() -> Self {
+        Self {
+            auto_enabled: true,
+            trigger_threshold: 0.20,
+            max_concurrent_migrations: 2,
+            throttle_mb_per_sec: 100.0,
+            stall_after_ms: 60_000,
+        }
+    }
+}
+
 /// One replica move of a rebalancing plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMove {
@@ -209,6 +396,8 @@ pub struct ShardMove {
     pub shard: ShardId,
     pub from: NodeId,
     pub to: NodeId,
+    #[serde(default)]
+    pub kind: TransferKind,
 }
 
 /// A rebalancing plan: replica moves, each started as a migration.
@@ -265,22 +454,50 @@ pub enum ClusterCommand {
     RebalanceShards {
         plan: RebalancePlan,
     },
+    /// Progress of the running transfer to `to`, from its executor.
     UpdateMigration {
         collection: String,
         shard: ShardId,
+        to: NodeId,
         phase: MigrationPhase,
-        vectors_copied: u64,
-        vectors_total: u64,
+        #[serde(alias = "vectors_copied")]
+        points_copied: u64,
+        #[serde(alias = "vectors_total")]
+        points_total: u64,
+        #[serde(default)]
+        bytes_copied: u64,
+        #[serde(default)]
+        bytes_total: u64,
+        #[serde(default)]
+        at_ms: u64,
     },
-    /// Switches the assignment: `to` replaces `from` (and takes over as
-    /// primary with term + 1 if `from` was primary).
+    /// Switches the assignment of the transfer to `to`, in phase `Switch`
+    /// and with its executor's [`Verification`]: the target becomes
+    /// `Active`; a `Move` drops the source (the target takes over as
+    /// primary with term + 1 if the source was primary).
     CompleteMigration {
         collection: String,
         shard: ShardId,
+        to: NodeId,
+        verified: Verification,
+        #[serde(default)]
+        at_ms: u64,
     },
+    /// Ends the running transfer as failed: the target replica is dropped,
+    /// the source kept, the reason recorded.
     AbortMigration {
         collection: String,
         shard: ShardId,
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        at_ms: u64,
+    },
+    /// Changes a collection's replication factor; the controller then adds
+    /// replicas by transfers, or drops the surplus.
+    SetReplicationFactor {
+        collection: String,
+        replication_factor: u32,
     },
     UpdateConfig {
         key: String,
@@ -345,6 +562,7 @@ impl ClusterCommand {
             ClusterCommand::UpdateMigration { .. } => "update_migration",
             ClusterCommand::CompleteMigration { .. } => "complete_migration",
             ClusterCommand::AbortMigration { .. } => "abort_migration",
+            ClusterCommand::SetReplicationFactor { .. } => "set_replication_factor",
             ClusterCommand::UpdateConfig { .. } => "update_config",
             ClusterCommand::SetReplicas { .. } => "set_replicas",
             ClusterCommand::SetReplicaState { .. } => "set_replica_state",
@@ -398,6 +616,13 @@ pub enum CommandError {
     MigrationInProgress { collection: String, shard: ShardId },
     #[error("shard {shard} of `{collection}` has no migration")]
     NoMigration { collection: String, shard: ShardId },
+    #[error("the transfer of shard {shard} of `{collection}` to node {to} is not ready to switch: {reason}")]
+    TransferNotReady {
+        collection: String,
+        shard: ShardId,
+        to: NodeId,
+        reason: String,
+    },
     #[error("the map is at epoch {actual}, the command expected {expected}")]
     EpochMismatch { expected: Epoch, actual: Epoch },
     #[error("invalid command: {reason}")]
@@ -413,6 +638,12 @@ pub struct ReplicaReport {
     pub applied: SeqNo,
     /// The term the replica is following.
     pub term: Term,
+    /// Live points and their approximate stored size (vectors and
+    /// payloads), the load the rebalancer evens out.
+    #[serde(default)]
+    pub points: u64,
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// Periodic liveness report from a storage node to the meta-service.
@@ -480,10 +711,14 @@ mod tests {
             migration: Some(Migration {
                 from: NodeId(1),
                 to: NodeId(2),
+                kind: TransferKind::Move,
                 phase: MigrationPhase::Delta,
-                vectors_copied: 5,
-                vectors_total: 10,
+                points_copied: 5,
+                points_total: 10,
+                bytes_copied: 50,
+                bytes_total: 100,
                 started_at_ms: 1,
+                updated_at_ms: 2,
             }),
         };
         map.collections.insert(

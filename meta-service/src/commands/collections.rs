@@ -1,5 +1,7 @@
 //! Collections and their shards: create and delete.
 
+use std::collections::BTreeMap;
+
 use protocol::cluster::{
     ClusterMap, CollectionInfo, CommandError, Replica, ReplicaState, ShardInfo,
 };
@@ -9,7 +11,9 @@ use protocol::{CollectionConfig, Epoch, NodeId, ShardId, Term};
 use super::lookup::{check_replica_list, collection_mut, collection_ref, invalid, shard_not_found};
 use super::placement_ring;
 
-/// Places every shard on the ring of placeable nodes (primary first).
+/// Places every shard on the least-loaded placeable nodes (see
+/// [`Placement`]); a replication factor above the number of placeable
+/// nodes is accepted and placed as far as it fits.
 pub(super) fn create_collection(
     map: &mut ClusterMap,
     name: &str,
@@ -26,22 +30,19 @@ pub(super) fn create_collection(
         });
     }
     config.validate().map_err(|e| invalid(&e.to_string()))?;
-    let ring = placement_ring(map);
     let rf = config.replication_factor as usize;
-    if ring.len() < rf {
+    let mut placement = Placement::new(map);
+    if placement.nodes.is_empty() {
         return Err(CommandError::NotEnoughNodes {
-            needed: rf,
-            available: ring.len(),
+            needed: 1,
+            available: 0,
         });
     }
+    // A factor above the node count is placed as far as it fits; the
+    // controller adds the missing replicas when nodes join.
     let shards = (0..config.shard_number)
         .map(ShardId)
-        .map(|id| {
-            (
-                id,
-                new_shard(id, ring.replicas_for(shard_key(name, id).as_bytes(), rf)),
-            )
-        })
+        .map(|id| (id, new_shard(id, placement.pick(name, id, rf))))
         .collect();
     map.collections.insert(
         name.to_string(),
@@ -87,14 +88,14 @@ pub(super) fn create_shard(
         }
         None => {
             let rf = coll.config.replication_factor as usize;
-            let ring = placement_ring(map);
-            if ring.len() < rf {
+            let mut placement = Placement::new(map);
+            if placement.nodes.is_empty() {
                 return Err(CommandError::NotEnoughNodes {
-                    needed: rf,
-                    available: ring.len(),
+                    needed: 1,
+                    available: 0,
                 });
             }
-            ring.replicas_for(shard_key(collection, shard).as_bytes(), rf)
+            placement.pick(collection, shard, rf)
         }
     };
     collection_mut(map, collection)?
@@ -129,5 +130,82 @@ fn new_shard(id: ShardId, nodes: Vec<NodeId>) -> ShardInfo {
             .collect(),
         term: Term(1),
         migration: None,
+    }
+}
+
+pub(super) fn set_replication_factor(
+    map: &mut ClusterMap,
+    collection: &str,
+    replication_factor: u32,
+) -> Result<(), CommandError> {
+    let coll = collection_ref(map, collection)?;
+    let mut config = coll.config.clone();
+    config.replication_factor = replication_factor;
+    config.validate().map_err(|e| invalid(&e.to_string()))?;
+    collection_mut(map, collection)?.config = config;
+    Ok(())
+}
+
+/// Load-aware placement of new shards: each replica goes to the placeable
+/// node holding the fewest replicas so far (this collection's included),
+/// ties broken by the ring's order for the shard's key, so that shards
+/// spread one per node while there are nodes to spare. The primary is the
+/// chosen node leading the fewest shards.
+pub(crate) struct Placement {
+    nodes: Vec<NodeId>,
+    replicas: BTreeMap<NodeId, usize>,
+    primaries: BTreeMap<NodeId, usize>,
+    ring: protocol::ring::HashRing,
+}
+
+impl Placement {
+    pub(crate) fn new(map: &ClusterMap) -> Self {
+        let nodes: Vec<NodeId> = map.placeable_nodes().collect();
+        let mut replicas: BTreeMap<NodeId, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+        let mut primaries = replicas.clone();
+        for c in map.collections.values() {
+            for s in c.shards.values() {
+                for n in s.nodes() {
+                    if let Some(count) = replicas.get_mut(&n) {
+                        *count += 1;
+                    }
+                }
+                if let Some(count) = s.primary.and_then(|p| primaries.get_mut(&p)) {
+                    *count += 1;
+                }
+            }
+        }
+        Self {
+            ring: placement_ring(map),
+            nodes,
+            replicas,
+            primaries,
+        }
+    }
+
+    /// Up to `rf` distinct nodes for shard `id` of `collection`, primary first.
+    pub(crate) fn pick(&mut self, collection: &str, id: ShardId, rf: usize) -> Vec<NodeId> {
+        let order = self
+            .ring
+            .replicas_for(shard_key(collection, id).as_bytes(), self.nodes.len());
+        let rank = |n: &NodeId| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
+        let mut candidates = self.nodes.clone();
+        candidates.sort_by_key(|n| (self.replicas[n], rank(n)));
+        candidates.truncate(rf);
+        if let Some(lead) = candidates
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, n)| (self.primaries[*n], *i))
+            .map(|(i, _)| i)
+        {
+            candidates.swap(0, lead);
+        }
+        for n in &candidates {
+            *self.replicas.entry(*n).or_default() += 1;
+        }
+        if let Some(p) = candidates.first() {
+            *self.primaries.entry(*p).or_default() += 1;
+        }
+        candidates
     }
 }

@@ -121,25 +121,51 @@ fn plain_command() -> impl Strategy<Value = ClusterCommand> {
                             shard,
                             from,
                             to,
+                            kind: protocol::cluster::TransferKind::Move,
                         })
                         .collect(),
                     created_at_ms: 7,
                 },
             }
         ),
-        3 => (collection(), shard(), phase(), 0u64..10, 0u64..10).prop_map(
-            |(collection, shard, phase, vectors_copied, vectors_total)| C::UpdateMigration {
+        3 => (collection(), shard(), node(), phase(), 0u64..10, 0u64..10).prop_map(
+            |(collection, shard, to, phase, points_copied, points_total)| C::UpdateMigration {
                 collection,
                 shard,
+                to,
                 phase,
-                vectors_copied,
-                vectors_total,
+                points_copied,
+                points_total,
+                bytes_copied: points_copied * 16,
+                bytes_total: points_total * 16,
+                at_ms: 9,
             }
         ),
-        3 => (collection(), shard())
-            .prop_map(|(collection, shard)| C::CompleteMigration { collection, shard }),
+        3 => (collection(), shard(), node(), 0u64..20)
+            .prop_map(|(collection, shard, to, seq)| C::CompleteMigration {
+                collection,
+                shard,
+                to,
+                verified: protocol::cluster::Verification {
+                    seq: protocol::SeqNo(seq),
+                    points: seq,
+                    checksum: 1,
+                },
+                at_ms: 9,
+            }),
         2 => (collection(), shard())
-            .prop_map(|(collection, shard)| C::AbortMigration { collection, shard }),
+            .prop_map(|(collection, shard)| C::AbortMigration {
+                collection,
+                shard,
+                reason: "test".into(),
+                at_ms: 9,
+            }),
+        1 => (collection(), 0u32..5).prop_map(|(collection, replication_factor)| {
+            C::SetReplicationFactor {
+                collection,
+                replication_factor,
+            }
+        }),
         1 => (
             prop_oneof![Just(""), Just("k"), Just("rebalancing.auto_enabled")],
             "[a-z]{0,3}"
@@ -279,6 +305,7 @@ fn migrate(map: &ClusterMap, shard: ShardId, phase: MigrationPhase) -> Vec<Clust
         shard,
         from,
         to: *to,
+        kind: protocol::cluster::TransferKind::Move,
     }];
     vec![
         ClusterCommand::RebalanceShards {
@@ -290,9 +317,13 @@ fn migrate(map: &ClusterMap, shard: ShardId, phase: MigrationPhase) -> Vec<Clust
         ClusterCommand::UpdateMigration {
             collection: "a".into(),
             shard,
+            to: *to,
             phase,
-            vectors_copied: 1,
-            vectors_total: 2,
+            points_copied: 1,
+            points_total: 2,
+            bytes_copied: 10,
+            bytes_total: 20,
+            at_ms: 1,
         },
     ]
 }

@@ -319,6 +319,7 @@ fn migrating_map() -> (ClusterMap, NodeId, NodeId) {
             shard: ShardId(0),
             from,
             to,
+            kind: protocol::cluster::TransferKind::Move,
         }],
         created_at_ms: 5,
     };
@@ -340,20 +341,50 @@ fn rebalance_update_and_complete_migration() {
     let complete = ClusterCommand::CompleteMigration {
         collection: "docs".into(),
         shard: ShardId(0),
+        to,
+        verified: protocol::cluster::Verification {
+            seq: protocol::SeqNo(3),
+            points: 10,
+            checksum: 77,
+        },
+        at_ms: 20,
     };
     assert!(matches!(
         refused(&mut map, complete.clone()),
-        CommandError::Invalid { .. }
+        CommandError::TransferNotReady { .. }
     ));
     let update = ClusterCommand::UpdateMigration {
         collection: "docs".into(),
         shard: ShardId(0),
+        to,
         phase: MigrationPhase::Verify,
-        vectors_copied: 10,
-        vectors_total: 10,
+        points_copied: 10,
+        points_total: 10,
+        bytes_copied: 160,
+        bytes_total: 160,
+        at_ms: 10,
     };
+    let wrong_target = ClusterCommand::UpdateMigration {
+        collection: "docs".into(),
+        shard: ShardId(0),
+        to: from,
+        phase: MigrationPhase::Verify,
+        points_copied: 10,
+        points_total: 10,
+        bytes_copied: 160,
+        bytes_total: 160,
+        at_ms: 10,
+    };
+    assert!(matches!(
+        refused(&mut map, wrong_target),
+        CommandError::NoMigration { .. }
+    ));
     apply(&mut map, &update).unwrap();
-    assert_eq!(shard(&map, "docs", 0).migration.unwrap().vectors_copied, 10);
+    let m = shard(&map, "docs", 0).migration.unwrap();
+    assert_eq!(
+        (m.points_copied, m.bytes_copied, m.updated_at_ms),
+        (10, 160, 10)
+    );
     apply(&mut map, &complete).unwrap();
     let s = shard(&map, "docs", 0);
     assert!(s.migration.is_none());
@@ -365,6 +396,8 @@ fn rebalance_update_and_complete_migration() {
         "the source was primary, so the target takes over"
     );
     assert_eq!(s.term, Term(2));
+    assert_eq!((map.transfers.completed, map.transfers.failed), (1, 0));
+    assert_eq!(map.transfers.recent[0].points_copied, 10);
     assert!(matches!(
         refused(&mut map, complete),
         CommandError::NoMigration { .. }
@@ -381,11 +414,20 @@ fn abort_migration_drops_the_target() {
     let abort = ClusterCommand::AbortMigration {
         collection: "docs".into(),
         shard: ShardId(0),
+        reason: "operator".into(),
+        at_ms: 9,
     };
     apply(&mut map, &abort).unwrap();
     let s = shard(&map, "docs", 0);
     assert!(s.holds(from) && !s.holds(to) && s.migration.is_none());
     assert_eq!(s.term, Term(1));
+    assert_eq!((map.transfers.completed, map.transfers.failed), (0, 1));
+    assert_eq!(
+        map.transfers.recent[0].outcome,
+        protocol::cluster::TransferOutcome::Failed {
+            reason: "operator".into()
+        }
+    );
     assert!(matches!(
         refused(&mut map, abort),
         CommandError::NoMigration { .. }
@@ -402,6 +444,7 @@ fn rebalance_refusals() {
                 shard: ShardId(0),
                 from,
                 to,
+                kind: protocol::cluster::TransferKind::Move,
             }],
             created_at_ms: 0,
         },
@@ -456,12 +499,14 @@ fn rebalance_refusals() {
                     shard: ShardId(0),
                     from: holders[0],
                     to: free[1],
+                    kind: protocol::cluster::TransferKind::Move,
                 },
                 ShardMove {
                     collection: "docs".into(),
                     shard: ShardId(0),
                     from: holders[1],
                     to: free[1],
+                    kind: protocol::cluster::TransferKind::Move,
                 },
             ],
             created_at_ms: 0,
@@ -478,6 +523,7 @@ fn rebalance_refusals() {
                 shard: ShardId(7),
                 from: holders[0],
                 to: free[1],
+                kind: protocol::cluster::TransferKind::Move,
             }],
             created_at_ms: 0,
         },

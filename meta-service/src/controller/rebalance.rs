@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::cluster::{ClusterMap, RebalancePlan, ShardMove};
+use protocol::cluster::{ClusterMap, RebalancePlan, ShardMove, TransferKind};
 use protocol::{NodeId, ShardId};
 
 pub const KEY_ENABLED: &str = "rebalancing.auto_enabled";
@@ -94,6 +94,7 @@ pub fn plan(map: &ClusterMap, now_ms: u64) -> Option<RebalancePlan> {
             shard: s.id,
             from: busiest,
             to: idlest,
+            kind: TransferKind::Move,
         });
         *loads.entry(busiest).or_default() -= 1;
         *loads.entry(idlest).or_default() += 1;

@@ -38,6 +38,8 @@ fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
             shard: ShardId(0),
             applied: SeqNo(seq),
             term: Term(term),
+            points: 0,
+            bytes: 0,
         }],
     };
     live.record(&hb, at);
@@ -453,6 +455,7 @@ fn migration_to_a_dead_node_is_aborted() {
                 shard: ShardId(0),
                 from,
                 to,
+                kind: protocol::cluster::TransferKind::Move,
             }],
             created_at_ms: 0,
         },
@@ -466,7 +469,9 @@ fn migration_to_a_dead_node_is_aborted() {
     assert!(
         cmds.contains(&ClusterCommand::AbortMigration {
             collection: "c".into(),
-            shard: ShardId(0)
+            shard: ShardId(0),
+            reason: format!("node {to} is dead"),
+            at_ms: 2_000,
         }),
         "{cmds:?}"
     );

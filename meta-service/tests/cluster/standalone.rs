@@ -149,6 +149,8 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
                     shard: ShardId(0),
                     applied: SeqNo(applied(*n)),
                     term: Term(1),
+                    points: 0,
+                    bytes: 0,
                 }],
             };
             let ack = client.heartbeat(&hb).await.expect("heartbeat");

@@ -62,11 +62,14 @@ pub async fn heartbeat_loop(
                 .iter()
                 .map(|r| {
                     let s = r.shard();
+                    let (points, bytes) = s.load();
                     ReplicaReport {
                         collection: r.shard_ref.collection.clone(),
                         shard: r.shard_ref.shard,
                         applied: s.applied_seq(),
                         term: s.last_term(),
+                        points,
+                        bytes,
                     }
                 })
                 .collect(),

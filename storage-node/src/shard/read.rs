@@ -179,6 +179,14 @@ impl Shard {
         }
     }
 
+    /// Live points and their stored vector bytes: the load the
+    /// meta-service's rebalancer evens out (payloads are not counted).
+    pub fn load(&self) -> (u64, u64) {
+        let points = self.inner.state.read().points.len() as u64;
+        let dim = self.config().dimension as u64;
+        (points, points * dim * std::mem::size_of::<f32>() as u64)
+    }
+
     /// Order-independent digest of the live content (ids, vectors,
     /// payloads): replicas that applied the same operations agree on it.
     pub fn content_checksum(&self) -> (usize, u64) {
