@@ -3,6 +3,7 @@
 use super::*;
 use protocol::cluster::{NodeInfo, RebalancePlan, ShardMove};
 use protocol::{CollectionConfig, Distance};
+use std::collections::BTreeMap;
 
 fn node(id: u64) -> NodeInfo {
     NodeInfo::new(NodeId(id), format!("127.0.0.1:{}", 9000 + id))
@@ -44,20 +45,67 @@ fn shard(map: &ClusterMap, c: &str, s: u32) -> ShardInfo {
 }
 
 #[test]
-fn create_collection_places_shards_on_the_ring() {
+fn create_collection_spreads_replicas_and_primaries_by_load() {
     let mut map = map_with_nodes(5);
     let epoch = apply(&mut map, &create("docs", 8, 3)).unwrap();
     assert_eq!(epoch, Epoch(6));
     let coll = &map.collections["docs"];
     assert_eq!(coll.shards.len(), 8);
-    let ring = HashRing::new((1..=5).map(NodeId));
-    for (id, s) in &coll.shards {
-        let expected = ring.replicas_for(shard_key("docs", *id).as_bytes(), 3);
-        assert_eq!(s.nodes().collect::<Vec<_>>(), expected);
-        assert_eq!(s.primary, Some(expected[0]));
+    let mut replicas = BTreeMap::<NodeId, usize>::new();
+    let mut primaries = BTreeMap::<NodeId, usize>::new();
+    for s in coll.shards.values() {
+        let nodes: Vec<NodeId> = s.nodes().collect();
+        let distinct: std::collections::BTreeSet<_> = nodes.iter().collect();
+        assert_eq!((nodes.len(), distinct.len()), (3, 3));
+        assert_eq!(s.primary, Some(nodes[0]), "primary first");
         assert_eq!(s.term, Term(1));
         assert!(s.replicas.iter().all(|r| r.state == ReplicaState::Active));
+        for n in nodes {
+            *replicas.entry(n).or_default() += 1;
+        }
+        *primaries.entry(s.primary.unwrap()).or_default() += 1;
     }
+    // 24 replicas on 5 nodes: 4 or 5 each; 8 primaries: 1 or 2 each.
+    assert!(
+        replicas.values().all(|c| (4..=5).contains(c)),
+        "{replicas:?}"
+    );
+    assert!(
+        primaries.values().all(|c| (1..=2).contains(c)),
+        "{primaries:?}"
+    );
+    // A second collection fills the least-loaded nodes first.
+    apply(&mut map, &create("more", 5, 1)).unwrap();
+    let on: std::collections::BTreeSet<NodeId> = map.collections["more"]
+        .shards
+        .values()
+        .map(|s| s.primary.unwrap())
+        .collect();
+    assert_eq!(on.len(), 5, "one shard per node when shards <= nodes");
+}
+
+#[test]
+fn shards_spread_one_per_node_when_they_fit() {
+    for (nodes, shards) in [(3u64, 3u32), (4, 3), (6, 6), (3, 2)] {
+        let mut map = map_with_nodes(nodes);
+        apply(&mut map, &create("docs", shards, 1)).unwrap();
+        let on: std::collections::BTreeSet<NodeId> = map.collections["docs"]
+            .shards
+            .values()
+            .map(|s| s.primary.unwrap())
+            .collect();
+        assert_eq!(on.len(), shards as usize, "{nodes} nodes, {shards} shards");
+    }
+}
+
+#[test]
+fn a_replication_factor_above_the_node_count_is_placed_as_far_as_it_fits() {
+    let mut map = map_with_nodes(2);
+    apply(&mut map, &create("big", 2, 3)).unwrap();
+    for s in map.collections["big"].shards.values() {
+        assert_eq!(s.replicas.len(), 2);
+    }
+    assert_eq!(map.collections["big"].config.replication_factor, 3);
 }
 
 #[test]
@@ -68,13 +116,6 @@ fn create_collection_refusals() {
         refused(&mut map, create("docs", 1, 1)),
         CommandError::CollectionExists { .. }
     ));
-    assert_eq!(
-        refused(&mut map, create("big", 1, 3)),
-        CommandError::NotEnoughNodes {
-            needed: 3,
-            available: 2
-        }
-    );
     assert!(matches!(
         refused(&mut map, create("bad", 0, 1)),
         CommandError::Invalid { .. }
@@ -110,17 +151,19 @@ fn create_collection_skips_dead_and_draining_nodes() {
         },
     )
     .unwrap();
-    assert_eq!(
-        refused(&mut map, create("docs", 1, 2)),
-        CommandError::NotEnoughNodes {
-            needed: 2,
-            available: 1
-        }
-    );
-    apply(&mut map, &create("docs", 4, 1)).unwrap();
+    apply(&mut map, &create("docs", 4, 2)).unwrap();
     for s in map.collections["docs"].shards.values() {
         assert_eq!(s.primary, Some(NodeId(3)));
+        assert_eq!(s.nodes().collect::<Vec<_>>(), vec![NodeId(3)]);
     }
+    let mut none = map_with_nodes(0);
+    assert_eq!(
+        refused(&mut none, create("docs", 1, 1)),
+        CommandError::NotEnoughNodes {
+            needed: 1,
+            available: 0
+        }
+    );
 }
 
 #[test]
