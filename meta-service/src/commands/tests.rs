@@ -623,11 +623,16 @@ fn set_replicas_keeps_states_and_moves_primary() {
         ReplicaState::Initializing
     );
 
-    // Drop the primary: the first active replica left takes over, term + 1.
-    apply(&mut map, &set(vec![free[0], secondary])).unwrap();
+    // Dropping the primary is refused: it leaves by a transfer.
+    assert!(matches!(
+        refused(&mut map, set(vec![free[0], secondary])),
+        CommandError::Invalid { .. }
+    ));
+    // Dropping a secondary keeps the term.
+    apply(&mut map, &set(vec![primary, free[0]])).unwrap();
     let s = shard(&map, "docs", 0);
-    assert_eq!(s.primary, Some(secondary));
-    assert_eq!(s.term, Term(2));
+    assert_eq!((s.primary, s.term), (Some(primary), Term(1)));
+    assert!(!s.holds(secondary));
 
     // Refusals.
     assert!(matches!(
@@ -954,8 +959,8 @@ fn a_collection_created_again_is_another_incarnation() {
 
 /// Only the controller knows how far each replica got, so only it may pick
 /// the successor of a dead primary (`controller::failover_candidate`, then
-/// `PromotePrimary`); a `SetReplicas` dropping a dead primary is refused.
-/// Dropping a live primary hands over to an in-sync replica on a live node.
+/// `PromotePrimary`); a `SetReplicas` dropping a dead primary is refused,
+/// and so is one dropping a live primary (it leaves by a verified transfer).
 #[test]
 fn set_replicas_never_elects_around_the_failover_rule() {
     let mut map = map_with_nodes(4);
@@ -974,13 +979,14 @@ fn set_replicas_never_elects_around_the_failover_rule() {
         at_ms: 1,
     };
 
-    // A live primary dropped: the first in-sync replica on a live node
-    // takes over, not the dead one listed first.
+    // A live primary dropped: refused (the list's first replica, here on
+    // a dead node, or any other, may lack acknowledged writes).
     let mut live_primary = map.clone();
     apply(&mut live_primary, &dead(nodes[1])).unwrap();
-    apply(&mut live_primary, &set(vec![free, nodes[1], nodes[2]])).unwrap();
-    let s = shard(&live_primary, "docs", 0);
-    assert_eq!((s.primary, s.term), (Some(nodes[2]), Term(2)));
+    assert!(matches!(
+        refused(&mut live_primary, set(vec![free, nodes[1], nodes[2]])),
+        CommandError::Invalid { .. }
+    ));
 
     // A dead primary dropped: refused, whoever is left.
     apply(&mut map, &dead(nodes[0])).unwrap();
