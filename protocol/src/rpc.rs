@@ -38,7 +38,9 @@ pub enum StorageRequest {
         ops: Vec<SequencedOperation>,
     },
     /// Primary → replica: replace the replica's content with these points
-    /// as of `seq` (sent in chunks; `last` ends it).
+    /// as of `seq` (sent in chunks, in id order; `first` starts over,
+    /// `last` ends it). The pages may be read while writes continue: the
+    /// replica is then fed the operations after `seq`, which make it whole.
     InstallSnapshot {
         shard: ShardRef,
         term: Term,
@@ -46,6 +48,10 @@ pub enum StorageRequest {
         chunk: Vec<SnapshotEntry>,
         first: bool,
         last: bool,
+        /// The term of the operation at `seq` (the replica's `last_term`
+        /// after the install); `term` when absent (older senders).
+        #[serde(default)]
+        last_term: Option<Term>,
     },
     Search {
         shard: ShardRef,
@@ -70,7 +76,9 @@ pub enum StorageRequest {
         request: CountRequest,
     },
     /// Applied sequence number, term of the last operation, point count
-    /// and content checksum of a replica.
+    /// and content checksum of a replica, all at one moment (a transfer
+    /// verifies its target with it: the checksum is kept incrementally,
+    /// so asking is cheap).
     Status { shard: ShardRef },
     /// The term of the operation at `seq` on this replica, if it still
     /// has it (divergence check after a failover).

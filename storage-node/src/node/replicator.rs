@@ -16,18 +16,32 @@
 //! replica before its predecessor; the replica waits for the gap to fill
 //! for a moment before it answers `Behind`, which is rare and handled by
 //! resending.
+//!
+//! A snapshot is read in pages (id order, bounded in points and bytes)
+//! while writes continue, from S0 = the applied sequence number when it
+//! starts; the WAL is pinned from S0 + 1 (and then from what the peer
+//! acknowledged) so the operations the peer still needs are not truncated
+//! under it. Snapshot bytes are paced to `rebalancing.throttle_mb_per_sec`.
+//! When the peer is the target of the shard's transfer, the stream also
+//! reports progress and, once the peer has caught up, verifies and
+//! switches (`switch.rs`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
-use protocol::{NodeId, SeqNo, SequencedOperation, Term};
+use protocol::cluster::{MigrationPhase, RebalanceSettings};
+use protocol::rpc::{SnapshotEntry, StorageError, StorageRequest, StorageResponse};
+use protocol::{NodeId, Point, SeqNo, SequencedOperation, Term};
 
 use super::leadership::{Stream, StreamSource};
+use super::switch::{self, Finish};
+use super::transfer::{Pacer, TransferState};
 use super::{CallError, Node, PeerFuture};
+use crate::shard::WalPin;
 use crate::ShardError;
 
-enum Step {
+pub(super) enum Step {
     /// Start over with a sync (peer behind, diverged, restarted).
     Resync,
     /// Leadership ended.
@@ -57,7 +71,7 @@ pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut s
 
 /// One call to the peer, held off after a permanent failure (see
 /// [`hold_off_after`]).
-async fn call(
+pub(super) async fn call(
     node: &Node,
     peer: NodeId,
     req: StorageRequest,
@@ -88,12 +102,18 @@ fn failed(peer: NodeId) {
 
 /// Runs blocking shard work (WAL reads, term lookups) off the runtime's
 /// threads, which also carry gossip and heartbeats.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// Snapshot attempts to a transfer's target that may fail in a row
+/// before the transfer is aborted.
+const MAX_SNAPSHOT_FAILURES: u32 = 5;
+
 async fn sync_then_stream<R: StreamSource>(
-    node: &Node,
+    node: &Arc<Node>,
     replica: &Arc<R>,
     stream: &mut Stream,
 ) -> Step {
@@ -139,15 +159,35 @@ async fn sync_then_stream<R: StreamSource>(
         return Step::Resync;
     };
     let mut acked = theirs;
+    let mut transfer = node.transfer_to(&shard_ref, peer);
+    let pin: WalPin;
     if !prefix || !in_wal {
-        match send_snapshot(node, replica, peer, term).await {
-            Ok(seq) => acked = seq,
-            Err(step) => return step,
+        match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
+            Ok((seq, p)) => {
+                acked = seq;
+                pin = p;
+                if let Some(t) = &transfer {
+                    t.update(|p| p.snapshot_failures = 0);
+                }
+            }
+            Err((step, reason)) => {
+                if let Some(t) = &transfer {
+                    snapshot_failed(node, &shard_ref, t, reason).await;
+                }
+                return step;
+            }
         }
         tracing::info!(shard = ?shard_ref, %peer, seq = %acked, diverged = !prefix, "peer caught up from a snapshot");
         metrics::counter!("storage_snapshots_sent_total", "collection" => shard_ref.collection.clone()).increment(1);
+    } else {
+        pin = replica.shard().pin_wal(acked.next());
+    }
+    if let Some(t) = &transfer {
+        t.update(|p| p.phase = MigrationPhase::Delta);
     }
     stream.acks.record(peer, acked);
+    // Not before the transfer's first verification attempt.
+    let mut verify_after = Instant::now();
     let mut applied_rx = replica.applied_watch();
     let window = node.options.replicate_window.max(1);
     let (max_ops, max_bytes) = (node.options.replicate_batch, node.options.replicate_bytes);
@@ -159,6 +199,29 @@ async fn sync_then_stream<R: StreamSource>(
             return Step::Stop;
         }
         let shard = replica.shard();
+        pin.advance(acked.next());
+        if let Some(t) = transfer.clone() {
+            let lag = shard.applied_seq().0.saturating_sub(acked.0);
+            if lag <= max_ops as u64 && Instant::now() >= verify_after {
+                // Stop sending; what is in flight lands first.
+                while let Some(result) = in_flight.next().await {
+                    match result {
+                        Ok(StorageResponse::Replicated { applied }) => acked = acked.max(applied),
+                        _ => return Step::Resync,
+                    }
+                }
+                stream.acks.record(peer, acked);
+                match switch::finish(node, replica, stream, &t, &mut acked).await {
+                    Finish::Done => transfer = None,
+                    Finish::Retry => verify_after = Instant::now() + Duration::from_secs(1),
+                    Finish::Resync => return Step::Resync,
+                    Finish::Stop => return Step::Stop,
+                }
+                sent = acked;
+                stream.acks.record(peer, acked);
+                continue;
+            }
+        }
         while in_flight.len() < window && shard.applied_seq() > sent {
             let reader = shard.clone();
             let read = blocking(move || reader.operations_after(sent, max_ops, max_bytes)).await;
@@ -189,6 +252,9 @@ async fn sync_then_stream<R: StreamSource>(
                             .increment(applied.0.saturating_sub(acked.0));
                         acked = acked.max(applied);
                         stream.acks.record(peer, acked);
+                        if let Some(t) = &transfer {
+                            delta_progress(t, acked, replica.shard().applied_seq());
+                        }
                         let lag = replica.shard().applied_seq().0.saturating_sub(acked.0);
                         metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
                             .set(lag as f64);
@@ -232,32 +298,137 @@ async fn sync_then_stream<R: StreamSource>(
     }
 }
 
-/// Streams a consistent snapshot in chunks; returns its sequence number.
+/// In the delta phase: points copied in proportion to the operations the
+/// target has of the primary's.
+fn delta_progress(t: &TransferState, acked: SeqNo, applied: SeqNo) {
+    t.update(|p| {
+        if p.phase == MigrationPhase::Delta && applied.0 > 0 {
+            let share = (acked.0 as f64 / applied.0 as f64).min(1.0);
+            p.points_copied = p.points_copied.max((p.points_total as f64 * share) as u64);
+            p.bytes_copied = p.bytes_copied.max((p.bytes_total as f64 * share) as u64);
+        }
+    });
+}
+
+/// A snapshot to a transfer's target failed: after
+/// [`MAX_SNAPSHOT_FAILURES`] in a row, or at once for a refusal that
+/// retrying cannot change, the transfer is aborted.
+async fn snapshot_failed(
+    node: &Node,
+    shard: &protocol::rpc::ShardRef,
+    t: &TransferState,
+    reason: Failure,
+) {
+    let mut failures = 0;
+    t.update(|p| {
+        p.snapshot_failures += 1;
+        failures = p.snapshot_failures;
+    });
+    let to = t.progress().to;
+    let give_up = match &reason {
+        Failure::Stopped => return,
+        Failure::Permanent(_) => true,
+        Failure::Transient(_) => failures >= MAX_SNAPSHOT_FAILURES,
+    };
+    tracing::warn!(shard = ?shard, %to, failures, reason = %reason, "snapshot to the transfer target failed");
+    if give_up {
+        switch::abort(
+            node,
+            shard,
+            format!("snapshot to node {to} failed {failures} time(s): {reason}"),
+        )
+        .await;
+    }
+}
+
+/// Why a snapshot stream ended early.
+pub(super) enum Failure {
+    /// Leadership ended or a newer term exists: not the target's fault.
+    Stopped,
+    Transient(String),
+    Permanent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Stopped => write!(f, "stopped"),
+            Failure::Transient(r) | Failure::Permanent(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Streams a fuzzy snapshot in pages: S0 = the applied sequence number
+/// when it starts; the WAL stays pinned from S0 + 1 (the returned pin)
+/// so the operations after it can follow. Chunks are bounded by
+/// `snapshot_chunk` points and `snapshot_chunk_bytes`, and paced to the
+/// map's `rebalancing.throttle_mb_per_sec`.
 async fn send_snapshot<R: StreamSource>(
     node: &Node,
     replica: &Arc<R>,
     peer: NodeId,
     term: Term,
-) -> Result<SeqNo, Step> {
-    let r = replica.clone();
-    let (seq, entries) = blocking(move || r.snapshot_entries())
-        .await
-        .ok_or(Step::Resync)?;
-    let chunk_size = node.options.snapshot_chunk.max(1);
-    let chunks: Vec<_> = if entries.is_empty() {
-        vec![Vec::new()]
-    } else {
-        entries.chunks(chunk_size).map(|c| c.to_vec()).collect()
-    };
-    let n = chunks.len();
-    for (i, chunk) in chunks.into_iter().enumerate() {
+    transfer: Option<&TransferState>,
+) -> Result<(SeqNo, WalPin), (Step, Failure)> {
+    let transient = |r: String| (Step::Resync, Failure::Transient(r));
+    let shard = replica.shard();
+    let reader = shard.clone();
+    let (digest, pin) = blocking(move || {
+        // Pinned before S0 is read: a checkpoint running meanwhile cannot
+        // truncate past it.
+        let pin = reader.pin_wal(SeqNo(0));
+        let d = reader.digest();
+        pin.advance(d.seq.next());
+        (d, pin)
+    })
+    .await
+    .ok_or_else(|| transient("snapshot task failed".into()))?;
+    let seq = digest.seq;
+    let per_point = shard.config().dimension as u64 * 4 + 24;
+    if let Some(t) = transfer {
+        t.update(|p| {
+            p.phase = MigrationPhase::Snapshot;
+            p.points_total = digest.points;
+            p.bytes_total = digest.points * per_point;
+            p.points_copied = 0;
+            p.bytes_copied = 0;
+        });
+    }
+    let (max_points, max_bytes) = (
+        node.options.snapshot_chunk.max(1),
+        node.options.snapshot_chunk_bytes.max(1),
+    );
+    let mut after = None;
+    let mut first = true;
+    let mut pacer = Pacer::new();
+    let collection = replica.shard_ref().collection.clone();
+    loop {
+        let reader = shard.clone();
+        let (page, next) = blocking(move || reader.snapshot_page(after, max_points, max_bytes))
+            .await
+            .ok_or_else(|| transient("snapshot page task failed".into()))?;
+        let bytes: u64 = page.iter().map(|p| p.approx_bytes() as u64).sum();
+        let n = page.len() as u64;
+        let last = next.is_none();
+        let chunk = page
+            .into_iter()
+            .map(|p| SnapshotEntry {
+                point: Point {
+                    id: p.point.id,
+                    vector: p.point.vector,
+                    payload: p.point.payload,
+                },
+                version: p.version,
+            })
+            .collect();
         let req = StorageRequest::InstallSnapshot {
             shard: replica.shard_ref().clone(),
             term,
             seq,
             chunk,
-            first: i == 0,
-            last: i + 1 == n,
+            first,
+            last,
+            last_term: Some(digest.last_term),
         };
         match call(node, peer, req).await {
             Ok(StorageResponse::Replicated { .. }) => {}
@@ -265,10 +436,32 @@ async fn send_snapshot<R: StreamSource>(
                 error: StorageError::StaleTerm { current, .. },
             }) => {
                 replica.observe_term(current);
-                return Err(Step::Stop);
+                return Err((Step::Stop, Failure::Stopped));
             }
-            _ => return Err(Step::Resync),
+            Ok(StorageResponse::Error { error }) if !error.is_transient() => {
+                return Err((Step::Resync, Failure::Permanent(error.to_string())));
+            }
+            Ok(other) => return Err(transient(format!("{other:?}"))),
+            Err(e) if e.is_transient() => return Err(transient(e.to_string())),
+            Err(e) => return Err((Step::Resync, Failure::Permanent(e.to_string()))),
+        }
+        metrics::counter!("storage_snapshot_bytes_sent_total", "collection" => collection.clone())
+            .increment(bytes);
+        if let Some(t) = transfer {
+            t.update(|p| {
+                p.points_copied += n;
+                p.bytes_copied += bytes;
+            });
+        }
+        if last {
+            return Ok((seq, pin));
+        }
+        after = next;
+        first = false;
+        let rate = RebalanceSettings::from_map(&node.map()).throttle_mb_per_sec;
+        let wait = pacer.sent(bytes, rate);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
-    Ok(seq)
 }
