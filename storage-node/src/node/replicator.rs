@@ -160,11 +160,20 @@ async fn sync_then_stream<R: StreamSource>(
     };
     let mut acked = theirs;
     let mut transfer = node.transfer_to(&shard_ref, peer);
+    // An empty transfer target gets a snapshot even while the WAL still
+    // reaches back to the start: live points, not the whole history.
+    let fresh_target =
+        transfer.is_some() && theirs == SeqNo(0) && replica.shard().applied_seq() > SeqNo(0);
     let pin: WalPin;
-    if !prefix || !in_wal {
+    // The peer's content is a state of ours only from here on: a fuzzy
+    // snapshot's pages may reflect operations up to the primary's applied
+    // when the last one was read, and a peer at S0 is not yet at S0.
+    let mut consistent_from = acked;
+    if !prefix || !in_wal || fresh_target {
         match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
-            Ok((seq, p)) => {
+            Ok((seq, end, p)) => {
                 acked = seq;
+                consistent_from = end;
                 pin = p;
                 if let Some(t) = &transfer {
                     t.update(|p| p.snapshot_failures = 0);
@@ -202,7 +211,7 @@ async fn sync_then_stream<R: StreamSource>(
         pin.advance(acked.next());
         if let Some(t) = transfer.clone() {
             let lag = shard.applied_seq().0.saturating_sub(acked.0);
-            if lag <= max_ops as u64 && Instant::now() >= verify_after {
+            if lag <= max_ops as u64 && acked >= consistent_from && Instant::now() >= verify_after {
                 // Stop sending; what is in flight lands first.
                 while let Some(result) = in_flight.next().await {
                     match result {
@@ -360,7 +369,9 @@ impl std::fmt::Display for Failure {
 
 /// Streams a fuzzy snapshot in pages: S0 = the applied sequence number
 /// when it starts; the WAL stays pinned from S0 + 1 (the returned pin)
-/// so the operations after it can follow. Chunks are bounded by
+/// so the operations after it can follow. Returns S0, the applied
+/// sequence number after the last page (the peer's content is one of
+/// ours once it has applied that far) and the pin. Chunks are bounded by
 /// `snapshot_chunk` points and `snapshot_chunk_bytes`, and paced to the
 /// map's `rebalancing.throttle_mb_per_sec`.
 async fn send_snapshot<R: StreamSource>(
@@ -369,7 +380,7 @@ async fn send_snapshot<R: StreamSource>(
     peer: NodeId,
     term: Term,
     transfer: Option<&TransferState>,
-) -> Result<(SeqNo, WalPin), (Step, Failure)> {
+) -> Result<(SeqNo, SeqNo, WalPin), (Step, Failure)> {
     let transient = |r: String| (Step::Resync, Failure::Transient(r));
     let shard = replica.shard();
     let reader = shard.clone();
@@ -404,9 +415,12 @@ async fn send_snapshot<R: StreamSource>(
     let collection = replica.shard_ref().collection.clone();
     loop {
         let reader = shard.clone();
-        let (page, next) = blocking(move || reader.snapshot_page(after, max_points, max_bytes))
-            .await
-            .ok_or_else(|| transient("snapshot page task failed".into()))?;
+        let (page, next, applied) = blocking(move || {
+            let (page, next) = reader.snapshot_page(after, max_points, max_bytes);
+            (page, next, reader.applied_seq())
+        })
+        .await
+        .ok_or_else(|| transient("snapshot page task failed".into()))?;
         let bytes: u64 = page.iter().map(|p| p.approx_bytes() as u64).sum();
         let n = page.len() as u64;
         let last = next.is_none();
@@ -454,7 +468,8 @@ async fn send_snapshot<R: StreamSource>(
             });
         }
         if last {
-            return Ok((seq, pin));
+            // Read after the last page: no page reflects anything later.
+            return Ok((seq, applied, pin));
         }
         after = next;
         first = false;

@@ -119,6 +119,8 @@ pub(super) async fn finish<R: StreamSource>(
     let held = held_at.elapsed();
     drop(hold);
     metrics::histogram!("storage_transfer_switch_hold_seconds").record(held.as_secs_f64());
+    metrics::gauge!("storage_transfer_last_switch_hold_ms", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string())
+        .set(held.as_secs_f64() * 1000.0);
     t.update(|p| p.last_hold_ms = Some(held.as_millis() as u64));
     tracing::info!(shard = ?shard_ref, to = %peer, hold_ms = held.as_millis() as u64, done = matches!(outcome, Finish::Done), "transfer switch");
     outcome

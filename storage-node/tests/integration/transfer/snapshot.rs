@@ -279,5 +279,8 @@ async fn a_chunked_snapshot_under_writes_leaves_an_identical_replica() {
         (last_at - first_at) > Duration::from_millis(1_000),
         "the throttle spread the snapshot out"
     );
-    assert!(acked.load(Ordering::SeqCst) > 30, "writes went on meanwhile");
+    assert!(
+        acked.load(Ordering::SeqCst) > 30,
+        "writes went on meanwhile"
+    );
 }
