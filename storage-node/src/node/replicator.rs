@@ -412,6 +412,9 @@ async fn send_snapshot<R: StreamSource>(
     let mut after = None;
     let mut first = true;
     let mut pacer = Pacer::new();
+    let started = Instant::now();
+    let (mut sent_points, mut sent_bytes, mut waited) = (0u64, 0u64, Duration::ZERO);
+    tracing::info!(shard = ?replica.shard_ref(), %peer, %seq, points = digest.points, "snapshot starts");
     let collection = replica.shard_ref().collection.clone();
     loop {
         let reader = shard.clone();
@@ -467,7 +470,12 @@ async fn send_snapshot<R: StreamSource>(
                 p.bytes_copied += bytes;
             });
         }
+        sent_points += n;
+        sent_bytes += bytes;
         if last {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(shard = ?replica.shard_ref(), %peer, points = sent_points, bytes = sent_bytes, secs,
+                throttled_secs = waited.as_secs_f64(), mb_per_sec = sent_bytes as f64 / 1e6 / secs.max(1e-6), "snapshot sent");
             // Read after the last page: no page reflects anything later.
             return Ok((seq, applied, pin));
         }
@@ -476,6 +484,7 @@ async fn send_snapshot<R: StreamSource>(
         let rate = RebalanceSettings::from_map(&node.map()).throttle_mb_per_sec;
         let wait = pacer.sent(bytes, rate);
         if !wait.is_zero() {
+            waited += wait;
             tokio::time::sleep(wait).await;
         }
     }

@@ -291,7 +291,17 @@ fn a_snapshot_written_in_chunks_gets_its_ann_index_in_the_background() {
     assert_eq!(replica.content_checksum(), shard.content_checksum());
     let q = SearchRequest::new(vec![0.5; 8], 5);
     assert_eq!(
-        replica.search(&q).unwrap().iter().map(|h| h.id).collect::<Vec<_>>(),
-        shard.search(&q).unwrap().iter().map(|h| h.id).collect::<Vec<_>>()
+        replica
+            .search(&q)
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>(),
+        shard
+            .search(&q)
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
     );
 }

@@ -354,3 +354,114 @@ async fn a_target_killed_mid_snapshot_fails_the_transfer_and_loses_nothing() {
     }
     cluster.stop().await;
 }
+
+/// Transfer rate of a 100,000-point 128-d shard (RF 1), unthrottled and
+/// at 20 MB/s, and how long the switch held writes. Slow (it loads 51 MB
+/// of vectors), so it runs on request:
+/// `cargo test -p storage-node --test integration transfer_rate -- --ignored --nocapture`
+/// (`TRANSFER_BENCH_BINARY=target/release/storage-node` to measure a
+/// release build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn transfer_rate_of_a_100k_128d_shard() {
+    const DIM: usize = 128;
+    let points: u64 = std::env::var("TRANSFER_BENCH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let binary = std::env::var("TRANSFER_BENCH_BINARY").unwrap_or_else(|_| BINARY.to_string());
+    let mut options = ProcessOptions::new(binary, 3);
+    options.max_segment_points = 20_000;
+    let mut cluster = Cluster::start(options).await;
+    submit(
+        &cluster,
+        ClusterCommand::UpdateConfig {
+            key: RebalanceSettings::KEY_ENABLED.into(),
+            value: "false".into(),
+        },
+    )
+    .await;
+    let collection = "bench";
+    let mut config = CollectionConfig::new(DIM, Distance::Dot);
+    config.shard_number = 1;
+    config.replication_factor = 1;
+    cluster.create_collection_with(collection, config).await;
+    let mut writer = Writer::new(collection, DIM, 0);
+    let loading = Instant::now();
+    while writer.next < points {
+        writer.write_batch(&mut cluster, 500).await;
+    }
+    assert_eq!(writer.failed, 0);
+    eprintln!(
+        "LOADED {points} {DIM}-d points in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
+    let mut rates = Vec::new();
+    for throttle in [0.0, 20.0] {
+        submit(
+            &cluster,
+            ClusterCommand::UpdateConfig {
+                key: RebalanceSettings::KEY_THROTTLE.into(),
+                value: format!("{throttle}"),
+            },
+        )
+        .await;
+        let done_before = map_of(&cluster).await.transfers.completed;
+        let (from, to) = start_move(&mut cluster, collection).await;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let record = loop {
+            assert!(Instant::now() < deadline, "transfer did not finish");
+            // A trickle of writes keeps the delta phase honest.
+            writer.write_batch(&mut cluster, 1).await;
+            let map = map_of(&cluster).await;
+            if map.transfers.completed + map.transfers.failed > done_before + map.transfers.failed {
+                break map.transfers.recent.last().cloned().expect("record");
+            }
+            assert_eq!(map.transfers.failed, 0, "{:?}", map.transfers);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let secs = (record.finished_at_ms - record.started_at_ms) as f64 / 1000.0;
+        let metrics = cluster.http_get(from, "/metrics").await;
+        let hold_ms = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("storage_transfer_last_switch_hold_ms{") && l.contains(collection)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        let mb_s = record.bytes_copied as f64 / 1e6 / secs;
+        eprintln!(
+            "RATE throttle {throttle} MB/s: {from} -> {to}: {} points, {:.1} MB in {secs:.2} s = {:.0} points/s, {mb_s:.1} MB/s; switch held writes {hold_ms:.1} ms",
+            record.points_copied,
+            record.bytes_copied as f64 / 1e6,
+            record.points_copied as f64 / secs,
+        );
+        assert_eq!(record.outcome, TransferOutcome::Completed);
+        rates.push(mb_s);
+        if std::env::var("TRANSFER_BENCH_LOGS").is_ok() {
+            for node in [from, to] {
+                let log = std::fs::read_to_string(cluster.log_path(node)).unwrap_or_default();
+                for line in log.lines().filter(|l| {
+                    l.contains("snapshot") || l.contains("transfer") || l.contains("switch")
+                }) {
+                    eprintln!("node {node}: {line}");
+                }
+            }
+        }
+    }
+    // The throttle holds the snapshot to its rate (a little over for
+    // the delta and the switch, which are not throttled).
+    assert!(
+        rates[1] <= 20.0 * 1.1,
+        "throttled to 20 MB/s, measured {:.1}",
+        rates[1]
+    );
+    let ids: Vec<PointId> = writer.acked.iter().map(|i| PointId::Num(*i)).collect();
+    let primary = cluster.primary_of(collection, SHARD).await;
+    assert_eq!(
+        cluster.get(primary, collection, SHARD, ids).await,
+        writer.acked.len()
+    );
+    cluster.stop().await;
+}
