@@ -6,7 +6,9 @@
 //!   apply), reads (search, get, scroll, count), snapshots, background
 //!   indexing and compaction, checkpoints.
 //! - [`node`]: the data plane: replicas held, primary write path with
-//!   replication and acknowledgements, replica catch-up, request handling.
+//!   replication and acknowledgements, replica catch-up, request handling,
+//!   shard transfers (snapshot, delta, verify, switch) as the primary
+//!   executes them.
 //! - [`server`]: the `storage-node` process: QUIC server, meta-service
 //!   sync and write lease, gossip, `/metrics` and `/health`.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.

@@ -18,9 +18,19 @@
 //!                  Written{seq, acks}  or  ConsistencyNotMet
 //! ```
 //!
+//! A write needs acknowledgements from the consistency level's share of
+//! the `Active` replicas only: a replica being filled (`Initializing`)
+//! counts neither way (`handler.rs`, test
+//! `transfer::snapshot::a_replica_being_filled_is_not_in_the_write_quorum`).
+//!
+//! Shard transfers are executed by the shard's primary on its stream to
+//! the target: paged snapshot, WAL delta, verify, switch with writes held
+//! (`replicator.rs`, `switch.rs`), progress reported through a
+//! [`Coordinator`] and shown by [`Node::transfers`] (`transfer.rs`).
+//!
 //! Transport-agnostic: outbound calls go through [`Peers`] (QUIC in the
-//! binary, in-process in tests); inbound requests arrive at
-//! [`Node::handle`].
+//! binary, in-process in tests) and the meta-service through
+//! [`Coordinator`]; inbound requests arrive at [`Node::handle`].
 
 mod handler;
 mod leadership;

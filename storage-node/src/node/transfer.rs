@@ -185,10 +185,13 @@ impl Node {
 /// How often progress goes to the meta-service at the least.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// Reports the transfer's progress every second and at each phase
-/// change, until the map no longer has it (switched, aborted, or the
-/// primary moved); then forgets it.
+/// Reports the transfer's progress at each phase change and, while it
+/// moves, every second, until the map no longer has it (switched,
+/// aborted, or the primary moved); then forgets it. A transfer that stops
+/// moving goes silent, so the controller's stall timeout
+/// (`rebalancing.stall_after_ms`) can fail it.
 async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
+    let mut reported: Option<(MigrationPhase, u64, u64, u64, u64)> = None;
     loop {
         let _ = tokio::time::timeout(REPORT_EVERY, state.changed.notified()).await;
         if !node.transfer_running(&key) {
@@ -199,6 +202,16 @@ async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
         let Some(c) = node.coordinator() else {
             continue;
         };
+        let now = (
+            p.phase,
+            p.points_copied,
+            p.points_total,
+            p.bytes_copied,
+            p.bytes_total,
+        );
+        if reported == Some(now) {
+            continue;
+        }
         let cmd = ClusterCommand::UpdateMigration {
             collection: p.collection.clone(),
             shard: p.shard,
@@ -211,7 +224,7 @@ async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
             at_ms: now_ms(),
         };
         match c.submit(cmd).await {
-            Ok(_) => {}
+            Ok(_) => reported = Some(now),
             Err(SubmitError::Refused(CommandError::NoMigration { .. })) => break,
             Err(e) => {
                 tracing::debug!(shard = ?key.0, to = %key.1, error = %e, "transfer progress not reported")
