@@ -283,7 +283,17 @@ impl Node {
             self.drop_replica(&shard_ref);
         }
         if !self.swept.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.sweep_unassigned(&map).await;
+            // Judged on the leader's current map when there is a
+            // meta-service: a lagging member's older map could lack an
+            // assignment this node's data already belongs to.
+            let current = match self.coordinator() {
+                Some(c) => c.current_map().await.ok().filter(|m| m.epoch >= map.epoch),
+                None => Some((*map).clone()),
+            };
+            match current {
+                Some(m) => self.sweep_unassigned(&m).await,
+                None => self.swept.store(false, std::sync::atomic::Ordering::SeqCst),
+            }
         }
     }
 
@@ -308,7 +318,8 @@ impl Node {
             keep.insert(self.replica_dir(&r.shard_ref, r.incarnation));
         }
         let root = self.data_dir.join("collections");
-        let swept = tokio::task::spawn_blocking(move || sweep(&root, &keep)).await;
+        let epoch = map.epoch;
+        let swept = tokio::task::spawn_blocking(move || sweep(&root, &keep, epoch)).await;
         if let Ok(removed) = swept {
             for dir in removed {
                 tracing::info!(dir = %dir.display(), "removed replica data the cluster map does not assign here");
@@ -402,9 +413,15 @@ impl Node {
     }
 }
 
-/// Removes `<root>/<collection>/<replica dir>` directories not in `keep`
-/// (and collection directories left empty); returns what it removed.
-fn sweep(root: &std::path::Path, keep: &std::collections::HashSet<PathBuf>) -> Vec<PathBuf> {
+/// Removes `<root>/<collection>/<incarnation>-<shard>` directories not in
+/// `keep` (and collection directories left empty), except those of an
+/// incarnation newer than the map's `epoch` (the map cannot know them);
+/// returns what it removed.
+fn sweep(
+    root: &std::path::Path,
+    keep: &std::collections::HashSet<PathBuf>,
+    epoch: protocol::Epoch,
+) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(collections) = std::fs::read_dir(root) else {
         return removed;
@@ -419,7 +436,13 @@ fn sweep(root: &std::path::Path, keep: &std::collections::HashSet<PathBuf>) -> V
         };
         for r in replicas.flatten() {
             let dir = r.path();
-            if dir.is_dir() && !keep.contains(&dir) {
+            let newer = r
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(inc, _)| inc.parse::<u64>().ok())
+                .is_none_or(|inc| inc > epoch.0);
+            if dir.is_dir() && !newer && !keep.contains(&dir) {
                 match std::fs::remove_dir_all(&dir) {
                     Ok(()) => removed.push(dir),
                     Err(e) => {
@@ -444,14 +467,17 @@ mod tests {
         let keep_dir = root.path().join("a").join("1-0");
         let gone_dir = root.path().join("a").join("1-1");
         let gone_coll = root.path().join("b").join("3-0");
-        for d in [&keep_dir, &gone_dir, &gone_coll] {
+        // Created after the map the sweep judges by: not its to remove.
+        let newer = root.path().join("c").join("9-0");
+        for d in [&keep_dir, &gone_dir, &gone_coll, &newer] {
             std::fs::create_dir_all(d.join("gen-1")).expect("mkdir");
         }
         let keep = std::collections::HashSet::from([keep_dir.clone()]);
-        let mut removed = sweep(root.path(), &keep);
+        let mut removed = sweep(root.path(), &keep, protocol::Epoch(5));
         removed.sort();
         assert_eq!(removed, vec![gone_dir.clone(), gone_coll.clone()]);
         assert!(keep_dir.exists());
+        assert!(newer.exists());
         assert!(!gone_dir.exists());
         assert!(!root.path().join("b").exists());
     }
