@@ -52,6 +52,12 @@ pub enum StorageRequest {
         /// after the install); `term` when absent (older senders).
         #[serde(default)]
         last_term: Option<Term>,
+        /// On the last chunk: the primary's applied sequence number when
+        /// it read the last page. The pages may reflect operations up to
+        /// it, so the replica's content is a state of the primary's
+        /// history only once it has applied that far.
+        #[serde(default)]
+        consistent_from: Option<SeqNo>,
     },
     Search {
         shard: ShardRef,
@@ -130,6 +136,12 @@ pub struct ReplicaStatus {
     pub last_term: Term,
     pub points: u64,
     pub checksum: u64,
+    /// Set by a snapshot install (see `InstallSnapshot::consistent_from`):
+    /// until `applied` reaches it, `points` and `checksum` may reflect
+    /// operations past `applied`, so they cannot be compared with the
+    /// primary's at `applied`.
+    #[serde(default)]
+    pub consistent_from: SeqNo,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -44,9 +44,18 @@ impl Node {
                 first,
                 last,
                 last_term,
+                consistent_from,
             } => match self.local(&shard) {
                 Ok(r) => r
-                    .install_chunk(term, seq, last_term.unwrap_or(term), chunk, first, last)
+                    .install_chunk(
+                        term,
+                        seq,
+                        last_term.unwrap_or(term),
+                        chunk,
+                        first,
+                        last,
+                        consistent_from.unwrap_or(seq),
+                    )
                     .await
                     .map(|applied| StorageResponse::Replicated { applied }),
                 Err(e) => Err(e),
@@ -113,6 +122,7 @@ impl Node {
                             last_term: d.last_term,
                             points: d.points,
                             checksum: d.checksum,
+                            consistent_from: r.consistent_from(),
                         },
                     }
                 })

@@ -51,6 +51,10 @@ pub struct LocalReplica {
     /// Writes hold it shared while they are applied; a transfer's switch
     /// holds it exclusively.
     gate: Arc<tokio::sync::RwLock<()>>,
+    /// After a snapshot install: the content is a state of the primary's
+    /// history only from this sequence number on (kept in the generation's
+    /// `CONSISTENT_FROM` file across restarts).
+    consistent_from: AtomicU64,
     /// Bumped after every local write, wakes the replicators.
     applied_tx: watch::Sender<SeqNo>,
     /// Serialises replication requests from the primary.
@@ -78,6 +82,7 @@ impl LocalReplica {
         remove_other_generations(&dir, generation);
         let shard = Shard::open(&gen_dir(&dir, generation), config.clone(), options.clone())?;
         let term = shard.last_term().0;
+        let consistent_from = read_consistent_from(&gen_dir(&dir, generation));
         let (applied_tx, _) = watch::channel(shard.applied_seq());
         Ok(Self {
             shard_ref,
@@ -91,6 +96,7 @@ impl LocalReplica {
             leadership: Mutex::new(None),
             incoming: Mutex::new(None),
             gate: Arc::new(tokio::sync::RwLock::new(())),
+            consistent_from: AtomicU64::new(consistent_from),
             applied_tx,
             apply_lock: tokio::sync::Mutex::new(()),
         })
@@ -98,6 +104,11 @@ impl LocalReplica {
 
     pub fn shard(&self) -> Arc<Shard> {
         self.shard.read().clone()
+    }
+
+    /// See [`protocol::rpc::ReplicaStatus::consistent_from`].
+    pub fn consistent_from(&self) -> SeqNo {
+        SeqNo(self.consistent_from.load(Ordering::SeqCst))
     }
 
     pub fn known_term(&self) -> Term {
@@ -276,6 +287,7 @@ impl LocalReplica {
         chunk: Vec<SnapshotEntry>,
         first: bool,
         last: bool,
+        consistent_from: SeqNo,
     ) -> Result<SeqNo, StorageError> {
         let _one = self.apply_lock.lock().await;
         self.check_term(term)?;
@@ -330,8 +342,12 @@ impl LocalReplica {
         }
         self.incoming.lock().take();
         let points = writer.points();
+        let consistent_from = consistent_from.max(seq);
         let built = blocking(move || writer.finish()).await?;
+        write_consistent_from(&dir, consistent_from).map_err(to_storage_error)?;
         write_generation(&self.dir, next_gen).map_err(to_storage_error)?;
+        self.consistent_from
+            .store(consistent_from.0, Ordering::SeqCst);
         let old = std::mem::replace(&mut *self.shard.write(), Arc::new(built));
         let old_gen = self.generation.swap(next_gen, Ordering::SeqCst);
         let old_dir = gen_dir(&self.dir, old_gen);
@@ -450,6 +466,24 @@ fn remove_other_generations(dir: &Path, current: u64) {
     }
 }
 
+const CONSISTENT_FROM: &str = "CONSISTENT_FROM";
+
+/// 0 when the generation was not built from a snapshot (or the file is
+/// unreadable: then a transfer's verification may fail and be retried).
+fn read_consistent_from(gen: &Path) -> u64 {
+    std::fs::read_to_string(gen.join(CONSISTENT_FROM))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_consistent_from(gen: &Path, seq: SeqNo) -> crate::Result<()> {
+    let path = gen.join(CONSISTENT_FROM);
+    std::fs::write(&path, seq.0.to_string())
+        .and_then(|_| std::fs::File::open(&path)?.sync_all())
+        .map_err(|e| ShardError::io(format!("write {}", path.display()), e))
+}
+
 fn gen_dir(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("gen-{generation}"))
 }
@@ -564,7 +598,7 @@ mod tests {
         assert_eq!(r.shard().applied_seq(), SeqNo(1));
         // A snapshot from the old term is refused too.
         assert!(matches!(
-            r.install_chunk(Term(1), SeqNo(5), Term(1), Vec::new(), true, true)
+            r.install_chunk(Term(1), SeqNo(5), Term(1), Vec::new(), true, true, SeqNo(5))
                 .await,
             Err(StorageError::StaleTerm { .. })
         ));

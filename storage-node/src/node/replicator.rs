@@ -168,7 +168,7 @@ async fn sync_then_stream<R: StreamSource>(
     // The peer's content is a state of ours only from here on: a fuzzy
     // snapshot's pages may reflect operations up to the primary's applied
     // when the last one was read, and a peer at S0 is not yet at S0.
-    let mut consistent_from = acked;
+    let mut consistent_from = acked.max(status.consistent_from);
     if !prefix || !in_wal || fresh_target {
         match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
             Ok((seq, end, p)) => {
@@ -446,6 +446,7 @@ async fn send_snapshot<R: StreamSource>(
             first,
             last,
             last_term: Some(digest.last_term),
+            consistent_from: last.then_some(applied),
         };
         match call(node, peer, req).await {
             Ok(StorageResponse::Replicated { .. }) => {}

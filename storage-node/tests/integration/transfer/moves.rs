@@ -119,7 +119,17 @@ async fn submit(cluster: &Cluster, cmd: ClusterCommand) {
 }
 
 async fn start(collection: &str, rf: u32, dim: usize, throttle_mb: f64) -> Cluster {
-    let mut options = ProcessOptions::new(BINARY, 3);
+    start_with(3, collection, rf, dim, throttle_mb).await
+}
+
+async fn start_with(
+    nodes: u64,
+    collection: &str,
+    rf: u32,
+    dim: usize,
+    throttle_mb: f64,
+) -> Cluster {
+    let mut options = ProcessOptions::new(BINARY, nodes);
     options.max_segment_points = 5_000;
     let mut cluster = Cluster::start(options).await;
     // Only the moves this test starts.
@@ -182,6 +192,33 @@ async fn start_move(cluster: &mut Cluster, collection: &str) -> (NodeId, NodeId)
     };
     submit(cluster, ClusterCommand::RebalanceShards { plan }).await;
     (from, to)
+}
+
+/// Starts a move of `from`'s replica to a node without one.
+async fn start_move_of(
+    cluster: &mut Cluster,
+    collection: &str,
+    from: NodeId,
+    nodes: u64,
+) -> NodeId {
+    let map = map_of(cluster).await;
+    let info = map.shard(collection, SHARD).expect("shard");
+    let to = (1..=nodes)
+        .map(NodeId)
+        .find(|n| !info.holds(*n))
+        .expect("a node without the shard");
+    let plan = RebalancePlan {
+        moves: vec![ShardMove {
+            collection: collection.into(),
+            shard: SHARD,
+            from,
+            to,
+            kind: TransferKind::Move,
+        }],
+        created_at_ms: now_ms(),
+    };
+    submit(cluster, ClusterCommand::RebalanceShards { plan }).await;
+    to
 }
 
 /// Loads `n` points, moves the primary's replica while writing, checks
@@ -461,6 +498,78 @@ async fn transfer_rate_of_a_100k_128d_shard() {
     let primary = cluster.primary_of(collection, SHARD).await;
     assert_eq!(
         cluster.get(primary, collection, SHARD, ids).await,
+        writer.acked.len()
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_primary_takes_a_transfer_over_after_a_failover() {
+    let collection = "failover";
+    // RF 3 on 4 nodes; a replica that is not the primary moves while the
+    // primary is killed mid-snapshot.
+    let mut cluster = start_with(4, collection, 3, 8, 0.3).await;
+    let mut writer = Writer::new(collection, 8, 0);
+    for _ in 0..60 {
+        writer.write_batch(&mut cluster, 500).await;
+    }
+    let map = map_of(&cluster).await;
+    let info = map.shard(collection, SHARD).expect("shard").clone();
+    let primary = info.primary.expect("primary");
+    let from = info.nodes().find(|n| *n != primary).expect("a secondary");
+    let to = start_move_of(&mut cluster, collection, from, 4).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no snapshot progress reported");
+        writer.write_batch(&mut cluster, 10).await;
+        let map = map_of(&cluster).await;
+        let m = map
+            .shard(collection, SHARD)
+            .and_then(|s| s.migration.clone())
+            .expect("transfer running");
+        if m.points_copied > 0 && m.points_copied < m.points_total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("KILL primary {primary} while {from} -> {to} copies");
+    cluster.kill(primary);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let outcome = loop {
+        assert!(Instant::now() < deadline, "the transfer never ended");
+        writer.write_batch(&mut cluster, 10).await;
+        let map = map_of(&cluster).await;
+        if let Some(r) = map.transfers.recent.first() {
+            break r.outcome.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let map = map_of(&cluster).await;
+    let info = map.shard(collection, SHARD).expect("shard");
+    eprintln!(
+        "TRANSFER after failover: {outcome:?}; primary now {:?}; {} acknowledged, {} failed batches",
+        info.primary,
+        writer.acked.len(),
+        writer.failed
+    );
+    assert_eq!(
+        outcome,
+        TransferOutcome::Completed,
+        "the new primary finished it"
+    );
+    assert!(info.holds(to) && !info.holds(from));
+    for _ in 0..20 {
+        writer.write_batch(&mut cluster, 10).await;
+    }
+    let new_primary = cluster.primary_of(collection, SHARD).await;
+    let ids: Vec<PointId> = writer.acked.iter().map(|i| PointId::Num(*i)).collect();
+    assert_eq!(
+        cluster.get(to, collection, SHARD, ids.clone()).await,
+        writer.acked.len(),
+        "acknowledged writes missing on the target"
+    );
+    assert_eq!(
+        cluster.get(new_primary, collection, SHARD, ids).await,
         writer.acked.len()
     );
     cluster.stop().await;
