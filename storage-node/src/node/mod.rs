@@ -37,6 +37,7 @@ mod leadership;
 mod lease;
 mod replica;
 mod replicator;
+mod snapshot_send;
 mod switch;
 mod transfer;
 
