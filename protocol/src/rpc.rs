@@ -269,6 +269,23 @@ mod tests {
                 replica: NodeId(4),
                 applied: SeqNo(17),
             },
+            StorageRequest::InstallSnapshot {
+                shard: shard.clone(),
+                term: Term(3),
+                seq: SeqNo(40),
+                chunk: vec![SnapshotEntry {
+                    point: Point {
+                        id: PointId::Num(7),
+                        vector: vec![0.5, -1.0],
+                        payload: None,
+                    },
+                    version: 39,
+                }],
+                first: false,
+                last: true,
+                last_term: Some(Term(2)),
+                consistent_from: Some(SeqNo(45)),
+            },
             StorageRequest::Status { shard },
         ];
         for r in reqs {
