@@ -30,7 +30,6 @@ use protocol::Epoch;
 #[cfg(test)]
 use protocol::{
     cluster::{MigrationPhase, NodeState, ReplicaState, ShardInfo},
-    ring::shard_key,
     NodeId, ShardId, Term,
 };
 

@@ -14,17 +14,23 @@
 //!    order), with term + 1 — but only when enough replicas reported that
 //!    one of them must hold every acknowledged write
 //!    ([`failover_candidate`]);
-//! 3. a migration whose source or target is dead is aborted; a replica on a
-//!    node dead for longer than `replica_replace_after` is replaced by the
-//!    next alive node clockwise on the ring (it starts `Initializing`) —
-//!    except in a shard whose primary is still dead (step 2 found no safe
-//!    successor): its replica set waits, so that no successor is ever
-//!    chosen around [`failover_candidate`];
+//! 3. a transfer whose target is dead, or that reported no progress for
+//!    `rebalancing.stall_after_ms`, is aborted (recorded as failed; the
+//!    rebalancer plans it again later); a replica on a node dead for
+//!    longer than `replica_replace_after` is replaced by the next alive
+//!    node clockwise on the ring (it starts `Initializing`) — except in a
+//!    shard whose primary is still dead (step 2 found no safe successor):
+//!    its replica set waits, so that no successor is ever chosen around
+//!    [`failover_candidate`]; a shard with more replicas than its
+//!    collection's replication factor drops the surplus (never its primary
+//!    or a transfer's target), once the replicas it keeps are level with
+//!    the primary;
 //! 4. an `Initializing` replica level with its primary's reported history
 //!    is marked `Active` again (also on an idle shard whose primary has not
-//!    written under its new term yet);
-//! 5. when nothing needed repair and `rebalancing.auto_enabled` is set,
-//!    replicas move from the busiest to the idlest nodes ([`rebalance`]).
+//!    written under its new term yet) — not a transfer's target, which
+//!    becomes `Active` only through its verified switch;
+//! 5. when nothing needed repair, shard transfers start
+//!    ([`rebalance`]: drains, missing replicas, imbalance).
 //!
 //! Heartbeats (liveness and applied sequence numbers, [`Liveness`]) are
 //! soft state kept only by the leader, not replicated: they change every
@@ -35,7 +41,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::cluster::{ClusterCommand, ClusterMap, NodeState, ReplicaState, ShardInfo};
+use protocol::cluster::{
+    ClusterCommand, ClusterMap, NodeState, RebalanceSettings, ReplicaState, ShardInfo,
+};
 use protocol::ring::shard_key;
 use protocol::{NodeId, SeqNo, ShardId, Term, WriteConsistency};
 
@@ -71,9 +79,9 @@ pub fn plan(
     };
     plan.mark_liveness(live, now_ms, policy);
     plan.fail_over(live);
-    plan.re_replicate(now_ms, policy);
+    plan.re_replicate(live, now_ms, policy);
     plan.catch_up(live);
-    plan.rebalance(now_ms);
+    plan.rebalance(live, now_ms);
     plan.out
 }
 
@@ -157,12 +165,18 @@ impl Plan {
     /// Then replace every replica on a node dead for longer than
     /// `replica_replace_after` by the next alive node clockwise, in shards
     /// with a live primary.
-    fn re_replicate(&mut self, now_ms: u64, policy: &Policy) {
-        self.abort_dead_end_migrations(now_ms);
+    fn re_replicate(&mut self, live: &Liveness, now_ms: u64, policy: &Policy) {
+        self.abort_failed_transfers(now_ms);
         self.replace_long_dead_replicas(now_ms, policy);
+        self.drop_surplus_replicas(live);
     }
 
-    fn abort_dead_end_migrations(&mut self, now_ms: u64) {
+    /// Transfers that cannot finish: the target is dead (a dead source
+    /// does not matter, the primary streams), or the executor has been
+    /// silent for longer than `rebalancing.stall_after_ms` (its primary is
+    /// dead with no successor, or it keeps failing before reporting).
+    fn abort_failed_transfers(&mut self, now_ms: u64) {
+        let stall_after = RebalanceSettings::from_map(&self.sim).stall_after_ms;
         for (collection, shard_id) in all_shards(&self.sim) {
             let Some(m) = self
                 .sim
@@ -171,21 +185,85 @@ impl Plan {
             else {
                 continue;
             };
-            let dead = |n: NodeId| {
-                self.sim
-                    .nodes
-                    .get(&n)
-                    .is_none_or(|i| i.state == NodeState::Dead)
+            let target_dead = self
+                .sim
+                .nodes
+                .get(&m.to)
+                .is_none_or(|i| i.state == NodeState::Dead);
+            let silent_for = now_ms.saturating_sub(m.updated_at_ms);
+            let reason = if target_dead {
+                format!("target node {} is dead", m.to)
+            } else if silent_for > stall_after {
+                format!("no progress reported for {} s", silent_for / 1000)
+            } else {
+                continue;
             };
-            let dead_end = [m.from, m.to].into_iter().find(|n| dead(*n));
-            if let Some(node) = dead_end {
-                self.push(ClusterCommand::AbortMigration {
-                    collection,
-                    shard: shard_id,
-                    reason: format!("node {node} is dead"),
-                    at_ms: now_ms,
-                });
+            self.push(ClusterCommand::AbortMigration {
+                collection,
+                shard: shard_id,
+                reason,
+                at_ms: now_ms,
+            });
+        }
+    }
+
+    /// A shard with more replicas than its collection's replication factor
+    /// (the factor was lowered) drops the surplus: replicas on dead or
+    /// draining nodes first, then `Initializing` ones, then the last in
+    /// preference order; never the primary. Only when every replica kept
+    /// reported the primary's history, so that the acknowledgements the
+    /// dropped ones gave are held by the rest.
+    fn drop_surplus_replicas(&mut self, live: &Liveness) {
+        for (collection, shard_id) in all_shards(&self.sim) {
+            let sim = &self.sim;
+            let Some(coll) = sim.collections.get(&collection) else {
+                continue;
+            };
+            let rf = coll.config.replication_factor as usize;
+            let Some(shard) = sim.shard(&collection, shard_id) else {
+                continue;
+            };
+            let Some(primary) = shard.primary else {
+                continue;
+            };
+            if shard.migration.is_some() || shard.replicas.len() <= rf || is_dead(sim, primary) {
+                continue;
             }
+            let node_state = |n: NodeId| sim.nodes.get(&n).map(|i| i.state);
+            let mut ranked: Vec<(usize, NodeId)> = shard
+                .replicas
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.node != primary)
+                .map(|(pos, r)| {
+                    let rank = match (node_state(r.node), r.state) {
+                        (Some(NodeState::Dead) | None, _) => 0,
+                        (Some(NodeState::Draining), _) => 1,
+                        (_, ReplicaState::Initializing) => 2,
+                        _ => 3,
+                    };
+                    (rank * 1_000 + (1_000 - pos.min(999)), r.node)
+                })
+                .collect();
+            ranked.sort();
+            let surplus = shard.replicas.len() - rf;
+            let dropped: Vec<NodeId> = ranked.iter().take(surplus).map(|(_, n)| *n).collect();
+            let kept: Vec<NodeId> = shard.nodes().filter(|n| !dropped.contains(n)).collect();
+            let Some(level) = live.applied(primary, &collection, shard_id) else {
+                continue;
+            };
+            let all_level = kept
+                .iter()
+                .filter(|n| **n != primary)
+                .all(|n| live.applied(*n, &collection, shard_id) == Some(level));
+            if !all_level {
+                continue;
+            }
+            self.push(ClusterCommand::SetReplicas {
+                collection,
+                shard: shard_id,
+                replicas: kept,
+            });
         }
     }
 
@@ -266,9 +344,11 @@ impl Plan {
                         s == pseq
                     }
             };
+            let target = shard.migration.as_ref().map(|m| m.to);
             let caught_up: Vec<NodeId> = shard
                 .replicas
                 .iter()
+                .filter(|r| Some(r.node) != target)
                 .filter(|r| r.state == ReplicaState::Initializing && is_alive(&self.sim, r.node))
                 .filter(|r| {
                     live.applied(r.node, &collection, shard_id)
@@ -287,12 +367,12 @@ impl Plan {
         }
     }
 
-    /// Step 5: rebalancing, only when there was nothing to repair.
-    fn rebalance(&mut self, now_ms: u64) {
+    /// Step 5: shard transfers, only when there was nothing to repair.
+    fn rebalance(&mut self, live: &Liveness, now_ms: u64) {
         if !self.out.is_empty() {
             return;
         }
-        if let Some(plan) = rebalance::plan(&self.sim, now_ms) {
+        if let Some(plan) = rebalance::plan(&self.sim, live, now_ms, false) {
             self.push(ClusterCommand::RebalanceShards { plan });
         }
     }
@@ -330,13 +410,13 @@ fn is_dead(map: &ClusterMap, node: NodeId) -> bool {
 /// The replica to promote when `primary` is lost, if one is certain to
 /// hold every acknowledged write.
 ///
-/// A write acknowledged at consistency `w` (of `n` replicas) is on at least
-/// `w` of them, so any `n - w + 1` replicas include one that has it. The
-/// candidate is the in-sync (`Active`) replica with the most advanced
+/// A write acknowledged at consistency `w` (of the `n` `Active` replicas)
+/// is on at least `w` of them, so any `n - w + 1` of them include one that
+/// has it. The candidate is the `Active` replica with the most advanced
 /// history, (last term, applied sequence number), among the replicas
 /// reachable (`report` gives their progress, `None` when dead or silent);
-/// it is promoted only when at least `n - w + 1` replicas reported and
-/// none of them is ahead of it. Otherwise the shard stays without a
+/// it is promoted only when at least `n - w + 1` `Active` replicas
+/// reported and no replica that reported is ahead of it. Otherwise the shard stays without a
 /// writable primary (writes fail, reads go on) until enough replicas are
 /// back: a minority must never elect itself and drop what the majority
 /// acknowledged. Collections writing at `one` are held to `majority` here:
@@ -348,29 +428,44 @@ pub(crate) fn failover_candidate(
     consistency: WriteConsistency,
     report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
 ) -> Option<NodeId> {
-    let n = shard.replicas.len();
+    // Writes count only `Active` replicas, in their acknowledgements and in
+    // their quorum's denominator (a replica still being filled is neither),
+    // so the rule reasons over the same set.
+    let active: Vec<(usize, NodeId)> = shard
+        .replicas
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.state == ReplicaState::Active)
+        .map(|(pos, r)| (pos, r.node))
+        .collect();
+    let n = active.len();
     let w = match consistency {
         WriteConsistency::One => WriteConsistency::Majority,
         c => c,
     }
     .required_acks(n);
-    let reported: Vec<_> = shard
-        .replicas
+    let reported: Vec<_> = active
         .iter()
-        .enumerate()
-        .filter(|(_, r)| r.node != primary)
-        .filter_map(|(pos, r)| Some((pos, r, report(r.node)?)))
+        .filter(|(_, node)| *node != primary)
+        .filter_map(|(pos, node)| Some((*pos, *node, report(*node)?)))
         .collect();
-    if reported.len() < n.saturating_sub(w) + 1 {
+    if reported.is_empty() || reported.len() < n.saturating_sub(w) + 1 {
         return None;
     }
-    let most_advanced = reported.iter().map(|(_, _, p)| *p).max()?;
     // `Reverse(position)` keeps ring order on ties.
     let (_, best, progress) = reported
         .iter()
-        .filter(|(_, r, _)| r.state == ReplicaState::Active)
         .max_by_key(|(pos, _, p)| (*p, std::cmp::Reverse(*pos)))?;
-    (*progress >= most_advanced).then_some(best.node)
+    // A replica no longer `Active` (its node died and came back) may still
+    // hold writes it acknowledged while it was: nobody behind one that
+    // reports more is promoted.
+    let most_advanced = shard
+        .replicas
+        .iter()
+        .filter(|r| r.node != primary)
+        .filter_map(|r| report(r.node))
+        .max()?;
+    (*progress >= most_advanced).then_some(*best)
 }
 
 fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {

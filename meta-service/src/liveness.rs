@@ -26,6 +26,8 @@ pub struct NodeReport {
     pub last_seen_ms: u64,
     /// Per shard: (term followed, highest sequence number applied).
     pub applied: HashMap<(String, ShardId), (Term, SeqNo)>,
+    /// Per shard: (live points, stored bytes).
+    pub load: HashMap<(String, ShardId), (u64, u64)>,
 }
 
 impl Liveness {
@@ -36,6 +38,11 @@ impl Liveness {
             .replicas
             .iter()
             .map(|r| ((r.collection.clone(), r.shard), (r.term, r.applied)))
+            .collect();
+        report.load = hb
+            .replicas
+            .iter()
+            .map(|r| ((r.collection.clone(), r.shard), (r.points, r.bytes)))
             .collect();
     }
 
@@ -56,6 +63,20 @@ impl Liveness {
         self.nodes
             .get(&node)
             .is_some_and(|r| r.last_seen_ms > since_ms)
+    }
+
+    /// (points, bytes) of `node`'s replica of the shard, as last reported.
+    pub(crate) fn load(
+        &self,
+        node: NodeId,
+        collection: &str,
+        shard: ShardId,
+    ) -> Option<(u64, u64)> {
+        self.nodes
+            .get(&node)?
+            .load
+            .get(&(collection.to_string(), shard))
+            .copied()
     }
 
     pub(crate) fn applied(

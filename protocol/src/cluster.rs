@@ -504,10 +504,9 @@ pub enum ClusterCommand {
         value: String,
     },
     /// Replaces a shard's replica set. Kept nodes keep their state, new ones
-    /// start `Initializing`. Dropping a live primary hands over to the first
-    /// remaining `Active` replica on a live node (term + 1); dropping a dead
-    /// primary is refused: its successor is chosen by the controller's
-    /// failover rule (`PromotePrimary`) first.
+    /// start `Initializing`. Refused if it drops the primary: a dead
+    /// primary's successor is chosen by the controller's failover rule
+    /// (`PromotePrimary`) first, a live primary leaves by a `Move` transfer.
     SetReplicas {
         collection: String,
         shard: ShardId,

@@ -31,7 +31,7 @@ pub(super) fn create_collection(
     }
     config.validate().map_err(|e| invalid(&e.to_string()))?;
     let rf = config.replication_factor as usize;
-    let mut placement = Placement::new(map);
+    let mut placement = Placement::new(map, name);
     if placement.nodes.is_empty() {
         return Err(CommandError::NotEnoughNodes {
             needed: 1,
@@ -88,7 +88,7 @@ pub(super) fn create_shard(
         }
         None => {
             let rf = coll.config.replication_factor as usize;
-            let mut placement = Placement::new(map);
+            let mut placement = Placement::new(map, collection);
             if placement.nodes.is_empty() {
                 return Err(CommandError::NotEnoughNodes {
                     needed: 1,
@@ -146,28 +146,37 @@ pub(super) fn set_replication_factor(
     Ok(())
 }
 
-/// Load-aware placement of new shards: each replica goes to the placeable
-/// node holding the fewest replicas so far (this collection's included),
-/// ties broken by the ring's order for the shard's key, so that shards
-/// spread one per node while there are nodes to spare. The primary is the
+/// Load-aware placement of a collection's new shards: each replica goes to
+/// the placeable node holding the fewest replicas of this collection, then
+/// of all collections, ties broken by the ring's order for the shard's
+/// key; so a collection's shards spread one per node while there are nodes
+/// to spare, and collections fill the emptier nodes. The primary is the
 /// chosen node leading the fewest shards.
 pub(crate) struct Placement {
     nodes: Vec<NodeId>,
+    /// Replicas of the collection being placed.
+    own: BTreeMap<NodeId, usize>,
     replicas: BTreeMap<NodeId, usize>,
     primaries: BTreeMap<NodeId, usize>,
     ring: protocol::ring::HashRing,
 }
 
 impl Placement {
-    pub(crate) fn new(map: &ClusterMap) -> Self {
+    pub(crate) fn new(map: &ClusterMap, collection: &str) -> Self {
         let nodes: Vec<NodeId> = map.placeable_nodes().collect();
         let mut replicas: BTreeMap<NodeId, usize> = nodes.iter().map(|n| (*n, 0)).collect();
         let mut primaries = replicas.clone();
+        let mut own = replicas.clone();
         for c in map.collections.values() {
             for s in c.shards.values() {
                 for n in s.nodes() {
                     if let Some(count) = replicas.get_mut(&n) {
                         *count += 1;
+                    }
+                    if c.name == collection {
+                        if let Some(count) = own.get_mut(&n) {
+                            *count += 1;
+                        }
                     }
                 }
                 if let Some(count) = s.primary.and_then(|p| primaries.get_mut(&p)) {
@@ -178,6 +187,7 @@ impl Placement {
         Self {
             ring: placement_ring(map),
             nodes,
+            own,
             replicas,
             primaries,
         }
@@ -190,7 +200,7 @@ impl Placement {
             .replicas_for(shard_key(collection, id).as_bytes(), self.nodes.len());
         let rank = |n: &NodeId| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
         let mut candidates = self.nodes.clone();
-        candidates.sort_by_key(|n| (self.replicas[n], rank(n)));
+        candidates.sort_by_key(|n| (self.own[n], self.replicas[n], rank(n)));
         candidates.truncate(rf);
         if let Some(lead) = candidates
             .iter()
@@ -202,6 +212,7 @@ impl Placement {
         }
         for n in &candidates {
             *self.replicas.entry(*n).or_default() += 1;
+            *self.own.entry(*n).or_default() += 1;
         }
         if let Some(p) = candidates.first() {
             *self.primaries.entry(*p).or_default() += 1;

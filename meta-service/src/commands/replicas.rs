@@ -10,8 +10,7 @@ use super::lookup::{
 };
 
 /// Replaces a shard's replica set. Kept nodes keep their state, new ones
-/// start `Initializing`; a dropped primary hands over as [`successor`]
-/// says.
+/// start `Initializing`. The primary must be kept (see [`primary_kept`]).
 pub(super) fn set_replicas(
     map: &mut ClusterMap,
     collection: &str,
@@ -26,6 +25,7 @@ pub(super) fn set_replicas(
             shard,
         });
     }
+    primary_kept(map, s.primary, replicas)?;
     let old: BTreeMap<NodeId, ReplicaState> =
         s.replicas.iter().map(|r| (r.node, r.state)).collect();
     let new: Vec<Replica> = replicas
@@ -38,54 +38,42 @@ pub(super) fn set_replicas(
                 .unwrap_or(ReplicaState::Initializing),
         })
         .collect();
-    let primary_kept = s.primary.is_some_and(|p| replicas.contains(&p));
-    let new_primary = if primary_kept {
-        None
-    } else {
-        Some(successor(map, s.primary, &new)?)
-    };
     let s = shard_mut(map, collection, shard)?;
-    if let Some(node) = new_primary {
-        s.primary = Some(node);
+    if s.primary.is_none() {
+        // A shard emptied earlier: its first replica starts it afresh.
+        s.primary = replicas.first().copied();
         s.term = Term(s.term.0 + 1);
     }
     s.replicas = new;
     Ok(())
 }
 
-/// Who takes over from a primary a new replica set drops.
+/// A new replica set must keep the primary.
 ///
-/// A live primary hands over to the first in-sync replica on a live node.
-/// A dead one is refused: which replica holds every acknowledged write is
-/// known only from the replicas' reports, which the leader's controller
-/// has and the state machine has not, so its successor is chosen there
-/// (`controller::failover_candidate`, then `PromotePrimary`) and the set
-/// changed afterwards. Electing by list position here would bypass that
-/// rule: it could pick a replica on a dead node, or one on the minority
-/// side that lacks writes acknowledged at `majority`.
-fn successor(
+/// Which replica holds every acknowledged write is known only from the
+/// replicas' reports (the leader's controller has them, the state machine
+/// has not) or from a transfer's verified switch. So a dead primary's
+/// successor is chosen by the controller (`controller::failover_candidate`,
+/// then `PromotePrimary`) and a live primary leaves by a `Move` transfer,
+/// whose executor holds writes until the target has every one of them.
+/// Electing by list position here could pick a replica on a dead node, or
+/// one that lacks writes acknowledged at `majority`.
+fn primary_kept(
     map: &ClusterMap,
     primary: Option<NodeId>,
-    new: &[Replica],
-) -> Result<NodeId, CommandError> {
-    let alive = |n: NodeId| {
-        map.nodes
-            .get(&n)
-            .is_some_and(|i| i.state == NodeState::Alive)
+    replicas: &[NodeId],
+) -> Result<(), CommandError> {
+    let Some(p) = primary.filter(|p| !replicas.contains(p)) else {
+        return Ok(());
     };
-    if let Some(p) = primary {
-        if map.nodes.get(&p).is_none_or(|i| i.state == NodeState::Dead) {
-            return Err(invalid(&format!(
-                "the primary (node {p}) is dead: promote its successor first (PromotePrimary)"
-            )));
-        }
+    if map.nodes.get(&p).is_none_or(|i| i.state == NodeState::Dead) {
+        return Err(invalid(&format!(
+            "the primary (node {p}) is dead: promote its successor first (PromotePrimary)"
+        )));
     }
-    new.iter()
-        .find(|r| r.state == ReplicaState::Active && alive(r.node))
-        .map(|r| r.node)
-        .ok_or_else(|| {
-            invalid("the new replica set keeps no in-sync replica on a live node to be primary")
-        })
+    Err(invalid(&format!(
+        "the replica set must keep the primary (node {p}): move it with a transfer, whose switch hands the primary role over"
+    )))
 }
 
 /// A primary stays `Active`: demoting it would leave the shard without an

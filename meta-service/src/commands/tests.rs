@@ -3,6 +3,7 @@
 use super::*;
 use protocol::cluster::{NodeInfo, RebalancePlan, ShardMove};
 use protocol::{CollectionConfig, Distance};
+use std::collections::BTreeMap;
 
 fn node(id: u64) -> NodeInfo {
     NodeInfo::new(NodeId(id), format!("127.0.0.1:{}", 9000 + id))
@@ -44,20 +45,67 @@ fn shard(map: &ClusterMap, c: &str, s: u32) -> ShardInfo {
 }
 
 #[test]
-fn create_collection_places_shards_on_the_ring() {
+fn create_collection_spreads_replicas_and_primaries_by_load() {
     let mut map = map_with_nodes(5);
     let epoch = apply(&mut map, &create("docs", 8, 3)).unwrap();
     assert_eq!(epoch, Epoch(6));
     let coll = &map.collections["docs"];
     assert_eq!(coll.shards.len(), 8);
-    let ring = HashRing::new((1..=5).map(NodeId));
-    for (id, s) in &coll.shards {
-        let expected = ring.replicas_for(shard_key("docs", *id).as_bytes(), 3);
-        assert_eq!(s.nodes().collect::<Vec<_>>(), expected);
-        assert_eq!(s.primary, Some(expected[0]));
+    let mut replicas = BTreeMap::<NodeId, usize>::new();
+    let mut primaries = BTreeMap::<NodeId, usize>::new();
+    for s in coll.shards.values() {
+        let nodes: Vec<NodeId> = s.nodes().collect();
+        let distinct: std::collections::BTreeSet<_> = nodes.iter().collect();
+        assert_eq!((nodes.len(), distinct.len()), (3, 3));
+        assert_eq!(s.primary, Some(nodes[0]), "primary first");
         assert_eq!(s.term, Term(1));
         assert!(s.replicas.iter().all(|r| r.state == ReplicaState::Active));
+        for n in nodes {
+            *replicas.entry(n).or_default() += 1;
+        }
+        *primaries.entry(s.primary.unwrap()).or_default() += 1;
     }
+    // 24 replicas on 5 nodes: 4 or 5 each; 8 primaries: 1 or 2 each.
+    assert!(
+        replicas.values().all(|c| (4..=5).contains(c)),
+        "{replicas:?}"
+    );
+    assert!(
+        primaries.values().all(|c| (1..=2).contains(c)),
+        "{primaries:?}"
+    );
+    // A second collection fills the least-loaded nodes first.
+    apply(&mut map, &create("more", 5, 1)).unwrap();
+    let on: std::collections::BTreeSet<NodeId> = map.collections["more"]
+        .shards
+        .values()
+        .map(|s| s.primary.unwrap())
+        .collect();
+    assert_eq!(on.len(), 5, "one shard per node when shards <= nodes");
+}
+
+#[test]
+fn shards_spread_one_per_node_when_they_fit() {
+    for (nodes, shards) in [(3u64, 3u32), (4, 3), (6, 6), (3, 2)] {
+        let mut map = map_with_nodes(nodes);
+        apply(&mut map, &create("docs", shards, 1)).unwrap();
+        let on: std::collections::BTreeSet<NodeId> = map.collections["docs"]
+            .shards
+            .values()
+            .map(|s| s.primary.unwrap())
+            .collect();
+        assert_eq!(on.len(), shards as usize, "{nodes} nodes, {shards} shards");
+    }
+}
+
+#[test]
+fn a_replication_factor_above_the_node_count_is_placed_as_far_as_it_fits() {
+    let mut map = map_with_nodes(2);
+    apply(&mut map, &create("big", 2, 3)).unwrap();
+    for s in map.collections["big"].shards.values() {
+        assert_eq!(s.replicas.len(), 2);
+    }
+    assert_eq!(map.collections["big"].config.replication_factor, 3);
 }
 
 #[test]
@@ -68,13 +116,6 @@ fn create_collection_refusals() {
         refused(&mut map, create("docs", 1, 1)),
         CommandError::CollectionExists { .. }
     ));
-    assert_eq!(
-        refused(&mut map, create("big", 1, 3)),
-        CommandError::NotEnoughNodes {
-            needed: 3,
-            available: 2
-        }
-    );
     assert!(matches!(
         refused(&mut map, create("bad", 0, 1)),
         CommandError::Invalid { .. }
@@ -110,17 +151,19 @@ fn create_collection_skips_dead_and_draining_nodes() {
         },
     )
     .unwrap();
-    assert_eq!(
-        refused(&mut map, create("docs", 1, 2)),
-        CommandError::NotEnoughNodes {
-            needed: 2,
-            available: 1
-        }
-    );
-    apply(&mut map, &create("docs", 4, 1)).unwrap();
+    apply(&mut map, &create("docs", 4, 2)).unwrap();
     for s in map.collections["docs"].shards.values() {
         assert_eq!(s.primary, Some(NodeId(3)));
+        assert_eq!(s.nodes().collect::<Vec<_>>(), vec![NodeId(3)]);
     }
+    let mut none = map_with_nodes(0);
+    assert_eq!(
+        refused(&mut none, create("docs", 1, 1)),
+        CommandError::NotEnoughNodes {
+            needed: 1,
+            available: 0
+        }
+    );
 }
 
 #[test]
@@ -580,11 +623,16 @@ fn set_replicas_keeps_states_and_moves_primary() {
         ReplicaState::Initializing
     );
 
-    // Drop the primary: the first active replica left takes over, term + 1.
-    apply(&mut map, &set(vec![free[0], secondary])).unwrap();
+    // Dropping the primary is refused: it leaves by a transfer.
+    assert!(matches!(
+        refused(&mut map, set(vec![free[0], secondary])),
+        CommandError::Invalid { .. }
+    ));
+    // Dropping a secondary keeps the term.
+    apply(&mut map, &set(vec![primary, free[0]])).unwrap();
     let s = shard(&map, "docs", 0);
-    assert_eq!(s.primary, Some(secondary));
-    assert_eq!(s.term, Term(2));
+    assert_eq!((s.primary, s.term), (Some(primary), Term(1)));
+    assert!(!s.holds(secondary));
 
     // Refusals.
     assert!(matches!(
@@ -911,8 +959,8 @@ fn a_collection_created_again_is_another_incarnation() {
 
 /// Only the controller knows how far each replica got, so only it may pick
 /// the successor of a dead primary (`controller::failover_candidate`, then
-/// `PromotePrimary`); a `SetReplicas` dropping a dead primary is refused.
-/// Dropping a live primary hands over to an in-sync replica on a live node.
+/// `PromotePrimary`); a `SetReplicas` dropping a dead primary is refused,
+/// and so is one dropping a live primary (it leaves by a verified transfer).
 #[test]
 fn set_replicas_never_elects_around_the_failover_rule() {
     let mut map = map_with_nodes(4);
@@ -931,13 +979,14 @@ fn set_replicas_never_elects_around_the_failover_rule() {
         at_ms: 1,
     };
 
-    // A live primary dropped: the first in-sync replica on a live node
-    // takes over, not the dead one listed first.
+    // A live primary dropped: refused (the list's first replica, here on
+    // a dead node, or any other, may lack acknowledged writes).
     let mut live_primary = map.clone();
     apply(&mut live_primary, &dead(nodes[1])).unwrap();
-    apply(&mut live_primary, &set(vec![free, nodes[1], nodes[2]])).unwrap();
-    let s = shard(&live_primary, "docs", 0);
-    assert_eq!((s.primary, s.term), (Some(nodes[2]), Term(2)));
+    assert!(matches!(
+        refused(&mut live_primary, set(vec![free, nodes[1], nodes[2]])),
+        CommandError::Invalid { .. }
+    ));
 
     // A dead primary dropped: refused, whoever is left.
     apply(&mut map, &dead(nodes[0])).unwrap();

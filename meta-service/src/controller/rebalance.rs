@@ -1,42 +1,74 @@
-//! Load-based rebalancing: which replicas to move, as a pure function.
+//! Which shard transfers to start, as a pure function of the map and what
+//! the storage nodes report.
 //!
-//! Load is the number of replicas a placeable (alive, not draining) node
-//! holds. When the busiest and the idlest node differ by more than
-//! `rebalancing.trigger_threshold` (default 0.20) of the mean, replicas move
-//! from the busiest to the idlest node that does not hold the shard yet,
-//! non-primary replicas first (moving a primary costs a term change), until
-//! the spread is within the threshold or `max_concurrent_migrations`
-//! (default 2, counting the ones already running) are under way.
+//! In order, while transfer slots are free
+//! (`rebalancing.max_concurrent_migrations`, default 2, counting the ones
+//! already running, cluster-wide):
 //!
-//! Off unless the cluster setting `rebalancing.auto_enabled` is `true`
-//! (`UpdateConfig`): a move is a migration the storage nodes carry out
-//! (copy, delta, verify, then `CompleteMigration`), so turning it on is
-//! the operator's call.
+//! 1. **Drain**: every replica on a `Draining` node moves to the
+//!    least-loaded placeable node that does not hold the shard.
+//! 2. **Under-replicated shards** (fewer replicas than the collection's
+//!    replication factor: a factor raised, or placed when there were too
+//!    few nodes) get a `Replicate` transfer from their primary to the
+//!    least-loaded placeable node.
+//! 3. **Imbalance**, only when `rebalancing.auto_enabled` (default on) or
+//!    asked for (`POST /v1/rebalance`): while the busiest and the idlest
+//!    node differ by more than `rebalancing.trigger_threshold` (default
+//!    0.20) of the mean load, a replica moves from the busiest to the
+//!    idlest node, non-primary replicas first (moving a primary makes its
+//!    executor hand the role over), choosing the shard that brings the
+//!    two closest; a move that would not shrink their difference is never
+//!    made, so the cluster does not oscillate.
+//!
+//! Load is the stored bytes of a node's replicas, each shard weighing what
+//! its replicas report (the largest report, plus one so that empty shards
+//! still spread). A transfer that failed is not planned again for the same
+//! shard and target for [`RETRY_AFTER_MS`].
+//!
+//! The storage nodes carry out what is planned here: the shard's primary
+//! streams to the target, verifies and asks for the switch
+//! (`CompleteMigration`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use protocol::cluster::{ClusterMap, RebalancePlan, ShardMove, TransferKind};
+use protocol::cluster::{
+    ClusterMap, NodeState, RebalancePlan, RebalanceSettings, ShardInfo, ShardMove, TransferKind,
+    TransferOutcome,
+};
 use protocol::{NodeId, ShardId};
 
-pub const KEY_ENABLED: &str = "rebalancing.auto_enabled";
-pub const KEY_THRESHOLD: &str = "rebalancing.trigger_threshold";
-pub const KEY_MAX_CONCURRENT: &str = "rebalancing.max_concurrent_migrations";
+use crate::liveness::Liveness;
 
-fn setting<T: std::str::FromStr>(map: &ClusterMap, key: &str, default: T) -> T {
-    map.config
-        .get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// How long a failed transfer's shard and target are left alone.
+pub const RETRY_AFTER_MS: u64 = 30_000;
 
-/// Replica counts of the placeable nodes.
-pub fn loads(map: &ClusterMap) -> BTreeMap<NodeId, usize> {
-    let mut loads: BTreeMap<NodeId, usize> = map.placeable_nodes().map(|n| (n, 0)).collect();
+/// Per shard, its weight (reported bytes + 1).
+fn shard_weights(map: &ClusterMap, live: &Liveness) -> BTreeMap<(String, ShardId), u64> {
+    let mut weights = BTreeMap::new();
     for c in map.collections.values() {
         for s in c.shards.values() {
+            let reported = s
+                .nodes()
+                .filter_map(|n| live.load(n, &c.name, s.id))
+                .map(|(_, bytes)| bytes)
+                .max()
+                .unwrap_or(0);
+            weights.insert((c.name.clone(), s.id), reported + 1);
+        }
+    }
+    weights
+}
+
+/// Load of every placeable node: the weights of the shards it holds.
+pub fn loads(map: &ClusterMap, live: &Liveness) -> BTreeMap<NodeId, u64> {
+    let weights = shard_weights(map, live);
+    let mut loads: BTreeMap<NodeId, u64> = map.placeable_nodes().map(|n| (n, 0)).collect();
+    for c in map.collections.values() {
+        for s in c.shards.values() {
+            let w = weights[&(c.name.clone(), s.id)];
             for n in s.nodes() {
                 if let Some(l) = loads.get_mut(&n) {
-                    *l += 1;
+                    *l += w;
                 }
             }
         }
@@ -44,164 +76,211 @@ pub fn loads(map: &ClusterMap) -> BTreeMap<NodeId, usize> {
     loads
 }
 
-/// The moves to start now, if rebalancing is enabled and needed.
-pub fn plan(map: &ClusterMap, now_ms: u64) -> Option<RebalancePlan> {
-    if !setting(map, KEY_ENABLED, false) {
-        return None;
-    }
-    let threshold: f64 = setting(map, KEY_THRESHOLD, 0.20);
-    let max_concurrent: usize = setting(map, KEY_MAX_CONCURRENT, 2);
-    let running = map
-        .collections
-        .values()
-        .flat_map(|c| c.shards.values())
-        .filter(|s| s.migration.is_some())
-        .count();
-    let mut budget = max_concurrent.saturating_sub(running);
-    let mut loads = loads(map);
-    if loads.len() < 2 {
-        return None;
-    }
-    let mut moved: Vec<(String, ShardId)> = Vec::new();
-    let mut moves = Vec::new();
-    while budget > 0 {
-        let total: usize = loads.values().sum();
-        let mean = total as f64 / loads.len() as f64;
-        let (&busiest, &max) = loads
-            .iter()
-            .max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
-        let (&idlest, &min) = loads.iter().min_by_key(|(n, l)| (**l, **n))?;
-        if mean == 0.0 || ((max - min) as f64) / mean <= threshold || max - min < 2 {
-            break;
-        }
-        // A shard on the busiest node, not on the idlest, not migrating,
-        // not moved in this plan; non-primary replicas first.
-        let candidate = map
+/// A plan being made: loads and shards as the moves so far leave them.
+struct Planner<'a> {
+    map: &'a ClusterMap,
+    weights: BTreeMap<(String, ShardId), u64>,
+    loads: BTreeMap<NodeId, u64>,
+    /// Shards already given a move (or migrating): one transfer per shard.
+    busy: BTreeSet<(String, ShardId)>,
+    budget: usize,
+    moves: Vec<ShardMove>,
+    now_ms: u64,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        map: &'a ClusterMap,
+        live: &Liveness,
+        settings: &RebalanceSettings,
+        now_ms: u64,
+    ) -> Self {
+        let busy: BTreeSet<_> = map
             .collections
             .values()
             .flat_map(|c| c.shards.values().map(move |s| (c, s)))
-            .filter(|(c, s)| {
-                s.holds(busiest)
-                    && !s.holds(idlest)
-                    && s.migration.is_none()
-                    && !moved.contains(&(c.name.clone(), s.id))
-            })
-            .min_by_key(|(c, s)| (s.primary == Some(busiest), c.name.clone(), s.id));
-        let Some((c, s)) = candidate else { break };
-        moved.push((c.name.clone(), s.id));
-        moves.push(ShardMove {
-            collection: c.name.clone(),
-            shard: s.id,
-            from: busiest,
-            to: idlest,
-            kind: TransferKind::Move,
-        });
-        *loads.entry(busiest).or_default() -= 1;
-        *loads.entry(idlest).or_default() += 1;
-        budget -= 1;
+            .filter(|(_, s)| s.migration.is_some())
+            .map(|(c, s)| (c.name.clone(), s.id))
+            .collect();
+        Self {
+            map,
+            weights: shard_weights(map, live),
+            loads: loads(map, live),
+            budget: settings
+                .max_concurrent_migrations
+                .saturating_sub(busy.len()),
+            busy,
+            moves: Vec::new(),
+            now_ms,
+        }
     }
-    (!moves.is_empty()).then_some(RebalancePlan {
-        moves,
+
+    fn shards(&self) -> Vec<(&'a str, &'a ShardInfo)> {
+        let map = self.map;
+        map.collections
+            .values()
+            .flat_map(|c| c.shards.values().map(move |s| (c.name.as_str(), s)))
+            .collect()
+    }
+
+    /// Whether a transfer of this shard to `to` failed recently.
+    fn failed_recently(&self, collection: &str, shard: ShardId, to: NodeId) -> bool {
+        self.map.transfers.recent.iter().any(|r| {
+            r.collection == collection
+                && r.shard == shard
+                && r.to == to
+                && matches!(r.outcome, TransferOutcome::Failed { .. })
+                && self.now_ms.saturating_sub(r.finished_at_ms) < RETRY_AFTER_MS
+        })
+    }
+
+    /// The least-loaded placeable node that may receive this shard.
+    fn target_for(&self, collection: &str, s: &ShardInfo) -> Option<NodeId> {
+        self.loads
+            .iter()
+            .filter(|(n, _)| !s.holds(**n) && !self.failed_recently(collection, s.id, **n))
+            .min_by_key(|(n, l)| (**l, **n))
+            .map(|(n, _)| *n)
+    }
+
+    fn push(
+        &mut self,
+        collection: &str,
+        s: &ShardInfo,
+        from: NodeId,
+        to: NodeId,
+        kind: TransferKind,
+    ) {
+        let w = self.weights[&(collection.to_string(), s.id)];
+        if kind == TransferKind::Move {
+            if let Some(l) = self.loads.get_mut(&from) {
+                *l = l.saturating_sub(w);
+            }
+        }
+        *self.loads.entry(to).or_default() += w;
+        self.busy.insert((collection.to_string(), s.id));
+        self.budget -= 1;
+        self.moves.push(ShardMove {
+            collection: collection.to_string(),
+            shard: s.id,
+            from,
+            to,
+            kind,
+        });
+    }
+
+    fn free(&self, collection: &str, s: &ShardInfo) -> bool {
+        self.budget > 0
+            && s.primary.is_some()
+            && !self.busy.contains(&(collection.to_string(), s.id))
+    }
+
+    /// Step 1: every replica on a draining node moves off it.
+    fn drain(&mut self) {
+        for (collection, s) in self.shards() {
+            for node in s.nodes() {
+                let draining = self
+                    .map
+                    .nodes
+                    .get(&node)
+                    .is_some_and(|n| n.state == NodeState::Draining);
+                if !draining || !self.free(collection, s) {
+                    continue;
+                }
+                if let Some(to) = self.target_for(collection, s) {
+                    self.push(collection, s, node, to, TransferKind::Move);
+                }
+            }
+        }
+    }
+
+    /// Step 2: shards with fewer replicas than their collection asks for.
+    fn fill(&mut self) {
+        for (collection, s) in self.shards() {
+            let Some(rf) = self
+                .map
+                .collections
+                .get(collection)
+                .map(|c| c.config.replication_factor as usize)
+            else {
+                continue;
+            };
+            let Some(primary) = s.primary else { continue };
+            if s.replicas.len() >= rf || !self.free(collection, s) {
+                continue;
+            }
+            let primary_alive = self
+                .map
+                .nodes
+                .get(&primary)
+                .is_some_and(|n| n.state != NodeState::Dead);
+            if !primary_alive {
+                continue;
+            }
+            if let Some(to) = self.target_for(collection, s) {
+                self.push(collection, s, primary, to, TransferKind::Replicate);
+            }
+        }
+    }
+
+    /// Step 3: even out the load between the busiest and the idlest node.
+    fn even_out(&mut self, threshold: f64) {
+        while self.budget > 0 && self.loads.len() >= 2 {
+            let total: u64 = self.loads.values().sum();
+            let mean = total as f64 / self.loads.len() as f64;
+            let Some((&busiest, &max)) = self
+                .loads
+                .iter()
+                .max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))
+            else {
+                return;
+            };
+            let Some((&idlest, &min)) = self.loads.iter().min_by_key(|(n, l)| (**l, **n)) else {
+                return;
+            };
+            let spread = max - min;
+            if mean == 0.0 || (spread as f64) / mean <= threshold {
+                return;
+            }
+            // The shard that leaves the two closest: |spread - 2w| smallest,
+            // and only if smaller than the spread (0 < w < spread).
+            let best = self
+                .shards()
+                .into_iter()
+                .filter(|(c, s)| {
+                    s.holds(busiest)
+                        && !s.holds(idlest)
+                        && self.free(c, s)
+                        && !self.failed_recently(c, s.id, idlest)
+                })
+                .map(|(c, s)| {
+                    let w = self.weights[&(c.to_string(), s.id)];
+                    let after = spread.abs_diff(2 * w);
+                    (after, s.primary == Some(busiest), c, s)
+                })
+                .filter(|(after, ..)| *after < spread)
+                .min_by_key(|(after, primary, c, s)| (*after, *primary, *c, s.id));
+            let Some((_, _, c, s)) = best else { return };
+            self.push(c, s, busiest, idlest, TransferKind::Move);
+        }
+    }
+}
+
+/// The transfers to start now. `forced` plans the imbalance step even when
+/// automatic rebalancing is off (an operator's explicit request).
+pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, forced: bool) -> Option<RebalancePlan> {
+    let settings = RebalanceSettings::from_map(map);
+    let mut planner = Planner::new(map, live, &settings, now_ms);
+    planner.drain();
+    planner.fill();
+    if settings.auto_enabled || forced {
+        planner.even_out(settings.trigger_threshold);
+    }
+    (!planner.moves.is_empty()).then_some(RebalancePlan {
+        moves: planner.moves,
         created_at_ms: now_ms,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::commands::apply;
-    use protocol::cluster::{ClusterCommand, NodeInfo, NodeState};
-    use protocol::{CollectionConfig, Distance};
-
-    fn map(nodes: u64, shards: u32, rf: u32) -> ClusterMap {
-        let mut map = ClusterMap::default();
-        for id in 1..=nodes {
-            let node = NodeInfo::new(NodeId(id), format!("127.0.0.1:{id}"));
-            apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
-        }
-        let mut config = CollectionConfig::new(4, Distance::Dot);
-        config.shard_number = shards;
-        config.replication_factor = rf;
-        apply(
-            &mut map,
-            &ClusterCommand::CreateCollection {
-                name: "c".into(),
-                config,
-            },
-        )
-        .unwrap();
-        let on = ClusterCommand::UpdateConfig {
-            key: KEY_ENABLED.into(),
-            value: "true".into(),
-        };
-        apply(&mut map, &on).unwrap();
-        map
-    }
-
-    #[test]
-    fn off_unless_enabled() {
-        let mut m = map(3, 12, 1);
-        let node = NodeInfo::new(NodeId(9), "127.0.0.1:9");
-        apply(&mut m, &ClusterCommand::AddNode { node }).unwrap();
-        assert!(plan(&m, 0).is_some());
-        let off = ClusterCommand::UpdateConfig {
-            key: KEY_ENABLED.into(),
-            value: "false".into(),
-        };
-        apply(&mut m, &off).unwrap();
-        assert!(plan(&m, 0).is_none());
-    }
-
-    #[test]
-    fn balanced_cluster_stays_put() {
-        assert!(
-            plan(&map(3, 8, 3), 0).is_none(),
-            "every node holds every shard"
-        );
-        let m = map(3, 30, 2);
-        let l = loads(&m);
-        let (max, min) = (l.values().max().unwrap(), l.values().min().unwrap());
-        assert!(plan(&m, 0).is_none() || max - min >= 2, "{l:?}");
-    }
-
-    #[test]
-    fn new_node_gets_replicas_within_the_concurrency_cap() {
-        let mut m = map(3, 12, 2);
-        let node = NodeInfo::new(NodeId(4), "127.0.0.1:4");
-        apply(&mut m, &ClusterCommand::AddNode { node }).unwrap();
-        let p = plan(&m, 42).expect("a plan");
-        assert_eq!(p.moves.len(), 2, "capped at 2 concurrent migrations");
-        assert!(p.moves.iter().all(|mv| mv.to == NodeId(4)));
-        assert_eq!(p.created_at_ms, 42);
-        let epoch = apply(&mut m, &ClusterCommand::RebalanceShards { plan: p }).unwrap();
-        assert!(epoch.0 > 0);
-        // Both slots taken: nothing more until one finishes.
-        assert!(plan(&m, 43).is_none());
-        let more = ClusterCommand::UpdateConfig {
-            key: KEY_MAX_CONCURRENT.into(),
-            value: "10".into(),
-        };
-        apply(&mut m, &more).unwrap();
-        let p = plan(&m, 44).expect("more moves");
-        let l = loads(&m);
-        assert!(p.moves.len() <= 8, "{p:?} {l:?}");
-    }
-
-    #[test]
-    fn draining_and_dead_nodes_are_not_targets() {
-        let mut m = map(3, 12, 1);
-        for (id, state) in [(4, NodeState::Draining), (5, NodeState::Dead)] {
-            let node = NodeInfo::new(NodeId(id), format!("127.0.0.1:{id}"));
-            apply(&mut m, &ClusterCommand::AddNode { node }).unwrap();
-            let st = ClusterCommand::SetNodeState {
-                node: NodeId(id),
-                state,
-                at_ms: 1,
-            };
-            apply(&mut m, &st).unwrap();
-        }
-        if let Some(p) = plan(&m, 0) {
-            assert!(p.moves.iter().all(|mv| mv.to.0 <= 3), "{p:?}");
-        }
-    }
-}
+mod tests;

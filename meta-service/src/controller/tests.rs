@@ -1,7 +1,7 @@
 //! The controller's decisions, as pure functions over a map.
 
 use super::*;
-use protocol::cluster::{NodeInfo, ReplicaReport};
+use protocol::cluster::{NodeInfo, RebalanceSettings, ReplicaReport};
 use protocol::{CollectionConfig, Distance};
 
 const POLICY: Policy = Policy {
@@ -409,7 +409,7 @@ fn returning_node_is_alive_again_and_resyncs() {
 }
 
 #[test]
-fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
+fn healthy_cluster_rebalances_onto_a_new_node_unless_disabled() {
     let mut map = cluster(3);
     // Every shard placed on the first three nodes, then a fourth joins.
     for s in 1..12 {
@@ -426,20 +426,141 @@ fn healthy_cluster_rebalances_onto_a_new_node_when_enabled() {
     for n in 1..=4 {
         heartbeat_empty(&mut live, NodeId(n), 900);
     }
-    assert!(
-        run(&mut map.clone(), &live, 1_000).is_empty(),
-        "off by default"
-    );
-    let on = ClusterCommand::UpdateConfig {
-        key: rebalance::KEY_ENABLED.into(),
-        value: "true".into(),
+    let mut off = map.clone();
+    let disable = ClusterCommand::UpdateConfig {
+        key: RebalanceSettings::KEY_ENABLED.into(),
+        value: "false".into(),
     };
-    apply(&mut map, &on).unwrap();
+    apply(&mut off, &disable).unwrap();
+    assert!(run(&mut off, &live, 1_000).is_empty(), "disabled");
     let cmds = run(&mut map, &live, 1_000);
     assert!(
         matches!(&cmds[..], [ClusterCommand::RebalanceShards { plan }] if plan.moves.iter().all(|m| m.to == NodeId(4))),
+        "on by default: {cmds:?}"
+    );
+}
+
+#[test]
+fn a_transfer_without_progress_is_failed_and_a_dead_source_does_not_stop_one() {
+    let mut map = cluster(4);
+    let s = shard(&map);
+    let from = s.nodes().nth(1).unwrap();
+    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let plan_cmd = ClusterCommand::RebalanceShards {
+        plan: protocol::cluster::RebalancePlan {
+            moves: vec![protocol::cluster::ShardMove {
+                collection: "c".into(),
+                shard: ShardId(0),
+                from,
+                to,
+                kind: protocol::cluster::TransferKind::Move,
+            }],
+            created_at_ms: 1_000,
+        },
+    };
+    apply(&mut map, &plan_cmd).unwrap();
+    let mut live = Liveness::default();
+    for n in (1..=4).map(NodeId) {
+        heartbeat(&mut live, n, 1_900, 1, 5);
+    }
+    // The source dies: the primary still streams, the transfer goes on.
+    let dead = ClusterCommand::SetNodeState {
+        node: from,
+        state: NodeState::Dead,
+        at_ms: 1_950,
+    };
+    apply(&mut map, &dead).unwrap();
+    let cmds = run(&mut map, &live, 2_000);
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, ClusterCommand::AbortMigration { .. })),
         "{cmds:?}"
     );
+    assert!(shard(&map).migration.is_some());
+    // Silent past the stall limit (60 s by default): failed, with a reason.
+    let mut live = Liveness::default();
+    for n in (1..=4).map(NodeId) {
+        heartbeat(&mut live, n, 62_000, 1, 5);
+    }
+    let cmds = run(&mut map, &live, 62_500);
+    assert!(
+        cmds.iter().any(|c| matches!(c, ClusterCommand::AbortMigration { reason, .. } if reason.contains("no progress"))),
+        "{cmds:?}"
+    );
+    assert_eq!(map.transfers.failed, 1);
+}
+
+#[test]
+fn a_transfer_target_is_not_activated_by_catching_up() {
+    let mut map = cluster(4);
+    let s = shard(&map);
+    let from = s.nodes().nth(1).unwrap();
+    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let plan_cmd = ClusterCommand::RebalanceShards {
+        plan: protocol::cluster::RebalancePlan {
+            moves: vec![protocol::cluster::ShardMove {
+                collection: "c".into(),
+                shard: ShardId(0),
+                from,
+                to,
+                kind: protocol::cluster::TransferKind::Move,
+            }],
+            created_at_ms: 1_000,
+        },
+    };
+    apply(&mut map, &plan_cmd).unwrap();
+    let mut live = Liveness::default();
+    for n in (1..=4).map(NodeId) {
+        heartbeat(&mut live, n, 1_900, 1, 5);
+    }
+    run(&mut map, &live, 2_000);
+    assert_eq!(
+        shard(&map).replica(to).unwrap().state,
+        ReplicaState::Initializing,
+        "only the verified switch makes a transfer target Active"
+    );
+}
+
+#[test]
+fn a_lowered_replication_factor_drops_the_surplus_once_the_rest_is_level() {
+    let mut map = cluster(3);
+    let lower = ClusterCommand::SetReplicationFactor {
+        collection: "c".into(),
+        replication_factor: 2,
+    };
+    apply(&mut map, &lower).unwrap();
+    let primary = shard(&map).primary.unwrap();
+    let mut live = Liveness::default();
+    let others: Vec<NodeId> = shard(&map).nodes().filter(|n| *n != primary).collect();
+    heartbeat(&mut live, primary, 900, 1, 9);
+    heartbeat(&mut live, others[0], 900, 1, 9);
+    heartbeat(&mut live, others[1], 900, 1, 7);
+    let cmds = run(&mut map, &live, 1_000);
+    // The lagging replica is the one dropped: the kept ones are level.
+    assert!(
+        matches!(&cmds[..], [ClusterCommand::SetReplicas { replicas, .. }] if replicas.len() == 2 && replicas.contains(&primary) && !replicas.contains(&others[1])),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn a_surplus_replica_waits_while_the_kept_ones_lag() {
+    let mut map = cluster(3);
+    let lower = ClusterCommand::SetReplicationFactor {
+        collection: "c".into(),
+        replication_factor: 2,
+    };
+    apply(&mut map, &lower).unwrap();
+    let primary = shard(&map).primary.unwrap();
+    let others: Vec<NodeId> = shard(&map).nodes().filter(|n| *n != primary).collect();
+    let mut live = Liveness::default();
+    heartbeat(&mut live, primary, 900, 1, 9);
+    // Both lag: whichever is kept might miss an acknowledged write.
+    heartbeat(&mut live, others[0], 900, 1, 8);
+    heartbeat(&mut live, others[1], 900, 1, 7);
+    assert!(run(&mut map, &live, 1_000).is_empty());
+    assert_eq!(shard(&map).replicas.len(), 3);
 }
 
 #[test]
@@ -470,7 +591,7 @@ fn migration_to_a_dead_node_is_aborted() {
         cmds.contains(&ClusterCommand::AbortMigration {
             collection: "c".into(),
             shard: ShardId(0),
-            reason: format!("node {to} is dead"),
+            reason: format!("target node {to} is dead"),
             at_ms: 2_000,
         }),
         "{cmds:?}"

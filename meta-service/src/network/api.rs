@@ -7,6 +7,7 @@
 //! | `POST /v1/commands`           | a [`ClusterCommand`]; answers `{"epoch": n}` or a typed refusal |
 //! | `POST /v1/nodes/register`     | a [`NodeInfo`] (`AddNode`)                         |
 //! | `POST /v1/nodes/heartbeat`    | a [`Heartbeat`]; answers [`HeartbeatAck`]          |
+//! | `POST /v1/rebalance`          | plans shard transfers now (even with automatic rebalancing off) and starts them; answers [`RebalanceAck`] |
 //! | `GET  /health`, `GET /metrics`| liveness and role; Prometheus text                 |
 //!
 //! Writes and heartbeats sent to a follower are forwarded to the leader.
@@ -18,7 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
-use meta_client::{EpochAck, MetaHealth, MetaReadConsistency};
+use meta_client::{EpochAck, MetaHealth, MetaReadConsistency, RebalanceAck};
 use openraft::ServerState;
 use protocol::cluster::{
     ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
@@ -130,6 +131,38 @@ pub async fn register(
     Ok(Json(EpochAck { epoch }))
 }
 
+/// The leader plans with what it heard from the storage nodes (their
+/// load), so a follower forwards. The plan is guarded by the epoch it was
+/// made on.
+pub async fn rebalance(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<RebalanceAck>, ApiError> {
+    if !app.is_leader() {
+        return match (forwarded(&headers), app.leader()) {
+            (false, Some((id, addr))) => Ok(Json(
+                app.forward_post(id, &addr, "/v1/rebalance", &()).await?,
+            )),
+            _ => Err(ApiError::NoLeader),
+        };
+    }
+    let map = app.current_map();
+    let live = app.liveness.lock().clone();
+    let Some(plan) = crate::controller::rebalance::plan(&map, &live, now_ms(), true) else {
+        return Ok(Json(RebalanceAck {
+            epoch: map.epoch,
+            plan: Default::default(),
+        }));
+    };
+    tracing::info!(?plan, "rebalance requested");
+    let cmd = ClusterCommand::IfEpoch {
+        epoch: map.epoch,
+        command: Box::new(ClusterCommand::RebalanceShards { plan: plan.clone() }),
+    };
+    let epoch = app.write(cmd, forwarded(&headers)).await?;
+    Ok(Json(RebalanceAck { epoch, plan }))
+}
+
 /// Heartbeats are leader-only soft state (see `controller`), so a follower
 /// forwards them. The lease is half the controller's dead-node grace period:
 /// the other half absorbs clock-rate drift and the heartbeat's own latency.
@@ -203,7 +236,18 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         .set(m.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!("meta_raft_last_applied_index", "member" => id.clone())
         .set(m.last_applied.map_or(0, |l| l.index) as f64);
-    metrics::gauge!("meta_storage_nodes", "member" => id).set(app.current_map().nodes.len() as f64);
+    let map = app.current_map();
+    metrics::gauge!("meta_storage_nodes", "member" => id.clone()).set(map.nodes.len() as f64);
+    let running = map
+        .collections
+        .values()
+        .flat_map(|c| c.shards.values())
+        .filter(|s| s.migration.is_some())
+        .count();
+    metrics::gauge!("meta_transfers_running", "member" => id.clone()).set(running as f64);
+    metrics::gauge!("meta_transfers_completed", "member" => id.clone())
+        .set(map.transfers.completed as f64);
+    metrics::gauge!("meta_transfers_failed", "member" => id).set(map.transfers.failed as f64);
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -9,6 +9,8 @@
 //! - `quorum`: a member alone cannot commit; the write fails in bounded time.
 //! - `standalone`: one `--bootstrap` member, no other process; the
 //!   controller fails a shard over when its primary stops heartbeating.
+//! - `transfers`: the rebalance route, transfer switch refusals and the
+//!   map's transfer counters.
 
 mod failover;
 mod in_process;
@@ -16,6 +18,7 @@ mod membership;
 mod quorum;
 mod restart;
 mod standalone;
+mod transfers;
 mod util;
 
 use meta_client::MetaClient;
