@@ -4,7 +4,8 @@
 //! refused or failed operation exits non-zero with the reason.
 //!
 //! Transfers are throttled to ~1 KB/s so that one started here is still
-//! running while the test looks at it.
+//! running while the test looks at it, and the controller is given no
+//! transfer slot, so only the test's commands change the map.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -69,6 +70,9 @@ async fn cluster_subcommands_against_a_gateway() {
     let set = ok(&url, &["set", "auto_enabled", "false"]).await;
     assert!(set.contains("rebalancing.auto_enabled = false"), "{set}");
     ok(&url, &["set", "rebalancing.throttle_mb_per_sec", "0.001"]).await;
+    // No slot for the controller's own transfers (drain, fill), so that
+    // only this test's commands change the map.
+    ok(&url, &["set", "max_concurrent_migrations", "0"]).await;
     let err = fails(&url, &["set", "colour", "blue"]).await;
     assert!(
         err.contains("HTTP 400") && err.contains("unknown setting"),

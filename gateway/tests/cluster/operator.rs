@@ -25,12 +25,15 @@ async fn map(c: &TestCluster) -> ClusterMap {
         .map
 }
 
-/// Rebalancing off (nothing moves unless asked) and transfers slowed down.
+/// The controller plans nothing (rebalancing off, no transfer slot: it
+/// would otherwise drain and fill under-replicated shards by itself) and
+/// transfers are slowed down; an operator's own moves are not capped.
 async fn quiet(c: &TestCluster) {
     let (s, v) = c
         .put(
             "/api/cluster/settings",
-            json!({"rebalancing.auto_enabled": false, "rebalancing.throttle_mb_per_sec": 0.001}),
+            json!({"rebalancing.auto_enabled": false, "rebalancing.throttle_mb_per_sec": 0.001,
+                   "rebalancing.max_concurrent_migrations": 0}),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -536,5 +539,42 @@ async fn settings_refusals_and_the_write_key() {
     let m = map(&c).await;
     assert_eq!(m.config["rebalancing.trigger_threshold"], "0.35");
     assert_eq!(m.config["rebalancing.max_concurrent_migrations"], "4");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebalance_route_starts_the_planned_moves() {
+    let _serial = SERIAL.lock().await;
+    let c = TestCluster::start(Options::default()).await;
+    quiet(&c).await;
+    seed(&c, "b", 30).await;
+    // An empty 4th node: the only imbalance. (Registered only; it holds
+    // nothing, so nothing has to reach it for the plan.)
+    c.meta
+        .register_node(&NodeInfo::new(NodeId(4), "node-4"))
+        .await
+        .expect("register 4");
+    let v = c.ok(Method::POST, "/api/cluster/rebalance", None).await;
+    assert_eq!(v["moves"], json!([]), "no transfer slot, no move: {v}");
+    let (s, v) = c
+        .put(
+            "/api/cluster/settings",
+            json!({"rebalancing.max_concurrent_migrations": 1}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let v = c.ok(Method::POST, "/api/cluster/rebalance", None).await;
+    let moves = v["moves"].as_array().cloned().unwrap_or_default();
+    assert_eq!(moves.len(), 1, "one slot, one move: {v}");
+    assert_eq!(moves[0]["to"], 4, "{v}");
+    let m = map(&c).await;
+    assert!(m.epoch.0 >= v["epoch"].as_u64().unwrap_or(u64::MAX), "{v}");
+    let shard = m
+        .shard(
+            "b",
+            ShardId(moves[0]["shard"].as_u64().unwrap_or(99) as u32),
+        )
+        .expect("the moved shard");
+    assert_eq!(shard.migration.as_ref().map(|m| m.to), Some(NodeId(4)));
     c.shutdown().await;
 }
