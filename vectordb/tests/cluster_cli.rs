@@ -231,7 +231,7 @@ async fn cluster_subcommands_against_a_gateway() {
     );
     let settings = ok(&url, &["settings"]).await;
     assert!(
-        settings.contains("rebalancing.max_concurrent_migrations = 2"),
+        settings.contains("rebalancing.max_concurrent_migrations = 0"),
         "{settings}"
     );
     c.shutdown().await;
