@@ -77,6 +77,8 @@ pub struct MapCache {
     meta_ok: RwLock<Option<Instant>>,
     /// Serialises refreshes so that a burst of stale answers costs one fetch.
     refreshing: tokio::sync::Mutex<()>,
+    /// The epoch of the cached map, for callers that wait for a change.
+    epoch: watch::Sender<Epoch>,
 }
 
 impl MapCache {
@@ -86,6 +88,7 @@ impl MapCache {
             current: RwLock::new(Arc::new(ClusterMap::default())),
             meta_ok: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            epoch: watch::channel(Epoch(0)).0,
         })
     }
 
@@ -96,6 +99,11 @@ impl MapCache {
     /// The map as cached now.
     pub fn get(&self) -> Arc<ClusterMap> {
         self.current.read().clone()
+    }
+
+    /// Wakes on every newer map installed (see [`MapCache::offer`]).
+    pub fn subscribe(&self) -> watch::Receiver<Epoch> {
+        self.epoch.subscribe()
     }
 
     /// When the meta-service last answered, if ever.
@@ -109,6 +117,7 @@ impl MapCache {
         if map.epoch > cur.epoch || (cur.epoch == Epoch(0) && cur.collections.is_empty()) {
             *cur = Arc::new(map);
             metrics::gauge!("gateway_map_epoch").set(cur.epoch.0 as f64);
+            self.epoch.send_replace(cur.epoch);
         }
         cur.clone()
     }

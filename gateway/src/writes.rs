@@ -8,7 +8,12 @@
 //! delete, payload set / overwrite / delete / clear), so retrying the whole
 //! request is safe and is what a client should do.
 //!
-//! Per shard: a `NotPrimary` / `StaleEpoch` answer refreshes the map and
+//! Per shard: a write in flight to a primary that a newer map no longer
+//! names (failed over, or moved by a transfer) is abandoned and sent to
+//! the new primary at once, instead of waiting for the old one's answer or
+//! the call timeout (safe: writes are idempotent, and the old primary can
+//! no longer acknowledge under the new map's term). A `NotPrimary` /
+//! `StaleEpoch` answer refreshes the map and
 //! retries; other transient refusals (shard not opened yet, lease expired)
 //! and transient call errors (node unreachable, connection lost) back off,
 //! refresh and retry, bounded by `write_attempts`. Not retried:
@@ -99,12 +104,21 @@ impl Gateway {
             };
             let _in_flight = self.health.begin(node.id);
             let timeout = self.options.shard_timeout;
-            let res = match tokio::time::timeout(timeout, self.client.call(&node, req)).await {
-                Ok(r) => r,
-                Err(_) => Err(CallError::TimedOut {
-                    node: node.id,
-                    after: timeout,
-                }),
+            let mut maps = self.maps.subscribe();
+            let call = tokio::time::timeout(timeout, self.client.call(&node, req));
+            let res = tokio::select! {
+                r = call => match r {
+                    Ok(r) => r,
+                    Err(_) => Err(CallError::TimedOut {
+                        node: node.id,
+                        after: timeout,
+                    }),
+                },
+                () = self.primary_replaced(&mut maps, collection, shard, node.id, info.term) => {
+                    metrics::counter!("gateway_write_redirects_total").increment(1);
+                    last = format!("primary {} was replaced while the write was in flight", node.id);
+                    continue;
+                }
             };
             match res {
                 Ok(StorageResponse::Written { seq, .. }) => {
@@ -164,6 +178,30 @@ impl Gateway {
             }
         }
         Err(Failure::Unavailable(last))
+    }
+
+    /// Returns once the cached map names another primary for the shard, or
+    /// a newer term (never, while it names `primary` under `term`).
+    async fn primary_replaced(
+        &self,
+        maps: &mut tokio::sync::watch::Receiver<Epoch>,
+        collection: &str,
+        shard: ShardId,
+        primary: protocol::NodeId,
+        term: protocol::Term,
+    ) {
+        loop {
+            if maps.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            let map = self.maps.get();
+            let still = map
+                .shard(collection, shard)
+                .is_some_and(|s| s.primary == Some(primary) && s.term == term);
+            if !still {
+                return;
+            }
+        }
     }
 
     async fn pause_and_refresh(&self, backoff: &mut std::time::Duration, at_least: Epoch) {
@@ -328,6 +366,71 @@ mod tests {
         assert_eq!(ack.seq, SeqNo(7));
         assert_eq!(*calls.lock(), vec![NodeId(1), NodeId(2)]);
         assert_eq!(gw.map().epoch, Epoch(2));
+    }
+
+    /// Never answers calls to `hangs_on` (a hung or killed primary);
+    /// others write.
+    struct HangingOn {
+        hangs_on: NodeId,
+        calls: Arc<Mutex<Vec<NodeId>>>,
+    }
+
+    impl crate::client::ShardClient for HangingOn {
+        fn call(&self, node: &NodeInfo, _: StorageRequest) -> crate::client::CallFuture {
+            self.calls.lock().push(node.id);
+            let hangs = node.id == self.hangs_on;
+            Box::pin(async move {
+                if hangs {
+                    std::future::pending::<()>().await;
+                }
+                Ok(StorageResponse::Written {
+                    seq: SeqNo(9),
+                    acks: 1,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_in_flight_moves_to_the_new_primary_at_once() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let client = HangingOn {
+            hangs_on: NodeId(1),
+            calls: calls.clone(),
+        };
+        let gw = Gateway::new(
+            Arc::new(FixedMeta(Mutex::new(map(1, 1)))),
+            Arc::new(client),
+            RoutingOptions {
+                write_backoff: Duration::from_millis(1),
+                ..RoutingOptions::default()
+            },
+        );
+        gw.maps.offer(map(1, 1));
+        let started = std::time::Instant::now();
+        let writer = {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                gw.write(
+                    "c",
+                    BTreeMap::from([(ShardId(0), delete(&[1]))]),
+                    WriteConsistency::Majority,
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*calls.lock(), vec![NodeId(1)], "in flight to node 1");
+        // The map moves on: node 2 leads shard 0 under a newer term.
+        gw.maps.offer(map(2, 2));
+        let ack = tokio::time::timeout(Duration::from_secs(2), writer)
+            .await
+            .expect("the write waited for the old primary")
+            .expect("join")
+            .expect("written");
+        assert_eq!(ack.seq, SeqNo(9));
+        assert_eq!(*calls.lock(), vec![NodeId(1), NodeId(2)]);
+        assert!(started.elapsed() < RoutingOptions::default().shard_timeout);
     }
 
     #[tokio::test]

@@ -243,7 +243,10 @@ impl<'a> Planner<'a> {
                 return;
             }
             // The shard that leaves the two closest: |spread - 2w| smallest,
-            // and only if smaller than the spread (0 < w < spread).
+            // and only if it narrows their difference by at least its own
+            // weight: a move that gains less (a shard nearly as heavy as
+            // the difference, say) costs a whole copy for a small gain and
+            // invites the next one back.
             let best = self
                 .shards()
                 .into_iter()
@@ -256,11 +259,11 @@ impl<'a> Planner<'a> {
                 .map(|(c, s)| {
                     let w = self.weights[&(c.to_string(), s.id)];
                     let after = spread.abs_diff(2 * w);
-                    (after, s.primary == Some(busiest), c, s)
+                    (after, w, s.primary == Some(busiest), c, s)
                 })
-                .filter(|(after, ..)| *after < spread)
-                .min_by_key(|(after, primary, c, s)| (*after, *primary, *c, s.id));
-            let Some((_, _, c, s)) = best else { return };
+                .filter(|(after, w, ..)| spread.saturating_sub(*after) >= (*w).max(1))
+                .min_by_key(|(after, _, primary, c, s)| (*after, *primary, *c, s.id));
+            let Some((_, _, _, c, s)) = best else { return };
             self.push(c, s, busiest, idlest, TransferKind::Move);
         }
     }
