@@ -137,6 +137,11 @@ async fn run(args: RunArgs) -> Result<bool> {
             compose.up().await.context("start the compose cluster")?;
         }
         cluster.refresh().await?;
+        // A kept cluster may have nodes an elastic scenario stopped.
+        let started = cluster.start_stopped().await?;
+        if !started.is_empty() {
+            tracing::info!("started {started:?}, left stopped by an earlier run");
+        }
         let settled = cluster
             .wait_settled(Duration::from_secs(180), false)
             .await

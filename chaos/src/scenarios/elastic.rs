@@ -468,6 +468,16 @@ pub async fn finish(
     let writes = history.writes();
     let gap = history::longest_ack_gap(&writes, window.0, window.1);
     report.timings.longest_ack_gap_s = Some(gap.as_secs_f64());
+    let shards = ctx
+        .cluster
+        .map()
+        .await
+        .ok()
+        .and_then(|m| m.collections.get(coll).map(|c| c.config.shard_number))
+        .unwrap_or(1);
+    if let Some(detail) = gap_detail(&writes, window, |id| super::shard_of(coll, id, shards)) {
+        report.note(detail);
+    }
     let stats = report_searches(report, history);
     report.searches = stats;
     let states = converge(ctx, report, coll, Instant::now()).await;
@@ -476,6 +486,59 @@ pub async fn finish(
         check_total(report, &verdict, &states);
     }
     Ok(())
+}
+
+/// Where the longest stretch without an acknowledgement was, the
+/// acknowledged writes that were in flight at its end (slowest first, with
+/// their shard: which shard stalled the writers), and the writes that
+/// failed within it.
+pub fn gap_detail(
+    writes: &[history::WriteRecord],
+    window: (Duration, Duration),
+    shard_of: impl Fn(u64) -> u32,
+) -> Option<String> {
+    let mut acks: Vec<Duration> = writes
+        .iter()
+        .filter(|w| w.acked() && w.finished >= window.0 && w.finished <= window.1)
+        .map(|w| w.finished)
+        .collect();
+    acks.push(window.0);
+    acks.sort();
+    let (start, end) = acks
+        .windows(2)
+        .map(|p| (p[0], p[1]))
+        .max_by_key(|(a, b)| *b - *a)?;
+    let mut enders: Vec<&history::WriteRecord> = writes
+        .iter()
+        .filter(|w| w.acked() && w.finished >= end && w.started < end)
+        .collect();
+    enders.sort_by_key(|w| std::cmp::Reverse(w.finished - w.started));
+    let who: Vec<String> = enders
+        .iter()
+        .take(3)
+        .map(|w| {
+            format!(
+                "ids {:?} (shard {}) took {:.2} s",
+                w.ids,
+                w.ids.first().map_or(0, |id| shard_of(*id)),
+                (w.finished - w.started).as_secs_f64()
+            )
+        })
+        .collect();
+    let failed: Vec<u32> = writes
+        .iter()
+        .filter(|w| !w.acked() && w.finished > start && w.started < end)
+        .filter_map(|w| w.ids.first().map(|id| shard_of(*id)))
+        .collect();
+    Some(format!(
+        "longest write gap {:.2} s from {:.2} s to {:.2} s; acknowledged writes in flight at its end: {}; writes that failed in it: {} (shards {:?})",
+        (end - start).as_secs_f64(),
+        start.as_secs_f64(),
+        end.as_secs_f64(),
+        if who.is_empty() { "none".to_string() } else { who.join("; ") },
+        failed.len(),
+        failed
+    ))
 }
 
 /// Notes the per-node counts and whether they are within 20 % of the mean.
@@ -498,6 +561,43 @@ pub async fn report_balance(ctx: &Ctx, report: &mut ScenarioReport, coll: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{Outcome, WriteRecord};
+
+    fn w(id: u64, started_ms: u64, finished_ms: u64, acked: bool) -> WriteRecord {
+        WriteRecord {
+            ids: vec![id],
+            via: "lb".into(),
+            outcome: if acked {
+                Outcome::Acknowledged
+            } else {
+                Outcome::Unknown
+            },
+            attempts: 1,
+            error: None,
+            started: Duration::from_millis(started_ms),
+            finished: Duration::from_millis(finished_ms),
+        }
+    }
+
+    #[test]
+    fn the_gap_names_the_writes_that_ended_it() {
+        let writes = vec![
+            w(1, 0, 100, true),
+            w(2, 150, 4_000, true),
+            w(3, 200, 3_000, false),
+            w(4, 4_000, 4_100, true),
+        ];
+        let d = gap_detail(&writes, (Duration::ZERO, Duration::from_secs(5)), |id| {
+            (id % 2) as u32
+        })
+        .unwrap();
+        assert!(
+            d.starts_with("longest write gap 3.90 s from 0.10 s to 4.00 s"),
+            "{d}"
+        );
+        assert!(d.contains("ids [2] (shard 0) took 3.85 s"), "{d}");
+        assert!(d.contains("failed in it: 1 (shards [1])"), "{d}");
+    }
 
     #[test]
     fn balance_within_a_fifth_of_the_mean() {
