@@ -151,7 +151,9 @@ async fn cluster_subcommands_against_a_gateway() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stdout.contains(&format!("transfer cli/0 {from}→{to} move: phase snapshot")),
+        stdout.contains(&format!(
+            "transfer cli/0 {from}→{to} move snapshot: 0/0 points"
+        )),
         "{}",
         out(&o)
     );

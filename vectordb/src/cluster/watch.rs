@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use gateway::transfers::{failure_reason, kind_name, phase_name, TransferView, TransfersReport};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use protocol::cluster::{MigrationPhase, TransferRecord};
 
 use super::http::Api;
@@ -33,6 +33,23 @@ fn record_id(r: &TransferRecord) -> (Key, u64) {
 
 pub fn label(collection: &str, shard: u32, from: u64, to: u64) -> String {
     format!("{collection}/{shard} {from}→{to}")
+}
+
+/// Phase, points and bytes copied, rate and ETA, as the executor reported
+/// them (indicatif's own rate would only see the jumps between polls).
+pub fn progress_message(v: &TransferView) -> String {
+    format!(
+        "{} {}: {}/{} points, {}/{}, {}/s ({:.0} points/s), ETA {}",
+        kind_name(v.kind),
+        phase_name(v.phase),
+        v.points_copied,
+        v.points_total,
+        HumanBytes(v.bytes_copied),
+        HumanBytes(v.bytes_total),
+        HumanBytes(v.bytes_per_sec as u64),
+        v.points_per_sec,
+        v.eta_secs.map_or("?".to_string(), |s| format!("{s:.0} s"))
+    )
 }
 
 /// How often the routes are polled.
@@ -80,33 +97,26 @@ impl Watcher {
 
     fn new_bar(&self, v: &TransferView) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(0));
-        let style = ProgressStyle::with_template(
-            "{prefix:.bold} [{bar:30.cyan/blue}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {percent:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(label(&v.collection, v.shard.0, v.from.0, v.to.0));
         bar
     }
 
     fn update_bar(bar: &ProgressBar, v: &TransferView) {
-        // Bytes when the executor reports them, else points.
+        // Bytes when the executor reports them, else points; nothing known
+        // yet is 0 %, not 100 % of nothing.
         let (done, total) = if v.bytes_total > 0 {
             (v.bytes_copied, v.bytes_total)
         } else {
             (v.points_copied, v.points_total)
         };
-        bar.set_length(total.max(done));
+        bar.set_length(total.max(done).max(1));
         bar.set_position(done);
-        bar.set_message(format!(
-            "{} {} {}/{} points ({:.0} points/s)",
-            kind_name(v.kind),
-            phase_name(v.phase),
-            v.points_copied,
-            v.points_total,
-            v.points_per_sec
-        ));
+        bar.set_message(progress_message(v));
     }
 
     /// Polls once: updates the bars, reports phase changes and endings.
@@ -124,16 +134,9 @@ impl Watcher {
             };
             if changed && hidden {
                 self.line(format!(
-                    "transfer {} {}: phase {}, {}/{} points, {}/{} bytes, {:.0} points/s, eta {}",
+                    "transfer {} {}",
                     label(&v.collection, v.shard.0, v.from.0, v.to.0),
-                    kind_name(v.kind),
-                    phase_name(v.phase),
-                    v.points_copied,
-                    v.points_total,
-                    v.bytes_copied,
-                    v.bytes_total,
-                    v.points_per_sec,
-                    v.eta_secs.map_or("?".to_string(), |s| format!("{s:.0} s"))
+                    progress_message(v)
                 ));
             }
             let bar = match self.bars.remove(&key) {
@@ -183,5 +186,34 @@ impl Watcher {
             bar.finish_and_clear();
         }
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::cluster::{Migration, TransferKind};
+    use protocol::{NodeId, ShardId};
+
+    #[test]
+    fn the_message_has_phase_points_bytes_rate_and_eta() {
+        let m = Migration {
+            from: NodeId(1),
+            to: NodeId(4),
+            kind: TransferKind::Replicate,
+            phase: MigrationPhase::Delta,
+            points_copied: 2000,
+            points_total: 4000,
+            bytes_copied: 2 << 20,
+            bytes_total: 4 << 20,
+            started_at_ms: 1_000,
+            updated_at_ms: 3_000,
+        };
+        let v = TransferView::new("c", ShardId(3), &m);
+        assert_eq!(
+            progress_message(&v),
+            "replicate delta: 2000/4000 points, 2.00 MiB/4.00 MiB, 1.00 MiB/s (1000 points/s), ETA 2 s"
+        );
+        assert_eq!(label("c", 3, 1, 4), "c/3 1→4");
     }
 }
