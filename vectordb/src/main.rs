@@ -67,7 +67,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Standalone(args) => standalone(args, lifecycle::shutdown_signal()).await,
-        Command::Cluster(args) => cluster::run(args).await,
+        // One line with the cause chain, exit status 1 (no backtrace even
+        // with RUST_BACKTRACE set: the reason is the message).
+        Command::Cluster(args) => {
+            if let Err(e) = cluster::run(args).await {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

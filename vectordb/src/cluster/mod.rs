@@ -251,15 +251,17 @@ async fn nodes(api: &Api) -> Result<()> {
         "{:>4}  {:<9} {:>8} {:>9} {:>4} {:>4}  addr",
         "id", "state", "replicas", "primaries", "in", "out"
     );
+    // JSON values ignore width: numbers are read out first.
+    let num = |n: &Value, k: &str| n[k].as_u64().unwrap_or_default();
     for n in v["nodes"].as_array().into_iter().flatten() {
         println!(
             "{:>4}  {:<9} {:>8} {:>9} {:>4} {:>4}  {}",
-            n["id"],
+            num(n, "id"),
             n["state"].as_str().unwrap_or("?"),
-            n["replicas"],
-            n["primaries"],
-            n["transfers_in"],
-            n["transfers_out"],
+            num(n, "replicas"),
+            num(n, "primaries"),
+            num(n, "transfers_in"),
+            num(n, "transfers_out"),
             n["addr"].as_str().unwrap_or("")
         );
     }
