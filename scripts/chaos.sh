@@ -2,8 +2,10 @@
 # The chaos suite against the docker-compose cluster (5 storage nodes,
 # 3 meta-service members, 2 gateways behind HAProxy):
 #
-#   scripts/chaos.sh                         # every scenario
+#   scripts/chaos.sh                         # every scenario of the suite
 #   scripts/chaos.sh --scenario partition    # extra arguments go to `chaos run`
+#   scripts/chaos.sh --scenario elastic      # the 7 elastic-cluster scenarios (join, drain,
+#                                            # kills mid-transfer, move RF 1, change RF)
 #
 # Builds the images (scripts/docker-images.sh) and the `chaos` runner, runs
 # `chaos run --scenario all`, and always removes the cluster (containers,

@@ -145,6 +145,22 @@ impl Gateway {
         serde_json::from_slice(&body).map_err(|e| CallError::Decode(e.to_string()))
     }
 
+    /// Any route with an optional JSON body (the operator routes): the
+    /// answer's `result`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let v = self.send(req).await?;
+        Ok(v.get("result").cloned().unwrap_or(v))
+    }
+
     /// `GET /readyz` answers 200 (the gateway holds a cluster map).
     pub async fn ready(&self) -> bool {
         matches!(

@@ -29,8 +29,11 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// `all`, or a comma-separated list of kill-storage, partition,
-    /// kill-meta-leader, kill-gateway, rolling-restart.
+    /// `all` (kill-storage, partition, kill-meta-leader, kill-gateway,
+    /// rolling-restart), `elastic` (join-node, drain-node,
+    /// kill-transfer-source, kill-transfer-target,
+    /// kill-meta-leader-mid-transfer, move-rf1, change-rf), or a
+    /// comma-separated list of names.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// docker-compose project name.
@@ -60,6 +63,9 @@ struct RunArgs {
     /// Where service logs go when a scenario fails.
     #[arg(long, default_value = "chaos-logs")]
     logs_dir: PathBuf,
+    /// Points loaded before an elastic scenario changes the cluster.
+    #[arg(long, default_value_t = 20_000)]
+    elastic_points: u64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +127,9 @@ async fn run(args: RunArgs) -> Result<bool> {
     suite
         .settings
         .insert("lease_bound_ms".into(), args.lease_bound_ms.to_string());
+    suite
+        .settings
+        .insert("elastic_points".into(), args.elastic_points.to_string());
 
     let outcome = async {
         if !args.no_up {
@@ -128,6 +137,11 @@ async fn run(args: RunArgs) -> Result<bool> {
             compose.up().await.context("start the compose cluster")?;
         }
         cluster.refresh().await?;
+        // A kept cluster may have nodes an elastic scenario stopped.
+        let started = cluster.start_stopped().await?;
+        if !started.is_empty() {
+            tracing::info!("started {started:?}, left stopped by an earlier run");
+        }
         let settled = cluster
             .wait_settled(Duration::from_secs(180), false)
             .await
@@ -146,6 +160,7 @@ async fn run(args: RunArgs) -> Result<bool> {
                 settle_timeout: Duration::from_secs(120),
                 converge_timeout: Duration::from_secs(60),
                 logs_dir: args.logs_dir.clone(),
+                elastic_points: args.elastic_points,
             },
         };
         for s in &scenarios {

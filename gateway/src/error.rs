@@ -19,6 +19,9 @@ pub enum GatewayError {
     PointNotFound { id: String },
     #[error("Not found: no such route")]
     NotFoundRoute,
+    /// A shard, node or transfer named in the request does not exist.
+    #[error("Not found: {message}")]
+    NotFound { message: String },
     #[error("Method not allowed on this route")]
     MethodNotAllowed,
     #[error("Conflict: {message}")]
@@ -78,7 +81,8 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             GatewayError::CollectionNotFound { .. }
             | GatewayError::PointNotFound { .. }
-            | GatewayError::NotFoundRoute => StatusCode::NOT_FOUND,
+            | GatewayError::NotFoundRoute
+            | GatewayError::NotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::Conflict { .. } => StatusCode::CONFLICT,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Unauthenticated | GatewayError::InvalidApiKey => StatusCode::UNAUTHORIZED,
@@ -125,6 +129,23 @@ impl From<meta_client::MetaClientError> for GatewayError {
                 format!("replication needs {needed} storage node(s), {available} available"),
             ),
             Some(CommandError::Invalid { reason }) => GatewayError::bad_request(reason.clone()),
+            // Operator commands naming something that is not there.
+            Some(
+                missing @ (CommandError::ShardNotFound { .. }
+                | CommandError::NodeNotFound { .. }
+                | CommandError::NoMigration { .. }),
+            ) => GatewayError::NotFound {
+                message: missing.to_string(),
+            },
+            // Valid, but not now: the cluster's state has to change first
+            // (a transfer to end, a node to be emptied).
+            Some(
+                busy @ (CommandError::MigrationInProgress { .. }
+                | CommandError::NodeHoldsReplicas { .. }
+                | CommandError::EpochMismatch { .. }),
+            ) => GatewayError::Conflict {
+                message: busy.to_string(),
+            },
             Some(other) => GatewayError::bad_request(other.to_string()),
             // 503 tells the HTTP client to try again: only when the
             // meta-service may answer differently later.
@@ -196,5 +217,56 @@ mod tests {
         let missing =
             MetaClientError::Refused(CommandError::CollectionNotFound { name: "c".into() });
         assert_eq!(GatewayError::from(missing).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn operator_refusals_map_to_distinct_4xx() {
+        let status = |e: CommandError| GatewayError::from(MetaClientError::Refused(e)).status();
+        let c = || "c".to_string();
+        let s = protocol::ShardId(1);
+        let n = protocol::NodeId(4);
+        assert_eq!(
+            status(CommandError::ShardNotFound {
+                collection: c(),
+                shard: s
+            }),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(CommandError::NodeNotFound { node: n }),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(CommandError::NoMigration {
+                collection: c(),
+                shard: s
+            }),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(CommandError::MigrationInProgress {
+                collection: c(),
+                shard: s
+            }),
+            StatusCode::CONFLICT
+        );
+        let holds = GatewayError::from(MetaClientError::Refused(CommandError::NodeHoldsReplicas {
+            node: n,
+            replicas: 3,
+        }));
+        assert_eq!(holds.status(), StatusCode::CONFLICT);
+        assert!(holds.to_string().contains("3 replica"), "{holds}");
+        assert_eq!(
+            status(CommandError::NotAReplica {
+                collection: c(),
+                shard: s,
+                node: n
+            }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(CommandError::NodeNotAlive { node: n }),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -25,6 +25,10 @@
 //! - [`reads`]: search / scroll / count / retrieve over a collection.
 //! - [`writes`]: per-shard writes to primaries.
 //! - [`admin`]: collection create / delete.
+//! - [`operator`]: operator commands (moves, drains, settings) sent to the
+//!   meta-service, epoch-guarded where the gateway decided on a map.
+//! - [`transfers`]: running and finished shard transfers with progress,
+//!   one shape for every route and the CLI.
 //! - [`api`]: the HTTP routes and layers.
 //! - [`config`]: YAML + env + flags.
 //! - [`server`]: serve the router until shutdown.
@@ -40,6 +44,7 @@ pub mod gateway;
 pub mod health;
 pub mod map;
 pub mod merge;
+pub mod operator;
 pub mod quic;
 pub mod reads;
 pub mod routing;
@@ -48,6 +53,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(test)]
 mod testkit;
+pub mod transfers;
 pub mod writes;
 
 pub use client::{CallError, CallFuture, ShardClient};

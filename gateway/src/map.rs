@@ -11,9 +11,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meta_client::{MetaClient, MetaClientError, MetaReadConsistency};
+use meta_client::{MetaClient, MetaClientError, MetaReadConsistency, RebalanceAck};
 use parking_lot::RwLock;
-use protocol::cluster::ClusterMap;
+use protocol::cluster::{ClusterCommand, ClusterMap};
 use protocol::{CollectionConfig, Epoch};
 use tokio::sync::watch;
 
@@ -30,6 +30,11 @@ pub trait MetaApi: Send + Sync + 'static {
     fn watch(&self, after: Epoch, wait: Duration) -> MetaFuture<'_, Option<ClusterMap>>;
     fn create_collection(&self, name: String, config: CollectionConfig) -> MetaFuture<'_, Epoch>;
     fn delete_collection(&self, name: String) -> MetaFuture<'_, Epoch>;
+    /// Submits an operator's command (move, drain, settings ...): the epoch
+    /// it produced, or the state machine's typed refusal.
+    fn submit(&self, cmd: ClusterCommand) -> MetaFuture<'_, Epoch>;
+    /// Plans and starts a rebalance now.
+    fn rebalance(&self) -> MetaFuture<'_, RebalanceAck>;
 }
 
 impl MetaApi for MetaClient {
@@ -53,6 +58,14 @@ impl MetaApi for MetaClient {
 
     fn delete_collection(&self, name: String) -> MetaFuture<'_, Epoch> {
         Box::pin(async move { MetaClient::delete_collection(self, &name).await })
+    }
+
+    fn submit(&self, cmd: ClusterCommand) -> MetaFuture<'_, Epoch> {
+        Box::pin(async move { MetaClient::submit(self, &cmd).await })
+    }
+
+    fn rebalance(&self) -> MetaFuture<'_, RebalanceAck> {
+        Box::pin(async move { MetaClient::rebalance(self).await })
     }
 }
 

@@ -352,6 +352,12 @@ mod tests {
         fn delete_collection(&self, _: String) -> MetaFuture<'_, Epoch> {
             Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
+        fn submit(&self, _: protocol::cluster::ClusterCommand) -> MetaFuture<'_, Epoch> {
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
+        }
+        fn rebalance(&self) -> MetaFuture<'_, meta_client::RebalanceAck> {
+            Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
+        }
     }
 
     /// Per node: a delay, then a count answer (applied = node id), an

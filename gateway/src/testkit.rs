@@ -37,6 +37,12 @@ impl MetaApi for FixedMeta {
     fn delete_collection(&self, _: String) -> MetaFuture<'_, Epoch> {
         Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
     }
+    fn submit(&self, _: protocol::cluster::ClusterCommand) -> MetaFuture<'_, Epoch> {
+        Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
+    }
+    fn rebalance(&self) -> MetaFuture<'_, meta_client::RebalanceAck> {
+        Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
+    }
 }
 
 type Handler = dyn Fn(NodeId, &StorageRequest) -> Result<StorageResponse, CallError> + Send + Sync;

@@ -3,6 +3,11 @@
 //! over loopback exactly as separate processes would (HTTP to the
 //! meta-service, QUIC with mTLS to the storage node). Data, certificates
 //! and the Raft log live under one folder. Ctrl-C or SIGTERM stops it.
+//!
+//! `vectordb cluster ...`: the operator's CLI of a running cluster, through
+//! a gateway's HTTP routes (see [`cluster`]).
+
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +30,9 @@ struct Cli {
 enum Command {
     /// Everything in one process: 1 meta-service member, 1 storage node, the gateway.
     Standalone(StandaloneArgs),
+    /// Operate a running cluster through a gateway: status, nodes,
+    /// transfers (with progress), drain, remove, move, rebalance, settings.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -59,6 +67,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Standalone(args) => standalone(args, lifecycle::shutdown_signal()).await,
+        // One line with the cause chain, exit status 1 (no backtrace even
+        // with RUST_BACKTRACE set: the reason is the message).
+        Command::Cluster(args) => {
+            if let Err(e) = cluster::run(args).await {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

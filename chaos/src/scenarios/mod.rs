@@ -1,16 +1,22 @@
-//! The five scenarios and what they share: bringing the cluster back to
-//! whole before each one, a fresh collection per scenario, reading the
-//! history back and waiting for the replicas to agree.
+//! The five scenarios of the suite, the seven of the elastic cluster
+//! (runnable by name or as `elastic`, not part of `all` yet), and what
+//! they share: bringing the cluster back to whole before each one, a fresh
+//! collection per scenario, reading the history back and waiting for the
+//! replicas to agree.
 //!
 //! Each scenario module has one `run(ctx, report)`; it records times and
 //! broken guarantees in the report and returns an error only when it
 //! could not go on (a docker command failed, the cluster never settled).
 
+mod elastic;
+mod join_drain;
 mod kill_gateway;
 mod kill_meta;
 mod kill_storage;
 mod partition;
+mod rf_moves;
 mod rolling_restart;
+mod transfer_faults;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +39,13 @@ pub enum Scenario {
     KillMetaLeader,
     KillGateway,
     RollingRestart,
+    JoinNode,
+    DrainNode,
+    KillTransferSource,
+    KillTransferTarget,
+    KillMetaLeaderMidTransfer,
+    MoveRf1,
+    ChangeRf,
 }
 
 impl Scenario {
@@ -44,6 +57,17 @@ impl Scenario {
         Scenario::RollingRestart,
     ];
 
+    /// The elastic-cluster scenarios (`--scenario elastic`).
+    pub const ELASTIC: [Scenario; 7] = [
+        Scenario::JoinNode,
+        Scenario::DrainNode,
+        Scenario::KillTransferSource,
+        Scenario::KillTransferTarget,
+        Scenario::KillMetaLeaderMidTransfer,
+        Scenario::MoveRf1,
+        Scenario::ChangeRf,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::KillStorage => "kill-storage",
@@ -51,18 +75,30 @@ impl Scenario {
             Scenario::KillMetaLeader => "kill-meta-leader",
             Scenario::KillGateway => "kill-gateway",
             Scenario::RollingRestart => "rolling-restart",
+            Scenario::JoinNode => "join-node",
+            Scenario::DrainNode => "drain-node",
+            Scenario::KillTransferSource => "kill-transfer-source",
+            Scenario::KillTransferTarget => "kill-transfer-target",
+            Scenario::KillMetaLeaderMidTransfer => "kill-meta-leader-mid-transfer",
+            Scenario::MoveRf1 => "move-rf1",
+            Scenario::ChangeRf => "change-rf",
         }
     }
 
-    /// `all` or one scenario's name.
+    /// `all` (the suite's five), `elastic` (the seven elastic ones) or a
+    /// comma-separated list of names.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
         if s == "all" {
             return Ok(Self::ALL.to_vec());
+        }
+        if s == "elastic" {
+            return Ok(Self::ELASTIC.to_vec());
         }
         s.split(',')
             .map(|one| {
                 Self::ALL
                     .iter()
+                    .chain(Self::ELASTIC.iter())
                     .copied()
                     .find(|x| x.name() == one.trim())
                     .ok_or_else(|| anyhow!("unknown scenario {one:?}"))
@@ -84,6 +120,8 @@ pub struct Options {
     pub converge_timeout: Duration,
     /// Where service logs go when a scenario fails.
     pub logs_dir: PathBuf,
+    /// Points loaded before an elastic scenario changes the cluster.
+    pub elastic_points: u64,
 }
 
 pub struct Ctx {
@@ -110,6 +148,19 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
             Scenario::KillMetaLeader => kill_meta::run(ctx, &mut report).await,
             Scenario::KillGateway => kill_gateway::run(ctx, &mut report).await,
             Scenario::RollingRestart => rolling_restart::run(ctx, &mut report).await,
+            Scenario::JoinNode => join_drain::join_node(ctx, &mut report).await,
+            Scenario::DrainNode => join_drain::drain_node(ctx, &mut report).await,
+            Scenario::KillTransferSource => {
+                transfer_faults::run(ctx, &mut report, transfer_faults::Victim::Source).await
+            }
+            Scenario::KillTransferTarget => {
+                transfer_faults::run(ctx, &mut report, transfer_faults::Victim::Target).await
+            }
+            Scenario::KillMetaLeaderMidTransfer => {
+                transfer_faults::run(ctx, &mut report, transfer_faults::Victim::MetaLeader).await
+            }
+            Scenario::MoveRf1 => rf_moves::move_rf1(ctx, &mut report).await,
+            Scenario::ChangeRf => rf_moves::change_rf(ctx, &mut report).await,
         },
     };
     if let Err(e) = outcome {
@@ -408,5 +459,22 @@ mod tests {
             Some(vec![Scenario::Partition, Scenario::KillGateway])
         );
         assert!(Scenario::parse_list("nope").is_err());
+        assert_eq!(
+            Scenario::parse_list("elastic").map(|v| v.len()).ok(),
+            Some(7)
+        );
+        assert_eq!(
+            Scenario::parse_list("join-node,kill-meta-leader-mid-transfer").ok(),
+            Some(vec![
+                Scenario::JoinNode,
+                Scenario::KillMetaLeaderMidTransfer
+            ])
+        );
+        let names: std::collections::BTreeSet<_> = Scenario::ALL
+            .iter()
+            .chain(Scenario::ELASTIC.iter())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(names.len(), 12, "names are distinct");
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{ok, started, AppState};
 use crate::error::Result;
+use crate::transfers::{running, TransferView, TransfersReport};
 
 pub async fn root() -> Response {
     let body = json!({"title": "vector-db gateway (Qdrant-compatible)", "version": env!("CARGO_PKG_VERSION")});
@@ -100,9 +101,11 @@ pub struct ClusterMetrics {
     pub remote_queries_per_sec: f64,
     pub avg_scatter_fanout: f32,
     pub active_migrations: usize,
-    /// Not recorded in the cluster map; counted by the meta-service.
-    pub completed_migrations: usize,
-    pub failed_migrations: usize,
+    /// Finished transfers, as counted in the cluster map.
+    pub completed_migrations: u64,
+    pub failed_migrations: u64,
+    /// The running transfers with their progress.
+    pub migrations: Vec<TransferView>,
 }
 
 pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
@@ -121,8 +124,9 @@ pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
         remote_queries_per_sec: st.gw.counters.shard_requests_per_sec(st.gw.started),
         avg_scatter_fanout: st.gw.counters.avg_fanout(),
         active_migrations: 0,
-        completed_migrations: 0,
-        failed_migrations: 0,
+        completed_migrations: map.transfers.completed,
+        failed_migrations: map.transfers.failed,
+        migrations: running(&map),
     };
     for n in map.nodes.values() {
         match n.state {
@@ -250,7 +254,7 @@ pub async fn topology(State(st): State<AppState>) -> Response {
                     json!({
                         "id": s.id.0, "primary": s.primary.map(|p| p.0), "term": s.term.0,
                         "replicas": s.replicas.iter().map(|r| json!({"node": r.node.0, "state": r.state})).collect::<Vec<_>>(),
-                        "migration": s.migration,
+                        "migration": s.migration.as_ref().map(|m| TransferView::new(&c.name, s.id, m)),
                     })
                 })
                 .collect();
@@ -259,7 +263,8 @@ pub async fn topology(State(st): State<AppState>) -> Response {
         })
         .collect();
     ok(
-        json!({"epoch": map.epoch.0, "nodes": nodes, "collections": collections, "config": map.config}),
+        json!({"epoch": map.epoch.0, "nodes": nodes, "collections": collections, "config": map.config,
+               "transfers": TransfersReport::from_map(&map)}),
         t,
     )
 }
@@ -300,9 +305,12 @@ pub async fn collection_cluster(
                 .nodes
                 .get(&r.node)
                 .is_none_or(|n| n.state == NodeState::Dead);
+            // Qdrant calls a transfer's target `Partial`.
+            let target = s.migration.as_ref().is_some_and(|m| m.to == r.node);
             let state = match (r.state, dead) {
                 (_, true) => "Dead",
                 (ReplicaState::Active, _) => "Active",
+                (ReplicaState::Initializing, _) if target => "Partial",
                 (ReplicaState::Initializing, _) => "Initializing",
             };
             remote.push(
@@ -311,12 +319,25 @@ pub async fn collection_cluster(
             );
         }
     }
+    // Qdrant's `ShardTransferInfo` (`sync`: the source keeps its replica),
+    // plus our progress fields.
     let transfers: Vec<_> = coll
         .shards
         .values()
         .filter_map(|s| {
             s.migration.as_ref().map(|m| {
-                json!({"shard_id": s.id.0, "from": m.from.0, "to": m.to.0, "sync": true, "method": "snapshot", "comment": format!("{:?}", m.phase)})
+                let v = TransferView::new(&name, s.id, m);
+                let mut j = json!({"shard_id": s.id.0, "from": m.from.0, "to": m.to.0,
+                    "sync": m.kind == protocol::cluster::TransferKind::Replicate,
+                    "method": "snapshot", "comment": v.summary()});
+                if let (Some(o), Ok(serde_json::Value::Object(extra))) =
+                    (j.as_object_mut(), serde_json::to_value(&v))
+                {
+                    for (k, x) in extra {
+                        o.entry(k).or_insert(x);
+                    }
+                }
+                j
             })
         })
         .collect();

@@ -5,14 +5,21 @@
 //! - [`models`]: Qdrant request shapes → `protocol` types, and answers.
 //! - [`collections`]: collection admin and info.
 //! - [`points`]: point writes and reads.
-//! - [`cluster`]: `/api/cluster/*`, `/cluster`, `/collections/{c}/cluster`.
+//! - [`cluster`]: `/api/cluster/{health,metrics,topology}`, `/cluster`,
+//!   `GET /collections/{c}/cluster`.
+//! - [`shards`]: Qdrant's cluster operations (`POST /collections/{c}/cluster`)
+//!   and `PATCH /collections/{c}` (replication factor).
+//! - [`nodes`]: operator routes: drain, remove, rebalance, settings,
+//!   transfers.
 //! - [`auth`]: API keys (read-write and read-only).
 
 pub mod auth;
 pub mod cluster;
 pub mod collections;
 pub mod models;
+pub mod nodes;
 pub mod points;
+pub mod shards;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Query, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{BoxError, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -111,18 +118,29 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/api/cluster/health", get(cluster::health))
         .route("/api/cluster/metrics", get(cluster::metrics))
         .route("/api/cluster/topology", get(cluster::topology))
+        .route("/api/cluster/nodes", get(nodes::list))
+        .route("/api/cluster/nodes/{id}", delete(nodes::remove))
+        .route("/api/cluster/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/cluster/rebalance", post(nodes::rebalance))
+        .route(
+            "/api/cluster/settings",
+            get(nodes::get_settings).put(nodes::put_settings),
+        )
+        .route("/api/cluster/transfers", get(nodes::transfers))
         .route("/cluster", get(cluster::qdrant_cluster))
+        .route("/cluster/peer/{id}", delete(nodes::remove_peer))
         .route("/collections", get(collections::list))
         .route(
             "/collections/{name}",
             put(collections::create)
                 .get(collections::info)
+                .patch(shards::update_collection)
                 .delete(collections::delete),
         )
         .route("/collections/{name}/exists", get(collections::exists))
         .route(
             "/collections/{name}/cluster",
-            get(cluster::collection_cluster),
+            get(cluster::collection_cluster).post(shards::update_cluster),
         )
         .route(
             "/collections/{name}/points",
@@ -145,7 +163,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/collections/{name}/index", put(points::payload_index))
         .route(
             "/collections/{name}/index/{field}",
-            axum::routing::delete(points::payload_index),
+            delete(points::payload_index),
         )
         .route("/aliases", get(collections::no_aliases))
         .route("/collections/aliases", get(collections::no_aliases))

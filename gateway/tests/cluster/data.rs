@@ -431,9 +431,12 @@ async fn collection_and_points_end_to_end() {
     assert_eq!(c.get("/collections/docs/points/9001").await.0, 404);
     assert_eq!(c.get("/no/such/route").await.0, 404);
     let (s, v) = c
-        .req(Method::PATCH, "/collections/docs", Some(json!({})), None)
+        .req(Method::POST, "/collections/docs", Some(json!({})), None)
         .await;
-    assert_eq!(s, 405);
+    assert_eq!(
+        s, 405,
+        "PATCH is routed now (replication factor); POST is not"
+    );
     assert!(v["status"]["error"].is_string(), "{v}");
 
     // Cluster routes and metrics.

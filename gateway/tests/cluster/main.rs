@@ -7,4 +7,5 @@ mod auth;
 mod data;
 mod failures;
 mod harness;
+mod operator;
 mod quic;

@@ -1,7 +1,9 @@
 """Drives a running gateway with the official qdrant-client and checks
 every answer: create (3 shards, RF 2), upsert 10,000 points with payloads,
 query_points with and without filters against an exact computation,
-scroll, count, retrieve, delete by id and by filter.
+scroll, count, retrieve, delete by id and by filter; the collection's
+cluster operations (replicate_shard, abort_transfer, drop_replica,
+update_collection's replication_factor) as the client sends them.
 
     GATEWAY_URL=http://127.0.0.1:15001 python qdrant_client_smoke.py
 """
@@ -11,6 +13,7 @@ import sys
 
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:15001")
 API_KEY = os.environ.get("GATEWAY_API_KEY") or None
@@ -101,6 +104,50 @@ def main() -> int:
 
     client.set_payload(NAME, payload={"color": "red"}, points=[10, 11], wait=True)
     assert client.retrieve(NAME, ids=[10])[0].payload["color"] == "red"
+
+    # Cluster operations (peer ids are storage node ids). A replica of
+    # shard 0 is copied to the node without one; it is listed while it
+    # runs, or already recorded; then aborted if still running.
+    cl = client.collection_cluster_info(NAME)
+    assert cl.shard_count == 3
+    holders = sorted({r.peer_id for r in cl.remote_shards if r.shard_id == 0})
+    free = sorted({r.peer_id for r in cl.remote_shards} - set(holders))
+    assert len(holders) == 2 and len(free) == 1, (holders, free)
+    assert client.cluster_collection_update(
+        NAME,
+        cluster_operation=models.ReplicateShardOperation(
+            replicate_shard=models.ReplicateShard(shard_id=0, from_peer_id=holders[0], to_peer_id=free[0])
+        ),
+    )
+    running = client.collection_cluster_info(NAME).shard_transfers
+    if running:
+        t = running[0]
+        assert (t.shard_id, t.from_, t.to, t.sync) == (0, holders[0], free[0], True), t
+        try:
+            client.cluster_collection_update(
+                NAME,
+                cluster_operation=models.AbortTransferOperation(
+                    abort_transfer=models.AbortShardTransfer(shard_id=0, from_peer_id=holders[0], to_peer_id=free[0])
+                ),
+            )
+            print("replicate_shard: listed while running, aborted")
+        except UnexpectedResponse as e:  # finished in between
+            assert e.status_code == 404, e
+            print("replicate_shard: listed while running, finished before the abort")
+    else:
+        print("replicate_shard: finished before the first look")
+    try:
+        client.cluster_collection_update(
+            NAME,
+            cluster_operation=models.ReplicateShardOperation(
+                replicate_shard=models.ReplicateShard(shard_id=9, from_peer_id=holders[0], to_peer_id=free[0])
+            ),
+        )
+        raise AssertionError("a transfer of an unknown shard was accepted")
+    except UnexpectedResponse as e:
+        assert e.status_code == 404, e
+    assert client.update_collection(NAME, collection_params=models.CollectionParamsDiff(replication_factor=2))
+    assert client.get_collection(NAME).config.params.replication_factor == 2
 
     assert client.delete_collection(NAME)
     assert not client.collection_exists(NAME)

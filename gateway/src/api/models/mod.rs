@@ -8,8 +8,11 @@
 //! - [`search`]: search and query bodies.
 //! - [`params`]: query-string parameters (`consistency`, `partial`, ...).
 //! - [`answers`]: scored points, records, update results.
+//! - [`cluster_ops`]: `POST /collections/{name}/cluster` operations and
+//!   `PATCH /collections/{name}`.
 
 mod answers;
+mod cluster_ops;
 mod collection;
 mod params;
 mod points;
@@ -22,6 +25,7 @@ use serde_json::Value;
 use crate::error::{GatewayError, Result};
 
 pub use answers::{record_out, scored_out, update_result, RecordOut, ScoredOut};
+pub use cluster_ops::{parse_cluster_op, parse_update_collection, ClusterOp};
 pub use collection::{
     distance_name, parse_create_collection, parse_distance, write_consistency_factor,
     write_consistency_from_factor,
