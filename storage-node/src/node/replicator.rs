@@ -308,6 +308,7 @@ async fn sync_then_stream<R: StreamSource>(
 /// target has of the primary's.
 fn delta_progress(t: &TransferState, acked: SeqNo, applied: SeqNo) {
     t.update(|p| {
+        p.target_acked = acked.0;
         if p.phase == MigrationPhase::Delta && applied.0 > 0 {
             let share = (acked.0 as f64 / applied.0 as f64).min(1.0);
             p.points_copied = p.points_copied.max((p.points_total as f64 * share) as u64);

@@ -71,6 +71,8 @@ pub struct TransferProgress {
     pub points_total: u64,
     pub bytes_copied: u64,
     pub bytes_total: u64,
+    /// What the target has acknowledged (its applied sequence number).
+    pub target_acked: u64,
     /// Snapshot attempts that failed in a row.
     pub snapshot_failures: u32,
     /// How long the last switch held writes, ms.
@@ -186,12 +188,13 @@ impl Node {
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// Reports the transfer's progress at each phase change and, while it
-/// moves, every second, until the map no longer has it (switched,
+/// moves (points, bytes, or the target's acknowledged operations), every
+/// second, until the map no longer has it (switched,
 /// aborted, or the primary moved); then forgets it. A transfer that stops
 /// moving goes silent, so the controller's stall timeout
 /// (`rebalancing.stall_after_ms`) can fail it.
 async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
-    let mut reported: Option<(MigrationPhase, u64, u64, u64, u64)> = None;
+    let mut reported: Option<(MigrationPhase, u64, u64, u64, u64, u64)> = None;
     loop {
         let _ = tokio::time::timeout(REPORT_EVERY, state.changed.notified()).await;
         if !node.transfer_running(&key) {
@@ -208,6 +211,7 @@ async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
             p.points_total,
             p.bytes_copied,
             p.bytes_total,
+            p.target_acked,
         );
         if reported == Some(now) {
             continue;

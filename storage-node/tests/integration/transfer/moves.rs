@@ -393,7 +393,7 @@ async fn a_target_killed_mid_snapshot_fails_the_transfer_and_loses_nothing() {
 }
 
 /// Transfer rate of a 100,000-point 128-d shard (RF 1), unthrottled and
-/// at 20 MB/s, and how long the switch held writes. Slow (it loads 51 MB
+/// at 5 MB/s, and how long the switch held writes. Slow (it loads 51 MB
 /// of vectors), so it runs on request:
 /// `cargo test -p storage-node --test integration transfer_rate -- --ignored --nocapture`
 /// (`TRANSFER_BENCH_BINARY=target/release/storage-node` to measure a
@@ -434,7 +434,7 @@ async fn transfer_rate_of_a_100k_128d_shard() {
         loading.elapsed().as_secs_f64()
     );
     let mut rates = Vec::new();
-    for throttle in [0.0, 20.0] {
+    for throttle in [0.0, 5.0] {
         submit(
             &cluster,
             ClusterCommand::UpdateConfig {
@@ -490,8 +490,8 @@ async fn transfer_rate_of_a_100k_128d_shard() {
     // The throttle holds the snapshot to its rate (a little over for
     // the delta and the switch, which are not throttled).
     assert!(
-        rates[1] <= 20.0 * 1.1,
-        "throttled to 20 MB/s, measured {:.1}",
+        rates[1] <= 5.0 * 1.1,
+        "throttled to 5 MB/s, measured {:.1}",
         rates[1]
     );
     let ids: Vec<PointId> = writer.acked.iter().map(|i| PointId::Num(*i)).collect();
