@@ -38,7 +38,9 @@ pub enum StorageRequest {
         ops: Vec<SequencedOperation>,
     },
     /// Primary → replica: replace the replica's content with these points
-    /// as of `seq` (sent in chunks; `last` ends it).
+    /// as of `seq` (sent in chunks, in id order; `first` starts over,
+    /// `last` ends it). The pages may be read while writes continue: the
+    /// replica is then fed the operations after `seq`, which make it whole.
     InstallSnapshot {
         shard: ShardRef,
         term: Term,
@@ -46,6 +48,16 @@ pub enum StorageRequest {
         chunk: Vec<SnapshotEntry>,
         first: bool,
         last: bool,
+        /// The term of the operation at `seq` (the replica's `last_term`
+        /// after the install); `term` when absent (older senders).
+        #[serde(default)]
+        last_term: Option<Term>,
+        /// On the last chunk: the primary's applied sequence number when
+        /// it read the last page. The pages may reflect operations up to
+        /// it, so the replica's content is a state of the primary's
+        /// history only once it has applied that far.
+        #[serde(default)]
+        consistent_from: Option<SeqNo>,
     },
     Search {
         shard: ShardRef,
@@ -70,7 +82,9 @@ pub enum StorageRequest {
         request: CountRequest,
     },
     /// Applied sequence number, term of the last operation, point count
-    /// and content checksum of a replica.
+    /// and content checksum of a replica, all at one moment (a transfer
+    /// verifies its target with it: the checksum is kept incrementally,
+    /// so asking is cheap).
     Status { shard: ShardRef },
     /// The term of the operation at `seq` on this replica, if it still
     /// has it (divergence check after a failover).
@@ -122,6 +136,12 @@ pub struct ReplicaStatus {
     pub last_term: Term,
     pub points: u64,
     pub checksum: u64,
+    /// Set by a snapshot install (see `InstallSnapshot::consistent_from`):
+    /// until `applied` reaches it, `points` and `checksum` may reflect
+    /// operations past `applied`, so they cannot be compared with the
+    /// primary's at `applied`.
+    #[serde(default)]
+    pub consistent_from: SeqNo,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,6 +268,23 @@ mod tests {
                 shard: shard.clone(),
                 replica: NodeId(4),
                 applied: SeqNo(17),
+            },
+            StorageRequest::InstallSnapshot {
+                shard: shard.clone(),
+                term: Term(3),
+                seq: SeqNo(40),
+                chunk: vec![SnapshotEntry {
+                    point: Point {
+                        id: PointId::Num(7),
+                        vector: vec![0.5, -1.0],
+                        payload: None,
+                    },
+                    version: 39,
+                }],
+                first: false,
+                last: true,
+                last_term: Some(Term(2)),
+                consistent_from: Some(SeqNo(45)),
             },
             StorageRequest::Status { shard },
         ];

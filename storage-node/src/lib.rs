@@ -6,7 +6,9 @@
 //!   apply), reads (search, get, scroll, count), snapshots, background
 //!   indexing and compaction, checkpoints.
 //! - [`node`]: the data plane: replicas held, primary write path with
-//!   replication and acknowledgements, replica catch-up, request handling.
+//!   replication and acknowledgements, replica catch-up, request handling,
+//!   shard transfers (snapshot, delta, verify, switch) as the primary
+//!   executes them.
 //! - [`server`]: the `storage-node` process: QUIC server, meta-service
 //!   sync and write lease, gossip, `/metrics` and `/health`.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
@@ -26,5 +28,5 @@ pub mod testsuite;
 pub mod wal;
 
 pub use error::{Result, ShardError};
-pub use shard::{Shard, ShardOptions, ShardSnapshot, SnapshotPoint};
+pub use shard::{Shard, ShardDigest, ShardOptions, ShardSnapshot, SnapshotPoint, SnapshotWriter};
 pub use wal::{SyncMode, WalOptions};

@@ -22,6 +22,20 @@ pub struct InMemoryNetwork {
     nodes: RwLock<HashMap<NodeId, Arc<Node>>>,
     down: RwLock<HashSet<NodeId>>,
     delay: RwLock<HashMap<NodeId, Duration>>,
+    chunks: parking_lot::Mutex<Vec<ChunkSeen>>,
+}
+
+/// An `InstallSnapshot` chunk as it crossed the network (tests bound a
+/// snapshot's memory by its chunks).
+#[derive(Clone, Debug)]
+pub struct ChunkSeen {
+    pub to: NodeId,
+    pub first: bool,
+    pub last: bool,
+    pub points: usize,
+    /// Encoded size of the whole request (msgpack, as on the wire).
+    pub bytes: usize,
+    pub at: std::time::Instant,
 }
 
 impl InMemoryNetwork {
@@ -59,6 +73,11 @@ impl InMemoryNetwork {
         self.nodes.read().values().cloned().collect()
     }
 
+    /// Every `InstallSnapshot` chunk sent so far.
+    pub fn snapshot_chunks(&self) -> Vec<ChunkSeen> {
+        self.chunks.lock().clone()
+    }
+
     pub fn set_down(&self, id: NodeId, down: bool) {
         if down {
             self.down.write().insert(id);
@@ -82,6 +101,20 @@ impl InMemoryNetwork {
         to: NodeId,
         req: StorageRequest,
     ) -> Result<StorageResponse, CallError> {
+        if let StorageRequest::InstallSnapshot {
+            chunk, first, last, ..
+        } = &req
+        {
+            let bytes = protocol::codec::encode(&req).map_or(0, |b| b.len());
+            self.chunks.lock().push(ChunkSeen {
+                to,
+                first: *first,
+                last: *last,
+                points: chunk.len(),
+                bytes,
+                at: std::time::Instant::now(),
+            });
+        }
         let delay = self.delay.read().get(&to).copied();
         if let Some(d) = delay {
             tokio::time::sleep(d).await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use protocol::cluster::ReplicaState;
+use protocol::cluster::{Replica, ReplicaState};
 use protocol::rpc::{ReplicaStatus, ShardRef, StorageError, StorageRequest, StorageResponse};
 use protocol::{Epoch, NodeId, Operation, WriteConsistency};
 
@@ -43,9 +43,19 @@ impl Node {
                 chunk,
                 first,
                 last,
+                last_term,
+                consistent_from,
             } => match self.local(&shard) {
                 Ok(r) => r
-                    .install_chunk(term, seq, chunk, first, last)
+                    .install_chunk(
+                        term,
+                        seq,
+                        last_term.unwrap_or(term),
+                        chunk,
+                        first,
+                        last,
+                        consistent_from.unwrap_or(seq),
+                    )
                     .await
                     .map(|applied| StorageResponse::Replicated { applied }),
                 Err(e) => Err(e),
@@ -101,20 +111,21 @@ impl Node {
                 .await
             }
             StorageRequest::Status { shard } => {
-                self.read(&shard, |r| {
-                    let s = r.shard();
-                    let (points, checksum) = s.content_checksum();
-                    Ok(StorageResponse::Status {
+                // Cheap (the checksum is kept incrementally) and read at
+                // one moment: a transfer verifies its target with it.
+                self.local(&shard).map(|r| {
+                    let d = r.shard().digest();
+                    StorageResponse::Status {
                         status: ReplicaStatus {
                             incarnation: r.incarnation,
-                            applied: s.applied_seq(),
-                            last_term: s.last_term(),
-                            points: points as u64,
-                            checksum,
+                            applied: d.seq,
+                            last_term: d.last_term,
+                            points: d.points,
+                            checksum: d.checksum,
+                            consistent_from: r.consistent_from(),
                         },
-                    })
+                    }
                 })
-                .await
             }
             StorageRequest::TermAt { shard, seq } => {
                 self.read(&shard, move |r| {
@@ -171,6 +182,12 @@ impl Node {
         op: Operation,
         consistency: WriteConsistency,
     ) -> Result<StorageResponse, StorageError> {
+        // Taken before the map is read: a transfer's switch closes the
+        // gate, and a write held there sees the map the switch produced.
+        let gate = match self.replica(shard) {
+            Some(r) => Some((r.clone(), r.write_gate().await)),
+            None => None,
+        };
         let map = self.map();
         let Some(info) = map.shard(&shard.collection, shard.shard) else {
             return Err(if epoch > map.epoch {
@@ -195,17 +212,64 @@ impl Node {
         if !self.lease.is_valid() {
             return Err(StorageError::LeaseExpired);
         }
-        let replica = self.local(shard)?;
+        let Some((replica, gate)) = gate else {
+            return Err(StorageError::ShardNotFound {
+                collection: shard.collection.clone(),
+                shard: shard.shard,
+            });
+        };
         let active: Vec<NodeId> = info
             .replicas
             .iter()
             .filter(|r| r.node != self.id && r.state == ReplicaState::Active)
             .map(|r| r.node)
             .collect();
-        let required = consistency.required_acks(info.replicas.len());
+        let required = required_acks(&info.replicas, consistency);
         let (seq, acks) = replica
-            .write(op, required, &active, self.options.write_timeout)
+            .write(op, required, &active, self.options.write_timeout, gate)
             .await?;
         Ok(StorageResponse::Written { seq, acks })
+    }
+}
+
+/// Acknowledgements a write needs, the primary's own included: the
+/// consistency level over the `Active` replicas only. A replica still
+/// being filled (`Initializing`, e.g. a transfer's target) counts neither
+/// in the acknowledgements nor in the denominator, so a shard keeps its
+/// normal write availability while it is copied (an RF 1 shard being
+/// moved takes `majority` writes with its one active replica).
+pub(crate) fn required_acks(replicas: &[Replica], consistency: WriteConsistency) -> usize {
+    let active = replicas
+        .iter()
+        .filter(|r| r.state == ReplicaState::Active)
+        .count();
+    consistency.required_acks(active.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicas(states: &[ReplicaState]) -> Vec<Replica> {
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Replica {
+                node: NodeId(i as u64 + 1),
+                state: *s,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn initializing_replicas_are_not_in_the_quorum() {
+        use ReplicaState::*;
+        let rf1_moving = replicas(&[Active, Initializing]);
+        assert_eq!(required_acks(&rf1_moving, WriteConsistency::Majority), 1);
+        let rf3_moving = replicas(&[Active, Active, Active, Initializing]);
+        assert_eq!(required_acks(&rf3_moving, WriteConsistency::Majority), 2);
+        assert_eq!(required_acks(&rf3_moving, WriteConsistency::All), 3);
+        let rf3 = replicas(&[Active, Active, Active]);
+        assert_eq!(required_acks(&rf3, WriteConsistency::Majority), 2);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use protocol::rpc::{ShardRef, SnapshotEntry};
+use protocol::rpc::ShardRef;
 use protocol::{Epoch, NodeId, SeqNo, Term};
 use tokio::sync::{watch, Notify};
 
@@ -115,7 +115,7 @@ pub trait StreamSource: Send + Sync + 'static {
     fn applied_watch(&self) -> watch::Receiver<SeqNo>;
     /// A peer reported a newer term: this replica is no longer primary.
     fn observe_term(&self, term: Term);
-    /// A consistent copy of the content for a peer that cannot catch up
-    /// from the WAL. Blocking.
-    fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>);
+    /// The gate the primary's writes pass while they are applied; a
+    /// transfer's switch holds it exclusively (writes wait).
+    fn write_gate(&self) -> Arc<tokio::sync::RwLock<()>>;
 }

@@ -18,15 +18,28 @@
 //!                  Written{seq, acks}  or  ConsistencyNotMet
 //! ```
 //!
+//! A write needs acknowledgements from the consistency level's share of
+//! the `Active` replicas only: a replica being filled (`Initializing`)
+//! counts neither way (`handler.rs`, test
+//! `transfer::snapshot::a_replica_being_filled_is_not_in_the_write_quorum`).
+//!
+//! Shard transfers are executed by the shard's primary on its stream to
+//! the target: paged snapshot, WAL delta, verify, switch with writes held
+//! (`replicator.rs`, `switch.rs`), progress reported through a
+//! [`Coordinator`] and shown by [`Node::transfers`] (`transfer.rs`).
+//!
 //! Transport-agnostic: outbound calls go through [`Peers`] (QUIC in the
-//! binary, in-process in tests); inbound requests arrive at
-//! [`Node::handle`].
+//! binary, in-process in tests) and the meta-service through
+//! [`Coordinator`]; inbound requests arrive at [`Node::handle`].
 
 mod handler;
 mod leadership;
 mod lease;
 mod replica;
 mod replicator;
+mod snapshot_send;
+mod switch;
+mod transfer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,6 +56,10 @@ pub use transport::CallError;
 
 pub use lease::Lease;
 pub use replica::LocalReplica;
+pub use transfer::{
+    export_metrics as export_transfer_metrics, now_ms, pace, Coordinator, CoordinatorFuture, Pacer,
+    SubmitError, TransferProgress,
+};
 
 use crate::shard::ShardOptions;
 
@@ -73,8 +90,12 @@ pub struct NodeOptions {
     /// the primary's writes without waiting a round trip and a replica
     /// fsync per batch.
     pub replicate_window: usize,
-    /// Points per `InstallSnapshot` chunk.
+    /// Points per `InstallSnapshot` chunk at most.
     pub snapshot_chunk: usize,
+    /// Bytes per `InstallSnapshot` chunk at most (about: vectors, ids,
+    /// payloads; one larger point still goes alone). With `snapshot_chunk`
+    /// it bounds what either end holds of a snapshot at once.
+    pub snapshot_chunk_bytes: usize,
     /// Pause before a replicator retries an unreachable peer.
     pub retry_backoff: Duration,
 }
@@ -111,6 +132,7 @@ impl Default for NodeOptions {
             replicate_bytes: 4 << 20,
             replicate_window: 4,
             snapshot_chunk: 2_000,
+            snapshot_chunk_bytes: 2 << 20,
             retry_backoff: Duration::from_millis(200),
         }
     }
@@ -124,6 +146,14 @@ pub struct Node {
     map: RwLock<Arc<ClusterMap>>,
     replicas: RwLock<HashMap<ShardRef, Arc<LocalReplica>>>,
     lease: Lease,
+    /// Transfers this node executes (as the shard's primary).
+    transfers: transfer::Transfers,
+    /// The meta-service, for transfer reports and switches (set by the
+    /// server layer).
+    coordinator: RwLock<Option<Arc<dyn Coordinator>>>,
+    /// Set once replica directories the first map does not assign here
+    /// were removed (see [`Node::apply_map`]).
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -142,6 +172,9 @@ impl Node {
             map: RwLock::new(Arc::new(ClusterMap::default())),
             replicas: RwLock::new(HashMap::new()),
             lease,
+            transfers: transfer::Transfers::default(),
+            coordinator: RwLock::new(None),
+            swept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -250,6 +283,59 @@ impl Node {
         for shard_ref in gone {
             self.drop_replica(&shard_ref);
         }
+        if !self.swept.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Judged on the leader's current map when there is a
+            // meta-service: a lagging member's older map could lack an
+            // assignment this node's data already belongs to.
+            let current = match self.coordinator() {
+                Some(c) => c.current_map().await.ok().filter(|m| m.epoch >= map.epoch),
+                None => Some((*map).clone()),
+            };
+            match current {
+                Some(m) => self.sweep_unassigned(&m).await,
+                None => self.swept.store(false, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+    }
+
+    /// After a restart, once a map is known: removes replica directories
+    /// of shards the map does not assign here (dropped while this node was
+    /// down, e.g. an aborted transfer's target or a moved source). Never a
+    /// directory of a replica this node holds or the map assigns it.
+    async fn sweep_unassigned(&self, map: &ClusterMap) {
+        let mut keep = std::collections::HashSet::new();
+        for (name, coll) in &map.collections {
+            for (sid, info) in &coll.shards {
+                if info.holds(self.id) {
+                    let r = ShardRef {
+                        collection: name.clone(),
+                        shard: *sid,
+                    };
+                    keep.insert(self.replica_dir(&r, coll.created_epoch));
+                }
+            }
+        }
+        for r in self.replicas() {
+            keep.insert(self.replica_dir(&r.shard_ref, r.incarnation));
+        }
+        let root = self.data_dir.join("collections");
+        let epoch = map.epoch;
+        let swept = tokio::task::spawn_blocking(move || sweep(&root, &keep, epoch)).await;
+        if let Ok(removed) = swept {
+            for dir in removed {
+                tracing::info!(dir = %dir.display(), "removed replica data the cluster map does not assign here");
+            }
+        }
+    }
+
+    /// [`Node::apply_map`] as a boxed future: the replicator (which
+    /// `apply_map` starts) adopts the map a transfer's switch produced,
+    /// and the two future types may not contain each other.
+    pub(crate) fn apply_map_boxed(
+        self: &Arc<Self>,
+        map: ClusterMap,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.apply_map(map))
     }
 
     /// Closes every replica for shutdown: replication stops, then each
@@ -328,9 +414,74 @@ impl Node {
     }
 }
 
+/// Removes `<root>/<collection>/<incarnation>-<shard>` directories not in
+/// `keep` (and collection directories left empty), except those of an
+/// incarnation newer than the map's `epoch` (the map cannot know them);
+/// returns what it removed.
+fn sweep(
+    root: &std::path::Path,
+    keep: &std::collections::HashSet<PathBuf>,
+    epoch: protocol::Epoch,
+) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(collections) = std::fs::read_dir(root) else {
+        return removed;
+    };
+    for coll in collections.flatten() {
+        let coll_dir = coll.path();
+        if !coll_dir.is_dir() {
+            continue;
+        }
+        let Ok(replicas) = std::fs::read_dir(&coll_dir) else {
+            continue;
+        };
+        for r in replicas.flatten() {
+            let dir = r.path();
+            let newer = r
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(inc, _)| inc.parse::<u64>().ok())
+                .is_none_or(|inc| inc > epoch.0);
+            if dir.is_dir() && !newer && !keep.contains(&dir) {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => removed.push(dir),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not remove replica data")
+                    }
+                }
+            }
+        }
+        // Only succeeds when empty.
+        let _ = std::fs::remove_dir(&coll_dir);
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sweep_keeps_assigned_replicas_and_removes_the_rest() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let keep_dir = root.path().join("a").join("1-0");
+        let gone_dir = root.path().join("a").join("1-1");
+        let gone_coll = root.path().join("b").join("3-0");
+        // Created after the map the sweep judges by: not its to remove.
+        let newer = root.path().join("c").join("9-0");
+        for d in [&keep_dir, &gone_dir, &gone_coll, &newer] {
+            std::fs::create_dir_all(d.join("gen-1")).expect("mkdir");
+        }
+        let keep = std::collections::HashSet::from([keep_dir.clone()]);
+        let mut removed = sweep(root.path(), &keep, protocol::Epoch(5));
+        removed.sort();
+        assert_eq!(removed, vec![gone_dir.clone(), gone_coll.clone()]);
+        assert!(keep_dir.exists());
+        assert!(newer.exists());
+        assert!(!gone_dir.exists());
+        assert!(!root.path().join("b").exists());
+    }
 
     #[test]
     fn replication_holds_off_a_peer_only_after_a_permanent_error() {

@@ -8,8 +8,16 @@
 //! ```
 //!
 //! Data lives in `<dir>/gen-<n>`; installing a snapshot writes generation
-//! `n + 1` beside the current one and switches `CURRENT` atomically, so a
-//! crash mid-install leaves the old replica intact.
+//! `n + 1` beside the current one, chunk by chunk as they arrive (never
+//! the whole snapshot in memory), and switches `CURRENT` atomically after
+//! the last one, so a crash mid-install leaves the old replica intact (the
+//! half-built generation is removed on the next open or the next `first`
+//! chunk).
+//!
+//! A primary's writes pass a gate ([`LocalReplica::write_gate`]) while
+//! they are ordered and applied; a transfer's switch closes it, so that
+//! writes wait (they do not fail) while the target takes the last
+//! operations and the meta-service switches the assignment.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use protocol::rpc::{ShardRef, SnapshotEntry, StorageError};
-use protocol::{CollectionConfig, NodeId, Operation, Point, SeqNo, SequencedOperation, Term};
+use protocol::{CollectionConfig, NodeId, Operation, SeqNo, SequencedOperation, Term};
 use tokio::sync::watch;
 
 use super::leadership::{Leadership, Stream, StreamSource};
-use crate::shard::{Shard, ShardOptions, ShardSnapshot, SnapshotPoint};
+use crate::shard::{Shard, ShardOptions, SnapshotPoint, SnapshotWriter};
 use crate::ShardError;
 
 pub struct LocalReplica {
@@ -38,8 +46,15 @@ pub struct LocalReplica {
     known_term: AtomicU64,
     /// Set while this node is the shard's primary.
     leadership: Mutex<Option<Leadership>>,
-    /// Snapshot chunks received so far.
+    /// The snapshot being received (its staging generation).
     incoming: Mutex<Option<Incoming>>,
+    /// Writes hold it shared while they are applied; a transfer's switch
+    /// holds it exclusively.
+    gate: Arc<tokio::sync::RwLock<()>>,
+    /// After a snapshot install: the content is a state of the primary's
+    /// history only from this sequence number on (kept in the generation's
+    /// `CONSISTENT_FROM` file across restarts).
+    consistent_from: AtomicU64,
     /// Bumped after every local write, wakes the replicators.
     applied_tx: watch::Sender<SeqNo>,
     /// Serialises replication requests from the primary.
@@ -49,7 +64,8 @@ pub struct LocalReplica {
 struct Incoming {
     term: Term,
     seq: SeqNo,
-    points: Vec<SnapshotPoint>,
+    /// `None` while a chunk is being written on a blocking thread.
+    writer: Option<SnapshotWriter>,
 }
 
 impl LocalReplica {
@@ -63,8 +79,10 @@ impl LocalReplica {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ShardError::io(format!("create {}", dir.display()), e))?;
         let generation = read_generation(&dir)?;
+        remove_other_generations(&dir, generation);
         let shard = Shard::open(&gen_dir(&dir, generation), config.clone(), options.clone())?;
         let term = shard.last_term().0;
+        let consistent_from = read_consistent_from(&gen_dir(&dir, generation));
         let (applied_tx, _) = watch::channel(shard.applied_seq());
         Ok(Self {
             shard_ref,
@@ -77,6 +95,8 @@ impl LocalReplica {
             known_term: AtomicU64::new(term),
             leadership: Mutex::new(None),
             incoming: Mutex::new(None),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            consistent_from: AtomicU64::new(consistent_from),
             applied_tx,
             apply_lock: tokio::sync::Mutex::new(()),
         })
@@ -84,6 +104,11 @@ impl LocalReplica {
 
     pub fn shard(&self) -> Arc<Shard> {
         self.shard.read().clone()
+    }
+
+    /// See [`protocol::rpc::ReplicaStatus::consistent_from`].
+    pub fn consistent_from(&self) -> SeqNo {
+        SeqNo(self.consistent_from.load(Ordering::SeqCst))
     }
 
     pub fn known_term(&self) -> Term {
@@ -142,14 +167,29 @@ impl LocalReplica {
         }
     }
 
+    /// The write gate (see the module doc): a write takes it shared
+    /// before it checks the map and releases it once applied.
+    pub async fn write_gate(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.gate.clone().read_owned().await
+    }
+
+    /// Closes the gate: returns once every write past it is applied; new
+    /// writes wait until the guard is dropped.
+    pub async fn hold_writes(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.gate.clone().write_owned().await
+    }
+
     /// Primary: logs and applies `op` locally, then waits until `required`
     /// replicas (this one included, only `active` peers counted) have it.
+    /// `gate` (from [`LocalReplica::write_gate`]) is released once the
+    /// operation is applied.
     pub async fn write(
         &self,
         op: Operation,
         required: usize,
         active: &[NodeId],
         timeout: Duration,
+        gate: tokio::sync::OwnedRwLockReadGuard<()>,
     ) -> Result<(SeqNo, usize), StorageError> {
         let (term, acks) = {
             let g = self.leadership.lock();
@@ -173,6 +213,7 @@ impl LocalReplica {
             })?
             .map_err(to_storage_error)?;
         self.applied_tx.send_modify(|a| *a = (*a).max(seq));
+        drop(gate);
         let deadline = Instant::now() + timeout;
         loop {
             let changed = acks.changed();
@@ -234,58 +275,83 @@ impl LocalReplica {
         Ok(applied)
     }
 
-    /// Replica: receives one chunk of the primary's snapshot; the last one
-    /// replaces this replica's content.
+    /// Replica: receives one chunk of the primary's snapshot and writes it
+    /// into the staging generation; the last one finishes it at `seq`
+    /// (with `last_term`) and replaces this replica's content.
+    #[allow(clippy::too_many_arguments)]
     pub async fn install_chunk(
         &self,
         term: Term,
         seq: SeqNo,
+        last_term: Term,
         chunk: Vec<SnapshotEntry>,
         first: bool,
         last: bool,
+        consistent_from: SeqNo,
     ) -> Result<SeqNo, StorageError> {
         let _one = self.apply_lock.lock().await;
         self.check_term(term)?;
-        let points = {
-            let mut g = self.incoming.lock();
-            if first {
-                *g = Some(Incoming {
-                    term,
-                    seq,
-                    points: Vec::new(),
-                });
-            }
-            let Some(inc) = g.as_mut().filter(|i| i.term == term && i.seq == seq) else {
-                return Err(StorageError::Invalid {
-                    message: "snapshot chunk without its first chunk".into(),
-                });
-            };
-            inc.points.extend(chunk.into_iter().map(|e| SnapshotPoint {
-                point: e.point,
-                version: e.version,
-            }));
-            if !last {
-                return Ok(self.shard().applied_seq());
-            }
-            g.take().map(|i| i.points).unwrap_or_default()
-        };
         let next_gen = self.generation.load(Ordering::SeqCst) + 1;
         let dir = gen_dir(&self.dir, next_gen);
-        let config = self.config.clone();
-        let options = self.options.clone();
-        let snapshot = ShardSnapshot { seq, points };
-        let built = tokio::task::spawn_blocking(move || {
-            Shard::create_from_snapshot(&dir, config, options, &snapshot, term)
+        let writer = if first {
+            // A new snapshot: whatever was half-built is discarded.
+            self.incoming.lock().take();
+            let (config, options, dir) = (self.config.clone(), self.options.clone(), dir.clone());
+            blocking(move || SnapshotWriter::create(&dir, config, options, seq, last_term)).await?
+        } else {
+            let mut g = self.incoming.lock();
+            match g.as_mut().filter(|i| i.term == term && i.seq == seq) {
+                Some(inc) => inc.writer.take().ok_or_else(|| StorageError::Unavailable {
+                    message: "snapshot chunk arrived while the previous one is written".into(),
+                })?,
+                None => {
+                    return Err(StorageError::Invalid {
+                        message: "snapshot chunk without its first chunk".into(),
+                    })
+                }
+            }
+        };
+        let points = chunk
+            .into_iter()
+            .map(|e| SnapshotPoint {
+                point: e.point,
+                version: e.version,
+            })
+            .collect::<Vec<_>>();
+        let mut writer = writer;
+        let (writer, written) = tokio::task::spawn_blocking(move || {
+            let r = writer.add(points);
+            (writer, r)
         })
         .await
         .map_err(|e| StorageError::Internal {
             message: e.to_string(),
-        })?
-        .map_err(to_storage_error)?;
+        })?;
+        if let Err(e) = written {
+            // A chunk that cannot be written ends this snapshot.
+            self.incoming.lock().take();
+            return Err(to_storage_error(e));
+        }
+        if !last {
+            *self.incoming.lock() = Some(Incoming {
+                term,
+                seq,
+                writer: Some(writer),
+            });
+            return Ok(self.shard().applied_seq());
+        }
+        self.incoming.lock().take();
+        let points = writer.points();
+        let consistent_from = consistent_from.max(seq);
+        let built = blocking(move || writer.finish()).await?;
+        write_consistent_from(&dir, consistent_from).map_err(to_storage_error)?;
         write_generation(&self.dir, next_gen).map_err(to_storage_error)?;
+        self.consistent_from
+            .store(consistent_from.0, Ordering::SeqCst);
         let old = std::mem::replace(&mut *self.shard.write(), Arc::new(built));
         let old_gen = self.generation.swap(next_gen, Ordering::SeqCst);
         let old_dir = gen_dir(&self.dir, old_gen);
+        self.applied_tx.send_modify(|a| *a = seq);
         // The old shard closes (its background thread joins) off the runtime.
         tokio::task::spawn_blocking(move || {
             drop(old);
@@ -293,7 +359,7 @@ impl LocalReplica {
                 tracing::warn!(dir = %old_dir.display(), error = %e, "could not remove replaced replica data");
             }
         });
-        tracing::info!(shard = ?self.shard_ref, %seq, "replica replaced from the primary's snapshot");
+        tracing::info!(shard = ?self.shard_ref, %seq, points, "replica replaced from the primary's snapshot");
         Ok(seq)
     }
 
@@ -309,25 +375,6 @@ impl LocalReplica {
         }
         self.shard().set_term(term);
         Ok(())
-    }
-
-    /// A consistent copy of the content (blocking).
-    pub fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>) {
-        let snap = self.shard().snapshot();
-        (
-            snap.seq,
-            snap.points
-                .into_iter()
-                .map(|p| SnapshotEntry {
-                    point: Point {
-                        id: p.point.id,
-                        vector: p.point.vector,
-                        payload: p.point.payload,
-                    },
-                    version: p.version,
-                })
-                .collect(),
-        )
     }
 }
 
@@ -352,8 +399,8 @@ impl StreamSource for LocalReplica {
         LocalReplica::observe_term(self, term)
     }
 
-    fn snapshot_entries(&self) -> (SeqNo, Vec<SnapshotEntry>) {
-        LocalReplica::snapshot_entries(self)
+    fn write_gate(&self) -> Arc<tokio::sync::RwLock<()>> {
+        self.gate.clone()
     }
 }
 
@@ -384,6 +431,57 @@ pub fn to_storage_error(e: ShardError) -> StorageError {
             message: other.to_string(),
         },
     }
+}
+
+/// Runs shard work on a blocking thread, mapping its error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Internal {
+            message: e.to_string(),
+        })?
+        .map_err(to_storage_error)
+}
+
+/// Removes generations other than the current one: leftovers of a
+/// snapshot install interrupted by a crash (never committed).
+fn remove_other_generations(dir: &Path, current: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix("gen-")) else {
+            continue;
+        };
+        if n.parse::<u64>().is_ok_and(|g| g != current) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing an unfinished replica generation");
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove it");
+            }
+        }
+    }
+}
+
+const CONSISTENT_FROM: &str = "CONSISTENT_FROM";
+
+/// 0 when the generation was not built from a snapshot (or the file is
+/// unreadable: then a transfer's verification may fail and be retried).
+fn read_consistent_from(gen: &Path) -> u64 {
+    std::fs::read_to_string(gen.join(CONSISTENT_FROM))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_consistent_from(gen: &Path, seq: SeqNo) -> crate::Result<()> {
+    let path = gen.join(CONSISTENT_FROM);
+    std::fs::write(&path, seq.0.to_string())
+        .and_then(|_| std::fs::File::open(&path)?.sync_all())
+        .map_err(|e| ShardError::io(format!("write {}", path.display()), e))
 }
 
 fn gen_dir(dir: &Path, generation: u64) -> PathBuf {
@@ -417,7 +515,7 @@ mod tests {
     //! Term checks and sequencing on the replica side, on a real shard.
 
     use super::*;
-    use protocol::{Distance, PointId, ShardId};
+    use protocol::{Distance, Point, PointId, ShardId};
 
     fn replica(dir: &Path) -> LocalReplica {
         LocalReplica::open(
@@ -500,7 +598,7 @@ mod tests {
         assert_eq!(r.shard().applied_seq(), SeqNo(1));
         // A snapshot from the old term is refused too.
         assert!(matches!(
-            r.install_chunk(Term(1), SeqNo(5), Vec::new(), true, true)
+            r.install_chunk(Term(1), SeqNo(5), Term(1), Vec::new(), true, true, SeqNo(5))
                 .await,
             Err(StorageError::StaleTerm { .. })
         ));
@@ -563,6 +661,7 @@ mod tests {
     async fn a_write_without_leadership_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let r = replica(dir.path());
+        let gate = r.write_gate().await;
         let write = r
             .write(
                 Operation::Delete {
@@ -571,6 +670,7 @@ mod tests {
                 1,
                 &[],
                 Duration::from_millis(10),
+                gate,
             )
             .await;
         assert!(matches!(write, Err(StorageError::NotPrimary { .. })));

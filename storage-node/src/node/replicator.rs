@@ -16,18 +16,33 @@
 //! replica before its predecessor; the replica waits for the gap to fill
 //! for a moment before it answers `Behind`, which is rare and handled by
 //! resending.
+//!
+//! A snapshot is read in pages (id order, bounded in points and bytes)
+//! while writes continue, from S0 = the applied sequence number when it
+//! starts; the WAL is pinned from S0 + 1 (and then from what the peer
+//! acknowledged) so the operations the peer still needs are not truncated
+//! under it. Snapshot bytes are paced to `rebalancing.throttle_mb_per_sec`.
+//! When the peer is the target of the shard's transfer, the stream also
+//! reports progress and, once the peer has caught up, verifies and
+//! switches (`switch.rs`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
+use protocol::cluster::MigrationPhase;
 use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
-use protocol::{NodeId, SeqNo, SequencedOperation, Term};
+use protocol::{NodeId, SeqNo, SequencedOperation};
 
 use super::leadership::{Stream, StreamSource};
+use super::snapshot_send::{send_snapshot, snapshot_failed};
+use super::switch::{self, Finish};
+use super::transfer::TransferState;
 use super::{CallError, Node, PeerFuture};
+use crate::shard::WalPin;
 use crate::ShardError;
 
-enum Step {
+pub(super) enum Step {
     /// Start over with a sync (peer behind, diverged, restarted).
     Resync,
     /// Leadership ended.
@@ -57,7 +72,7 @@ pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut s
 
 /// One call to the peer, held off after a permanent failure (see
 /// [`hold_off_after`]).
-async fn call(
+pub(super) async fn call(
     node: &Node,
     peer: NodeId,
     req: StorageRequest,
@@ -88,12 +103,14 @@ fn failed(peer: NodeId) {
 
 /// Runs blocking shard work (WAL reads, term lookups) off the runtime's
 /// threads, which also carry gossip and heartbeats.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
 }
 
 async fn sync_then_stream<R: StreamSource>(
-    node: &Node,
+    node: &Arc<Node>,
     replica: &Arc<R>,
     stream: &mut Stream,
 ) -> Step {
@@ -139,15 +156,44 @@ async fn sync_then_stream<R: StreamSource>(
         return Step::Resync;
     };
     let mut acked = theirs;
-    if !prefix || !in_wal {
-        match send_snapshot(node, replica, peer, term).await {
-            Ok(seq) => acked = seq,
-            Err(step) => return step,
+    let mut transfer = node.transfer_to(&shard_ref, peer);
+    // An empty transfer target gets a snapshot even while the WAL still
+    // reaches back to the start: live points, not the whole history.
+    let fresh_target =
+        transfer.is_some() && theirs == SeqNo(0) && replica.shard().applied_seq() > SeqNo(0);
+    let pin: WalPin;
+    // The peer's content is a state of ours only from here on: a fuzzy
+    // snapshot's pages may reflect operations up to the primary's applied
+    // when the last one was read, and a peer at S0 is not yet at S0.
+    let mut consistent_from = acked.max(status.consistent_from);
+    if !prefix || !in_wal || fresh_target {
+        match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
+            Ok((seq, end, p)) => {
+                acked = seq;
+                consistent_from = end;
+                pin = p;
+                if let Some(t) = &transfer {
+                    t.update(|p| p.snapshot_failures = 0);
+                }
+            }
+            Err((step, reason)) => {
+                if let Some(t) = &transfer {
+                    snapshot_failed(node, &shard_ref, t, reason).await;
+                }
+                return step;
+            }
         }
         tracing::info!(shard = ?shard_ref, %peer, seq = %acked, diverged = !prefix, "peer caught up from a snapshot");
         metrics::counter!("storage_snapshots_sent_total", "collection" => shard_ref.collection.clone()).increment(1);
+    } else {
+        pin = replica.shard().pin_wal(acked.next());
+    }
+    if let Some(t) = &transfer {
+        t.update(|p| p.phase = MigrationPhase::Delta);
     }
     stream.acks.record(peer, acked);
+    // Not before the transfer's first verification attempt.
+    let mut verify_after = Instant::now();
     let mut applied_rx = replica.applied_watch();
     let window = node.options.replicate_window.max(1);
     let (max_ops, max_bytes) = (node.options.replicate_batch, node.options.replicate_bytes);
@@ -159,6 +205,29 @@ async fn sync_then_stream<R: StreamSource>(
             return Step::Stop;
         }
         let shard = replica.shard();
+        pin.advance(acked.next());
+        if let Some(t) = transfer.clone() {
+            let lag = shard.applied_seq().0.saturating_sub(acked.0);
+            if lag <= max_ops as u64 && acked >= consistent_from && Instant::now() >= verify_after {
+                // Stop sending; what is in flight lands first.
+                while let Some(result) = in_flight.next().await {
+                    match result {
+                        Ok(StorageResponse::Replicated { applied }) => acked = acked.max(applied),
+                        _ => return Step::Resync,
+                    }
+                }
+                stream.acks.record(peer, acked);
+                match switch::finish(node, replica, stream, &t, &mut acked).await {
+                    Finish::Done => transfer = None,
+                    Finish::Retry => verify_after = Instant::now() + Duration::from_secs(1),
+                    Finish::Resync => return Step::Resync,
+                    Finish::Stop => return Step::Stop,
+                }
+                sent = acked;
+                stream.acks.record(peer, acked);
+                continue;
+            }
+        }
         while in_flight.len() < window && shard.applied_seq() > sent {
             let reader = shard.clone();
             let read = blocking(move || reader.operations_after(sent, max_ops, max_bytes)).await;
@@ -189,6 +258,9 @@ async fn sync_then_stream<R: StreamSource>(
                             .increment(applied.0.saturating_sub(acked.0));
                         acked = acked.max(applied);
                         stream.acks.record(peer, acked);
+                        if let Some(t) = &transfer {
+                            delta_progress(t, acked, replica.shard().applied_seq());
+                        }
                         let lag = replica.shard().applied_seq().0.saturating_sub(acked.0);
                         metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
                             .set(lag as f64);
@@ -232,43 +304,14 @@ async fn sync_then_stream<R: StreamSource>(
     }
 }
 
-/// Streams a consistent snapshot in chunks; returns its sequence number.
-async fn send_snapshot<R: StreamSource>(
-    node: &Node,
-    replica: &Arc<R>,
-    peer: NodeId,
-    term: Term,
-) -> Result<SeqNo, Step> {
-    let r = replica.clone();
-    let (seq, entries) = blocking(move || r.snapshot_entries())
-        .await
-        .ok_or(Step::Resync)?;
-    let chunk_size = node.options.snapshot_chunk.max(1);
-    let chunks: Vec<_> = if entries.is_empty() {
-        vec![Vec::new()]
-    } else {
-        entries.chunks(chunk_size).map(|c| c.to_vec()).collect()
-    };
-    let n = chunks.len();
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let req = StorageRequest::InstallSnapshot {
-            shard: replica.shard_ref().clone(),
-            term,
-            seq,
-            chunk,
-            first: i == 0,
-            last: i + 1 == n,
-        };
-        match call(node, peer, req).await {
-            Ok(StorageResponse::Replicated { .. }) => {}
-            Ok(StorageResponse::Error {
-                error: StorageError::StaleTerm { current, .. },
-            }) => {
-                replica.observe_term(current);
-                return Err(Step::Stop);
-            }
-            _ => return Err(Step::Resync),
+/// In the delta phase: points copied in proportion to the operations the
+/// target has of the primary's.
+fn delta_progress(t: &TransferState, acked: SeqNo, applied: SeqNo) {
+    t.update(|p| {
+        if p.phase == MigrationPhase::Delta && applied.0 > 0 {
+            let share = (acked.0 as f64 / applied.0 as f64).min(1.0);
+            p.points_copied = p.points_copied.max((p.points_total as f64 * share) as u64);
+            p.bytes_copied = p.bytes_copied.max((p.bytes_total as f64 * share) as u64);
         }
-    }
-    Ok(seq)
+    });
 }

@@ -1,4 +1,5 @@
-//! `/metrics` (Prometheus), `/health` and `/replicas` of a storage node.
+//! `/metrics` (Prometheus), `/health`, `/replicas` and `/transfers` of a
+//! storage node.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub async fn bind(
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .route("/replicas", get(replicas))
+        .route("/transfers", get(transfers))
         .with_state(AppState { node, metrics });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -108,7 +110,20 @@ async fn replicas(State(s): State<AppState>) -> Result<Json<Value>, (StatusCode,
     })))
 }
 
+/// The shard transfers this node executes (as the shard's primary), with
+/// their phase and progress.
+async fn transfers(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "node": s.node.id(),
+        "epoch": s.node.map().epoch,
+        "transfers": s.node.transfers(),
+    }))
+}
+
 async fn render_metrics(State(s): State<AppState>) -> String {
+    for t in s.node.transfers() {
+        crate::node::export_transfer_metrics(&t);
+    }
     for r in s.node.replicas() {
         let shard = r.shard();
         let labels = [

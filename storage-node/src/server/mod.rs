@@ -1,7 +1,9 @@
 //! The storage-node process: QUIC server for the data plane, meta-service
 //! registration, heartbeats (which renew the write lease) and map watch,
 //! gossip membership publishing the version vector, and an HTTP endpoint
-//! for `/metrics` and `/health`.
+//! for `/metrics`, `/health`, `/replicas` and `/transfers`. The node
+//! reports and switches the shard transfers it executes through the
+//! meta client (`coordinator.rs`).
 //!
 //! [`start`] takes a typed [`StorageNodeConfig`] and returns a
 //! [`StorageNodeHandle`]; the binary parses [`StorageNodeArgs`] into that
@@ -10,6 +12,7 @@
 
 mod anti_entropy;
 mod config;
+mod coordinator;
 mod http;
 mod meta_sync;
 mod peers;
@@ -80,6 +83,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
         http::bind(config.http_listen, node.clone(), stop_rx.clone()).await?;
     tasks.spawn("http", http_server);
     let meta = MetaClient::new(config.meta.clone());
+    node.set_coordinator(Arc::new(coordinator::MetaCoordinator::new(meta.clone())));
     // Bound to 0.0.0.0 (containers): others reach the HTTP port on the
     // advertised host, not on the wildcard.
     let advertise_host = advertise

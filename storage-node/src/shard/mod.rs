@@ -14,6 +14,7 @@ mod optimizer;
 mod persist;
 mod read;
 mod snapshot;
+mod staging;
 mod state;
 
 use std::collections::BTreeMap;
@@ -34,7 +35,8 @@ use crate::segment::Segment;
 use crate::wal::{Wal, WalOptions};
 use state::{Loc, State};
 
-pub use read::{ShardSnapshot, SnapshotPoint};
+pub use read::{ShardDigest, ShardSnapshot, SnapshotPoint};
+pub use staging::SnapshotWriter;
 
 #[derive(Clone, Debug)]
 pub struct ShardOptions {
@@ -104,6 +106,10 @@ struct Inner {
     closing: AtomicBool,
     /// When the last operation was applied (idle sealing).
     last_write: Mutex<Instant>,
+    /// WAL records a running transfer still needs: checkpoints keep every
+    /// record from the lowest pin on (see [`Shard::pin_wal`]).
+    wal_pins: Mutex<BTreeMap<u64, SeqNo>>,
+    next_pin: AtomicU64,
 }
 
 impl Shard {
@@ -160,13 +166,13 @@ impl Shard {
             config.distance,
             replay_base,
         )?);
-        let mut state = State {
+        let mut state = State::new(
             segments,
             points,
-            applied: manifest.seq,
-            last_term: manifest.last_term,
-            next_segment_id: next_id + 1,
-        };
+            manifest.seq,
+            manifest.last_term,
+            next_id + 1,
+        );
         let (wal, records) = Wal::open(&dir.join("wal"), options.wal.clone())?;
         let mut replayed = 0;
         for rec in records.iter().filter(|r| r.seq >= manifest.replay_from) {
@@ -197,6 +203,8 @@ impl Shard {
             term: AtomicU64::new(term),
             closing: AtomicBool::new(false),
             last_write: Mutex::new(Instant::now()),
+            wal_pins: Mutex::new(BTreeMap::new()),
+            next_pin: AtomicU64::new(1),
         });
         let (wake, worker) = if inner.options.background {
             let (tx, rx) = mpsc::channel();
@@ -391,6 +399,20 @@ impl Shard {
         self.inner.wal.read_batch(seq.next(), max_ops, max_bytes)
     }
 
+    /// Keeps every WAL record from `from` on until the pin is advanced or
+    /// dropped: a replica fed a snapshot taken at S0 must then get the
+    /// operations after S0 from the WAL; if a checkpoint truncated them
+    /// meanwhile, it would need another snapshot, and under steady writes
+    /// it never catches up.
+    pub fn pin_wal(&self, from: SeqNo) -> WalPin {
+        let id = self.inner.next_pin.fetch_add(1, Ordering::SeqCst);
+        self.inner.wal_pins.lock().insert(id, from);
+        WalPin {
+            inner: Arc::downgrade(&self.inner),
+            id,
+        }
+    }
+
     /// Whether the WAL still holds every operation after `seq` (else a
     /// replica at `seq` needs a snapshot).
     pub fn has_operations_after(&self, seq: SeqNo) -> bool {
@@ -470,7 +492,38 @@ impl Drop for Shard {
     }
 }
 
+/// A hold on the WAL from a sequence number on (see [`Shard::pin_wal`]);
+/// released on drop.
+pub struct WalPin {
+    inner: std::sync::Weak<Inner>,
+    id: u64,
+}
+
+impl WalPin {
+    /// Records before `from` may go now.
+    pub fn advance(&self, from: SeqNo) {
+        if let Some(inner) = self.inner.upgrade() {
+            if let Some(p) = inner.wal_pins.lock().get_mut(&self.id) {
+                *p = (*p).max(from);
+            }
+        }
+    }
+}
+
+impl Drop for WalPin {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.wal_pins.lock().remove(&self.id);
+        }
+    }
+}
+
 impl Inner {
+    /// The lowest sequence number a pin keeps, if any.
+    fn lowest_pin(&self) -> Option<SeqNo> {
+        self.wal_pins.lock().values().min().copied()
+    }
+
     fn ann_kind(&self) -> AnnKind {
         ann_kind(&self.config)
     }

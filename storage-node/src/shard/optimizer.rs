@@ -20,7 +20,7 @@ use tracing::{error, info};
 use super::persist::{self, Manifest, SegmentEntry};
 use super::state::Loc;
 use super::Inner;
-use crate::ann::AnnIndex;
+use crate::ann::{AnnIndex, AnnKind};
 use crate::error::{Result, ShardError};
 use crate::segment::{Bitmap, Segment, SegmentState};
 
@@ -92,6 +92,10 @@ pub(super) fn run_once(inner: &Inner) -> Result<bool> {
         index_frozen(inner, id)?;
         return Ok(true);
     }
+    if let Some(ids) = next_index_rewrite(inner) {
+        merge(inner, &ids)?;
+        return Ok(true);
+    }
     match next_merge(inner) {
         Some(ids) => {
             merge(inner, &ids)?;
@@ -143,6 +147,46 @@ pub(super) fn optimize_all(inner: &Inner) -> Result<()> {
         return Ok(());
     }
     merge(inner, &ids)
+}
+
+/// Sealed segments that still have only an exact index (written by a
+/// snapshot install, `staging.rs`), to be rewritten with the collection's
+/// ANN index: at once, not only when idle, since until then every search
+/// scans them.
+fn next_index_rewrite(inner: &Inner) -> Option<Vec<u64>> {
+    let wanted = inner.ann_kind();
+    if wanted == AnnKind::Flat {
+        return None;
+    }
+    let state = inner.state.read();
+    let unindexed: Vec<(u64, usize)> = state
+        .segments
+        .iter()
+        .filter(|s| s.state == SegmentState::Sealed && s.index.kind() == AnnKind::Flat)
+        .map(|s| (s.id, s.live()))
+        .collect();
+    let limit = inner
+        .options
+        .merge_below_points
+        .max(inner.options.max_segment_points);
+    plan_index_rewrite(&unindexed, limit)
+}
+
+/// The unindexed segments (id, live points) to rewrite together: the
+/// smallest first, as many as fit under `limit` points, at least one.
+pub(crate) fn plan_index_rewrite(unindexed: &[(u64, usize)], limit: usize) -> Option<Vec<u64>> {
+    let mut by_size = unindexed.to_vec();
+    by_size.sort_by_key(|s| (s.1, s.0));
+    let mut total = 0;
+    let mut out = Vec::new();
+    for (id, live) in by_size {
+        if !out.is_empty() && total + live > limit {
+            break;
+        }
+        total += live;
+        out.push(id);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn first_frozen(inner: &Inner) -> Option<u64> {
@@ -325,7 +369,10 @@ pub(super) fn checkpoint(inner: &Inner) -> Result<()> {
         manifest
     };
     persist::remove_unreferenced(&inner.dir, &manifest)?;
-    inner.wal.truncate_before(manifest.replay_from)?;
+    let keep_from = inner
+        .lowest_pin()
+        .map_or(manifest.replay_from, |p| p.min(manifest.replay_from));
+    inner.wal.truncate_before(keep_from)?;
     info!(seq = %manifest.seq, replay_from = %manifest.replay_from, segments = manifest.segments.len(), "checkpoint");
     Ok(())
 }
@@ -394,6 +441,16 @@ mod tests {
             merge_below_points,
             max_tombstone_ratio: 0.2,
         }
+    }
+
+    #[test]
+    fn unindexed_segments_are_rewritten_smallest_first_up_to_the_limit() {
+        assert_eq!(plan_index_rewrite(&[], 100), None);
+        let segs = [(1, 50), (2, 30), (3, 40)];
+        assert_eq!(plan_index_rewrite(&segs, 100), Some(vec![2, 3]));
+        assert_eq!(plan_index_rewrite(&segs, 120), Some(vec![2, 3, 1]));
+        // One too large for the limit still goes, alone.
+        assert_eq!(plan_index_rewrite(&[(7, 500)], 100), Some(vec![7]));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use protocol::{
     ScrollResponse, SearchRequest, SeqNo, ValidationError,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::state::{Loc, State};
 use super::Shard;
@@ -189,28 +188,108 @@ impl Shard {
 
     /// Order-independent digest of the live content (ids, vectors,
     /// payloads): replicas that applied the same operations agree on it.
+    /// Kept up to date on every write, so this is cheap.
     pub fn content_checksum(&self) -> (usize, u64) {
         let state = self.inner.state.read();
-        let mut sum = 0u64;
-        for (id, loc) in &state.points {
+        (state.points.len(), state.checksum)
+    }
+
+    /// The digest walked over every point (what [`Shard::content_checksum`]
+    /// must equal; tests compare the two).
+    pub fn recompute_checksum(&self) -> (usize, u64) {
+        let state = self.inner.state.read();
+        (state.points.len(), state.recompute_checksum())
+    }
+
+    /// Applied sequence number, its term, live points and checksum, all
+    /// read at one moment.
+    pub fn digest(&self) -> ShardDigest {
+        let state = self.inner.state.read();
+        ShardDigest {
+            seq: state.applied,
+            last_term: state.last_term,
+            points: state.points.len() as u64,
+            checksum: state.checksum,
+        }
+    }
+
+    /// (points, checksum) right after operation `seq`, while it is among
+    /// the last [`super::state::DIGEST_RING`] operations.
+    pub fn digest_at(&self, seq: SeqNo) -> Option<(u64, u64)> {
+        self.inner.state.read().digest_at(seq)
+    }
+
+    /// One page of a fuzzy snapshot: live points with ids after `after`,
+    /// in id order, at most `max_points` and (beyond the first point) at
+    /// most about `max_bytes`; and the id to continue after, `None` at the
+    /// end. Each page is consistent; pages taken while writes continue
+    /// reflect different moments, which replaying the WAL from the
+    /// sequence number read before the first page makes whole (applying
+    /// is idempotent over a suffix of the log, see `state.rs`).
+    pub fn snapshot_page(
+        &self,
+        after: Option<PointId>,
+        max_points: usize,
+        max_bytes: usize,
+    ) -> (Vec<SnapshotPoint>, Option<PointId>) {
+        let state = self.inner.state.read();
+        let range = match after {
+            Some(id) => state
+                .points
+                .range((std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded)),
+            None => state.points.range(..),
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut more = false;
+        for (id, loc) in range {
+            if out.len() >= max_points.max(1) || (!out.is_empty() && bytes >= max_bytes) {
+                more = true;
+                break;
+            }
             let Some(seg) = state.segment(loc.seg) else {
                 continue;
             };
             let off = loc.off as usize;
-            let mut h = Sha256::new();
-            h.update(id.hash_bytes());
-            for x in seg.vector(off) {
-                h.update(x.to_le_bytes());
-            }
-            if let Some(p) = &seg.payloads[off] {
-                h.update(serde_json::to_vec(p).unwrap_or_default());
-            }
-            let digest = h.finalize();
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&digest[..8]);
-            sum = sum.wrapping_add(u64::from_le_bytes(first));
+            let p = SnapshotPoint {
+                point: Point {
+                    id: *id,
+                    vector: seg.vector(off).to_vec(),
+                    payload: seg.payloads[off].clone(),
+                },
+                version: seg.versions[off],
+            };
+            bytes += p.approx_bytes();
+            out.push(p);
         }
-        (state.points.len(), sum)
+        let next = if more {
+            out.last().map(|p| p.point.id)
+        } else {
+            None
+        };
+        (out, next)
+    }
+}
+
+/// A replica's content summary at one sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardDigest {
+    pub seq: SeqNo,
+    pub last_term: protocol::Term,
+    pub points: u64,
+    pub checksum: u64,
+}
+
+impl SnapshotPoint {
+    /// About what the point weighs on the wire (vector, id, version,
+    /// payload as JSON): bounds chunks and paces the throttle.
+    pub fn approx_bytes(&self) -> usize {
+        let payload = self
+            .point
+            .payload
+            .as_ref()
+            .map_or(0, |p| serde_json::to_vec(p).map_or(0, |v| v.len()));
+        self.point.vector.len() * 4 + 24 + payload
     }
 }
 

@@ -7,8 +7,14 @@
 //! (upsert replaces wherever the point lives, delete removes, payload
 //! changes are last-writer-wins per key), so applying it again yields the
 //! same state.
+//!
+//! The state also keeps an order-independent digest of its live content
+//! (a wrapping sum of one hash per point), updated on every change, and a
+//! small ring of (seq → points, digest) of the last operations: a transfer
+//! compares source and target at one sequence number without walking
+//! either shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use protocol::{
     CollectionConfig, Distance, Operation, Payload, PointId, SeqNo, SequencedOperation, Term,
@@ -16,6 +22,28 @@ use protocol::{
 
 use crate::error::Result;
 use crate::segment::{normalize, Segment, SegmentState};
+
+/// Operations whose (points, digest) the ring keeps.
+pub const DIGEST_RING: usize = 4096;
+
+/// The digest of one live point: the first 8 bytes of SHA-256 over its id,
+/// its stored vector and its JSON payload. Replicas that applied the same
+/// operations hold the same points, hence the same sum.
+pub fn point_hash(id: &PointId, vector: &[f32], payload: Option<&Payload>) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(id.hash_bytes());
+    for x in vector {
+        h.update(x.to_le_bytes());
+    }
+    if let Some(p) = payload {
+        h.update(serde_json::to_vec(p).unwrap_or_default());
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Loc {
@@ -32,9 +60,72 @@ pub struct State {
     /// Term of the operation at `applied`.
     pub last_term: Term,
     pub next_segment_id: u64,
+    /// Wrapping sum of [`point_hash`] over the live points.
+    pub checksum: u64,
+    /// (seq, live points, checksum) after each of the last operations.
+    pub recent: VecDeque<(SeqNo, u64, u64)>,
 }
 
 impl State {
+    /// A state over loaded segments, its digest computed once.
+    pub fn new(
+        segments: Vec<Segment>,
+        points: BTreeMap<PointId, Loc>,
+        applied: SeqNo,
+        last_term: Term,
+        next_segment_id: u64,
+    ) -> Self {
+        let mut state = State {
+            segments,
+            points,
+            applied,
+            last_term,
+            next_segment_id,
+            checksum: 0,
+            recent: VecDeque::new(),
+        };
+        state.checksum = state.recompute_checksum();
+        state
+    }
+
+    /// The digest walked from scratch (on open, and in tests against the
+    /// incremental one).
+    pub fn recompute_checksum(&self) -> u64 {
+        self.points.iter().fold(0u64, |sum, (id, loc)| {
+            sum.wrapping_add(self.hash_at(id, *loc))
+        })
+    }
+
+    fn hash_at(&self, id: &PointId, loc: Loc) -> u64 {
+        match self.segment(loc.seg) {
+            Some(seg) => {
+                let off = loc.off as usize;
+                point_hash(id, seg.vector(off), seg.payloads[off].as_ref())
+            }
+            None => 0,
+        }
+    }
+
+    /// The (points, checksum) the ring holds for `seq`.
+    pub fn digest_at(&self, seq: SeqNo) -> Option<(u64, u64)> {
+        if seq == self.applied {
+            return Some((self.points.len() as u64, self.checksum));
+        }
+        self.recent
+            .iter()
+            .rev()
+            .find(|(s, _, _)| *s == seq)
+            .map(|(_, p, c)| (*p, *c))
+    }
+
+    fn remove_point(&mut self, id: &PointId) {
+        if let Some(old) = self.points.remove(id) {
+            let h = self.hash_at(id, old);
+            self.checksum = self.checksum.wrapping_sub(h);
+            self.tombstone(old);
+        }
+    }
+
     pub fn segment(&self, id: u64) -> Option<&Segment> {
         self.segments.iter().find(|s| s.id == id)
     }
@@ -73,10 +164,13 @@ impl State {
 
     fn with_payload(&mut self, id: &PointId, version: SeqNo, f: impl FnOnce(&mut Option<Payload>)) {
         if let Some(loc) = self.points.get(id).copied() {
+            let before = self.hash_at(id, loc);
             if let Some(seg) = self.segment_mut(loc.seg) {
                 f(&mut seg.payloads[loc.off as usize]);
                 seg.versions[loc.off as usize] = version.0;
             }
+            let after = self.hash_at(id, loc);
+            self.checksum = self.checksum.wrapping_sub(before).wrapping_add(after);
         }
     }
 
@@ -90,12 +184,12 @@ impl State {
                     if config.distance == Distance::Cosine {
                         normalize(&mut vector);
                     }
-                    if let Some(old) = self.points.remove(&p.id) {
-                        self.tombstone(old);
-                    }
+                    self.remove_point(&p.id);
                     let growing = self.growing_mut();
                     let seg = growing.id;
                     let off = growing.push(p.id, &vector, p.payload.clone(), seq)?;
+                    let h = point_hash(&p.id, &vector, p.payload.as_ref());
+                    self.checksum = self.checksum.wrapping_add(h);
                     self.points.insert(
                         p.id,
                         Loc {
@@ -107,9 +201,7 @@ impl State {
             }
             Operation::Delete { ids } => {
                 for id in ids {
-                    if let Some(old) = self.points.remove(id) {
-                        self.tombstone(old);
-                    }
+                    self.remove_point(id);
                 }
             }
             Operation::DeleteByFilter { filter } => {
@@ -117,9 +209,7 @@ impl State {
                 // older version; resolving here is still deterministic.
                 let ids = self.matching_ids(filter);
                 for id in ids {
-                    if let Some(old) = self.points.remove(&id) {
-                        self.tombstone(old);
-                    }
+                    self.remove_point(&id);
                 }
             }
             Operation::SetPayload { ids, payload } => {
@@ -157,6 +247,11 @@ impl State {
         if seq >= self.applied {
             self.applied = seq;
             self.last_term = sop.term;
+            if self.recent.len() >= DIGEST_RING {
+                self.recent.pop_front();
+            }
+            self.recent
+                .push_back((seq, self.points.len() as u64, self.checksum));
         }
         Ok(())
     }

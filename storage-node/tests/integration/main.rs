@@ -7,9 +7,12 @@
 //!   meta-service (`testsuite::ProcessCluster`): kills, partitions.
 //! - [`shutdown`]: a clean stop: drained, gossip left, shards closed, and
 //!   fast even in the middle of an index build.
+//! - [`transfer`]: shard transfers: chunked snapshots under writes, the
+//!   quorum during a copy, moves with a real meta-service.
 
 mod cluster;
 mod crash;
 mod node;
 mod shard;
 mod shutdown;
+mod transfer;

@@ -244,3 +244,64 @@ fn a_replica_built_from_a_snapshot_continues_the_sequence() {
     assert_eq!(replica.content_checksum(), shard.content_checksum());
     assert_eq!(replica.applied_seq(), shard.applied_seq());
 }
+
+#[test]
+fn a_snapshot_written_in_chunks_gets_its_ann_index_in_the_background() {
+    use storage_node::ann::AnnKind;
+    use storage_node::SnapshotWriter;
+    let src_dir = tempfile::tempdir().unwrap();
+    let shard = open(src_dir.path(), 8, Distance::Dot, 5_000);
+    fill(&shard, &mut rng(21), 0, 2_500, 8);
+    let digest = shard.digest();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let mut writer = SnapshotWriter::create(
+        dst_dir.path(),
+        config(8, Distance::Dot),
+        options(1_000),
+        digest.seq,
+        digest.last_term,
+    )
+    .unwrap();
+    // Pages of 300 points; the writer holds at most one segment (1,000).
+    let mut after = None;
+    loop {
+        let (page, next) = shard.snapshot_page(after, 300, usize::MAX);
+        writer.add(page).unwrap();
+        after = next;
+        if after.is_none() {
+            break;
+        }
+    }
+    let replica = writer.finish().unwrap();
+    assert_eq!(replica.digest(), digest);
+    let kinds: Vec<AnnKind> = replica.segment_info().iter().map(|s| s.2).collect();
+    assert_eq!(
+        &kinds[..3],
+        &[AnnKind::Flat, AnnKind::Flat, AnnKind::Flat],
+        "written as exact segments, no index build while receiving"
+    );
+    while replica.run_background_once().unwrap() {}
+    let sealed: Vec<_> = replica
+        .segment_info()
+        .into_iter()
+        .filter(|s| s.0 > 0)
+        .collect();
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    assert!(matches!(sealed[0].2, AnnKind::Hnsw { .. }));
+    assert_eq!(replica.content_checksum(), shard.content_checksum());
+    let q = SearchRequest::new(vec![0.5; 8], 5);
+    assert_eq!(
+        replica
+            .search(&q)
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>(),
+        shard
+            .search(&q)
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+    );
+}

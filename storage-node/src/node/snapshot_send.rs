@@ -1,0 +1,195 @@
+//! The snapshot half of a replication stream: a fuzzy snapshot read in
+//! pages (id order, bounded in points and bytes) while writes continue,
+//! paced to `rebalancing.throttle_mb_per_sec`, with the WAL pinned from
+//! the snapshot's sequence number on; and what a failed snapshot means
+//! for a transfer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::cluster::{MigrationPhase, RebalanceSettings};
+use protocol::rpc::{SnapshotEntry, StorageError, StorageRequest, StorageResponse};
+use protocol::{NodeId, Point, SeqNo, Term};
+
+use super::leadership::StreamSource;
+use super::replicator::{blocking, call, Step};
+use super::switch;
+use super::transfer::{Pacer, TransferState};
+use super::Node;
+use crate::shard::WalPin;
+
+/// Snapshot attempts to a transfer's target that may fail in a row
+/// before the transfer is aborted.
+const MAX_SNAPSHOT_FAILURES: u32 = 5;
+
+/// A snapshot to a transfer's target failed: after
+/// [`MAX_SNAPSHOT_FAILURES`] in a row, or at once for a refusal that
+/// retrying cannot change, the transfer is aborted.
+pub(super) async fn snapshot_failed(
+    node: &Node,
+    shard: &protocol::rpc::ShardRef,
+    t: &TransferState,
+    reason: Failure,
+) {
+    let mut failures = 0;
+    t.update(|p| {
+        p.snapshot_failures += 1;
+        failures = p.snapshot_failures;
+    });
+    let to = t.progress().to;
+    let give_up = match &reason {
+        Failure::Stopped => return,
+        Failure::Permanent(_) => true,
+        Failure::Transient(_) => failures >= MAX_SNAPSHOT_FAILURES,
+    };
+    tracing::warn!(shard = ?shard, %to, failures, reason = %reason, "snapshot to the transfer target failed");
+    if give_up {
+        switch::abort(
+            node,
+            shard,
+            format!("snapshot to node {to} failed {failures} time(s): {reason}"),
+        )
+        .await;
+    }
+}
+
+/// Why a snapshot stream ended early.
+pub(super) enum Failure {
+    /// Leadership ended or a newer term exists: not the target's fault.
+    Stopped,
+    Transient(String),
+    Permanent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Stopped => write!(f, "stopped"),
+            Failure::Transient(r) | Failure::Permanent(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Streams a fuzzy snapshot in pages: S0 = the applied sequence number
+/// when it starts; the WAL stays pinned from S0 + 1 (the returned pin)
+/// so the operations after it can follow. Returns S0, the applied
+/// sequence number after the last page (the peer's content is one of
+/// ours once it has applied that far) and the pin. Chunks are bounded by
+/// `snapshot_chunk` points and `snapshot_chunk_bytes`, and paced to the
+/// map's `rebalancing.throttle_mb_per_sec`.
+pub(super) async fn send_snapshot<R: StreamSource>(
+    node: &Node,
+    replica: &Arc<R>,
+    peer: NodeId,
+    term: Term,
+    transfer: Option<&TransferState>,
+) -> Result<(SeqNo, SeqNo, WalPin), (Step, Failure)> {
+    let transient = |r: String| (Step::Resync, Failure::Transient(r));
+    let shard = replica.shard();
+    let reader = shard.clone();
+    let (digest, pin) = blocking(move || {
+        // Pinned before S0 is read: a checkpoint running meanwhile cannot
+        // truncate past it.
+        let pin = reader.pin_wal(SeqNo(0));
+        let d = reader.digest();
+        pin.advance(d.seq.next());
+        (d, pin)
+    })
+    .await
+    .ok_or_else(|| transient("snapshot task failed".into()))?;
+    let seq = digest.seq;
+    let per_point = shard.config().dimension as u64 * 4 + 24;
+    if let Some(t) = transfer {
+        t.update(|p| {
+            p.phase = MigrationPhase::Snapshot;
+            p.points_total = digest.points;
+            p.bytes_total = digest.points * per_point;
+            p.points_copied = 0;
+            p.bytes_copied = 0;
+        });
+    }
+    let (max_points, max_bytes) = (
+        node.options.snapshot_chunk.max(1),
+        node.options.snapshot_chunk_bytes.max(1),
+    );
+    let mut after = None;
+    let mut first = true;
+    let mut pacer = Pacer::new();
+    let started = Instant::now();
+    let (mut sent_points, mut sent_bytes, mut waited) = (0u64, 0u64, Duration::ZERO);
+    tracing::info!(shard = ?replica.shard_ref(), %peer, %seq, points = digest.points, "snapshot starts");
+    let collection = replica.shard_ref().collection.clone();
+    loop {
+        let reader = shard.clone();
+        let (page, next, applied) = blocking(move || {
+            let (page, next) = reader.snapshot_page(after, max_points, max_bytes);
+            (page, next, reader.applied_seq())
+        })
+        .await
+        .ok_or_else(|| transient("snapshot page task failed".into()))?;
+        let bytes: u64 = page.iter().map(|p| p.approx_bytes() as u64).sum();
+        let n = page.len() as u64;
+        let last = next.is_none();
+        let chunk = page
+            .into_iter()
+            .map(|p| SnapshotEntry {
+                point: Point {
+                    id: p.point.id,
+                    vector: p.point.vector,
+                    payload: p.point.payload,
+                },
+                version: p.version,
+            })
+            .collect();
+        let req = StorageRequest::InstallSnapshot {
+            shard: replica.shard_ref().clone(),
+            term,
+            seq,
+            chunk,
+            first,
+            last,
+            last_term: Some(digest.last_term),
+            consistent_from: last.then_some(applied),
+        };
+        match call(node, peer, req).await {
+            Ok(StorageResponse::Replicated { .. }) => {}
+            Ok(StorageResponse::Error {
+                error: StorageError::StaleTerm { current, .. },
+            }) => {
+                replica.observe_term(current);
+                return Err((Step::Stop, Failure::Stopped));
+            }
+            Ok(StorageResponse::Error { error }) if !error.is_transient() => {
+                return Err((Step::Resync, Failure::Permanent(error.to_string())));
+            }
+            Ok(other) => return Err(transient(format!("{other:?}"))),
+            Err(e) if e.is_transient() => return Err(transient(e.to_string())),
+            Err(e) => return Err((Step::Resync, Failure::Permanent(e.to_string()))),
+        }
+        metrics::counter!("storage_snapshot_bytes_sent_total", "collection" => collection.clone())
+            .increment(bytes);
+        if let Some(t) = transfer {
+            t.update(|p| {
+                p.points_copied += n;
+                p.bytes_copied += bytes;
+            });
+        }
+        sent_points += n;
+        sent_bytes += bytes;
+        if last {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(shard = ?replica.shard_ref(), %peer, points = sent_points, bytes = sent_bytes, secs,
+                throttled_secs = waited.as_secs_f64(), mb_per_sec = sent_bytes as f64 / 1e6 / secs.max(1e-6), "snapshot sent");
+            // Read after the last page: no page reflects anything later.
+            return Ok((seq, applied, pin));
+        }
+        after = next;
+        first = false;
+        let rate = RebalanceSettings::from_map(&node.map()).throttle_mb_per_sec;
+        let wait = pacer.sent(bytes, rate);
+        if !wait.is_zero() {
+            waited += wait;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
