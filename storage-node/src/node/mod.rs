@@ -35,6 +35,7 @@
 mod handler;
 mod leadership;
 mod lease;
+mod peer_call;
 mod replica;
 mod replicator;
 mod snapshot_send;

@@ -32,22 +32,16 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesOrdered, StreamExt};
 use protocol::cluster::MigrationPhase;
 use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
-use protocol::{NodeId, SeqNo, SequencedOperation};
+use protocol::{SeqNo, SequencedOperation};
 
 use super::leadership::{Stream, StreamSource};
+use super::peer_call::{blocking, call, failed, hold_off_after, Step};
 use super::snapshot_send::{send_snapshot, snapshot_failed};
 use super::switch::{self, Finish};
 use super::transfer::TransferState;
-use super::{CallError, Node, PeerFuture};
+use super::{Node, PeerFuture};
 use crate::shard::WalPin;
 use crate::ShardError;
-
-pub(super) enum Step {
-    /// Start over with a sync (peer behind, diverged, restarted).
-    Resync,
-    /// Leadership ended.
-    Stop,
-}
 
 pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut stream: Stream) {
     let backoff = node.options.retry_backoff;
@@ -68,45 +62,6 @@ pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut s
     }
     stream.acks.forget(stream.peer);
     tracing::debug!(shard = ?replica.shard_ref(), peer = %stream.peer, "replicator stopped");
-}
-
-/// One call to the peer, held off after a permanent failure (see
-/// [`hold_off_after`]).
-pub(super) async fn call(
-    node: &Node,
-    peer: NodeId,
-    req: StorageRequest,
-) -> Result<StorageResponse, CallError> {
-    let result = node.peers.call(peer, req).await;
-    if let Err(e) = &result {
-        hold_off_after(node, peer, e).await;
-    }
-    result
-}
-
-/// After a permanent failure, waits [`super::NodeOptions::pause_after`]
-/// before the stream syncs again, so a peer that refuses our certificate is
-/// not called every `retry_backoff`. The pause does not watch the stop
-/// signal: a leadership that ends meanwhile is noticed when it is over.
-async fn hold_off_after(node: &Node, peer: NodeId, e: &CallError) {
-    let pause = node.options.pause_after(e);
-    if !pause.is_zero() {
-        tracing::warn!(%peer, error = %e, ?pause, "peer call failed in a way retrying does not fix; holding off");
-        tokio::time::sleep(pause).await;
-    }
-}
-
-fn failed(peer: NodeId) {
-    metrics::counter!("storage_replication_failures_total", "peer" => peer.to_string())
-        .increment(1);
-}
-
-/// Runs blocking shard work (WAL reads, term lookups) off the runtime's
-/// threads, which also carry gossip and heartbeats.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
 }
 
 async fn sync_then_stream<R: StreamSource>(

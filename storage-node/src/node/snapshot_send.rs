@@ -12,7 +12,7 @@ use protocol::rpc::{SnapshotEntry, StorageError, StorageRequest, StorageResponse
 use protocol::{NodeId, Point, SeqNo, Term};
 
 use super::leadership::StreamSource;
-use super::replicator::{blocking, call, Step};
+use super::peer_call::{blocking, call, Step};
 use super::switch;
 use super::transfer::{Pacer, TransferState};
 use super::Node;

@@ -28,7 +28,7 @@ use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::{SeqNo, SequencedOperation};
 
 use super::leadership::{Stream, StreamSource};
-use super::replicator::{blocking, call};
+use super::peer_call::{blocking, call};
 use super::transfer::{now_ms, SubmitError, TransferState};
 use super::Node;
 
