@@ -11,9 +11,9 @@
 //! 2. every shard whose primary is on a dead node gets a new primary: the
 //!    in-sync (`Active`) replica on an alive node with the most advanced
 //!    history (last term, applied sequence number; ties: the ring's
-//!    order), with term + 1 — but only when enough replicas reported that
-//!    one of them must hold every acknowledged write
-//!    ([`failover_candidate`]);
+//!    order), with term + 1 — but only when enough replicas reported, since
+//!    the primary was declared dead, that one of them must hold every
+//!    acknowledged write ([`failover_candidate`]);
 //! 3. a transfer whose target is dead, or that reported no progress for
 //!    `rebalancing.stall_after_ms`, is aborted (recorded as failed; the
 //!    rebalancer plans it again later); a replica on a node dead for
@@ -136,8 +136,20 @@ impl Plan {
                 .collections
                 .get(&collection)
                 .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
+            // Only reports heard after the primary was declared dead count:
+            // an older one (a replica cut off together with the primary, not
+            // yet declared dead itself) may predate writes the primary
+            // acknowledged until its lease ran out. The lease (half the
+            // dead-node grace, from a heartbeat's sending) ends before the
+            // primary is declared dead, and a heartbeat received after that
+            // was sent less than its timeout earlier, after the lease's end.
+            let dead_since = self
+                .sim
+                .nodes
+                .get(&primary)
+                .map_or(u64::MAX, |n| n.state_since_ms);
             let best = failover_candidate(shard, primary, required, |n| {
-                if is_alive(&self.sim, n) {
+                if is_alive(&self.sim, n) && live.heard_since(n, dead_since) {
                     live.applied(n, &collection, shard_id)
                 } else {
                     None

@@ -316,6 +316,10 @@ pub struct RebalanceSettings {
     /// A transfer with no progress report for this long is failed.
     /// Default 60 s.
     pub stall_after_ms: u64,
+    /// Load differences smaller than this (bytes between the busiest and
+    /// the idlest node) are never evened out, whatever their ratio: a tiny
+    /// collection's noise is not worth a copy. Default 64 KiB.
+    pub min_imbalance_bytes: u64,
 }
 
 impl RebalanceSettings {
@@ -324,14 +328,16 @@ impl RebalanceSettings {
     pub const KEY_MAX_CONCURRENT: &'static str = "rebalancing.max_concurrent_migrations";
     pub const KEY_THROTTLE: &'static str = "rebalancing.throttle_mb_per_sec";
     pub const KEY_STALL_AFTER_MS: &'static str = "rebalancing.stall_after_ms";
+    pub const KEY_MIN_IMBALANCE_BYTES: &'static str = "rebalancing.min_imbalance_bytes";
 
     /// Every key this type reads, for validating `UpdateConfig`.
-    pub const KEYS: [&'static str; 5] = [
+    pub const KEYS: [&'static str; 6] = [
         Self::KEY_ENABLED,
         Self::KEY_THRESHOLD,
         Self::KEY_MAX_CONCURRENT,
         Self::KEY_THROTTLE,
         Self::KEY_STALL_AFTER_MS,
+        Self::KEY_MIN_IMBALANCE_BYTES,
     ];
 
     pub fn from_map(map: &ClusterMap) -> Self {
@@ -355,6 +361,9 @@ impl RebalanceSettings {
             stall_after_ms: get(Self::KEY_STALL_AFTER_MS)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(d.stall_after_ms),
+            min_imbalance_bytes: get(Self::KEY_MIN_IMBALANCE_BYTES)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d.min_imbalance_bytes),
         }
     }
 
@@ -366,7 +375,9 @@ impl RebalanceSettings {
             Self::KEY_THRESHOLD | Self::KEY_THROTTLE => value
                 .parse::<f64>()
                 .is_ok_and(|v| v.is_finite() && v >= 0.0),
-            Self::KEY_MAX_CONCURRENT | Self::KEY_STALL_AFTER_MS => value.parse::<u64>().is_ok(),
+            Self::KEY_MAX_CONCURRENT | Self::KEY_STALL_AFTER_MS | Self::KEY_MIN_IMBALANCE_BYTES => {
+                value.parse::<u64>().is_ok()
+            }
             _ => return None,
         };
         Some(if ok {
@@ -385,6 +396,7 @@ impl Default for RebalanceSettings {
             max_concurrent_migrations: 2,
             throttle_mb_per_sec: 100.0,
             stall_after_ms: 60_000,
+            min_imbalance_bytes: 64 << 10,
         }
     }
 }

@@ -160,6 +160,10 @@ fn settings_json(map: &ClusterMap) -> Value {
             RebalanceSettings::KEY_STALL_AFTER_MS,
             json!(s.stall_after_ms),
         ),
+        (
+            RebalanceSettings::KEY_MIN_IMBALANCE_BYTES,
+            json!(s.min_imbalance_bytes),
+        ),
     ];
     Value::Object(
         pairs

@@ -14,7 +14,9 @@
 //! 3. **Imbalance**, only when `rebalancing.auto_enabled` (default on) or
 //!    asked for (`POST /v1/rebalance`): while the busiest and the idlest
 //!    node differ by more than `rebalancing.trigger_threshold` (default
-//!    0.20) of the mean load, a replica moves from the busiest to the
+//!    0.20) of the mean load and by at least
+//!    `rebalancing.min_imbalance_bytes` (default 64 KiB: a tiny
+//!    collection's noise is not worth a copy), a replica moves from the busiest to the
 //!    idlest node, non-primary replicas first (moving a primary makes its
 //!    executor hand the role over), choosing the shard that brings the
 //!    two closest; a move that would not shrink their difference is never
@@ -224,7 +226,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Step 3: even out the load between the busiest and the idlest node.
-    fn even_out(&mut self, threshold: f64) {
+    fn even_out(&mut self, threshold: f64, min_imbalance: u64) {
         while self.budget > 0 && self.loads.len() >= 2 {
             let total: u64 = self.loads.values().sum();
             let mean = total as f64 / self.loads.len() as f64;
@@ -239,7 +241,7 @@ impl<'a> Planner<'a> {
                 return;
             };
             let spread = max - min;
-            if mean == 0.0 || (spread as f64) / mean <= threshold {
+            if mean == 0.0 || (spread as f64) / mean <= threshold || spread < min_imbalance {
                 return;
             }
             // The shard that leaves the two closest: |spread - 2w| smallest,
@@ -277,7 +279,7 @@ pub fn plan(map: &ClusterMap, live: &Liveness, now_ms: u64, forced: bool) -> Opt
     planner.drain();
     planner.fill();
     if settings.auto_enabled || forced {
-        planner.even_out(settings.trigger_threshold);
+        planner.even_out(settings.trigger_threshold, settings.min_imbalance_bytes);
     }
     (!planner.moves.is_empty()).then_some(RebalancePlan {
         moves: planner.moves,

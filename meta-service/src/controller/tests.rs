@@ -144,25 +144,30 @@ fn dead_primary_fails_over_to_most_up_to_date_replica() {
     let (primary, second, third) = (nodes[0], nodes[1], nodes[2]);
     let mut live = Liveness::default();
     heartbeat(&mut live, primary, 0, 1, 100);
-    // The third replica in ring order is ahead of the second: it wins.
     heartbeat(&mut live, second, 1_500, 1, 90);
     heartbeat(&mut live, third, 1_500, 1, 95);
     let cmds = run(&mut map, &live, 2_000);
     assert_eq!(
         cmds,
-        vec![
-            ClusterCommand::SetNodeState {
-                node: primary,
-                state: NodeState::Dead,
-                at_ms: 2_000
-            },
-            ClusterCommand::PromotePrimary {
-                collection: "c".into(),
-                shard: ShardId(0),
-                node: third,
-                expected_term: Some(Term(1))
-            },
-        ]
+        vec![ClusterCommand::SetNodeState {
+            node: primary,
+            state: NodeState::Dead,
+            at_ms: 2_000
+        }],
+        "reports older than the death may predate acknowledged writes"
+    );
+    // The third replica in ring order is ahead of the second: it wins.
+    heartbeat(&mut live, second, 2_100, 1, 90);
+    heartbeat(&mut live, third, 2_100, 1, 95);
+    let cmds = run(&mut map, &live, 2_200);
+    assert_eq!(
+        cmds,
+        vec![ClusterCommand::PromotePrimary {
+            collection: "c".into(),
+            shard: ShardId(0),
+            node: third,
+            expected_term: Some(Term(1))
+        }]
     );
     let s = shard(&map);
     assert_eq!((s.primary, s.term), (Some(third), Term(2)));
@@ -170,6 +175,40 @@ fn dead_primary_fails_over_to_most_up_to_date_replica() {
     heartbeat(&mut live, second, 2_500, 2, 95);
     heartbeat(&mut live, third, 2_500, 2, 95);
     assert!(plan(&map, &live, 3_000, &POLICY).is_empty());
+}
+
+/// The chaos partition run of 2026-12-02: the primary and one replica cut
+/// off together, the primary declared dead a second before its companion.
+/// Meanwhile the companion's last report, from before the cut, said it was
+/// level with the replica on the other side, so two reports made a
+/// "majority" and that replica was promoted — without the writes the pair
+/// acknowledged until the primary's lease ran out (72 lost). Only reports
+/// heard after the primary's death count.
+#[test]
+fn a_report_older_than_the_primarys_death_does_not_count() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let (primary, companion, other) = (nodes[0], nodes[1], nodes[2]);
+    let mut live = Liveness::default();
+    heartbeat(&mut live, primary, 500, 1, 40);
+    heartbeat(&mut live, companion, 1_400, 1, 40);
+    heartbeat(&mut live, other, 1_900, 1, 40);
+    run(&mut map, &live, 2_000);
+    assert_eq!(map.nodes[&primary].state, NodeState::Dead);
+    assert_eq!(
+        map.nodes[&companion].state,
+        NodeState::Alive,
+        "not silent long enough yet"
+    );
+    heartbeat(&mut live, other, 2_100, 1, 40);
+    let cmds = run(&mut map, &live, 2_200);
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, ClusterCommand::PromotePrimary { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(shard(&map).primary, Some(primary));
 }
 
 #[test]
@@ -182,29 +221,32 @@ fn ties_follow_ring_order_and_initializing_replicas_are_skipped() {
         node: nodes[1],
         state: ReplicaState::Initializing,
     };
+    // The primary is declared dead at 2 000; the others report after it.
+    let fail_over = |map: &mut ClusterMap, reports: [(NodeId, u64); 2]| {
+        let mut live = Liveness::default();
+        for (n, seq) in reports {
+            heartbeat(&mut live, n, 1_500, 1, seq);
+        }
+        run(map, &live, 2_000);
+        for (n, seq) in reports {
+            heartbeat(&mut live, n, 2_100, 1, seq);
+        }
+        run(map, &live, 2_200);
+    };
     apply(&mut map, &st).unwrap();
-    let mut live = Liveness::default();
-    heartbeat(&mut live, nodes[1], 1_500, 1, 3); // not in sync
-    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
-    run(&mut map, &live, 2_000);
+    fail_over(&mut map, [(nodes[1], 3), (nodes[2], 7)]); // nodes[1] not in sync
     assert_eq!(shard(&map).primary, Some(nodes[2]));
 
     // An initializing replica ahead of every in-sync one may hold
     // acknowledged writes they lack: nobody is promoted.
     let mut map = cluster(3);
     apply(&mut map, &st).unwrap();
-    let mut live = Liveness::default();
-    heartbeat(&mut live, nodes[1], 1_500, 1, 500);
-    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
-    run(&mut map, &live, 2_000);
+    fail_over(&mut map, [(nodes[1], 500), (nodes[2], 7)]);
     assert_eq!(shard(&map).primary, Some(nodes[0]));
 
     // Equal progress: the first in ring order wins.
     let mut map = cluster(3);
-    let mut live = Liveness::default();
-    heartbeat(&mut live, nodes[1], 1_500, 1, 7);
-    heartbeat(&mut live, nodes[2], 1_500, 1, 7);
-    run(&mut map, &live, 2_000);
+    fail_over(&mut map, [(nodes[1], 7), (nodes[2], 7)]);
     assert_eq!(shard(&map).primary, Some(nodes[1]));
 }
 
@@ -292,6 +334,9 @@ fn replicas_of_an_idle_shard_become_active_after_a_failover() {
     heartbeat(&mut live, nodes[1], 1_900, 1, 40);
     heartbeat(&mut live, nodes[2], 1_900, 1, 40);
     run(&mut map, &live, 2_000);
+    heartbeat(&mut live, nodes[1], 2_100, 1, 40);
+    heartbeat(&mut live, nodes[2], 2_100, 1, 40);
+    run(&mut map, &live, 2_200);
     let s = shard(&map);
     assert_eq!(s.term, Term(2));
     let new_primary = s.primary.unwrap();
@@ -422,6 +467,12 @@ fn healthy_cluster_rebalances_onto_a_new_node_unless_disabled() {
     }
     let node = NodeInfo::new(NodeId(4), "127.0.0.1:4");
     apply(&mut map, &ClusterCommand::AddNode { node }).unwrap();
+    // Empty shards: below the default floor of an imbalance worth a copy.
+    let no_floor = ClusterCommand::UpdateConfig {
+        key: RebalanceSettings::KEY_MIN_IMBALANCE_BYTES.into(),
+        value: "0".into(),
+    };
+    apply(&mut map, &no_floor).unwrap();
     let mut live = Liveness::default();
     for n in 1..=4 {
         heartbeat_empty(&mut live, NodeId(n), 900);

@@ -30,6 +30,13 @@ async fn rebalance_route_starts_transfers_and_the_map_counts_them() {
         .submit(&off)
         .await
         .expect("automatic rebalancing off");
+    // No storage node reports any data here: every shard weighs the same
+    // and tiny, below the default floor of an imbalance worth a copy.
+    let no_floor = ClusterCommand::UpdateConfig {
+        key: RebalanceSettings::KEY_MIN_IMBALANCE_BYTES.into(),
+        value: "0".into(),
+    };
+    client.submit(&no_floor).await.expect("no floor");
     let bad = ClusterCommand::UpdateConfig {
         key: RebalanceSettings::KEY_THROTTLE.into(),
         value: "fast".into(),

@@ -105,7 +105,8 @@ enum ClusterCommand {
     /// The rebalancing settings in force.
     Settings,
     /// Change a rebalancing setting (`auto_enabled`, `trigger_threshold`,
-    /// `max_concurrent_migrations`, `throttle_mb_per_sec`, `stall_after_ms`;
+    /// `max_concurrent_migrations`, `throttle_mb_per_sec`, `stall_after_ms`,
+    /// `min_imbalance_bytes`;
     /// the `rebalancing.` prefix is optional).
     Set { key: String, value: String },
     /// Change a collection's replication factor (replicas are added or

@@ -41,7 +41,7 @@ fn set(map: &mut ClusterMap, key: &str, value: &str) {
     apply(map, &cmd).unwrap();
 }
 
-/// Every node reports `bytes(shard)` for each replica it holds.
+/// Every node reports `bytes(shard)` KB for each replica it holds.
 fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
     let mut live = Liveness::default();
     for node in map.nodes.keys() {
@@ -53,8 +53,8 @@ fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
                 shard,
                 applied: SeqNo(1),
                 term: Term(1),
-                points: bytes(shard) / 16,
-                bytes: bytes(shard),
+                points: bytes(shard) * 1_000 / 16,
+                bytes: bytes(shard) * 1_000,
             })
             .collect();
         let hb = Heartbeat {
@@ -243,6 +243,41 @@ fn nearly_equal_shards_are_not_shuffled_for_a_small_gain() {
 }
 
 #[test]
+fn a_tiny_collection_is_not_rebalanced() {
+    // 6 shards of ~1 KB on 3 nodes, a 4th joins: the spread (4 KB) is
+    // far above 20% of the mean, but below the 64 KiB floor.
+    let mut m = map(3, 6, 2);
+    add_node(&mut m, 4);
+    let tiny = |m: &ClusterMap| {
+        let mut live = Liveness::default();
+        for node in m.nodes.keys() {
+            let replicas = m
+                .shards_on(*node)
+                .into_iter()
+                .map(|(collection, shard)| ReplicaReport {
+                    collection,
+                    shard,
+                    applied: SeqNo(1),
+                    term: Term(1),
+                    points: 32,
+                    bytes: 1_024,
+                })
+                .collect();
+            let hb = Heartbeat {
+                node: *node,
+                epoch: m.epoch,
+                replicas,
+            };
+            live.record(&hb, 1);
+        }
+        live
+    };
+    assert!(plan(&m, &tiny(&m), 0, false).is_none());
+    set(&mut m, RebalanceSettings::KEY_MIN_IMBALANCE_BYTES, "0");
+    assert!(plan(&m, &tiny(&m), 0, false).is_some());
+}
+
+#[test]
 fn draining_and_dead_nodes_receive_nothing() {
     let mut m = map(3, 12, 1);
     for (id, state) in [(4, NodeState::Draining), (5, NodeState::Dead)] {
@@ -274,7 +309,10 @@ fn heavy_shards_weigh_more_than_light_ones() {
         }
     }
     let l = loads(&m, &reports(&m, weight));
-    assert!(spread(&l) <= 10, "the heavy shard alone on one node: {l:?}");
+    assert!(
+        spread(&l) <= 10_000,
+        "the heavy shard alone on one node: {l:?}"
+    );
 }
 
 proptest! {
