@@ -122,7 +122,7 @@ async fn sync_then_stream<R: StreamSource>(
     // when the last one was read, and a peer at S0 is not yet at S0.
     let mut consistent_from = acked.max(status.consistent_from);
     if !prefix || !in_wal || fresh_target {
-        match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
+        match send_snapshot(node, replica, peer, term, transfer.as_deref(), &stream.stop).await {
             Ok((seq, end, p)) => {
                 acked = seq;
                 consistent_from = end;
