@@ -136,12 +136,31 @@ impl LocalReplica {
                 return Vec::new();
             }
         }
+        // Under the same term (only the peer set changed: a transfer's
+        // target added or switched in, a source removed) the peers' marks
+        // stay true, and writes applied before the change wait on them:
+        // with fresh marks they would wait for the write timeout (the old
+        // streams stop, the new ones record into other marks). Peers that
+        // left forget theirs: if they come back it is with other data.
+        let mut same_term_acks = None;
         if let Some(old) = g.take() {
             let _ = old.stop.send(true);
+            if old.term == term {
+                for gone in old.peers.iter().filter(|p| !peers.contains(p)) {
+                    old.acks.forget(*gone);
+                }
+                same_term_acks = Some(old.acks.clone());
+            }
         }
         self.observe_term(term);
         self.shard().set_term(term);
-        let (leadership, streams) = Leadership::start(term, peers);
+        let (mut leadership, mut streams) = Leadership::start(term, peers);
+        if let Some(acks) = same_term_acks {
+            leadership.acks = acks.clone();
+            for s in &mut streams {
+                s.acks = acks.clone();
+            }
+        }
         tracing::info!(shard = ?self.shard_ref, %term, ?peers, "leading shard");
         *g = Some(leadership);
         streams

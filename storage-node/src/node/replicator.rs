@@ -60,7 +60,9 @@ pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut s
             }
         }
     }
-    stream.acks.forget(stream.peer);
+    // The peer's mark stays: a write applied before this stream ended may
+    // still count it, and a successor under the same term shares the marks
+    // (`LocalReplica::lead` forgets the peers that left).
     tracing::debug!(shard = ?replica.shard_ref(), peer = %stream.peer, "replicator stopped");
 }
 

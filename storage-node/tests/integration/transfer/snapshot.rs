@@ -465,3 +465,78 @@ async fn a_stream_replaced_mid_snapshot_does_not_mix_its_pages_into_the_next() {
         to_2(false)
     );
 }
+
+/// `map` with node 2 an `Active` replica of the shard beside node 1.
+fn with_active_2(mut m: ClusterMap) -> ClusterMap {
+    for c in m.collections.values_mut() {
+        for s in c.shards.values_mut() {
+            s.replicas.insert(
+                1,
+                Replica {
+                    node: NodeId(2),
+                    state: ReplicaState::Active,
+                },
+            );
+        }
+    }
+    m
+}
+
+/// The chaos runs' multi-second write stalls around transfers: a write
+/// applied on the primary waits for its replicas' acknowledgements, and
+/// when the shard's peer set changed meanwhile (a transfer's target
+/// added, switched in, or a source removed: every stream restarts) it
+/// waited on marks no stream updated any more, until the write timeout.
+/// Under the same term the marks now carry over to the new streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waiting_for_acks_survives_a_peer_set_change() {
+    let nodes = Nodes::with(3);
+    let (n1, n2, n3) = (nodes.node(1), nodes.node(2), nodes.node(3));
+    let rf2 = with_active_2(map_filling(1, &[], 0.0));
+    n1.apply_map(rf2.clone()).await;
+    n2.apply_map(rf2).await;
+    write(
+        &n1,
+        Operation::Upsert {
+            points: vec![point(0, 0)],
+        },
+    )
+    .await
+    .expect("first write");
+    // Node 2 answers slowly: the next write waits for its acknowledgement
+    // (majority of two) while node 3 joins as a transfer target.
+    nodes
+        .net
+        .set_delay(NodeId(2), Some(Duration::from_millis(300)));
+    let started = Instant::now();
+    let pending = {
+        let n1 = n1.clone();
+        tokio::spawn(async move {
+            write(
+                &n1,
+                Operation::Upsert {
+                    points: vec![point(1, 0)],
+                },
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let joined = with_active_2(map_filling(2, &[3], 0.0));
+    for n in [&n1, &n2, &n3] {
+        n.apply_map(joined.clone()).await;
+    }
+    let acks = pending
+        .await
+        .expect("join")
+        .expect("the write is acknowledged");
+    let took = started.elapsed();
+    nodes.net.set_delay(NodeId(2), None);
+    eprintln!("WRITE ACROSS A PEER SET CHANGE: {acks} acks in {took:?}");
+    assert_eq!(acks, 2);
+    // Options: 2 s write timeout; the old marks made it wait all of it.
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the write waited {took:?}"
+    );
+}
