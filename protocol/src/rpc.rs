@@ -58,6 +58,14 @@ pub enum StorageRequest {
         /// history only once it has applied that far.
         #[serde(default)]
         consistent_from: Option<SeqNo>,
+        /// Which snapshot the chunk belongs to (chosen by the sender, new
+        /// for every `first`): a replica adds a chunk only to the snapshot
+        /// it is receiving, so two streams that both read a snapshot at
+        /// the same `seq` (a replication stream restarted while its
+        /// predecessor still sends) never mix their pages. Absent from
+        /// older senders: then only `term` and `seq` tell snapshots apart.
+        #[serde(default)]
+        snapshot_id: Option<u64>,
     },
     Search {
         shard: ShardRef,
@@ -285,6 +293,7 @@ mod tests {
                 last: true,
                 last_term: Some(Term(2)),
                 consistent_from: Some(SeqNo(45)),
+                snapshot_id: Some(0x5eed),
             },
             StorageRequest::Status { shard },
         ];

@@ -49,10 +49,34 @@ pub async fn settings(ctx: &Ctx, overrides: Value) -> Result<()> {
             b.insert(k.clone(), v.clone());
         }
     }
-    op(ctx, Method::PUT, "/api/cluster/settings", Some(body))
+    // A loaded meta-service (debug build, shared cores, a member just
+    // killed or restarted) may not answer within one retry budget; the
+    // setting is idempotent, so a few more rounds are safe.
+    let mut last = None;
+    for round in 0..SETTINGS_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        match op(
+            ctx,
+            Method::PUT,
+            "/api/cluster/settings",
+            Some(body.clone()),
+        )
         .await
-        .map(|_| ())
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(round, error = %format!("{e:#}"), "settings not accepted yet");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("settings never sent")))
 }
+
+/// Rounds of the retry policy a settings change gets.
+const SETTINGS_ROUNDS: usize = 4;
 
 /// Running transfers of `coll`: (shard, migration).
 pub fn running(map: &ClusterMap, coll: &str) -> Vec<(u32, Migration)> {

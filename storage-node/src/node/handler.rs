@@ -45,6 +45,7 @@ impl Node {
                 last,
                 last_term,
                 consistent_from,
+                snapshot_id,
             } => match self.local(&shard) {
                 Ok(r) => r
                     .install_chunk(
@@ -55,6 +56,7 @@ impl Node {
                         first,
                         last,
                         consistent_from.unwrap_or(seq),
+                        snapshot_id,
                     )
                     .await
                     .map(|applied| StorageResponse::Replicated { applied }),

@@ -64,6 +64,8 @@ pub struct LocalReplica {
 struct Incoming {
     term: Term,
     seq: SeqNo,
+    /// The sender's name for this snapshot (`InstallSnapshot::snapshot_id`).
+    id: Option<u64>,
     /// `None` while a chunk is being written on a blocking thread.
     writer: Option<SnapshotWriter>,
 }
@@ -134,12 +136,31 @@ impl LocalReplica {
                 return Vec::new();
             }
         }
+        // Under the same term (only the peer set changed: a transfer's
+        // target added or switched in, a source removed) the peers' marks
+        // stay true, and writes applied before the change wait on them:
+        // with fresh marks they would wait for the write timeout (the old
+        // streams stop, the new ones record into other marks). Peers that
+        // left forget theirs: if they come back it is with other data.
+        let mut same_term_acks = None;
         if let Some(old) = g.take() {
             let _ = old.stop.send(true);
+            if old.term == term {
+                for gone in old.peers.iter().filter(|p| !peers.contains(p)) {
+                    old.acks.forget(*gone);
+                }
+                same_term_acks = Some(old.acks.clone());
+            }
         }
         self.observe_term(term);
         self.shard().set_term(term);
-        let (leadership, streams) = Leadership::start(term, peers);
+        let (mut leadership, mut streams) = Leadership::start(term, peers);
+        if let Some(acks) = same_term_acks {
+            leadership.acks = acks.clone();
+            for s in &mut streams {
+                s.acks = acks.clone();
+            }
+        }
         tracing::info!(shard = ?self.shard_ref, %term, ?peers, "leading shard");
         *g = Some(leadership);
         streams
@@ -278,6 +299,14 @@ impl LocalReplica {
     /// Replica: receives one chunk of the primary's snapshot and writes it
     /// into the staging generation; the last one finishes it at `seq`
     /// (with `last_term`) and replaces this replica's content.
+    ///
+    /// A `first` chunk starts a new snapshot and discards the one being
+    /// received; any other chunk is added only to the snapshot of its
+    /// `(term, seq, snapshot_id)`. A chunk of another one (a superseded
+    /// stream still sending, or a snapshot whose start this replica lost
+    /// in a restart) is refused with [`StorageError::Unavailable`]: its
+    /// sender stops or starts over, and the pages of two snapshots are
+    /// never mixed (their `consistent_from` would not hold for the mix).
     #[allow(clippy::too_many_arguments)]
     pub async fn install_chunk(
         &self,
@@ -288,6 +317,7 @@ impl LocalReplica {
         first: bool,
         last: bool,
         consistent_from: SeqNo,
+        snapshot_id: Option<u64>,
     ) -> Result<SeqNo, StorageError> {
         let _one = self.apply_lock.lock().await;
         self.check_term(term)?;
@@ -300,13 +330,18 @@ impl LocalReplica {
             blocking(move || SnapshotWriter::create(&dir, config, options, seq, last_term)).await?
         } else {
             let mut g = self.incoming.lock();
-            match g.as_mut().filter(|i| i.term == term && i.seq == seq) {
+            match g
+                .as_mut()
+                .filter(|i| i.term == term && i.seq == seq && i.id == snapshot_id)
+            {
                 Some(inc) => inc.writer.take().ok_or_else(|| StorageError::Unavailable {
                     message: "snapshot chunk arrived while the previous one is written".into(),
                 })?,
                 None => {
-                    return Err(StorageError::Invalid {
-                        message: "snapshot chunk without its first chunk".into(),
+                    return Err(StorageError::Unavailable {
+                        message: format!(
+                            "snapshot chunk (term {term}, seq {seq}) of a snapshot this replica is not receiving"
+                        ),
                     })
                 }
             }
@@ -336,6 +371,7 @@ impl LocalReplica {
             *self.incoming.lock() = Some(Incoming {
                 term,
                 seq,
+                id: snapshot_id,
                 writer: Some(writer),
             });
             return Ok(self.shard().applied_seq());
@@ -598,8 +634,17 @@ mod tests {
         assert_eq!(r.shard().applied_seq(), SeqNo(1));
         // A snapshot from the old term is refused too.
         assert!(matches!(
-            r.install_chunk(Term(1), SeqNo(5), Term(1), Vec::new(), true, true, SeqNo(5))
-                .await,
+            r.install_chunk(
+                Term(1),
+                SeqNo(5),
+                Term(1),
+                Vec::new(),
+                true,
+                true,
+                SeqNo(5),
+                None
+            )
+            .await,
             Err(StorageError::StaleTerm { .. })
         ));
         r.apply_replicated(Term(3), vec![op(2, 3)])
@@ -655,6 +700,62 @@ mod tests {
             r.apply_replicated(Term(2), vec![op(2, 2)]).await,
             Err(StorageError::Invalid { .. })
         ));
+    }
+
+    fn entries(ids: std::ops::Range<u64>) -> Vec<SnapshotEntry> {
+        ids.map(|i| SnapshotEntry {
+            point: Point {
+                id: PointId::Num(i),
+                vector: vec![i as f32, 1.0],
+                payload: None,
+            },
+            version: 1,
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn chunks_of_a_superseded_snapshot_at_the_same_seq_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = replica(dir.path());
+        let (t, s) = (Term(1), SeqNo(9));
+        // Snapshot 1 starts; snapshot 2, read at the same seq, replaces it.
+        r.install_chunk(t, s, t, entries(0..5), true, false, s, Some(1))
+            .await
+            .expect("first of 1");
+        r.install_chunk(t, s, t, entries(0..5), true, false, s, Some(2))
+            .await
+            .expect("first of 2");
+        // Snapshot 1's next chunks are not added to snapshot 2.
+        for last in [false, true] {
+            assert!(matches!(
+                r.install_chunk(t, s, t, entries(5..10), false, last, s, Some(1))
+                    .await,
+                Err(StorageError::Unavailable { .. })
+            ));
+        }
+        assert_eq!(r.shard().applied_seq(), SeqNo(0), "nothing installed");
+        r.install_chunk(t, s, t, entries(5..8), false, true, s, Some(2))
+            .await
+            .expect("last of 2");
+        assert_eq!(r.shard().applied_seq(), s);
+        let live: usize = r.shard().segment_info().iter().map(|s| s.1).sum();
+        assert_eq!((live, r.shard().content_checksum().0), (8, 8));
+        // A chunk whose snapshot this replica never started (it restarted
+        // meanwhile) is refused too, and retrying is worth it.
+        let refused = r
+            .install_chunk(
+                t,
+                SeqNo(12),
+                t,
+                entries(0..1),
+                false,
+                false,
+                SeqNo(12),
+                Some(3),
+            )
+            .await;
+        assert!(refused.is_err_and(|e| e.is_transient()));
     }
 
     #[tokio::test]

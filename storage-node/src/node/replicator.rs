@@ -60,7 +60,9 @@ pub(super) async fn run<R: StreamSource>(node: Arc<Node>, replica: Arc<R>, mut s
             }
         }
     }
-    stream.acks.forget(stream.peer);
+    // The peer's mark stays: a write applied before this stream ended may
+    // still count it, and a successor under the same term shares the marks
+    // (`LocalReplica::lead` forgets the peers that left).
     tracing::debug!(shard = ?replica.shard_ref(), peer = %stream.peer, "replicator stopped");
 }
 
@@ -122,7 +124,7 @@ async fn sync_then_stream<R: StreamSource>(
     // when the last one was read, and a peer at S0 is not yet at S0.
     let mut consistent_from = acked.max(status.consistent_from);
     if !prefix || !in_wal || fresh_target {
-        match send_snapshot(node, replica, peer, term, transfer.as_deref()).await {
+        match send_snapshot(node, replica, peer, term, transfer.as_deref(), &stream.stop).await {
             Ok((seq, end, p)) => {
                 acked = seq;
                 consistent_from = end;

@@ -4,12 +4,14 @@
 //! the snapshot's sequence number on; and what a failed snapshot means
 //! for a transfer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::cluster::{MigrationPhase, RebalanceSettings};
 use protocol::rpc::{SnapshotEntry, StorageError, StorageRequest, StorageResponse};
 use protocol::{NodeId, Point, SeqNo, Term};
+use tokio::sync::watch;
 
 use super::leadership::StreamSource;
 use super::peer_call::{blocking, call, Step};
@@ -31,6 +33,10 @@ pub(super) async fn snapshot_failed(
     t: &TransferState,
     reason: Failure,
 ) {
+    if matches!(reason, Failure::Stopped) {
+        // Not the target's fault: a replaced stream or an ended leadership.
+        return;
+    }
     let mut failures = 0;
     t.update(|p| {
         p.snapshot_failures += 1;
@@ -70,19 +76,52 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// A name for a new snapshot, unique in this process and (seeded by the
+/// clock) across its restarts: see `InstallSnapshot::snapshot_id`.
+fn new_snapshot_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        super::transfer::now_ms() << 16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Keeps a transfer's totals at or above what was copied: the shard may
+/// grow while the snapshot is read, and chunks weigh their payloads,
+/// which the first estimate (vectors only) leaves out. The byte total
+/// follows the average point weight seen so far.
+pub(super) fn count_copied(p: &mut super::transfer::TransferProgress, points: u64, bytes: u64) {
+    p.points_copied += points;
+    p.bytes_copied += bytes;
+    p.points_total = p.points_total.max(p.points_copied);
+    if p.points_copied > 0 {
+        let per_point = p.bytes_copied as f64 / p.points_copied as f64;
+        p.bytes_total = p
+            .bytes_total
+            .max((p.points_total as f64 * per_point) as u64);
+    }
+    p.bytes_total = p.bytes_total.max(p.bytes_copied);
+}
+
 /// Streams a fuzzy snapshot in pages: S0 = the applied sequence number
 /// when it starts; the WAL stays pinned from S0 + 1 (the returned pin)
 /// so the operations after it can follow. Returns S0, the applied
 /// sequence number after the last page (the peer's content is one of
 /// ours once it has applied that far) and the pin. Chunks are bounded by
 /// `snapshot_chunk` points and `snapshot_chunk_bytes`, and paced to the
-/// map's `rebalancing.throttle_mb_per_sec`.
+/// map's `rebalancing.throttle_mb_per_sec`. Stops before the next chunk
+/// once `stop` is set (the stream was replaced: its successor sends its
+/// own snapshot, under its own `snapshot_id`).
 pub(super) async fn send_snapshot<R: StreamSource>(
     node: &Node,
     replica: &Arc<R>,
     peer: NodeId,
     term: Term,
     transfer: Option<&TransferState>,
+    stop: &watch::Receiver<bool>,
 ) -> Result<(SeqNo, SeqNo, WalPin), (Step, Failure)> {
     let transient = |r: String| (Step::Resync, Failure::Transient(r));
     let shard = replica.shard();
@@ -119,7 +158,11 @@ pub(super) async fn send_snapshot<R: StreamSource>(
     let (mut sent_points, mut sent_bytes, mut waited) = (0u64, 0u64, Duration::ZERO);
     tracing::info!(shard = ?replica.shard_ref(), %peer, %seq, points = digest.points, "snapshot starts");
     let collection = replica.shard_ref().collection.clone();
+    let snapshot_id = new_snapshot_id();
     loop {
+        if *stop.borrow() {
+            return Err((Step::Stop, Failure::Stopped));
+        }
         let reader = shard.clone();
         let (page, next, applied) = blocking(move || {
             let (page, next) = reader.snapshot_page(after, max_points, max_bytes);
@@ -150,6 +193,7 @@ pub(super) async fn send_snapshot<R: StreamSource>(
             last,
             last_term: Some(digest.last_term),
             consistent_from: last.then_some(applied),
+            snapshot_id: Some(snapshot_id),
         };
         match call(node, peer, req).await {
             Ok(StorageResponse::Replicated { .. }) => {}
@@ -169,10 +213,7 @@ pub(super) async fn send_snapshot<R: StreamSource>(
         metrics::counter!("storage_snapshot_bytes_sent_total", "collection" => collection.clone())
             .increment(bytes);
         if let Some(t) = transfer {
-            t.update(|p| {
-                p.points_copied += n;
-                p.bytes_copied += bytes;
-            });
+            t.update(|p| count_copied(p, n, bytes));
         }
         sent_points += n;
         sent_bytes += bytes;
@@ -191,5 +232,32 @@ pub(super) async fn send_snapshot<R: StreamSource>(
             waited += wait;
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::transfer::TransferProgress;
+
+    #[test]
+    fn copied_never_exceeds_the_totals() {
+        // Estimated from 100 points of 2-d vectors (32 bytes each); the
+        // chunks weigh their payloads and the shard grew meanwhile.
+        let mut p = TransferProgress {
+            points_total: 100,
+            bytes_total: 100 * 32,
+            ..TransferProgress::default()
+        };
+        count_copied(&mut p, 60, 60 * 50);
+        assert!(p.bytes_copied <= p.bytes_total && p.points_copied <= p.points_total);
+        // The byte total follows the weight seen: 100 points of 50 bytes.
+        assert_eq!(p.bytes_total, 100 * 50);
+        count_copied(&mut p, 60, 60 * 50);
+        assert_eq!((p.points_copied, p.points_total), (120, 120));
+        assert_eq!((p.bytes_copied, p.bytes_total), (6_000, 6_000));
+        // Totals never shrink.
+        count_copied(&mut p, 1, 10);
+        assert!(p.bytes_total >= 6_000 && p.bytes_copied <= p.bytes_total);
     }
 }

@@ -44,8 +44,15 @@ pub(super) enum Finish {
 }
 
 /// How long the switch waits for the target's last operations before it
-/// reopens the gate and tries again later.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// reopens the gate and tries again later (the target was within one
+/// batch when the gate closed: a target slower than this is not ready,
+/// and writes should not wait for it).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the switch waits for the map watch to bring the epoch its
+/// `CompleteMigration` produced before it reads the map itself (writes
+/// are held meanwhile).
+const MAP_PUSH_WAIT: Duration = Duration::from_millis(300);
 
 /// Verifies and switches the transfer to `stream.peer`; `acked` is what
 /// the target has (nothing in flight).
@@ -195,7 +202,7 @@ async fn switch_held<R: StreamSource>(
     // Writes stay held until this node follows a map with the outcome:
     // releasing them earlier could acknowledge, as the old primary, a
     // write the new primary never gets.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + MAP_PUSH_WAIT;
     if let Some(e) = epoch {
         while node.map().epoch < e && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -227,7 +234,7 @@ async fn switch_held<R: StreamSource>(
             // nothing more to release into.
             return Finish::Stop;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
