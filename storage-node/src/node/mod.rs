@@ -320,8 +320,14 @@ impl Node {
             keep.insert(self.replica_dir(&r.shard_ref, r.incarnation));
         }
         let root = self.data_dir.join("collections");
+        let dropped = self.data_dir.join(DROPPED_DIR);
         let epoch = map.epoch;
-        let swept = tokio::task::spawn_blocking(move || sweep(&root, &keep, epoch)).await;
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut removed = sweep(&root, &keep, epoch);
+            removed.extend(sweep_dropped(&dropped));
+            removed
+        })
+        .await;
         if let Ok(removed) = swept {
             for dir in removed {
                 tracing::info!(dir = %dir.display(), "removed replica data the cluster map does not assign here");
@@ -383,13 +389,41 @@ impl Node {
 
     /// Closes a replica no longer assigned here (or of a deleted
     /// collection) and deletes its data once the last user lets go.
+    ///
+    /// The directory is renamed to a tombstone under `dropped/` at once:
+    /// the same shard may be assigned back before the last user lets go
+    /// (in-flight requests, a replicator, up to 30 s), and its new replica
+    /// must open a fresh directory, not the old files (still open here) nor
+    /// have its own files deleted under it later.
     fn drop_replica(&self, shard: &ShardRef) {
         let Some(r) = self.replicas.write().remove(shard) else {
             return;
         };
         r.follow();
+        // No index build or merge may write into the directory once it is
+        // renamed (they would not find it; the shard keeps its files open).
+        r.shard().stop_background();
         let dir = self.replica_dir(shard, r.incarnation);
-        tracing::info!(shard = ?shard, dir = %dir.display(), "replica no longer assigned here; removing it");
+        let tomb = self.tombstone_dir(shard, r.incarnation);
+        let doomed = match tomb
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|()| std::fs::rename(&dir, &tomb))
+        {
+            Ok(()) => tomb,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                tracing::info!(shard = ?shard, "replica no longer assigned here; it had no data");
+                return;
+            }
+            Err(e) => {
+                // Deleting in place is the old behaviour, with its race;
+                // better than keeping data the map does not assign here.
+                tracing::warn!(dir = %dir.display(), error = %e, "could not move replica data aside; deleting it in place");
+                dir
+            }
+        };
+        tracing::info!(shard = ?shard, dir = %doomed.display(), "replica no longer assigned here; removing it");
         tokio::task::spawn_blocking(move || {
             // Wait (bounded) for in-flight requests and replicators to let go,
             // so the shard closes before its files go.
@@ -408,12 +442,35 @@ impl Node {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove replica data");
+            match std::fs::remove_dir_all(&doomed) {
+                Ok(()) => {}
+                // The restart sweep may have removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %doomed.display(), error = %e, "could not remove replica data")
+                }
             }
         });
     }
+
+    /// A unique name under `<data>/dropped/` for a dropped replica's data.
+    fn tombstone_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.data_dir.join(DROPPED_DIR).join(format!(
+            "{}-{}-{}-{}-{n}",
+            shard.collection,
+            incarnation.0,
+            shard.shard,
+            now_ms()
+        ))
+    }
 }
+
+/// Where dropped replicas' data waits for deletion (see
+/// [`Node::drop_replica`]); whatever a crash left there is removed by the
+/// restart sweep.
+const DROPPED_DIR: &str = "dropped";
 
 /// Removes `<root>/<collection>/<incarnation>-<shard>` directories not in
 /// `keep` (and collection directories left empty), except those of an
@@ -457,6 +514,19 @@ fn sweep(
         let _ = std::fs::remove_dir(&coll_dir);
     }
     removed
+}
+
+/// Removes the tombstones under `dropped` whose deletion a crash or a
+/// restart interrupted; returns what it removed.
+fn sweep_dropped(dropped: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dropped) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::remove_dir_all(p).is_ok())
+        .collect()
 }
 
 #[cfg(test)]

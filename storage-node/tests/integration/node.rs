@@ -379,3 +379,58 @@ async fn a_collection_created_again_under_the_same_name_starts_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 14, defect 4: a replica dropped while something still held it
+/// was deleted up to 30 s later, by path; a replica of the same shard
+/// assigned back meanwhile had its files deleted under it. Now the dropped
+/// data is moved aside at once and the new replica starts in a fresh
+/// directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_assigned_back_before_its_dropped_data_is_deleted_keeps_its_files() {
+    let c = cluster(10_000);
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.write(1, 1, 0, 10, WriteConsistency::All).await.unwrap();
+    // An in-flight request's hold on node 3's replica delays its deletion.
+    let held = c.node(3).replica(&shard_ref()).expect("replica on node 3");
+    let mut without = map(2, 1, 1);
+    let shard = without
+        .collections
+        .get_mut("c")
+        .unwrap()
+        .shards
+        .get_mut(&ShardId(0))
+        .unwrap();
+    shard.replicas.retain(|r| r.node != NodeId(3));
+    c.apply_map(&without, &[1, 2, 3]).await;
+    assert!(c.node(3).replica(&shard_ref()).is_none());
+    // Assigned back (same incarnation) before the old one is let go.
+    c.apply_map(&map(3, 1, 1), &[1, 2, 3]).await;
+    let again = c
+        .node(3)
+        .replica(&shard_ref())
+        .expect("replica assigned back");
+    assert!(!Arc::ptr_eq(&held, &again));
+    drop(again);
+    c.write(1, 3, 100, 10, WriteConsistency::All).await.unwrap();
+    assert_eq!(c.converged(&[1, 2, 3]).await.0, 20);
+    // The old replica is let go: its deletion runs now (it polls every
+    // 50 ms) and must not touch the new replica's files.
+    drop(held);
+    let dropped = c._dirs[2].path().join("dropped");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&dropped).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "dropped data not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let live = c._dirs[2].path().join("collections").join("c").join("1-0");
+    assert!(
+        live.is_dir(),
+        "the new replica's directory {} was deleted",
+        live.display()
+    );
+    // Enough writes to roll the WAL over (1 KiB files): a new WAL file in
+    // a deleted directory would fail.
+    c.write(1, 3, 200, 50, WriteConsistency::All).await.unwrap();
+    assert_eq!(c.converged(&[1, 2, 3]).await.0, 70);
+}
