@@ -8,7 +8,9 @@
 //!    dead node heard from again is marked `Alive` (the state machine then
 //!    puts its non-primary replicas back to `Initializing`: they missed
 //!    writes);
-//! 2. every shard whose primary is on a dead node gets a new primary: the
+//! 2. every shard whose primary is on a dead node, or reported its WAL
+//!    poisoned (a failed write or fsync: it refuses writes until it
+//!    reopens), gets a new primary: the
 //!    in-sync (`Active`) replica on an alive node with the most advanced
 //!    history (last term, applied sequence number; ties: the ring's
 //!    order), with term + 1 — but only when enough replicas reported that
@@ -128,7 +130,7 @@ impl Plan {
             let Some(primary) = shard.primary else {
                 continue;
             };
-            if !is_dead(&self.sim, primary) {
+            if !is_dead(&self.sim, primary) && !live.poisoned(primary, &collection, shard_id) {
                 continue;
             }
             let required = self
@@ -136,13 +138,17 @@ impl Plan {
                 .collections
                 .get(&collection)
                 .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
-            let best = failover_candidate(shard, primary, required, |n| {
+            let report = |n| {
                 if is_alive(&self.sim, n) {
                     live.applied(n, &collection, shard_id)
                 } else {
                     None
                 }
-            });
+            };
+            // A replica whose own WAL refuses writes cannot lead, but what
+            // it holds still counts against promoting one behind it.
+            let eligible = |n| !live.poisoned(n, &collection, shard_id);
+            let best = eligible_failover_candidate(shard, primary, required, report, eligible);
             match best {
                 Some(node) => {
                     let expected_term = Some(shard.term);
@@ -422,11 +428,26 @@ fn is_dead(map: &ClusterMap, node: NodeId) -> bool {
 /// acknowledged. Collections writing at `one` are held to `majority` here:
 /// a `one` write only ever promised the primary's copy, but a `majority`
 /// write to the same collection must survive.
+// The controller calls the `eligible_` form; the rule's tests this one.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn failover_candidate(
     shard: &ShardInfo,
     primary: NodeId,
     consistency: WriteConsistency,
     report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
+) -> Option<NodeId> {
+    eligible_failover_candidate(shard, primary, consistency, report, |_| true)
+}
+
+/// [`failover_candidate`] among the replicas `eligible` accepts only; the
+/// others' reports still count towards the quorum of reports and the
+/// most advanced history.
+pub(crate) fn eligible_failover_candidate(
+    shard: &ShardInfo,
+    primary: NodeId,
+    consistency: WriteConsistency,
+    report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
+    eligible: impl Fn(NodeId) -> bool,
 ) -> Option<NodeId> {
     // Writes count only `Active` replicas, in their acknowledgements and in
     // their quorum's denominator (a replica still being filled is neither),
@@ -455,6 +476,7 @@ pub(crate) fn failover_candidate(
     // `Reverse(position)` keeps ring order on ties.
     let (_, best, progress) = reported
         .iter()
+        .filter(|(_, node, _)| eligible(*node))
         .max_by_key(|(pos, _, p)| (*p, std::cmp::Reverse(*pos)))?;
     // A replica no longer `Active` (its node died and came back) may still
     // hold writes it acknowledged while it was: nobody behind one that

@@ -453,6 +453,118 @@ impl Node {
         });
     }
 
+    /// The shards whose WAL refuses writes after a failed write or fsync.
+    /// While poisoned a primary answers writes `Unavailable` and reports it
+    /// in its heartbeats, and the controller promotes another replica.
+    pub fn poisoned(&self) -> Vec<ShardRef> {
+        self.replicas()
+            .iter()
+            .filter(|r| r.shard().is_poisoned())
+            .map(|r| r.shard_ref.clone())
+            .collect()
+    }
+
+    /// Reopens every poisoned replica whose disk takes a probe write and
+    /// fsync again (space came back, the device recovered): the reopen
+    /// replays the WAL and cuts a torn tail, exactly as a restart would,
+    /// and the replica then leads or follows as the map says. Returns the
+    /// shards reopened. The server calls it after every heartbeat.
+    pub async fn reopen_poisoned(self: &Arc<Self>) -> Vec<ShardRef> {
+        let mut reopened = Vec::new();
+        for r in self.replicas() {
+            let shard = r.shard();
+            if !shard.is_poisoned() {
+                continue;
+            }
+            let probe = tokio::task::spawn_blocking(move || shard.probe_disk()).await;
+            match probe {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = ?r.shard_ref, error = %e, "WAL poisoned and the disk still fails a probe write");
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let shard_ref = r.shard_ref.clone();
+            if self.reopen(r).await {
+                tracing::info!(shard = ?shard_ref, "WAL poisoned: the disk takes writes again; replica reopened");
+                reopened.push(shard_ref);
+            }
+        }
+        if !reopened.is_empty() {
+            // Lead or follow again under the current map.
+            let map = (*self.map()).clone();
+            self.apply_map(map).await;
+        }
+        reopened
+    }
+
+    /// Closes `r` once nothing else holds it and opens its directory again.
+    async fn reopen(self: &Arc<Self>, r: Arc<LocalReplica>) -> bool {
+        {
+            let mut replicas = self.replicas.write();
+            match replicas.get(&r.shard_ref) {
+                Some(current) if Arc::ptr_eq(current, &r) => {
+                    replicas.remove(&r.shard_ref);
+                }
+                _ => return false,
+            }
+        }
+        r.follow();
+        r.shard().stop_background();
+        let shard_ref = r.shard_ref.clone();
+        let incarnation = r.incarnation;
+        let dir = self.replica_dir(&shard_ref, incarnation);
+        let config = self
+            .map()
+            .collections
+            .get(&shard_ref.collection)
+            .map(|c| c.config.clone());
+        let opts = self.options.shard.clone();
+        let sr = shard_ref.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            // Replicators and in-flight requests let go within a write
+            // timeout or so; the old shard takes no writes meanwhile (its
+            // WAL refuses them), so nothing is lost by waiting.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut r = r;
+            loop {
+                match Arc::try_unwrap(r) {
+                    Ok(replica) => {
+                        drop(replica);
+                        break;
+                    }
+                    Err(back) if std::time::Instant::now() < deadline => {
+                        r = back;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(back) => return Err(Some(back)),
+                }
+            }
+            let config = config.ok_or(None)?;
+            LocalReplica::open(sr, dir, config, opts, incarnation).map_err(|e| {
+                tracing::error!(error = %e, "reopening a poisoned replica failed");
+                None
+            })
+        })
+        .await;
+        match opened {
+            Ok(Ok(replica)) => {
+                self.replicas
+                    .write()
+                    .entry(shard_ref)
+                    .or_insert_with(|| Arc::new(replica));
+                true
+            }
+            Ok(Err(Some(still_held))) => {
+                // Still in use: put it back, try again after the next beat.
+                self.replicas.write().entry(shard_ref).or_insert(still_held);
+                false
+            }
+            Ok(Err(None)) | Err(_) => false,
+        }
+    }
+
     /// A unique name under `<data>/dropped/` for a dropped replica's data.
     fn tombstone_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -70,6 +70,7 @@ pub async fn heartbeat_loop(
                         term: s.last_term(),
                         points,
                         bytes,
+                        poisoned: s.is_poisoned(),
                     }
                 })
                 .collect(),
@@ -98,6 +99,11 @@ pub async fn heartbeat_loop(
                 metrics::counter!("storage_heartbeat_failures_total").increment(1);
                 tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
             }
+        }
+        let poisoned = node.poisoned().len();
+        metrics::gauge!("storage_poisoned_replicas").set(poisoned as f64);
+        if poisoned > 0 {
+            node.reopen_poisoned().await;
         }
         lifecycle::sleep_or_stop(&mut stop, every).await;
     }

@@ -55,6 +55,7 @@ fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
                 term: Term(1),
                 points: bytes(shard) / 16,
                 bytes: bytes(shard),
+                poisoned: false,
             })
             .collect();
         let hb = Heartbeat {
