@@ -543,3 +543,37 @@ async fn a_primary_with_a_full_disk_refuses_writes_and_reopens_when_space_return
     let (points, _) = c.converged(&[1, 2, 3]).await;
     assert!(points >= 20, "{points}");
 }
+
+/// Issue 14: a primary that stalls in the middle of a write (here: its
+/// replicas answer late, as after a SIGSTOP of the primary) must not
+/// acknowledge once its lease ran out, since a successor may exist by then
+/// and the replicas may not know yet. Before, the lease was checked only
+/// when the write began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_outlives_the_lease_is_not_acknowledged() {
+    let net = InMemoryNetwork::new();
+    let mut dirs = Vec::new();
+    let lease = Lease::new(Duration::from_millis(300));
+    for id in 1..=3u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let l = if id == 1 {
+            lease.clone()
+        } else {
+            Lease::unlimited()
+        };
+        net.add_node(NodeId(id), dir.path(), options(10_000), l);
+        dirs.push(dir);
+    }
+    let c = Cluster { net, _dirs: dirs };
+    lease.renew(Instant::now());
+    c.apply_map(&map(1, 1, 1), &[1, 2, 3]).await;
+    c.write(1, 1, 0, 1, WriteConsistency::Majority)
+        .await
+        .expect("a write within the lease");
+    // Replies now take longer than what is left of the lease.
+    lease.renew(Instant::now());
+    c.net.set_delay(NodeId(2), Some(Duration::from_millis(500)));
+    c.net.set_delay(NodeId(3), Some(Duration::from_millis(500)));
+    let late = c.write(1, 1, 1, 1, WriteConsistency::Majority).await;
+    assert!(matches!(late, Err(StorageError::LeaseExpired)), "{late:?}");
+}
