@@ -238,6 +238,15 @@ impl Node {
             metrics::counter!("storage_writes_unacknowledged_lease_expired_total").increment(1);
             return Err(StorageError::LeaseExpired);
         }
+        // When this node last acknowledged a write of the shard (wall
+        // clock): the chaos suite's hung-primary scenario checks that a
+        // primary frozen past its replacement acknowledged nothing after.
+        metrics::gauge!(
+            "storage_last_write_ack_unix_ms",
+            "collection" => shard.collection.clone(),
+            "shard" => shard.shard.to_string()
+        )
+        .set(super::now_ms() as f64);
         Ok(StorageResponse::Written { seq, acks })
     }
 }
