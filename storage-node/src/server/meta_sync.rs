@@ -43,7 +43,9 @@ pub async fn register(
 
 /// Heartbeats in flight at most; a beat due while this many are still
 /// unanswered is skipped (the meta-service is that slow anyway).
-const HEARTBEATS_IN_FLIGHT: usize = 8;
+/// Kept small: with more, a slow meta-service (an election, a starved
+/// CPU) gets more requests exactly when it can least take them.
+const HEARTBEATS_IN_FLIGHT: usize = 2;
 
 /// Sends a heartbeat every `every`, each on its own task, without waiting
 /// for the previous answer: one slow answer (a busy leader, a lost packet
