@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 5_000)]
     write_timeout_ms: u64,
     /// A storage node silent this long is marked dead.
-    #[arg(long, default_value_t = 1_500)]
+    #[arg(long, default_value_t = 5_000)]
     node_dead_after_ms: u64,
     /// A dead node's replicas are re-created elsewhere after this long.
     #[arg(long, default_value_t = 60_000)]

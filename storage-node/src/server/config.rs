@@ -60,10 +60,10 @@ pub struct StorageNodeArgs {
     #[arg(long, env = "CLUSTER_ID", default_value = "vectordb")]
     pub cluster_id: String,
     /// Heartbeat period to the meta-service (each acknowledgement renews the write lease).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 300)]
     pub heartbeat_ms: u64,
     /// Write lease if the meta-service does not say (it does: half its dead-node grace).
-    #[arg(long, default_value_t = 750)]
+    #[arg(long, default_value_t = 2500)]
     pub lease_ms: u64,
     /// `always`: fsync the WAL before acknowledging (default); `never`: leave it to the OS.
     #[arg(long, env = "WAL_FSYNC", default_value = "always")]
@@ -116,8 +116,8 @@ impl StorageNodeConfig {
             certs_dir,
             cert_name: format!("storage-{}", id.0),
             gossip: None,
-            heartbeat: Duration::from_millis(200),
-            lease: Duration::from_millis(750),
+            heartbeat: Duration::from_millis(300),
+            lease: Duration::from_millis(2500),
             request_timeout: node.write_timeout.max(Duration::from_secs(1)),
             node,
         }
