@@ -8,7 +8,9 @@
 //!    dead node heard from again is marked `Alive` (the state machine then
 //!    puts its non-primary replicas back to `Initializing`: they missed
 //!    writes);
-//! 2. every shard whose primary is on a dead node gets a new primary: the
+//! 2. every shard whose primary is on a dead node, or reported its WAL
+//!    poisoned (a failed write or fsync: it refuses writes until it
+//!    reopens), gets a new primary: the
 //!    in-sync (`Active`) replica on an alive node with the most advanced
 //!    history (last term, applied sequence number; ties: the ring's
 //!    order), with term + 1 — but only when enough replicas reported, since
@@ -128,7 +130,7 @@ impl Plan {
             let Some(primary) = shard.primary else {
                 continue;
             };
-            if !is_dead(&self.sim, primary) {
+            if !is_dead(&self.sim, primary) && !live.poisoned(primary, &collection, shard_id) {
                 continue;
             }
             let required = self
@@ -136,25 +138,31 @@ impl Plan {
                 .collections
                 .get(&collection)
                 .map_or(WriteConsistency::Majority, |c| c.config.write_consistency);
-            // Only reports heard after the primary was declared dead count:
-            // an older one (a replica cut off together with the primary, not
-            // yet declared dead itself) may predate writes the primary
-            // acknowledged until its lease ran out. The lease (half the
-            // dead-node grace, from a heartbeat's sending) ends before the
-            // primary is declared dead, and a heartbeat received after that
-            // was sent less than its timeout earlier, after the lease's end.
-            let dead_since = self
-                .sim
-                .nodes
-                .get(&primary)
-                .map_or(u64::MAX, |n| n.state_since_ms);
-            let best = failover_candidate(shard, primary, required, |n| {
-                if is_alive(&self.sim, n) && live.heard_since(n, dead_since) {
+            // Only reports heard after the primary was declared dead (or,
+            // for a live primary whose WAL is poisoned, after its last
+            // heartbeat, which said so) count: an older one (a replica cut
+            // off together with the primary, not yet declared dead itself)
+            // may predate writes the primary acknowledged until its lease
+            // ran out. The lease (half the dead-node grace, from a
+            // heartbeat's sending) ends before the primary is declared
+            // dead, and a heartbeat received after that was sent less than
+            // its timeout earlier, after the lease's end.
+            let since = match self.sim.nodes.get(&primary) {
+                Some(n) if n.state == NodeState::Dead => n.state_since_ms,
+                Some(_) => live.last_seen(primary),
+                None => u64::MAX,
+            };
+            let report = |n| {
+                if is_alive(&self.sim, n) && live.heard_since(n, since) {
                     live.applied(n, &collection, shard_id)
                 } else {
                     None
                 }
-            });
+            };
+            // A replica whose own WAL refuses writes cannot lead, but what
+            // it holds still counts against promoting one behind it.
+            let eligible = |n| !live.poisoned(n, &collection, shard_id);
+            let best = eligible_failover_candidate(shard, primary, required, report, eligible);
             match best {
                 Some(node) => {
                     let expected_term = Some(shard.term);
@@ -434,11 +442,26 @@ fn is_dead(map: &ClusterMap, node: NodeId) -> bool {
 /// acknowledged. Collections writing at `one` are held to `majority` here:
 /// a `one` write only ever promised the primary's copy, but a `majority`
 /// write to the same collection must survive.
+// The controller calls the `eligible_` form; the rule's tests this one.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn failover_candidate(
     shard: &ShardInfo,
     primary: NodeId,
     consistency: WriteConsistency,
     report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
+) -> Option<NodeId> {
+    eligible_failover_candidate(shard, primary, consistency, report, |_| true)
+}
+
+/// [`failover_candidate`] among the replicas `eligible` accepts only; the
+/// others' reports still count towards the quorum of reports and the
+/// most advanced history.
+pub(crate) fn eligible_failover_candidate(
+    shard: &ShardInfo,
+    primary: NodeId,
+    consistency: WriteConsistency,
+    report: impl Fn(NodeId) -> Option<(Term, SeqNo)>,
+    eligible: impl Fn(NodeId) -> bool,
 ) -> Option<NodeId> {
     // Writes count only `Active` replicas, in their acknowledgements and in
     // their quorum's denominator (a replica still being filled is neither),
@@ -467,6 +490,7 @@ pub(crate) fn failover_candidate(
     // `Reverse(position)` keeps ring order on ties.
     let (_, best, progress) = reported
         .iter()
+        .filter(|(_, node, _)| eligible(*node))
         .max_by_key(|(pos, _, p)| (*p, std::cmp::Reverse(*pos)))?;
     // A replica no longer `Active` (its node died and came back) may still
     // hold writes it acknowledged while it was: nobody behind one that

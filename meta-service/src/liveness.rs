@@ -28,6 +28,8 @@ pub struct NodeReport {
     pub applied: HashMap<(String, ShardId), (Term, SeqNo)>,
     /// Per shard: (live points, stored bytes).
     pub load: HashMap<(String, ShardId), (u64, u64)>,
+    /// Shards whose replica here reported a poisoned WAL (refusing writes).
+    pub poisoned: std::collections::HashSet<(String, ShardId)>,
 }
 
 impl Liveness {
@@ -44,6 +46,19 @@ impl Liveness {
             .iter()
             .map(|r| ((r.collection.clone(), r.shard), (r.points, r.bytes)))
             .collect();
+        report.poisoned = hb
+            .replicas
+            .iter()
+            .filter(|r| r.poisoned)
+            .map(|r| (r.collection.clone(), r.shard))
+            .collect();
+    }
+
+    /// Whether `node`'s replica of the shard last reported a poisoned WAL.
+    pub(crate) fn poisoned(&self, node: NodeId, collection: &str, shard: ShardId) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|r| r.poisoned.contains(&(collection.to_string(), shard)))
     }
 
     /// Forget everything and start the clocks now (on becoming leader).

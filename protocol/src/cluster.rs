@@ -655,6 +655,10 @@ pub struct ReplicaReport {
     pub points: u64,
     #[serde(default)]
     pub bytes: u64,
+    /// The replica's WAL refuses writes after a failed write or fsync
+    /// (until the node reopens it): the controller moves its primary role.
+    #[serde(default)]
+    pub poisoned: bool,
 }
 
 /// Periodic liveness report from a storage node to the meta-service.

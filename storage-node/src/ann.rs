@@ -14,7 +14,7 @@ use faiss::index::IndexImpl;
 use faiss::{Index, MetricType};
 use faiss_sys::*;
 use parking_lot::RwLock;
-use protocol::Distance;
+use protocol::{Distance, ValidationError};
 
 use crate::error::{Result, ShardError};
 
@@ -217,6 +217,17 @@ impl AnnIndex {
         allowed: Option<&[u8]>,
         params: AnnParams,
     ) -> Result<Vec<(f32, usize)>> {
+        // FAISS reads `d` floats from the query pointer whatever its length:
+        // a shorter slice would be read out of bounds, so this safe function
+        // checks it rather than trust its callers.
+        let dim = self.inner.d() as usize;
+        if query.len() != dim {
+            return Err(ValidationError::WrongDimension {
+                expected: dim,
+                got: query.len(),
+            }
+            .into());
+        }
         if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
@@ -251,7 +262,7 @@ impl AnnIndex {
         let index = self.inner.inner_ptr();
         let is_ivf = matches!(self.kind, AnnKind::Ivf { .. });
         // SAFETY: the buffers hold k results for one query of the index's
-        // dimension (checked by the caller); the selector and parameters are
+        // dimension (checked in `search`, the only caller); the selector and parameters are
         // freed before return, and the bitmap outlives the call.
         unsafe {
             let mut selector: *mut FaissIDSelector = ptr::null_mut();
@@ -345,4 +356,49 @@ pub fn set_faiss_threads(n: usize) {
     }
     // SAFETY: plain setter of the OpenMP runtime FAISS links against.
     unsafe { omp_set_num_threads(n as std::os::raw::c_int) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: AnnParams = AnnParams {
+        ef_search: 16,
+        nprobe: 1,
+    };
+
+    /// Issue 14, defect 7: a query shorter than the index's dimension was
+    /// handed to FAISS, which read past its end; now it is refused.
+    #[test]
+    fn a_query_of_the_wrong_length_is_refused_not_read_out_of_bounds() {
+        let vectors: Vec<f32> = (0..64 * 8).map(|i| (i % 17) as f32).collect();
+        let kinds = [
+            AnnKind::Flat,
+            AnnKind::Hnsw {
+                m: 8,
+                ef_construct: 16,
+            },
+        ];
+        for kind in kinds {
+            let index = AnnIndex::build(kind, 8, Distance::Euclid, &vectors, 16).expect("build");
+            for len in [0, 1, 7, 9, 64] {
+                let query = vec![0.5f32; len];
+                let err = index
+                    .search(&query, 4, None, PARAMS)
+                    .expect_err("a query of the wrong length must be refused");
+                assert!(
+                    matches!(
+                        err,
+                        ShardError::Invalid(ValidationError::WrongDimension { expected: 8, got })
+                            if got == len
+                    ),
+                    "{kind:?} len {len}: {err}"
+                );
+            }
+            let hits = index
+                .search(&[0.5f32; 8], 4, None, PARAMS)
+                .expect("a query of the right length");
+            assert_eq!(hits.len(), 4, "{kind:?}");
+        }
+    }
 }

@@ -352,6 +352,12 @@ impl Wal {
         self.writer.lock().last_seq
     }
 
+    /// Whether a failed write or fsync made the log refuse writes (until
+    /// it is reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.sync.lock().poisoned
+    }
+
     /// First sequence number still in the log.
     pub fn oldest_seq(&self) -> SeqNo {
         self.writer

@@ -9,6 +9,7 @@
 //! could not go on (a docker command failed, the cluster never settled).
 
 mod elastic;
+mod hung_primary;
 mod join_drain;
 mod kill_gateway;
 mod kill_meta;
@@ -46,6 +47,7 @@ pub enum Scenario {
     KillMetaLeaderMidTransfer,
     MoveRf1,
     ChangeRf,
+    HungPrimary,
 }
 
 impl Scenario {
@@ -56,6 +58,9 @@ impl Scenario {
         Scenario::KillGateway,
         Scenario::RollingRestart,
     ];
+
+    /// Runnable by name, not in `all` yet: `hung-primary` (issue 14).
+    pub const EXTRA: [Scenario; 1] = [Scenario::HungPrimary];
 
     /// The elastic-cluster scenarios (`--scenario elastic`).
     pub const ELASTIC: [Scenario; 7] = [
@@ -82,6 +87,7 @@ impl Scenario {
             Scenario::KillMetaLeaderMidTransfer => "kill-meta-leader-mid-transfer",
             Scenario::MoveRf1 => "move-rf1",
             Scenario::ChangeRf => "change-rf",
+            Scenario::HungPrimary => "hung-primary",
         }
     }
 
@@ -99,6 +105,7 @@ impl Scenario {
                 Self::ALL
                     .iter()
                     .chain(Self::ELASTIC.iter())
+                    .chain(Self::EXTRA.iter())
                     .copied()
                     .find(|x| x.name() == one.trim())
                     .ok_or_else(|| anyhow!("unknown scenario {one:?}"))
@@ -161,6 +168,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
             }
             Scenario::MoveRf1 => rf_moves::move_rf1(ctx, &mut report).await,
             Scenario::ChangeRf => rf_moves::change_rf(ctx, &mut report).await,
+            Scenario::HungPrimary => hung_primary::run(ctx, &mut report).await,
         },
     };
     if let Err(e) = outcome {

@@ -40,6 +40,7 @@ fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
             term: Term(term),
             points: 0,
             bytes: 0,
+            poisoned: false,
         }],
     };
     live.record(&hb, at);
@@ -209,6 +210,57 @@ fn a_report_older_than_the_primarys_death_does_not_count() {
         "{cmds:?}"
     );
     assert_eq!(shard(&map).primary, Some(primary));
+}
+
+/// Issue 14, defect 3: a primary whose WAL is poisoned (a failed write or
+/// fsync) refuses writes but keeps heartbeating: it is replaced like a
+/// dead one, by a replica that is not poisoned itself.
+#[test]
+fn a_primary_reporting_a_poisoned_wal_is_replaced() {
+    let mut map = cluster(3);
+    let nodes: Vec<_> = shard(&map).nodes().collect();
+    let (primary, second, third) = (nodes[0], nodes[1], nodes[2]);
+    let mut live = Liveness::default();
+    let poisoned = |live: &mut Liveness, node, at, seq| {
+        let hb = Heartbeat {
+            node,
+            epoch: Default::default(),
+            replicas: vec![ReplicaReport {
+                collection: "c".into(),
+                shard: ShardId(0),
+                applied: SeqNo(seq),
+                term: Term(1),
+                points: 0,
+                bytes: 0,
+                poisoned: true,
+            }],
+        };
+        live.record(&hb, at);
+    };
+    heartbeat(&mut live, primary, 500, 1, 10);
+    heartbeat(&mut live, second, 500, 1, 10);
+    heartbeat(&mut live, third, 500, 1, 10);
+    assert!(plan(&map, &live, 600, &POLICY).is_empty());
+    // The primary and the third replica are poisoned: the healthy second
+    // leads...
+    // (Reports count only once heard after the primary's own.)
+    poisoned(&mut live, primary, 700, 12);
+    poisoned(&mut live, third, 720, 12);
+    heartbeat(&mut live, second, 700, 1, 11);
+    // ...but never while it is behind what the poisoned third holds.
+    assert!(plan(&map, &live, 800, &POLICY).is_empty());
+    heartbeat(&mut live, second, 750, 1, 12);
+    let cmds = run(&mut map, &live, 800);
+    assert_eq!(
+        cmds,
+        vec![ClusterCommand::PromotePrimary {
+            collection: "c".into(),
+            shard: ShardId(0),
+            node: second,
+            expected_term: Some(Term(1))
+        }]
+    );
+    assert_eq!(shard(&map).primary, Some(second));
 }
 
 #[test]

@@ -151,6 +151,7 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
                     term: Term(1),
                     points: 0,
                     bytes: 0,
+                    poisoned: false,
                 }],
             };
             let ack = client.heartbeat(&hb).await.expect("heartbeat");

@@ -230,6 +230,25 @@ impl Node {
         let (seq, acks) = replica
             .write(op, required, &active, self.options.write_timeout, gate)
             .await?;
+        // Checked again before acknowledging: a primary that hung (SIGSTOP,
+        // a stalled disk) in the middle of this write may have been replaced
+        // meanwhile, and the replicas that acknowledged may not know yet. Its
+        // lease ends before the controller may declare it dead, so a valid
+        // lease now means no successor exists yet. Otherwise the outcome is
+        // reported as unknown (the client retries; upserts are idempotent).
+        if !self.lease.is_valid() {
+            metrics::counter!("storage_writes_unacknowledged_lease_expired_total").increment(1);
+            return Err(StorageError::LeaseExpired);
+        }
+        // When this node last acknowledged a write of the shard (wall
+        // clock): the chaos suite's hung-primary scenario checks that a
+        // primary frozen past its replacement acknowledged nothing after.
+        metrics::gauge!(
+            "storage_last_write_ack_unix_ms",
+            "collection" => shard.collection.clone(),
+            "shard" => shard.shard.to_string()
+        )
+        .set(super::now_ms() as f64);
         Ok(StorageResponse::Written { seq, acks })
     }
 }

@@ -320,8 +320,14 @@ impl Node {
             keep.insert(self.replica_dir(&r.shard_ref, r.incarnation));
         }
         let root = self.data_dir.join("collections");
+        let dropped = self.data_dir.join(DROPPED_DIR);
         let epoch = map.epoch;
-        let swept = tokio::task::spawn_blocking(move || sweep(&root, &keep, epoch)).await;
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut removed = sweep(&root, &keep, epoch);
+            removed.extend(sweep_dropped(&dropped));
+            removed
+        })
+        .await;
         if let Ok(removed) = swept {
             for dir in removed {
                 tracing::info!(dir = %dir.display(), "removed replica data the cluster map does not assign here");
@@ -383,13 +389,41 @@ impl Node {
 
     /// Closes a replica no longer assigned here (or of a deleted
     /// collection) and deletes its data once the last user lets go.
+    ///
+    /// The directory is renamed to a tombstone under `dropped/` at once:
+    /// the same shard may be assigned back before the last user lets go
+    /// (in-flight requests, a replicator, up to 30 s), and its new replica
+    /// must open a fresh directory, not the old files (still open here) nor
+    /// have its own files deleted under it later.
     fn drop_replica(&self, shard: &ShardRef) {
         let Some(r) = self.replicas.write().remove(shard) else {
             return;
         };
         r.follow();
+        // No index build or merge may write into the directory once it is
+        // renamed (they would not find it; the shard keeps its files open).
+        r.shard().stop_background();
         let dir = self.replica_dir(shard, r.incarnation);
-        tracing::info!(shard = ?shard, dir = %dir.display(), "replica no longer assigned here; removing it");
+        let tomb = self.tombstone_dir(shard, r.incarnation);
+        let doomed = match tomb
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|()| std::fs::rename(&dir, &tomb))
+        {
+            Ok(()) => tomb,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                tracing::info!(shard = ?shard, "replica no longer assigned here; it had no data");
+                return;
+            }
+            Err(e) => {
+                // Deleting in place is the old behaviour, with its race;
+                // better than keeping data the map does not assign here.
+                tracing::warn!(dir = %dir.display(), error = %e, "could not move replica data aside; deleting it in place");
+                dir
+            }
+        };
+        tracing::info!(shard = ?shard, dir = %doomed.display(), "replica no longer assigned here; removing it");
         tokio::task::spawn_blocking(move || {
             // Wait (bounded) for in-flight requests and replicators to let go,
             // so the shard closes before its files go.
@@ -408,12 +442,147 @@ impl Node {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove replica data");
+            match std::fs::remove_dir_all(&doomed) {
+                Ok(()) => {}
+                // The restart sweep may have removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %doomed.display(), error = %e, "could not remove replica data")
+                }
             }
         });
     }
+
+    /// The shards whose WAL refuses writes after a failed write or fsync.
+    /// While poisoned a primary answers writes `Unavailable` and reports it
+    /// in its heartbeats, and the controller promotes another replica.
+    pub fn poisoned(&self) -> Vec<ShardRef> {
+        self.replicas()
+            .iter()
+            .filter(|r| r.shard().is_poisoned())
+            .map(|r| r.shard_ref.clone())
+            .collect()
+    }
+
+    /// Reopens every poisoned replica whose disk takes a probe write and
+    /// fsync again (space came back, the device recovered): the reopen
+    /// replays the WAL and cuts a torn tail, exactly as a restart would,
+    /// and the replica then leads or follows as the map says. Returns the
+    /// shards reopened. The server calls it after every heartbeat.
+    pub async fn reopen_poisoned(self: &Arc<Self>) -> Vec<ShardRef> {
+        let mut reopened = Vec::new();
+        for r in self.replicas() {
+            let shard = r.shard();
+            if !shard.is_poisoned() {
+                continue;
+            }
+            let probe = tokio::task::spawn_blocking(move || shard.probe_disk()).await;
+            match probe {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = ?r.shard_ref, error = %e, "WAL poisoned and the disk still fails a probe write");
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let shard_ref = r.shard_ref.clone();
+            if self.reopen(r).await {
+                tracing::info!(shard = ?shard_ref, "WAL poisoned: the disk takes writes again; replica reopened");
+                reopened.push(shard_ref);
+            }
+        }
+        if !reopened.is_empty() {
+            // Lead or follow again under the current map.
+            let map = (*self.map()).clone();
+            self.apply_map(map).await;
+        }
+        reopened
+    }
+
+    /// Closes `r` once nothing else holds it and opens its directory again.
+    async fn reopen(self: &Arc<Self>, r: Arc<LocalReplica>) -> bool {
+        {
+            let mut replicas = self.replicas.write();
+            match replicas.get(&r.shard_ref) {
+                Some(current) if Arc::ptr_eq(current, &r) => {
+                    replicas.remove(&r.shard_ref);
+                }
+                _ => return false,
+            }
+        }
+        r.follow();
+        r.shard().stop_background();
+        let shard_ref = r.shard_ref.clone();
+        let incarnation = r.incarnation;
+        let dir = self.replica_dir(&shard_ref, incarnation);
+        let config = self
+            .map()
+            .collections
+            .get(&shard_ref.collection)
+            .map(|c| c.config.clone());
+        let opts = self.options.shard.clone();
+        let sr = shard_ref.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            // Replicators and in-flight requests let go within a write
+            // timeout or so; the old shard takes no writes meanwhile (its
+            // WAL refuses them), so nothing is lost by waiting.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut r = r;
+            loop {
+                match Arc::try_unwrap(r) {
+                    Ok(replica) => {
+                        drop(replica);
+                        break;
+                    }
+                    Err(back) if std::time::Instant::now() < deadline => {
+                        r = back;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(back) => return Err(Some(back)),
+                }
+            }
+            let config = config.ok_or(None)?;
+            LocalReplica::open(sr, dir, config, opts, incarnation).map_err(|e| {
+                tracing::error!(error = %e, "reopening a poisoned replica failed");
+                None
+            })
+        })
+        .await;
+        match opened {
+            Ok(Ok(replica)) => {
+                self.replicas
+                    .write()
+                    .entry(shard_ref)
+                    .or_insert_with(|| Arc::new(replica));
+                true
+            }
+            Ok(Err(Some(still_held))) => {
+                // Still in use: put it back, try again after the next beat.
+                self.replicas.write().entry(shard_ref).or_insert(still_held);
+                false
+            }
+            Ok(Err(None)) | Err(_) => false,
+        }
+    }
+
+    /// A unique name under `<data>/dropped/` for a dropped replica's data.
+    fn tombstone_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.data_dir.join(DROPPED_DIR).join(format!(
+            "{}-{}-{}-{}-{n}",
+            shard.collection,
+            incarnation.0,
+            shard.shard,
+            now_ms()
+        ))
+    }
 }
+
+/// Where dropped replicas' data waits for deletion (see
+/// [`Node::drop_replica`]); whatever a crash left there is removed by the
+/// restart sweep.
+const DROPPED_DIR: &str = "dropped";
 
 /// Removes `<root>/<collection>/<incarnation>-<shard>` directories not in
 /// `keep` (and collection directories left empty), except those of an
@@ -457,6 +626,19 @@ fn sweep(
         let _ = std::fs::remove_dir(&coll_dir);
     }
     removed
+}
+
+/// Removes the tombstones under `dropped` whose deletion a crash or a
+/// restart interrupted; returns what it removed.
+fn sweep_dropped(dropped: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dropped) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::remove_dir_all(p).is_ok())
+        .collect()
 }
 
 #[cfg(test)]

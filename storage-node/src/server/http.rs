@@ -64,11 +64,15 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
                 "applied": shard.applied_seq(),
                 "term": shard.last_term(),
                 "primary": r.is_leading(),
+                "poisoned": shard.is_poisoned(),
             })
         })
         .collect();
+    let poisoned = s.node.poisoned();
     Json(json!({
-        "status": "ok",
+        // Degraded: some shard refuses writes after a failed write or
+        // fsync (it is reopened once a probe write succeeds).
+        "status": if poisoned.is_empty() { "ok" } else { "degraded" },
         "node": s.node.id(),
         "epoch": s.node.map().epoch,
         "lease_valid": s.node.lease().is_valid(),
@@ -132,6 +136,11 @@ async fn render_metrics(State(s): State<AppState>) -> String {
         ];
         metrics::gauge!("storage_replica_applied_seq", &labels).set(shard.applied_seq().0 as f64);
         metrics::gauge!("storage_replica_primary", &labels).set(if r.is_leading() {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("storage_replica_poisoned", &labels).set(if shard.is_poisoned() {
             1.0
         } else {
             0.0

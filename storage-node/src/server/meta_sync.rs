@@ -41,6 +41,17 @@ pub async fn register(
     }
 }
 
+/// Heartbeats in flight at most; a beat due while this many are still
+/// unanswered is skipped (the meta-service is that slow anyway).
+/// Kept small: with more, a slow meta-service (an election, a starved
+/// CPU) gets more requests exactly when it can least take them.
+const HEARTBEATS_IN_FLIGHT: usize = 2;
+
+/// Sends a heartbeat every `every`, each on its own task, without waiting
+/// for the previous answer: one slow answer (a busy leader, a lost packet
+/// and its timeout) no longer delays the next beat, so the meta-service
+/// hears from a live node every `every` however long each answer takes,
+/// and the lease is renewed from the latest acknowledged beat.
 pub async fn heartbeat_loop(
     node: Arc<Node>,
     meta: MetaClient,
@@ -49,57 +60,104 @@ pub async fn heartbeat_loop(
     map_stale: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Short timeouts: a heartbeat that takes long is worth nothing for the lease.
+    // An answer later than a second is worth nothing for the lease.
     let meta = meta
-        .with_timeout(every.max(Duration::from_millis(500)) * 2)
+        .with_timeout(Duration::from_secs(1))
         .with_retry_for(Duration::ZERO);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(HEARTBEATS_IN_FLIGHT));
+    let registering = Arc::new(tokio::sync::Mutex::new(()));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*stop.borrow() {
-        let hb = Heartbeat {
-            node: node.id(),
-            epoch: node.map().epoch,
-            replicas: node
-                .replicas()
-                .iter()
-                .map(|r| {
-                    let s = r.shard();
-                    let (points, bytes) = s.load();
-                    ReplicaReport {
-                        collection: r.shard_ref.collection.clone(),
-                        shard: r.shard_ref.shard,
-                        applied: s.applied_seq(),
-                        term: s.last_term(),
-                        points,
-                        bytes,
-                    }
-                })
-                .collect(),
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            metrics::counter!("storage_heartbeats_skipped_total").increment(1);
+            continue;
         };
-        let sent = Instant::now();
-        match meta.heartbeat(&hb).await {
-            Ok(ack) => {
-                node.lease()
-                    .renew_for(sent, Duration::from_millis(ack.lease_ms));
-                if ack.epoch > node.map().epoch {
-                    // The watch may hang on a member that was cut off; the
-                    // leader that took this heartbeat knows a newer map.
-                    map_stale.notify_one();
+        let hb = heartbeat(&node);
+        let (node2, meta2, info2, map_stale2, registering2) = (
+            node.clone(),
+            meta.clone(),
+            info.clone(),
+            map_stale.clone(),
+            registering.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            beat(&node2, &meta2, &info2, &map_stale2, &registering2, hb).await;
+        });
+        let poisoned = node.poisoned().len();
+        metrics::gauge!("storage_poisoned_replicas").set(poisoned as f64);
+        if poisoned > 0 {
+            node.reopen_poisoned().await;
+        }
+    }
+}
+
+fn heartbeat(node: &Node) -> Heartbeat {
+    Heartbeat {
+        node: node.id(),
+        epoch: node.map().epoch,
+        replicas: node
+            .replicas()
+            .iter()
+            .map(|r| {
+                let s = r.shard();
+                let (points, bytes) = s.load();
+                ReplicaReport {
+                    collection: r.shard_ref.collection.clone(),
+                    shard: r.shard_ref.shard,
+                    applied: s.applied_seq(),
+                    term: s.last_term(),
+                    points,
+                    bytes,
+                    poisoned: s.is_poisoned(),
                 }
-                metrics::gauge!("storage_lease_remaining_seconds")
-                    .set(node.lease().remaining().as_secs_f64());
+            })
+            .collect(),
+    }
+}
+
+/// Sends one heartbeat and acts on the answer.
+async fn beat(
+    node: &Node,
+    meta: &MetaClient,
+    info: &NodeInfo,
+    map_stale: &Notify,
+    registering: &tokio::sync::Mutex<()>,
+    hb: Heartbeat,
+) {
+    let sent = Instant::now();
+    match meta.heartbeat(&hb).await {
+        Ok(ack) => {
+            node.lease()
+                .renew_for(sent, Duration::from_millis(ack.lease_ms));
+            if ack.epoch > node.map().epoch {
+                // The watch may hang on a member that was cut off; the
+                // leader that took this heartbeat knows a newer map.
+                map_stale.notify_one();
             }
-            Err(e) if matches!(e.refusal(), Some(CommandError::NodeNotFound { .. })) => {
-                // The map was rebuilt without us (e.g. a fresh meta-service).
-                tracing::warn!("meta-service does not know this node; registering again");
-                if let Err(e) = meta.register_node(&info).await {
-                    tracing::warn!(error = %e, "re-registration failed");
-                }
-            }
-            Err(e) => {
-                metrics::counter!("storage_heartbeat_failures_total").increment(1);
-                tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
+            metrics::gauge!("storage_lease_remaining_seconds")
+                .set(node.lease().remaining().as_secs_f64());
+        }
+        Err(e) if matches!(e.refusal(), Some(CommandError::NodeNotFound { .. })) => {
+            // The map was rebuilt without us (e.g. a fresh meta-service).
+            // One registration at a time, not one per beat in flight.
+            let Ok(_one) = registering.try_lock() else {
+                return;
+            };
+            tracing::warn!("meta-service does not know this node; registering again");
+            if let Err(e) = meta.register_node(info).await {
+                tracing::warn!(error = %e, "re-registration failed");
             }
         }
-        lifecycle::sleep_or_stop(&mut stop, every).await;
+        Err(e) => {
+            metrics::counter!("storage_heartbeat_failures_total").increment(1);
+            tracing::debug!(error = %e, lease_left_ms = node.lease().remaining().as_millis() as u64, "heartbeat failed");
+        }
     }
 }
 

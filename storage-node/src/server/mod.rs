@@ -17,7 +17,7 @@ mod http;
 mod meta_sync;
 mod peers;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,16 +127,18 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
     );
     let mut gossip = None;
     if let Some(gossip_config) = config.gossip.clone() {
-        // Gossip carries socket addresses: resolve the advertised names.
-        let resolve = |addr: &str, bound: SocketAddr| {
-            addr.to_socket_addrs()
+        // Gossip carries socket addresses: resolve the advertised names
+        // (without blocking the runtime).
+        let resolve = |addr: String, bound: SocketAddr| async move {
+            tokio::net::lookup_host(addr)
+                .await
                 .ok()
                 .and_then(|mut a| a.next())
                 .unwrap_or(bound)
         };
         let local = membership::LocalNode::storage(
-            resolve(&advertise, rpc_addr),
-            Some(resolve(&http_public, http_addr)),
+            resolve(advertise.clone(), rpc_addr).await,
+            Some(resolve(http_public.clone(), http_addr).await),
         );
         let m = control
             .handle()

@@ -478,6 +478,30 @@ impl Shard {
         self.inner.wal.sync_to(applied)
     }
 
+    /// Whether the WAL refuses writes after a failed write or fsync: the
+    /// shard must be reopened (which cuts a torn tail) to take writes again.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.wal.is_poisoned()
+    }
+
+    /// Whether the disk takes writes again: writes a small file next to
+    /// the shard's data, fsyncs it and removes it. A poisoned shard is
+    /// reopened only after this succeeds.
+    pub fn probe_disk(&self) -> Result<()> {
+        use std::io::Write;
+        let path = self.inner.dir.join("fsync-probe");
+        let result = (|| {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()?;
+            std::fs::remove_file(&path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result.map_err(|e| ShardError::io(format!("probe {}", path.display()), e))
+    }
+
     /// Whether [`Shard::close`] (or [`Shard::stop_background`]) ran.
     pub fn is_closed(&self) -> bool {
         self.inner.closing.load(Ordering::SeqCst)

@@ -55,6 +55,7 @@ fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
                 term: Term(1),
                 points: bytes(shard) * 1_000 / 16,
                 bytes: bytes(shard) * 1_000,
+                poisoned: false,
             })
             .collect();
         let hb = Heartbeat {
@@ -261,6 +262,7 @@ fn a_tiny_collection_is_not_rebalanced() {
                     term: Term(1),
                     points: 32,
                     bytes: 1_024,
+                    poisoned: false,
                 })
                 .collect();
             let hb = Heartbeat {
