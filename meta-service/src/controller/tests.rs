@@ -543,25 +543,30 @@ fn healthy_cluster_rebalances_onto_a_new_node_unless_disabled() {
     );
 }
 
+/// Moves shard 0's second replica to a node that holds none (a 4-node
+/// cluster), started at `at_ms`: the (source, target).
+fn start_move(map: &mut ClusterMap, at_ms: u64) -> (NodeId, NodeId) {
+    let s = shard(map);
+    let from = s.nodes().nth(1).unwrap();
+    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
+    let plan = protocol::cluster::RebalancePlan {
+        moves: vec![protocol::cluster::ShardMove {
+            collection: "c".into(),
+            shard: ShardId(0),
+            from,
+            to,
+            kind: protocol::cluster::TransferKind::Move,
+        }],
+        created_at_ms: at_ms,
+    };
+    apply(map, &ClusterCommand::RebalanceShards { plan }).unwrap();
+    (from, to)
+}
+
 #[test]
 fn a_transfer_without_progress_is_failed_and_a_dead_source_does_not_stop_one() {
     let mut map = cluster(4);
-    let s = shard(&map);
-    let from = s.nodes().nth(1).unwrap();
-    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
-    let plan_cmd = ClusterCommand::RebalanceShards {
-        plan: protocol::cluster::RebalancePlan {
-            moves: vec![protocol::cluster::ShardMove {
-                collection: "c".into(),
-                shard: ShardId(0),
-                from,
-                to,
-                kind: protocol::cluster::TransferKind::Move,
-            }],
-            created_at_ms: 1_000,
-        },
-    };
-    apply(&mut map, &plan_cmd).unwrap();
+    let (from, _) = start_move(&mut map, 1_000);
     let mut live = Liveness::default();
     for n in (1..=4).map(NodeId) {
         heartbeat(&mut live, n, 1_900, 1, 5);
@@ -597,22 +602,7 @@ fn a_transfer_without_progress_is_failed_and_a_dead_source_does_not_stop_one() {
 #[test]
 fn a_transfer_target_is_not_activated_by_catching_up() {
     let mut map = cluster(4);
-    let s = shard(&map);
-    let from = s.nodes().nth(1).unwrap();
-    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
-    let plan_cmd = ClusterCommand::RebalanceShards {
-        plan: protocol::cluster::RebalancePlan {
-            moves: vec![protocol::cluster::ShardMove {
-                collection: "c".into(),
-                shard: ShardId(0),
-                from,
-                to,
-                kind: protocol::cluster::TransferKind::Move,
-            }],
-            created_at_ms: 1_000,
-        },
-    };
-    apply(&mut map, &plan_cmd).unwrap();
+    let (_, to) = start_move(&mut map, 1_000);
     let mut live = Liveness::default();
     for n in (1..=4).map(NodeId) {
         heartbeat(&mut live, n, 1_900, 1, 5);
@@ -669,22 +659,7 @@ fn a_surplus_replica_waits_while_the_kept_ones_lag() {
 #[test]
 fn migration_to_a_dead_node_is_aborted() {
     let mut map = cluster(4);
-    let s = shard(&map);
-    let from = s.nodes().nth(1).unwrap();
-    let to = (1..=4).map(NodeId).find(|n| !s.holds(*n)).unwrap();
-    let plan_cmd = ClusterCommand::RebalanceShards {
-        plan: protocol::cluster::RebalancePlan {
-            moves: vec![protocol::cluster::ShardMove {
-                collection: "c".into(),
-                shard: ShardId(0),
-                from,
-                to,
-                kind: protocol::cluster::TransferKind::Move,
-            }],
-            created_at_ms: 0,
-        },
-    };
-    apply(&mut map, &plan_cmd).unwrap();
+    let (from, to) = start_move(&mut map, 0);
     let mut live = Liveness::default();
     for n in (1..=4).map(NodeId).filter(|n| *n != to) {
         heartbeat(&mut live, n, 1_900, 1, 5);

@@ -427,21 +427,7 @@ impl Node {
         tokio::task::spawn_blocking(move || {
             // Wait (bounded) for in-flight requests and replicators to let go,
             // so the shard closes before its files go.
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            let mut r = r;
-            loop {
-                match Arc::try_unwrap(r) {
-                    Ok(replica) => {
-                        drop(replica);
-                        break;
-                    }
-                    Err(back) if std::time::Instant::now() < deadline => {
-                        r = back;
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    Err(_) => break,
-                }
-            }
+            let _ = close_when_released(r, Duration::from_millis(50));
             match std::fs::remove_dir_all(&doomed) {
                 Ok(()) => {}
                 // The restart sweep may have removed it first.
@@ -526,21 +512,7 @@ impl Node {
             // Replicators and in-flight requests let go within a write
             // timeout or so; the old shard takes no writes meanwhile (its
             // WAL refuses them), so nothing is lost by waiting.
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            let mut r = r;
-            loop {
-                match Arc::try_unwrap(r) {
-                    Ok(replica) => {
-                        drop(replica);
-                        break;
-                    }
-                    Err(back) if std::time::Instant::now() < deadline => {
-                        r = back;
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(back) => return Err(Some(back)),
-                }
-            }
+            close_when_released(r, Duration::from_millis(20)).map_err(Some)?;
             let config = config.ok_or(None)?;
             LocalReplica::open(sr, dir, config, opts, incarnation).map_err(|e| {
                 tracing::error!(error = %e, "reopening a poisoned replica failed");
@@ -639,6 +611,26 @@ fn sweep_dropped(dropped: &std::path::Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| std::fs::remove_dir_all(p).is_ok())
         .collect()
+}
+
+/// Waits (blocking, at most 30 s, looking every `poll`) until `r` has no
+/// other user — in-flight requests and replicators let go within a write
+/// timeout or so — then closes it. Gives it back if it is still held.
+fn close_when_released(mut r: Arc<LocalReplica>, poll: Duration) -> Result<(), Arc<LocalReplica>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Arc::try_unwrap(r) {
+            Ok(replica) => {
+                drop(replica);
+                return Ok(());
+            }
+            Err(back) if std::time::Instant::now() < deadline => {
+                r = back;
+                std::thread::sleep(poll);
+            }
+            Err(back) => return Err(back),
+        }
+    }
 }
 
 #[cfg(test)]
