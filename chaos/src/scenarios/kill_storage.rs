@@ -96,14 +96,19 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         history.acked_points()
     ));
     let mut writes = writes;
-    let restart_under_load = tokio::time::timeout(RESTART_AFTER, &mut writes)
+    // A JoinHandle must not be polled again once it has finished, so the
+    // early finish is remembered rather than awaited twice.
+    let finished_early = tokio::time::timeout(RESTART_AFTER, &mut writes)
         .await
-        .is_err();
+        .is_ok();
+    let restart_under_load = !finished_early;
     fault::start(&victim_c).await?;
     let restarted = Instant::now();
     report.event("restart", history.now());
     cluster.refresh().await?;
-    let _ = writes.await;
+    if !finished_early {
+        let _ = writes.await;
+    }
     let load_end = history.now();
     report.event("writes end", load_end);
     let settle_from = Instant::now();
