@@ -16,11 +16,17 @@
 //!    node differ by more than `rebalancing.trigger_threshold` (default
 //!    0.20) of the mean load and by at least
 //!    `rebalancing.min_imbalance_bytes` (default 64 KiB: a tiny
-//!    collection's noise is not worth a copy), a replica moves from the busiest to the
-//!    idlest node, non-primary replicas first (moving a primary makes its
-//!    executor hand the role over), choosing the shard that brings the
-//!    two closest; a move that would not shrink their difference is never
-//!    made, so the cluster does not oscillate.
+//!    collection's noise is not worth a copy) — across the cluster, or
+//!    within one collection — one replica moves. Of all the moves, the
+//!    one that lowers `2·Σ collection load² + Σ node load²` the most is
+//!    taken, non-primary replicas first (moving a primary makes its
+//!    executor hand the role over). Each collection's own spread counts
+//!    twice: it is what spreads one collection's searches and writes over
+//!    every node, and a node can hold its share in all while one
+//!    collection crowds onto two nodes. A move must gain half a shard more
+//!    than break even (`D' >= 3.5w` in [`Planner::best_move`]), so the
+//!    objective falls by a fixed step each time: the cluster never
+//!    oscillates, and shards of nearly equal size are not shuffled.
 //!
 //! Load is the stored bytes of a node's replicas, each shard weighing what
 //! its replicas report (the largest report, plus one so that empty shards
@@ -83,6 +89,8 @@ struct Planner<'a> {
     map: &'a ClusterMap,
     weights: BTreeMap<(String, ShardId), u64>,
     loads: BTreeMap<NodeId, u64>,
+    /// The same, per collection (every placeable node, zeros included).
+    collection_loads: BTreeMap<String, BTreeMap<NodeId, u64>>,
     /// Shards already given a move (or migrating): one transfer per shard.
     busy: BTreeSet<(String, ShardId)>,
     budget: usize,
@@ -104,10 +112,28 @@ impl<'a> Planner<'a> {
             .filter(|(_, s)| s.migration.is_some())
             .map(|(c, s)| (c.name.clone(), s.id))
             .collect();
+        let weights = shard_weights(map, live);
+        let loads = loads(map, live);
+        let collection_loads = map
+            .collections
+            .values()
+            .map(|c| {
+                let mut per: BTreeMap<NodeId, u64> = loads.keys().map(|n| (*n, 0)).collect();
+                for s in c.shards.values() {
+                    for n in s.nodes() {
+                        if let Some(l) = per.get_mut(&n) {
+                            *l += weights[&(c.name.clone(), s.id)];
+                        }
+                    }
+                }
+                (c.name.clone(), per)
+            })
+            .collect();
         Self {
             map,
-            weights: shard_weights(map, live),
-            loads: loads(map, live),
+            weights,
+            loads,
+            collection_loads,
             budget: settings
                 .max_concurrent_migrations
                 .saturating_sub(busy.len()),
@@ -136,13 +162,22 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The least-loaded placeable node that may receive this shard.
+    /// The placeable node that may receive this shard and holds the least
+    /// of its collection, then the least in all.
     fn target_for(&self, collection: &str, s: &ShardInfo) -> Option<NodeId> {
         self.loads
             .iter()
             .filter(|(n, _)| !s.holds(**n) && !self.failed_recently(collection, s.id, **n))
-            .min_by_key(|(n, l)| (**l, **n))
+            .min_by_key(|(n, l)| (self.collection_load(collection, **n), **l, **n))
             .map(|(n, _)| *n)
+    }
+
+    fn collection_load(&self, collection: &str, node: NodeId) -> u64 {
+        self.collection_loads
+            .get(collection)
+            .and_then(|per| per.get(&node))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn push(
@@ -154,12 +189,19 @@ impl<'a> Planner<'a> {
         kind: TransferKind,
     ) {
         let w = self.weights[&(collection.to_string(), s.id)];
+        let per = self
+            .collection_loads
+            .entry(collection.to_string())
+            .or_default();
         if kind == TransferKind::Move {
-            if let Some(l) = self.loads.get_mut(&from) {
-                *l = l.saturating_sub(w);
+            for loads in [&mut self.loads, &mut *per] {
+                if let Some(l) = loads.get_mut(&from) {
+                    *l = l.saturating_sub(w);
+                }
             }
         }
         *self.loads.entry(to).or_default() += w;
+        *per.entry(to).or_default() += w;
         self.busy.insert((collection.to_string(), s.id));
         self.budget -= 1;
         self.moves.push(ShardMove {
@@ -225,49 +267,67 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Step 3: even out the load between the busiest and the idlest node.
+    /// Step 3: even out the load, per collection and cluster-wide.
     fn even_out(&mut self, threshold: f64, min_imbalance: u64) {
         while self.budget > 0 && self.loads.len() >= 2 {
-            let total: u64 = self.loads.values().sum();
-            let mean = total as f64 / self.loads.len() as f64;
-            let Some((&busiest, &max)) = self
-                .loads
-                .iter()
-                .max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))
-            else {
-                return;
+            let uneven = |loads: &BTreeMap<NodeId, u64>| {
+                let (Some(max), Some(min)) = (loads.values().max(), loads.values().min()) else {
+                    return false;
+                };
+                let mean = loads.values().sum::<u64>() as f64 / loads.len() as f64;
+                let spread = max - min;
+                mean > 0.0 && (spread as f64) / mean > threshold && spread >= min_imbalance
             };
-            let Some((&idlest, &min)) = self.loads.iter().min_by_key(|(n, l)| (**l, **n)) else {
-                return;
-            };
-            let spread = max - min;
-            if mean == 0.0 || (spread as f64) / mean <= threshold || spread < min_imbalance {
+            if !uneven(&self.loads) && !self.collection_loads.values().any(uneven) {
                 return;
             }
-            // The shard that leaves the two closest: |spread - 2w| smallest,
-            // and only if it narrows their difference by at least its own
-            // weight: a move that gains less (a shard nearly as heavy as
-            // the difference, say) costs a whole copy for a small gain and
-            // invites the next one back.
-            let best = self
-                .shards()
-                .into_iter()
-                .filter(|(c, s)| {
-                    s.holds(busiest)
-                        && !s.holds(idlest)
-                        && self.free(c, s)
-                        && !self.failed_recently(c, s.id, idlest)
-                })
-                .map(|(c, s)| {
-                    let w = self.weights[&(c.to_string(), s.id)];
-                    let after = spread.abs_diff(2 * w);
-                    (after, w, s.primary == Some(busiest), c, s)
-                })
-                .filter(|(after, w, ..)| spread.saturating_sub(*after) >= (*w).max(1))
-                .min_by_key(|(after, _, primary, c, s)| (*after, *primary, *c, s.id));
-            let Some((_, _, _, c, s)) = best else { return };
-            self.push(c, s, busiest, idlest, TransferKind::Move);
+            let Some(best) = self.best_move() else { return };
+            let (c, s, from, to) = best;
+            self.push(c, s, from, to, TransferKind::Move);
         }
+    }
+
+    /// The move that lowers `2·Σ collection load² + Σ load²` the most, if
+    /// one gains enough. Moving weight `w` from `a` to `b` changes that sum
+    /// by `2w(3w - D')`, where `D' = 2·(how much more of the collection a
+    /// holds than b) + (how much more a holds in all)`; `D' >= 3.5w` keeps
+    /// only moves that gain at least `w²`.
+    fn best_move(&self) -> Option<(&'a str, &'a ShardInfo, NodeId, NodeId)> {
+        let mut best: Option<(i128, bool, &'a str, &'a ShardInfo, NodeId, NodeId)> = None;
+        for (c, s) in self.shards() {
+            if !self.free(c, s) {
+                continue;
+            }
+            let w = i128::from(self.weights[&(c.to_string(), s.id)]);
+            for from in s.nodes() {
+                let Some(&from_load) = self.loads.get(&from) else {
+                    continue;
+                };
+                for (&to, &to_load) in &self.loads {
+                    if s.holds(to) || self.failed_recently(c, s.id, to) {
+                        continue;
+                    }
+                    let d = 2
+                        * (i128::from(self.collection_load(c, from))
+                            - i128::from(self.collection_load(c, to)))
+                        + i128::from(from_load)
+                        - i128::from(to_load);
+                    if 2 * d < 7 * w {
+                        continue;
+                    }
+                    let gain = w * (d - 3 * w);
+                    let primary = s.primary == Some(from);
+                    // Larger gain first, then a non-primary replica.
+                    let better = best
+                        .as_ref()
+                        .is_none_or(|(g, p, ..)| gain > *g || (gain == *g && *p && !primary));
+                    if better {
+                        best = Some((gain, primary, c, s, from, to));
+                    }
+                }
+            }
+        }
+        best.map(|(_, _, c, s, from, to)| (c, s, from, to))
     }
 }
 

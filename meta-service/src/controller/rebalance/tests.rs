@@ -317,6 +317,61 @@ fn heavy_shards_weigh_more_than_light_ones() {
     );
 }
 
+/// Places collection `name`'s shards by hand: `placement[i]` are the
+/// nodes of shard `i`, the first one primary.
+fn place(map: &mut ClusterMap, name: &str, placement: &[&[u64]]) {
+    let shards = &mut map.collections.get_mut(name).unwrap().shards;
+    for (i, nodes) in placement.iter().enumerate() {
+        let s = shards.get_mut(&ShardId(i as u32)).unwrap();
+        s.replicas = nodes
+            .iter()
+            .map(|n| protocol::cluster::Replica {
+                node: NodeId(*n),
+                state: protocol::cluster::ReplicaState::Active,
+            })
+            .collect();
+        s.primary = Some(NodeId(nodes[0]));
+    }
+}
+
+#[test]
+fn one_collection_crowded_on_two_nodes_is_spread_even_when_the_totals_are_level() {
+    // Collection c (6 shards RF 2) sits 4/2/2/4 on nodes 1-4; collection b
+    // fills nodes 2 and 3 so that every node holds the same in all. The
+    // totals alone would never move anything.
+    let mut m = map(4, 6, 2);
+    place(
+        &mut m,
+        "c",
+        &[&[1, 4], &[1, 4], &[1, 4], &[1, 4], &[2, 3], &[2, 3]],
+    );
+    let mut config = CollectionConfig::new(4, Distance::Dot);
+    config.shard_number = 2;
+    config.replication_factor = 1;
+    let create = ClusterCommand::CreateCollection {
+        name: "b".into(),
+        config,
+    };
+    apply(&mut m, &create).unwrap();
+    place(&mut m, "b", &[&[2], &[3]]);
+    for _ in 0..10 {
+        match plan(&m, &reports(&m, |_| 10_000), 0, false) {
+            Some(p) => start_and_complete(&mut m, p),
+            None => break,
+        }
+    }
+    let per_node: Vec<usize> = (1..=4)
+        .map(|n| {
+            m.collections["c"]
+                .shards
+                .values()
+                .filter(|s| s.holds(NodeId(n)))
+                .count()
+        })
+        .collect();
+    assert_eq!(per_node, vec![3, 3, 3, 3], "c's replicas per node");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
