@@ -56,6 +56,8 @@ pub struct ScenarioReport {
     pub events: BTreeMap<String, f64>,
     /// For lost points: which write, through where, when.
     pub lost_detail: Vec<String>,
+    /// Nodes marked dead and primaries replaced while the scenario ran.
+    pub changes: crate::timeline::ClusterChanges,
     pub duration_s: f64,
 }
 
@@ -163,6 +165,11 @@ pub fn render_table(scenarios: &[ScenarioReport]) -> String {
         if let Some(gap) = s.timings.longest_ack_gap_s {
             extra.push(format!("longest write gap {gap:.2} s"));
         }
+        let marks: u32 = s.changes.dead_marks.values().sum();
+        extra.push(format!(
+            "{marks} dead mark(s), {} primary change(s)",
+            s.changes.primary_changes
+        ));
         if !extra.is_empty() {
             let _ = write!(result, " ({})", extra.join(", "));
         }
@@ -225,7 +232,7 @@ mod tests {
         assert_eq!(lines.len(), 4, "{t}");
         assert_eq!(
             lines[2],
-            "| kill-storage | 10 w | 9 | 0 | 1 w / 0 s | 1 (1) | 5.12 s | 6.00 s | – | PASS (leader change 0.50 s) |"
+            "| kill-storage | 10 w | 9 | 0 | 1 w / 0 s | 1 (1) | 5.12 s | 6.00 s | – | PASS (leader change 0.50 s, 0 dead mark(s), 0 primary change(s)) |"
         );
         assert!(lines[3].starts_with("| partition | 3 w + 4 s | 3 | 1 | 0 w / 1 s |"));
         assert!(lines[3].contains("FAIL: 1 acknowledged points lost"));

@@ -70,6 +70,37 @@ pub fn primaries_moved(
     })
 }
 
+/// What changed in the cluster over a scenario, from the map samples.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ClusterChanges {
+    /// Per storage node, how many times the meta-service marked it dead.
+    pub dead_marks: BTreeMap<u64, u32>,
+    /// Shard primaries replaced by another node (failovers, primaries
+    /// handed over by a transfer), counted over consecutive samples.
+    pub primary_changes: u32,
+}
+
+pub fn changes(samples: &[MapSample]) -> ClusterChanges {
+    let mut out = ClusterChanges::default();
+    for pair in samples.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        for (node, state) in &after.nodes {
+            let was_dead = before.nodes.get(node) == Some(&NodeState::Dead);
+            if *state == NodeState::Dead && !was_dead {
+                *out.dead_marks.entry(*node).or_default() += 1;
+            }
+        }
+        for (shard, primary) in &after.primaries {
+            if let (Some(Some(old)), Some(new)) = (before.primaries.get(shard), primary) {
+                if old != new {
+                    out.primary_changes += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +142,20 @@ mod tests {
         );
         let unknown = vec![("d".to_string(), 0)];
         assert_eq!(primaries_moved(&s, &unknown, 2, t), None);
+    }
+
+    #[test]
+    fn changes_count_dead_marks_and_replaced_primaries() {
+        let samples = vec![
+            sample(0, false, 1),
+            sample(100, true, 1),
+            sample(200, true, 2),
+            sample(300, false, 2),
+            sample(400, true, 3),
+        ];
+        let c = changes(&samples);
+        assert_eq!(c.dead_marks.get(&2), Some(&2), "{c:?}");
+        assert_eq!(c.primary_changes, 2);
+        assert_eq!(changes(&samples[..1]), ClusterChanges::default());
     }
 }

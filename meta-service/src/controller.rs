@@ -60,6 +60,14 @@ use protocol::cluster::Heartbeat;
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
     pub node_dead_after_ms: u64,
+    /// Grace of a node not heard from since this member became leader:
+    /// after a leader change every storage node must first find the new
+    /// leader (its heartbeat to the old one times out), which takes longer
+    /// than the grace of a node that simply stops beating.
+    pub new_leader_grace_ms: u64,
+    /// A node silent this long is dead even if no other node was heard
+    /// from meanwhile either (see [`Plan::mark_liveness`]).
+    pub node_dead_backstop_ms: u64,
     pub replica_replace_after_ms: u64,
 }
 
@@ -100,8 +108,20 @@ impl Plan {
     fn mark_liveness(&mut self, live: &Liveness, now_ms: u64, policy: &Policy) {
         let nodes: Vec<_> = self.sim.nodes.values().cloned().collect();
         for node in &nodes {
-            let silent_for = now_ms.saturating_sub(live.last_seen(node.id));
-            let stale = silent_for > policy.node_dead_after_ms;
+            let last_seen = live.last_seen(node.id);
+            let silent_for = now_ms.saturating_sub(last_seen);
+            let grace = if live.heard_as_leader(node.id) {
+                policy.node_dead_after_ms
+            } else {
+                policy.node_dead_after_ms.max(policy.new_leader_grace_ms)
+            };
+            // Silent while other heartbeats kept arriving: when the leader
+            // itself stalls every node looks silent at once, and none of
+            // them is dead. The backstop covers a leader that hears no
+            // storage node at all for long.
+            let heard_silent = live.silent_while_others_heard(node.id, now_ms);
+            let stale =
+                heard_silent > grace || silent_for > policy.node_dead_backstop_ms.max(grace);
             let state = if node.state != NodeState::Dead && stale {
                 NodeState::Dead
             } else if node.state == NodeState::Dead
@@ -516,6 +536,8 @@ fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
 pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let policy = Policy {
         node_dead_after_ms: app.config.node_dead_after.as_millis() as u64,
+        new_leader_grace_ms: app.config.new_leader_grace.as_millis() as u64,
+        node_dead_backstop_ms: app.config.node_dead_backstop.as_millis() as u64,
         replica_replace_after_ms: app.config.replica_replace_after.as_millis() as u64,
     };
     let mut was_leader = false;
@@ -529,7 +551,9 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let leader = app.is_leader();
         if leader && !was_leader {
             tracing::info!("became leader: controller starts, node clocks reset");
-            app.liveness.lock().reset(now_ms());
+            let mut live = app.liveness.lock();
+            live.hearing_gap_cap_ms = Some(app.config.hearing_gap_cap.as_millis() as u64);
+            live.reset(now_ms());
         }
         was_leader = leader;
         if !leader {

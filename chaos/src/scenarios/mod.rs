@@ -17,6 +17,7 @@ mod kill_storage;
 mod partition;
 mod rf_moves;
 mod rolling_restart;
+mod saturate;
 mod transfer_faults;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub enum Scenario {
     MoveRf1,
     ChangeRf,
     HungPrimary,
+    Saturate,
 }
 
 impl Scenario {
@@ -59,8 +61,9 @@ impl Scenario {
         Scenario::RollingRestart,
     ];
 
-    /// Runnable by name, not in `all` yet: `hung-primary` (issue 14).
-    pub const EXTRA: [Scenario; 1] = [Scenario::HungPrimary];
+    /// Runnable by name, not in `all` yet: `hung-primary` and `saturate`
+    /// (issue 14).
+    pub const EXTRA: [Scenario; 2] = [Scenario::HungPrimary, Scenario::Saturate];
 
     /// The elastic-cluster scenarios (`--scenario elastic`).
     pub const ELASTIC: [Scenario; 7] = [
@@ -72,6 +75,21 @@ impl Scenario {
         Scenario::MoveRf1,
         Scenario::ChangeRf,
     ];
+
+    /// Whether the scenario stops, kills, hangs or cuts off storage nodes.
+    /// In the others the meta-service must never mark one dead: that would
+    /// be a false failure detection (issue 14).
+    pub fn faults_storage_nodes(self) -> bool {
+        !matches!(
+            self,
+            Scenario::KillMetaLeader
+                | Scenario::KillGateway
+                | Scenario::KillMetaLeaderMidTransfer
+                | Scenario::MoveRf1
+                | Scenario::ChangeRf
+                | Scenario::Saturate
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -88,6 +106,7 @@ impl Scenario {
             Scenario::MoveRf1 => "move-rf1",
             Scenario::ChangeRf => "change-rf",
             Scenario::HungPrimary => "hung-primary",
+            Scenario::Saturate => "saturate",
         }
     }
 
@@ -147,7 +166,13 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
     let t0 = Instant::now();
     let mut report = ScenarioReport::new(scenario.name());
     tracing::info!("=== scenario {} ===", scenario.name());
-    let outcome = match prepare(ctx, &mut report).await {
+    let prepared = prepare(ctx, &mut report).await;
+    // Every scenario's map, sampled for the failure detections it caused.
+    let (stop_watch, stop_rx) = tokio::sync::watch::channel(false);
+    let (samples, watcher) = ctx
+        .cluster
+        .spawn_map_watcher(crate::history::History::new(), stop_rx);
+    let outcome = match prepared {
         Err(e) => Err(e.context("cluster not whole before the scenario")),
         Ok(()) => match scenario {
             Scenario::KillStorage => kill_storage::run(ctx, &mut report).await,
@@ -169,10 +194,20 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
             Scenario::MoveRf1 => rf_moves::move_rf1(ctx, &mut report).await,
             Scenario::ChangeRf => rf_moves::change_rf(ctx, &mut report).await,
             Scenario::HungPrimary => hung_primary::run(ctx, &mut report).await,
+            Scenario::Saturate => saturate::run(ctx, &mut report).await,
         },
     };
     if let Err(e) = outcome {
         report.violation(format!("aborted: {e:#}"));
+    }
+    let _ = stop_watch.send(true);
+    let _ = watcher.await;
+    report.changes = crate::timeline::changes(&samples.lock());
+    if !scenario.faults_storage_nodes() && !report.changes.dead_marks.is_empty() {
+        report.violation(format!(
+            "storage nodes marked dead with no fault on any (false failure detection): {:?}",
+            report.changes.dead_marks
+        ));
     }
     if !report.passed {
         ctx.cluster

@@ -6,6 +6,10 @@ use protocol::{CollectionConfig, Distance};
 
 const POLICY: Policy = Policy {
     node_dead_after_ms: 1_000,
+    // Tests of other rules treat nodes never heard from like silent ones;
+    // `new_leader_gives_every_node_a_grace_period` sets its own.
+    new_leader_grace_ms: 0,
+    node_dead_backstop_ms: 3_000,
     replica_replace_after_ms: 10_000,
 };
 
@@ -117,23 +121,101 @@ fn healthy_cluster_needs_nothing() {
 #[test]
 fn new_leader_gives_every_node_a_grace_period() {
     let map = cluster(3);
+    const POLICY: Policy = Policy {
+        new_leader_grace_ms: 2_000,
+        ..self::POLICY
+    };
     let mut live = Liveness::default();
     live.reset(10_000);
     // Nobody heard from yet, but the leader only took over 500 ms ago.
     assert!(plan(&map, &live, 10_500, &POLICY).is_empty());
-    // After the grace period they are all dead.
-    let cmds = unguarded(plan(&map, &live, 11_001, &POLICY));
-    assert_eq!(
+    // Past the ordinary grace (1 s) the nodes may still be looking for the
+    // new leader: the longer one (2 s) applies to nodes not heard from.
+    let dead = |cmds: Vec<ClusterCommand>| -> Vec<NodeId> {
         cmds.iter()
-            .filter(|c| matches!(
-                c,
+            .filter_map(|c| match c {
                 ClusterCommand::SetNodeState {
+                    node,
                     state: NodeState::Dead,
                     ..
-                }
-            ))
-            .count(),
-        3
+                } => Some(*node),
+                _ => None,
+            })
+            .collect()
+    };
+    // Node 1 found the new leader and beats every 100 ms; 2 and 3 never do.
+    for at in (10_100..=11_500).step_by(100) {
+        heartbeat(&mut live, NodeId(1), at, 1, 10);
+    }
+    assert!(dead(unguarded(plan(&map, &live, 11_500, &POLICY))).is_empty());
+    for at in (11_600..=12_100).step_by(100) {
+        heartbeat(&mut live, NodeId(1), at, 1, 10);
+    }
+    // After the longer grace the silent ones are dead.
+    assert_eq!(
+        dead(unguarded(plan(&map, &live, 12_101, &POLICY))),
+        vec![NodeId(2), NodeId(3)]
+    );
+}
+
+/// A leader that stalls (a starved CPU, a slow quorum behind the heartbeat
+/// handler) sees every node silent at once: that is the leader's fault,
+/// not theirs, so nobody is marked dead until the backstop.
+#[test]
+fn a_leader_that_hears_nobody_marks_nobody_dead_before_the_backstop() {
+    let map = cluster(3);
+    let mut live = Liveness::default();
+    live.hearing_gap_cap_ms = Some(300);
+    for n in 1..=3 {
+        heartbeat(&mut live, NodeId(n), 1_000, 1, 10);
+    }
+    assert!(unguarded(plan(&map, &live, 2_500, &POLICY)).is_empty());
+    // The stall ends with node 1's beat: the other two are behind it by
+    // less than the grace, so still alive.
+    heartbeat(&mut live, NodeId(1), 3_500, 1, 10);
+    assert!(unguarded(plan(&map, &live, 3_500, &POLICY)).is_empty());
+    // Silent past the backstop (3 s here): dead, whatever else was heard.
+    let cmds = unguarded(plan(&map, &live, 4_001, &POLICY));
+    let dead: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            ClusterCommand::SetNodeState {
+                node,
+                state: NodeState::Dead,
+                ..
+            } => Some(*node),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dead, vec![NodeId(2), NodeId(3)]);
+}
+
+/// The other side of the stall rule: a node that stops beating while the
+/// others go on is dead after the ordinary grace.
+#[test]
+fn a_node_silent_while_the_others_beat_is_dead_after_the_grace() {
+    let map = cluster(3);
+    let mut live = Liveness::default();
+    live.hearing_gap_cap_ms = Some(300);
+    for at in (0..=2_000).step_by(100) {
+        for n in 1..=3 {
+            if n != 3 || at <= 1_000 {
+                heartbeat(&mut live, NodeId(n), at, 1, 10);
+            }
+        }
+    }
+    assert!(unguarded(plan(&map, &live, 1_900, &POLICY)).is_empty());
+    let cmds = unguarded(plan(&map, &live, 2_001, &POLICY));
+    assert!(
+        cmds.iter().any(|c| matches!(
+            c,
+            ClusterCommand::SetNodeState {
+                node: NodeId(3),
+                state: NodeState::Dead,
+                ..
+            }
+        )),
+        "{cmds:?}"
     );
 }
 

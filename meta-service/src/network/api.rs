@@ -196,7 +196,7 @@ pub async fn heartbeat(
         return Ok(Json(HeartbeatAck {
             epoch: app.current_map().epoch,
             leader: Some(app.id),
-            lease_ms: app.config.node_dead_after.as_millis() as u64 / 2,
+            lease_ms: app.config.write_lease().as_millis() as u64,
         }));
     }
     match (forwarded(&headers), app.leader()) {

@@ -24,7 +24,31 @@ use crate::ann::{AnnIndex, AnnKind};
 use crate::error::{Result, ShardError};
 use crate::segment::{Bitmap, Segment, SegmentState};
 
+/// Nice value of the optimizer threads (and of the OpenMP workers FAISS
+/// starts from them, which inherit it).
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers this thread's CPU priority. On two saturated cores an index
+/// build must not delay the heartbeat that renews the node's write lease,
+/// or the writes and searches clients wait on: the meta-service would
+/// depose a healthy primary (issue 14). On Linux the nice value is per
+/// thread, so this leaves every other thread of the process as it is.
+fn yield_to_foreground() {
+    // SAFETY: plain system calls on the calling thread, no pointers.
+    let changed = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE)
+    };
+    if changed != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not lower the optimizer thread's priority"
+        );
+    }
+}
+
 pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
+    yield_to_foreground();
     loop {
         match wake.recv_timeout(Duration::from_millis(500)) {
             Ok(()) => {}
@@ -489,5 +513,27 @@ mod tests {
         assert_eq!(plan_merge(&merged, policy(8, 200_000)), None);
         // Off with 0.
         assert_eq!(plan_merge(&segs, policy(8, 0)), None);
+    }
+
+    fn own_nice() -> i32 {
+        // SAFETY: plain system calls on the calling thread.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        }
+    }
+
+    #[test]
+    fn background_threads_run_below_the_rest_of_the_process() {
+        let before = own_nice();
+        let background = std::thread::spawn(|| {
+            yield_to_foreground();
+            // Threads it starts (as OpenMP does) inherit the lower priority.
+            std::thread::spawn(own_nice).join().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(background, (before + BACKGROUND_NICE).min(19));
+        assert_eq!(own_nice(), before, "only the optimizer thread is lowered");
     }
 }
