@@ -19,6 +19,7 @@ use tracing::{error, info};
 
 use super::persist::{self, Manifest, SegmentEntry};
 use super::state::Loc;
+use super::status::{Activity, Busy};
 use super::Inner;
 use crate::ann::{AnnIndex, AnnKind};
 use crate::error::{Result, ShardError};
@@ -36,6 +37,7 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                     Ok(false) => continue,
                     Err(e) => {
                         error!(dir = %inner.dir.display(), error = %e, "idle seal failed");
+                        *inner.last_error.lock() = Some(format!("idle seal: {e}"));
                         continue;
                     }
                 }
@@ -48,7 +50,10 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 return;
             }
             match run_once(&inner) {
-                Ok(true) => continue,
+                Ok(true) => {
+                    inner.last_error.lock().take();
+                    continue;
+                }
                 Ok(false) => break,
                 Err(ShardError::Closing) => {
                     info!(dir = %inner.dir.display(), "shard closing: background work stopped; it resumes after a restart");
@@ -56,6 +61,7 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 }
                 Err(e) => {
                     error!(dir = %inner.dir.display(), error = %e, "shard background work failed; retrying later");
+                    *inner.last_error.lock() = Some(e.to_string());
                     drop(inner);
                     std::thread::sleep(Duration::from_secs(1));
                     break;
@@ -111,18 +117,25 @@ pub(super) fn run_once(inner: &Inner) -> Result<bool> {
 fn next_merge(inner: &Inner) -> Option<Vec<u64>> {
     let idle = inner.last_write.lock().elapsed() >= inner.options.idle_seal_after;
     let state = inner.state.read();
-    plan_merge(
-        &summaries(&state.segments),
-        MergePolicy {
-            max_sealed: inner.options.max_sealed_segments,
-            merge_below_points: if idle {
-                inner.options.merge_below_points
-            } else {
-                0
-            },
-            max_tombstone_ratio: inner.options.max_tombstone_ratio,
+    plan_merge(&summaries(&state.segments), merge_policy(inner, idle))
+}
+
+/// Whether a merge will run once the shard is idle (what
+/// [`next_merge`] then picks): work still due, for the shard's status.
+pub(super) fn merge_due(inner: &Inner, segments: &[Segment]) -> bool {
+    plan_merge(&summaries(segments), merge_policy(inner, true)).is_some()
+}
+
+fn merge_policy(inner: &Inner, idle: bool) -> MergePolicy {
+    MergePolicy {
+        max_sealed: inner.options.max_sealed_segments,
+        merge_below_points: if idle {
+            inner.options.merge_below_points
+        } else {
+            0
         },
-    )
+        max_tombstone_ratio: inner.options.max_tombstone_ratio,
+    }
 }
 
 #[cfg(any(test, feature = "testsuite"))]
@@ -307,10 +320,16 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
 }
 
 /// Builds the collection's ANN index over `vectors` and writes the
-/// segment's immutable files.
+/// segment's immutable files, within the node's build budget: it first
+/// waits for a slot, and builds with the budget's share of the cores.
 /// [`ShardError::Closing`] when the shard closed meanwhile.
 fn build_and_persist(inner: &Inner, id: u64, ids: &[PointId], vectors: &[f32]) -> Result<AnnIndex> {
     let closing = || inner.closing.load(Ordering::SeqCst);
+    let busy = Busy::new(&inner.activity, Activity::Waiting);
+    let budget = &inner.options.build_budget;
+    let _slot = budget.acquire(&closing).ok_or(ShardError::Closing)?;
+    busy.set(Activity::Running);
+    crate::ann::set_faiss_threads(budget.threads_per_build());
     let index = AnnIndex::build_until(
         inner.ann_kind(),
         inner.config.dimension,
