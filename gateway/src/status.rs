@@ -116,7 +116,11 @@ impl Gateway {
 /// The collection's status from the replicas' reports; `degraded` is the
 /// replica-set check the caller made (a shard that could not count, a
 /// replica not active or on a dead node).
-pub fn summarize(coll: &CollectionInfo, reports: &Reports, degraded: bool) -> CollectionIndexStatus {
+pub fn summarize(
+    coll: &CollectionInfo,
+    reports: &Reports,
+    degraded: bool,
+) -> CollectionIndexStatus {
     let mut all_optimized = true;
     let mut error = None;
     let mut indexed = 0;
@@ -137,7 +141,8 @@ pub fn summarize(coll: &CollectionInfo, reports: &Reports, degraded: bool) -> Co
                     .map(|e| format!("shard {} on node {}: {e}", shard.id, r.node));
             }
             if r.state == ReplicaState::Active {
-                min_indexed = Some(min_indexed.map_or(st.indexed_points, |m| m.min(st.indexed_points)));
+                min_indexed =
+                    Some(min_indexed.map_or(st.indexed_points, |m| m.min(st.indexed_points)));
             }
             if shard.primary == Some(r.node) || shard_segments.is_none() {
                 shard_segments = Some(st.segments);
@@ -188,9 +193,12 @@ mod tests {
         CollectionInfo {
             name: "c".into(),
             config: CollectionConfig::new(4, Distance::Dot),
-            shards: [(ShardId(0), shard(0, [1, 2])), (ShardId(1), shard(1, [2, 3]))]
-                .into_iter()
-                .collect(),
+            shards: [
+                (ShardId(0), shard(0, [1, 2])),
+                (ShardId(1), shard(1, [2, 3])),
+            ]
+            .into_iter()
+            .collect(),
             created_epoch: Epoch(1),
         }
     }
@@ -251,7 +259,11 @@ mod tests {
                     ..done(50, 2).expect("some")
                 }),
             );
-            assert_eq!(summarize(&coll(), &r, false).status, Color::Yellow, "{state:?}");
+            assert_eq!(
+                summarize(&coll(), &r, false).status,
+                Color::Yellow,
+                "{state:?}"
+            );
         }
     }
 

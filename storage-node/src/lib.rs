@@ -28,5 +28,7 @@ pub mod testsuite;
 pub mod wal;
 
 pub use error::{Result, ShardError};
-pub use shard::{BuildBudget, Shard, ShardDigest, ShardOptions, ShardSnapshot, SnapshotPoint, SnapshotWriter};
+pub use shard::{
+    BuildBudget, Shard, ShardDigest, ShardOptions, ShardSnapshot, SnapshotPoint, SnapshotWriter,
+};
 pub use wal::{SyncMode, WalOptions};

@@ -405,13 +405,11 @@ impl ProcessCluster {
     /// + mTLS, as the `gateway` binary does; its REST address is
     /// `handle.addr()`. Stop it with `handle.shutdown()`.
     pub async fn start_gateway(&self) -> gateway::server::GatewayHandle {
-        let tls = TlsConfig::from_dir(&self.dir.path().join("certs"), "client")
-            .expect("gateway tls");
+        let tls =
+            TlsConfig::from_dir(&self.dir.path().join("certs"), "client").expect("gateway tls");
         let rpc = RpcClient::new(&tls, RpcConfig::default()).expect("gateway QUIC client");
-        let client = std::sync::Arc::new(gateway::QuicShardClient::new(
-            rpc,
-            Duration::from_secs(10),
-        ));
+        let client =
+            std::sync::Arc::new(gateway::QuicShardClient::new(rpc, Duration::from_secs(10)));
         let config = gateway::Config::load(
             None,
             |_| None,

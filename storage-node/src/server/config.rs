@@ -193,7 +193,8 @@ impl StorageNodeArgs {
     pub fn build_budget(&self) -> Arc<BuildBudget> {
         let cores = available_cores();
         BuildBudget::new(
-            self.max_index_builds.unwrap_or_else(|| default_builds(cores)),
+            self.max_index_builds
+                .unwrap_or_else(|| default_builds(cores)),
             cores,
         )
     }

@@ -211,13 +211,33 @@ mod tests {
             let a = budget.acquire(&|| false).expect("slot");
             let _b = budget.acquire(&|| false).expect("slot");
             let text = handle.render();
-            assert_eq!(gauge(&text, "storage_index_builds_running"), Some(2.0), "{text}");
-            assert_eq!(gauge(&text, "storage_index_builds_waiting"), Some(0.0), "{text}");
-            assert_eq!(gauge(&text, "storage_index_build_slots"), Some(3.0), "{text}");
-            assert_eq!(gauge(&text, "storage_index_builds_total"), Some(2.0), "{text}");
+            assert_eq!(
+                gauge(&text, "storage_index_builds_running"),
+                Some(2.0),
+                "{text}"
+            );
+            assert_eq!(
+                gauge(&text, "storage_index_builds_waiting"),
+                Some(0.0),
+                "{text}"
+            );
+            assert_eq!(
+                gauge(&text, "storage_index_build_slots"),
+                Some(3.0),
+                "{text}"
+            );
+            assert_eq!(
+                gauge(&text, "storage_index_builds_total"),
+                Some(2.0),
+                "{text}"
+            );
             drop(a);
             let text = handle.render();
-            assert_eq!(gauge(&text, "storage_index_builds_running"), Some(1.0), "{text}");
+            assert_eq!(
+                gauge(&text, "storage_index_builds_running"),
+                Some(1.0),
+                "{text}"
+            );
         });
     }
 
@@ -234,7 +254,10 @@ mod tests {
                 std::thread::yield_now();
             }
             closing.store(true, Ordering::SeqCst);
-            assert!(waiter.join().expect("waiter"), "cancelled waiter got a slot");
+            assert!(
+                waiter.join().expect("waiter"),
+                "cancelled waiter got a slot"
+            );
         });
         assert_eq!((budget.running(), budget.waiting()), (1, 0));
         drop(held);

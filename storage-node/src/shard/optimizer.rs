@@ -33,7 +33,12 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 let Some(inner) = shard.upgrade() else { return };
                 match seal_if_idle(&inner) {
                     Ok(true) => {}
-                    Ok(false) if next_merge(&inner).is_some() => {}
+                    // Index work left by a failed round is retried here
+                    // too, not only at the next freeze's wake-up.
+                    Ok(false)
+                        if first_frozen(&inner).is_some()
+                            || next_index_rewrite(&inner).is_some()
+                            || next_merge(&inner).is_some() => {}
                     Ok(false) => continue,
                     Err(e) => {
                         error!(dir = %inner.dir.display(), error = %e, "idle seal failed");
@@ -49,11 +54,14 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
             if inner.closing.load(Ordering::SeqCst) {
                 return;
             }
-            match run_once(&inner) {
-                Ok(true) => {
-                    inner.last_error.lock().take();
-                    continue;
-                }
+            let result = run_once(&inner);
+            if result.is_ok() {
+                // A round that worked (or found nothing left to do): the
+                // work that failed before is done or gone.
+                inner.last_error.lock().take();
+            }
+            match result {
+                Ok(true) => continue,
                 Ok(false) => break,
                 Err(ShardError::Closing) => {
                     info!(dir = %inner.dir.display(), "shard closing: background work stopped; it resumes after a restart");

@@ -74,13 +74,22 @@ async fn collection_is_yellow_until_every_replica_is_indexed_then_green_with_eve
             .send()
             .await
             .expect("upsert");
-        assert!(resp.status().is_success(), "upsert at {first}: {:?}", resp.text().await);
+        assert!(
+            resp.status().is_success(),
+            "upsert at {first}: {:?}",
+            resp.text().await
+        );
     }
 
     let after_ingest = collection(&http, &url).await;
     assert_eq!(after_ingest["points_count"], POINTS, "{after_ingest}");
-    assert_eq!(after_ingest["status"], "yellow", "right after the ingest: {after_ingest}");
-    let indexed = after_ingest["indexed_vectors_count"].as_u64().expect("count");
+    assert_eq!(
+        after_ingest["status"], "yellow",
+        "right after the ingest: {after_ingest}"
+    );
+    let indexed = after_ingest["indexed_vectors_count"]
+        .as_u64()
+        .expect("count");
     assert!(indexed < POINTS, "{after_ingest}");
 
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -121,7 +130,11 @@ async fn collection_is_yellow_until_every_replica_is_indexed_then_green_with_eve
         assert!(value("storage_index_builds_total") >= 2.0, "node {node}");
         assert_eq!(value("storage_index_builds_running"), 0.0, "node {node}");
         assert_eq!(value("storage_index_builds_waiting"), 0.0, "node {node}");
-        assert_eq!(value("storage_index_build_slots"), slots as f64, "node {node}");
+        assert_eq!(
+            value("storage_index_build_slots"),
+            slots as f64,
+            "node {node}"
+        );
     }
 
     gw.shutdown().await.expect("gateway shutdown");

@@ -33,7 +33,11 @@ fn the_status_counts_indexed_and_pending_points_until_everything_is_indexed() {
     // enough to be sealed once idle: everything waits for an index.
     fill(&shard, &mut rng(2), 200, 2300, 8);
     let s = shard.index_status();
-    assert_eq!((s.points, s.indexed_points, s.pending_points), (2500, 0, 2500), "{s:?}");
+    assert_eq!(
+        (s.points, s.indexed_points, s.pending_points),
+        (2500, 0, 2500),
+        "{s:?}"
+    );
     assert_eq!(s.segments, 3);
     assert_eq!(s.optimizer, OptimizerState::Pending);
     assert!(!s.is_optimized());
@@ -59,7 +63,10 @@ fn the_status_counts_indexed_and_pending_points_until_everything_is_indexed() {
         })
         .unwrap();
     let s = shard.index_status();
-    assert_eq!((s.points, s.indexed_points, s.pending_points), (1500, 1500, 0));
+    assert_eq!(
+        (s.points, s.indexed_points, s.pending_points),
+        (1500, 1500, 0)
+    );
     assert_eq!(s.optimizer, OptimizerState::Pending, "{s:?}");
     assert!(shard.run_background_once().unwrap());
     let s = shard.index_status();
@@ -92,7 +99,11 @@ fn index_builds_wait_for_the_nodes_budget_and_say_so() {
     assert_eq!((budget.running(), budget.waiting()), (1, 1));
     std::thread::sleep(Duration::from_millis(300));
     let s = shard.index_status();
-    assert_eq!((s.indexed_points, s.pending_points), (0, 1000), "built without a slot: {s:?}");
+    assert_eq!(
+        (s.indexed_points, s.pending_points),
+        (0, 1000),
+        "built without a slot: {s:?}"
+    );
 
     drop(held);
     while !shard.index_status().is_optimized() {
@@ -126,6 +137,9 @@ fn a_closing_shard_stops_waiting_for_a_build_slot() {
     }
     let started = Instant::now();
     shard.close().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "close waited for the slot");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "close waited for the slot"
+    );
     assert_eq!(budget.waiting(), 0);
 }
