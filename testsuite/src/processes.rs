@@ -401,9 +401,9 @@ impl ProcessCluster {
             .expect("body")
     }
 
-    /// Starts a gateway in this process that reaches the nodes over QUIC
-    /// + mTLS, as the `gateway` binary does; its REST address is
-    /// `handle.addr()`. Stop it with `handle.shutdown()`.
+    /// Starts a gateway in this process that reaches the nodes over
+    /// QUIC with mutual TLS, as the `gateway` binary does; its REST
+    /// address is `handle.addr()`. Stop it with `handle.shutdown()`.
     pub async fn start_gateway(&self) -> gateway::server::GatewayHandle {
         let tls =
             TlsConfig::from_dir(&self.dir.path().join("certs"), "client").expect("gateway tls");

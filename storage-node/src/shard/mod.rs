@@ -10,6 +10,7 @@
 //! persists them, checkpoints and truncates the WAL, and compacts segments
 //! with many tombstones.
 
+mod activity;
 mod budget;
 mod optimizer;
 mod persist;
@@ -107,7 +108,7 @@ struct Inner {
     state: RwLock<State>,
     /// One indexing / compaction job at a time.
     optimize_lock: Mutex<()>,
-    /// What that job is doing now ([`status::Activity`] as a number), for
+    /// What that job is doing now ([`activity::Activity`] as a number), for
     /// [`Shard::index_status`].
     activity: AtomicU8,
     /// The last background failure, cleared by the next round that works.

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use protocol::{PointId, SeqNo};
 use tracing::{error, info};
 
+use super::activity::{Activity, Busy};
 use super::persist::{self, Manifest, SegmentEntry};
 use super::state::Loc;
-use super::status::{Activity, Busy};
 use super::Inner;
 use crate::ann::{AnnIndex, AnnKind};
 use crate::error::{Result, ShardError};
