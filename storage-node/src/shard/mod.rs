@@ -8,7 +8,8 @@
 //!
 //! Background: a worker thread indexes frozen segments (HNSW / IVF),
 //! persists them, checkpoints and truncates the WAL, and compacts segments
-//! with many tombstones.
+//! with many tombstones; every build waits for a slot in the node's
+//! [`BuildBudget`]. [`Shard::index_status`] says how far that work is.
 
 mod activity;
 mod budget;
