@@ -25,6 +25,7 @@
 //! - [`reads`]: search / scroll / count / retrieve over a collection.
 //! - [`writes`]: per-shard writes to primaries.
 //! - [`admin`]: collection create / delete.
+//! - [`status`]: a collection's status and index counts from its replicas.
 //! - [`operator`]: operator commands (moves, drains, settings) sent to the
 //!   meta-service, epoch-guarded where the gateway decided on a map.
 //! - [`transfers`]: running and finished shard transfers with progress,
@@ -50,6 +51,7 @@ pub mod reads;
 pub mod routing;
 pub mod scatter;
 pub mod server;
+pub mod status;
 pub mod telemetry;
 #[cfg(test)]
 mod testkit;

@@ -106,6 +106,10 @@ pub enum StorageRequest {
         replica: NodeId,
         applied: SeqNo,
     },
+    /// How far the replica's indexing and optimisation are (the gateway
+    /// asks every replica for a collection's `status` and
+    /// `indexed_vectors_count`).
+    IndexStatus { shard: ShardRef },
 }
 
 impl StorageRequest {
@@ -122,6 +126,7 @@ impl StorageRequest {
             StorageRequest::Status { .. } => "status",
             StorageRequest::TermAt { .. } => "term_at",
             StorageRequest::CatchUp { .. } => "catch_up",
+            StorageRequest::IndexStatus { .. } => "index_status",
         }
     }
 }
@@ -150,6 +155,53 @@ pub struct ReplicaStatus {
     /// primary's at `applied`.
     #[serde(default)]
     pub consistent_from: SeqNo,
+}
+
+/// How far a replica's background work is: what a collection's `status`
+/// and `indexed_vectors_count` are built from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaIndexStatus {
+    /// Live points.
+    pub points: u64,
+    /// Live points in segments that have the collection's ANN index.
+    pub indexed_points: u64,
+    /// Live points the background work will index: frozen segments,
+    /// sealed segments still searched exactly (after a snapshot install),
+    /// and a growing segment large enough to be sealed. A growing segment
+    /// below that threshold stays exact on purpose and is not counted
+    /// (Qdrant's `indexing_threshold`: small is fully optimised).
+    pub pending_points: u64,
+    /// Segments holding points (an empty growing segment is not counted).
+    pub segments: u64,
+    pub optimizer: OptimizerState,
+    /// The last failure of background work, until a later round succeeds.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl ReplicaIndexStatus {
+    /// Nothing left to index, nothing running or due, no failure.
+    pub fn is_optimized(&self) -> bool {
+        self.pending_points == 0
+            && self.optimizer == OptimizerState::Idle
+            && self.last_error.is_none()
+    }
+}
+
+/// What a replica's background worker is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerState {
+    /// Nothing to do.
+    #[default]
+    Idle,
+    /// Work is due but not started: a segment to seal or index, a merge
+    /// that waits for the shard to stop taking writes.
+    Pending,
+    /// Waiting for a slot in the node's index-build budget.
+    Waiting,
+    /// Building an index or merging segments.
+    Running,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,6 +244,9 @@ pub enum StorageResponse {
     CatchingUp {
         primary_applied: SeqNo,
         restarted: bool,
+    },
+    IndexStatus {
+        status: ReplicaIndexStatus,
     },
     Error {
         error: StorageError,
@@ -295,7 +350,10 @@ mod tests {
                 consistent_from: Some(SeqNo(45)),
                 snapshot_id: Some(0x5eed),
             },
-            StorageRequest::Status { shard },
+            StorageRequest::Status {
+                shard: shard.clone(),
+            },
+            StorageRequest::IndexStatus { shard },
         ];
         for r in reqs {
             let back: StorageRequest = decode(&encode(&r).unwrap()).unwrap();
@@ -309,5 +367,56 @@ mod tests {
         };
         let back: StorageResponse = decode(&encode(&resp).unwrap()).unwrap();
         assert_eq!(back, resp);
+        let resp = StorageResponse::IndexStatus {
+            status: ReplicaIndexStatus {
+                points: 10,
+                indexed_points: 8,
+                pending_points: 2,
+                segments: 2,
+                optimizer: OptimizerState::Waiting,
+                last_error: Some("disk full".into()),
+            },
+        };
+        let back: StorageResponse = decode(&encode(&resp).unwrap()).unwrap();
+        assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn a_replica_is_optimized_only_with_nothing_pending_running_or_failed() {
+        let done = ReplicaIndexStatus {
+            points: 10,
+            indexed_points: 10,
+            segments: 1,
+            ..ReplicaIndexStatus::default()
+        };
+        assert!(done.is_optimized());
+        // Points kept exact below the threshold are not pending.
+        let small = ReplicaIndexStatus {
+            points: 500,
+            indexed_points: 0,
+            ..done.clone()
+        };
+        assert!(small.is_optimized());
+        let pending = ReplicaIndexStatus {
+            pending_points: 1,
+            ..done.clone()
+        };
+        assert!(!pending.is_optimized());
+        for state in [
+            OptimizerState::Pending,
+            OptimizerState::Waiting,
+            OptimizerState::Running,
+        ] {
+            let busy = ReplicaIndexStatus {
+                optimizer: state,
+                ..done.clone()
+            };
+            assert!(!busy.is_optimized(), "{state:?}");
+        }
+        let failed = ReplicaIndexStatus {
+            last_error: Some("x".into()),
+            ..done
+        };
+        assert!(!failed.is_optimized());
     }
 }

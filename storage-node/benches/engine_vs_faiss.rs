@@ -19,7 +19,7 @@ use faiss::index::autotune::ParameterSpace;
 use faiss::{Index, MetricType};
 use protocol::{CollectionConfig, Distance, Operation, Point, PointId, SearchRequest};
 use storage_node::ann::set_faiss_threads;
-use storage_node::{Shard, ShardOptions, SyncMode, WalOptions};
+use storage_node::{BuildBudget, Shard, ShardOptions, SyncMode, WalOptions};
 
 fn read_vecs(path: &Path) -> (usize, Vec<[u8; 4]>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -134,6 +134,8 @@ fn main() {
             ..WalOptions::default()
         },
         background: false,
+        // One build at a time with both threads, as the pin above.
+        build_budget: BuildBudget::new(1, 2),
         ..ShardOptions::default()
     };
     let shard = Shard::open(dir.path(), config, options).expect("open shard");

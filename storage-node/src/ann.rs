@@ -349,8 +349,12 @@ impl AnnIndex {
     }
 }
 
-/// Limits FAISS's OpenMP pool (benchmarks pin it to compare like with like).
+/// Limits the OpenMP threads FAISS uses for calls made from the calling
+/// thread from now on (libgomp keeps this setting per thread once set):
+/// benchmarks pin it to compare like with like, and each shard's optimizer
+/// thread caps its index builds at the node's build budget's share.
 pub fn set_faiss_threads(n: usize) {
+    let n = n.clamp(1, std::os::raw::c_int::MAX as usize);
     extern "C" {
         fn omp_set_num_threads(n: std::os::raw::c_int);
     }

@@ -4,7 +4,8 @@
 //!
 //! - [`shard`]: one shard replica: the write path (sequence numbers, WAL,
 //!   apply), reads (search, get, scroll, count), snapshots, background
-//!   indexing and compaction, checkpoints.
+//!   indexing and compaction within the node's index-build budget,
+//!   index status, checkpoints.
 //! - [`node`]: the data plane: replicas held, primary write path with
 //!   replication and acknowledgements, replica catch-up, request handling,
 //!   shard transfers (snapshot, delta, verify, switch) as the primary
@@ -28,5 +29,7 @@ pub mod testsuite;
 pub mod wal;
 
 pub use error::{Result, ShardError};
-pub use shard::{Shard, ShardDigest, ShardOptions, ShardSnapshot, SnapshotPoint, SnapshotWriter};
+pub use shard::{
+    BuildBudget, Shard, ShardDigest, ShardOptions, ShardSnapshot, SnapshotPoint, SnapshotWriter,
+};
 pub use wal::{SyncMode, WalOptions};

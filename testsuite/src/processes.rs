@@ -1,7 +1,9 @@
 //! A meta-service member in this process and real `storage-node` child
 //! processes on loopback, with a dev CA; the test talks to the nodes as a
-//! QUIC client. Nodes can be SIGKILLed, SIGTERMed, restarted, have their
-//! data wiped, or run each in a cgroup (for partitions with iptables).
+//! QUIC client, or through a gateway in this process
+//! ([`ProcessCluster::start_gateway`]). Nodes can be SIGKILLed, SIGTERMed,
+//! restarted, have their data wiped, or run each in a cgroup (for
+//! partitions with iptables).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -397,6 +399,35 @@ impl ProcessCluster {
             .text()
             .await
             .expect("body")
+    }
+
+    /// Starts a gateway in this process that reaches the nodes over
+    /// QUIC with mutual TLS, as the `gateway` binary does; its REST
+    /// address is `handle.addr()`. Stop it with `handle.shutdown()`.
+    pub async fn start_gateway(&self) -> gateway::server::GatewayHandle {
+        let tls =
+            TlsConfig::from_dir(&self.dir.path().join("certs"), "client").expect("gateway tls");
+        let rpc = RpcClient::new(&tls, RpcConfig::default()).expect("gateway QUIC client");
+        let client =
+            std::sync::Arc::new(gateway::QuicShardClient::new(rpc, Duration::from_secs(10)));
+        let config = gateway::Config::load(
+            None,
+            |_| None,
+            &gateway::config::Overrides {
+                rest_port: Some(0),
+                listen_host: Some("127.0.0.1".into()),
+                node_id: Some("test-gateway".into()),
+                ..gateway::config::Overrides::default()
+            },
+        )
+        .expect("gateway config");
+        gateway::server::start_with(
+            &config,
+            std::sync::Arc::new(self.meta_client.clone()),
+            client,
+        )
+        .await
+        .expect("start gateway")
     }
 
     pub fn kill(&mut self, id: NodeId) {

@@ -10,6 +10,7 @@ use super::models::{distance_name, parse_create_collection, write_consistency_fa
 use super::{ok, started, AppState, JsonBody};
 use crate::error::Result;
 use crate::reads::ReadOptions;
+use crate::status::summarize;
 
 pub async fn list(State(st): State<AppState>) -> Result<Response> {
     let t = started();
@@ -46,7 +47,9 @@ pub async fn exists(State(st): State<AppState>, Path(name): Path<String>) -> Res
 
 /// What qdrant-client's `CollectionInfo` model needs. `points_count` is
 /// counted across shards (shards that cannot answer are left out and the
-/// status turns yellow); `segments_count` is the number of shards.
+/// status turns yellow); `status`, `optimizer_status`,
+/// `indexed_vectors_count` and `segments_count` come from every replica's
+/// index status (see [`crate::status`] for the rule).
 pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     let t = started();
     let (map, coll) = st.gw.collection(&name).await?;
@@ -61,6 +64,7 @@ pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Resul
             },
         )
         .await?;
+    let reports = st.gw.index_reports(&map, &coll).await;
     let degraded = !count.missing_shards.is_empty()
         || coll.shards.values().any(|s| {
             s.replicas.iter().any(|r| {
@@ -71,14 +75,18 @@ pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Resul
                         .is_none_or(|n| n.state == NodeState::Dead)
             })
         });
+    let index = summarize(&coll, &reports, degraded);
     let c = &coll.config;
     let result = json!({
-        "status": if degraded { "yellow" } else { "green" },
-        "optimizer_status": "ok",
+        "status": index.status.as_str(),
+        "optimizer_status": match &index.optimizer_error {
+            None => json!("ok"),
+            Some(e) => json!({"error": e}),
+        },
         "vectors_count": null,
-        "indexed_vectors_count": 0,
+        "indexed_vectors_count": index.indexed_vectors,
         "points_count": count.value,
-        "segments_count": coll.shards.len(),
+        "segments_count": index.segments,
         "config": {
             "params": {
                 "vectors": {"size": c.dimension, "distance": distance_name(c.distance)},

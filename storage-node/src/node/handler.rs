@@ -129,6 +129,12 @@ impl Node {
                     }
                 })
             }
+            StorageRequest::IndexStatus { shard } => self.local(&shard).map(|r| {
+                // Counts kept per segment: one pass under the read lock.
+                StorageResponse::IndexStatus {
+                    status: r.shard().index_status(),
+                }
+            }),
             StorageRequest::TermAt { shard, seq } => {
                 self.read(&shard, move |r| {
                     r.shard()

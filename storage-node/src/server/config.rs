@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use protocol::NodeId;
 
 use crate::node::NodeOptions;
-use crate::shard::ShardOptions;
+use crate::shard::{available_cores, default_builds, BuildBudget, ShardOptions};
 use crate::wal::{SyncMode, WalOptions};
 
 #[derive(Clone, Debug, Parser)]
@@ -70,6 +71,11 @@ pub struct StorageNodeArgs {
     pub fsync: String,
     #[arg(long, default_value_t = 20_000)]
     pub max_segment_points: usize,
+    /// Index builds and merges at once across all of this node's replicas
+    /// (default: half the cores, at least 1); each build then uses
+    /// cores / this many FAISS threads.
+    #[arg(long, env = "MAX_INDEX_BUILDS")]
+    pub max_index_builds: Option<usize>,
     /// How long a write waits for its replicas.
     #[arg(long, default_value_t = 5000)]
     pub write_timeout_ms: u64,
@@ -174,11 +180,23 @@ impl StorageNodeArgs {
                     ..WalOptions::default()
                 },
                 max_segment_points: self.max_segment_points,
+                build_budget: self.build_budget(),
                 ..ShardOptions::default()
             },
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             ..NodeOptions::default()
         }
+    }
+
+    /// The node's index-build budget: `--max-index-builds`, or the
+    /// default for this machine.
+    pub fn build_budget(&self) -> Arc<BuildBudget> {
+        let cores = available_cores();
+        BuildBudget::new(
+            self.max_index_builds
+                .unwrap_or_else(|| default_builds(cores)),
+            cores,
+        )
     }
 
     pub fn membership_config(&self) -> Option<membership::MembershipConfig> {

@@ -8,18 +8,22 @@
 //!
 //! Background: a worker thread indexes frozen segments (HNSW / IVF),
 //! persists them, checkpoints and truncates the WAL, and compacts segments
-//! with many tombstones.
+//! with many tombstones; every build waits for a slot in the node's
+//! [`BuildBudget`]. [`Shard::index_status`] says how far that work is.
 
+mod activity;
+mod budget;
 mod optimizer;
 mod persist;
 mod read;
 mod snapshot;
 mod staging;
 mod state;
+mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,6 +39,7 @@ use crate::segment::Segment;
 use crate::wal::{Wal, WalOptions};
 use state::{Loc, State};
 
+pub use budget::{available_cores, default_builds, BuildBudget, BuildPermit};
 pub use read::{ShardDigest, ShardSnapshot, SnapshotPoint};
 pub use staging::SnapshotWriter;
 
@@ -65,6 +70,9 @@ pub struct ShardOptions {
     /// stopped growing is not left to exact scans.
     pub idle_seal_after: Duration,
     pub idle_seal_min_points: usize,
+    /// Index builds and merges allowed at once across the node: every
+    /// shard of a node shares one (clones of these options share it).
+    pub build_budget: Arc<BuildBudget>,
 }
 
 impl Default for ShardOptions {
@@ -79,6 +87,7 @@ impl Default for ShardOptions {
             background: true,
             idle_seal_after: Duration::from_secs(5),
             idle_seal_min_points: 1_000,
+            build_budget: BuildBudget::for_this_machine(),
         }
     }
 }
@@ -100,6 +109,11 @@ struct Inner {
     state: RwLock<State>,
     /// One indexing / compaction job at a time.
     optimize_lock: Mutex<()>,
+    /// What that job is doing now ([`activity::Activity`] as a number), for
+    /// [`Shard::index_status`].
+    activity: AtomicU8,
+    /// The last background failure, cleared by the next round that works.
+    last_error: Mutex<Option<String>>,
     term: AtomicU64,
     /// Set by [`Shard::close`]: background work stops at its next check
     /// (between steps, and between chunks of an index build).
@@ -200,6 +214,8 @@ impl Shard {
             write_lock: Mutex::new(()),
             state: RwLock::new(state),
             optimize_lock: Mutex::new(()),
+            activity: AtomicU8::new(0),
+            last_error: Mutex::new(None),
             term: AtomicU64::new(term),
             closing: AtomicBool::new(false),
             last_write: Mutex::new(Instant::now()),

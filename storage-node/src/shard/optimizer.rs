@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use protocol::{PointId, SeqNo};
 use tracing::{error, info};
 
+use super::activity::{Activity, Busy};
 use super::persist::{self, Manifest, SegmentEntry};
 use super::state::Loc;
 use super::Inner;
@@ -56,10 +57,16 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 let Some(inner) = shard.upgrade() else { return };
                 match seal_if_idle(&inner) {
                     Ok(true) => {}
-                    Ok(false) if next_merge(&inner).is_some() => {}
+                    // Index work left by a failed round is retried here
+                    // too, not only at the next freeze's wake-up.
+                    Ok(false)
+                        if first_frozen(&inner).is_some()
+                            || next_index_rewrite(&inner).is_some()
+                            || next_merge(&inner).is_some() => {}
                     Ok(false) => continue,
                     Err(e) => {
                         error!(dir = %inner.dir.display(), error = %e, "idle seal failed");
+                        *inner.last_error.lock() = Some(format!("idle seal: {e}"));
                         continue;
                     }
                 }
@@ -71,7 +78,13 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
             if inner.closing.load(Ordering::SeqCst) {
                 return;
             }
-            match run_once(&inner) {
+            let result = run_once(&inner);
+            if result.is_ok() {
+                // A round that worked (or found nothing left to do): the
+                // work that failed before is done or gone.
+                inner.last_error.lock().take();
+            }
+            match result {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(ShardError::Closing) => {
@@ -80,6 +93,7 @@ pub(super) fn worker(shard: Weak<Inner>, wake: Receiver<()>) {
                 }
                 Err(e) => {
                     error!(dir = %inner.dir.display(), error = %e, "shard background work failed; retrying later");
+                    *inner.last_error.lock() = Some(e.to_string());
                     drop(inner);
                     std::thread::sleep(Duration::from_secs(1));
                     break;
@@ -135,18 +149,25 @@ pub(super) fn run_once(inner: &Inner) -> Result<bool> {
 fn next_merge(inner: &Inner) -> Option<Vec<u64>> {
     let idle = inner.last_write.lock().elapsed() >= inner.options.idle_seal_after;
     let state = inner.state.read();
-    plan_merge(
-        &summaries(&state.segments),
-        MergePolicy {
-            max_sealed: inner.options.max_sealed_segments,
-            merge_below_points: if idle {
-                inner.options.merge_below_points
-            } else {
-                0
-            },
-            max_tombstone_ratio: inner.options.max_tombstone_ratio,
+    plan_merge(&summaries(&state.segments), merge_policy(inner, idle))
+}
+
+/// Whether a merge will run once the shard is idle (what
+/// [`next_merge`] then picks): work still due, for the shard's status.
+pub(super) fn merge_due(inner: &Inner, segments: &[Segment]) -> bool {
+    plan_merge(&summaries(segments), merge_policy(inner, true)).is_some()
+}
+
+fn merge_policy(inner: &Inner, idle: bool) -> MergePolicy {
+    MergePolicy {
+        max_sealed: inner.options.max_sealed_segments,
+        merge_below_points: if idle {
+            inner.options.merge_below_points
+        } else {
+            0
         },
-    )
+        max_tombstone_ratio: inner.options.max_tombstone_ratio,
+    }
 }
 
 #[cfg(any(test, feature = "testsuite"))]
@@ -331,10 +352,16 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
 }
 
 /// Builds the collection's ANN index over `vectors` and writes the
-/// segment's immutable files.
+/// segment's immutable files, within the node's build budget: it first
+/// waits for a slot, and builds with the budget's share of the cores.
 /// [`ShardError::Closing`] when the shard closed meanwhile.
 fn build_and_persist(inner: &Inner, id: u64, ids: &[PointId], vectors: &[f32]) -> Result<AnnIndex> {
     let closing = || inner.closing.load(Ordering::SeqCst);
+    let busy = Busy::new(&inner.activity, Activity::Waiting);
+    let budget = &inner.options.build_budget;
+    let _slot = budget.acquire(&closing).ok_or(ShardError::Closing)?;
+    busy.set(Activity::Running);
+    crate::ann::set_faiss_threads(budget.threads_per_build());
     let index = AnnIndex::build_until(
         inner.ann_kind(),
         inner.config.dimension,

@@ -3,6 +3,7 @@
 //! loopback. A test client records every acknowledged write and checks it
 //! against what the cluster holds after a primary is SIGKILLed.
 
+mod index_status;
 mod partition;
 
 use std::collections::{BTreeMap, HashSet};

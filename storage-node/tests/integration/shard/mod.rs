@@ -3,6 +3,7 @@
 mod background;
 mod model;
 mod ops;
+mod status;
 mod validation;
 
 use protocol::{CollectionConfig, Distance, Operation, Payload, Point, PointId};
