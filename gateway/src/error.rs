@@ -56,7 +56,7 @@ pub enum GatewayError {
     #[error("Service unavailable: {message}")]
     Unavailable { message: String },
     /// A Qdrant feature this cluster does not have.
-    #[error("Not implemented: {feature} not supported by this cluster")]
+    #[error("Not implemented: this cluster does not support {feature}")]
     NotImplemented { feature: &'static str },
     #[error("Timeout: request took longer than {secs} s")]
     Timeout { secs: f64 },

@@ -171,10 +171,11 @@ impl Shard {
         if !req.estimate || total <= COUNT_SAMPLE {
             return Ok(state.points.iter().filter(matches).count());
         }
-        let every = (total / COUNT_SAMPLE) as u64;
+        // Each point is in the sample with probability COUNT_SAMPLE / total.
+        let cutoff = ((COUNT_SAMPLE as u128) << 64) / total as u128;
         let (mut sampled, mut matched) = (0usize, 0usize);
         for entry in state.points.iter() {
-            if sample_hash(entry.0) % every == 0 {
+            if u128::from(sample_hash(entry.0)) < cutoff {
                 sampled += 1;
                 matched += usize::from(matches(&entry));
             }
