@@ -22,21 +22,21 @@ use super::models::parse;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::{GatewayError, Result};
 
-/// One of Qdrant's `actions`.
+/// One of Qdrant's `actions` (`{"create_alias": {...}}`, ...).
 #[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
 enum ActionIn {
-    CreateAlias {
+    #[serde(rename = "create_alias")]
+    Create {
         collection_name: String,
         alias_name: String,
     },
-    RenameAlias {
+    #[serde(rename = "rename_alias")]
+    Rename {
         old_alias_name: String,
         new_alias_name: String,
     },
-    DeleteAlias {
-        alias_name: String,
-    },
+    #[serde(rename = "delete_alias")]
+    Delete { alias_name: String },
 }
 
 #[derive(Deserialize)]
@@ -53,21 +53,21 @@ fn parse_actions(body: serde_json::Value) -> Result<Vec<AliasAction>> {
         .actions
         .into_iter()
         .map(|a| match a {
-            ActionIn::CreateAlias {
+            ActionIn::Create {
                 collection_name,
                 alias_name,
             } => AliasAction::Create {
                 alias: alias_name,
                 collection: collection_name,
             },
-            ActionIn::RenameAlias {
+            ActionIn::Rename {
                 old_alias_name,
                 new_alias_name,
             } => AliasAction::Rename {
                 old: old_alias_name,
                 new: new_alias_name,
             },
-            ActionIn::DeleteAlias { alias_name } => AliasAction::Delete { alias: alias_name },
+            ActionIn::Delete { alias_name } => AliasAction::Delete { alias: alias_name },
         })
         .collect())
 }
