@@ -49,6 +49,11 @@ pids+=($!)
 
 ready=0
 for _ in $(seq 1 150); do
+  # A process that died (a port taken by another cluster) must not let
+  # the tests run against whatever else answers on these ports.
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "a cluster process exited; logs:"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
   if curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null 2>&1 \
     && [ "$(curl -fsS "http://127.0.0.1:$REST/api/cluster/metrics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["active_nodes"])' 2>/dev/null)" = 3 ]; then
     ready=1
