@@ -55,6 +55,9 @@ pub enum GatewayError {
     MetaUnavailable { message: String },
     #[error("Service unavailable: {message}")]
     Unavailable { message: String },
+    /// A Qdrant feature this cluster does not have.
+    #[error("Not implemented: this cluster does not support {feature}")]
+    NotImplemented { feature: &'static str },
     #[error("Timeout: request took longer than {secs} s")]
     Timeout { secs: f64 },
     #[error("Internal error: {message}")]
@@ -92,6 +95,7 @@ impl GatewayError {
             | GatewayError::WriteFailed { .. }
             | GatewayError::MetaUnavailable { .. }
             | GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,6 +137,7 @@ impl From<meta_client::MetaClientError> for GatewayError {
             Some(
                 missing @ (CommandError::ShardNotFound { .. }
                 | CommandError::NodeNotFound { .. }
+                | CommandError::AliasNotFound { .. }
                 | CommandError::NoMigration { .. }),
             ) => GatewayError::NotFound {
                 message: missing.to_string(),
@@ -162,7 +167,7 @@ impl From<meta_client::MetaClientError> for GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
             tracing::warn!(error = %self, "request failed");
         }
         let body = serde_json::json!({

@@ -190,6 +190,25 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The collection `name` stands for when it is an alias; `None` when
+    /// it is a collection's own name or unknown. A name the cached map does
+    /// not know triggers one refresh (the alias may have been made through
+    /// another gateway); a failed refresh counts as unknown, and the route
+    /// then answers for the name as given.
+    pub async fn alias_target(&self, name: &str) -> Option<String> {
+        let map = self.maps.get();
+        if map.collections.contains_key(name) {
+            return None;
+        }
+        if let Some(c) = map.aliases.get(name) {
+            return Some(c.clone());
+        }
+        let map = self.maps.refresh(protocol::Epoch(0)).await.ok()?;
+        map.aliases.get(name).cloned()
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

@@ -434,7 +434,7 @@ mod tests {
                 },
             )]),
             config: BTreeMap::new(),
-            transfers: Default::default(),
+            ..ClusterMap::default()
         }
     }
 

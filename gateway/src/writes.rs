@@ -308,7 +308,7 @@ mod tests {
                 },
             )]),
             config: BTreeMap::new(),
-            transfers: Default::default(),
+            ..ClusterMap::default()
         }
     }
 

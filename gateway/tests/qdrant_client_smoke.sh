@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts 1 meta-service, 3 storage nodes and 1 gateway as local processes
 # (loopback only, data in a temp dir), installs the official qdrant-client
-# from PyPI into a venv and runs python/qdrant_client_smoke.py against the
-# gateway. Every process is stopped on exit.
+# from PyPI into a venv and runs the python/ tests against the gateway:
+# qdrant_client_smoke.py (core routes), qdrant_client_read_api.py (every
+# read-only method), qdrant_client_aliases_batch.py (aliases, batch
+# updates). Every process is stopped on exit.
 #
 #   BIN=target/release gateway/tests/qdrant_client_smoke.sh
 #
@@ -47,6 +49,11 @@ pids+=($!)
 
 ready=0
 for _ in $(seq 1 150); do
+  # A process that died (a port taken by another cluster) must not let
+  # the tests run against whatever else answers on these ports.
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "a cluster process exited; logs:"; tail -n 5 "$WORK"/*.log; exit 1; }
+  done
   if curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null 2>&1 \
     && [ "$(curl -fsS "http://127.0.0.1:$REST/api/cluster/metrics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["active_nodes"])' 2>/dev/null)" = 3 ]; then
     ready=1
@@ -60,6 +67,8 @@ fi
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q qdrant-client numpy
-GATEWAY_URL="http://127.0.0.1:$REST" "$VENV/bin/python" "$HERE/python/qdrant_client_smoke.py" || {
-  echo "smoke test failed; gateway log:"; tail -n 40 "$WORK/gateway.log"; exit 1
-}
+for test in qdrant_client_smoke qdrant_client_read_api qdrant_client_aliases_batch; do
+  GATEWAY_URL="http://127.0.0.1:$REST" "$VENV/bin/python" "$HERE/python/$test.py" || {
+    echo "$test failed; gateway log:"; tail -n 40 "$WORK/gateway.log"; exit 1
+  }
+done

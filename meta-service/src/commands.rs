@@ -14,8 +14,10 @@
 //! - `nodes`: register, remove, and set the state of storage nodes.
 //! - `replicas`: replica sets, replica states, primaries.
 //! - `migrations`: start, advance, complete and abort migrations.
+//! - `aliases`: collection aliases, changed all at once.
 //! - `lookup`: the checks and lookups they share, and their refusals.
 
+mod aliases;
 mod collections;
 mod lookup;
 mod migrations;
@@ -111,6 +113,7 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             node,
             expected_term,
         } => replicas::promote_primary(map, collection, *shard, *node, *expected_term),
+        C::ChangeAliases { actions } => aliases::change_aliases(map, actions),
     }?;
     map.epoch = Epoch(map.epoch.0 + 1);
     Ok(map.epoch)
@@ -151,6 +154,8 @@ pub fn placement_ring(map: &ClusterMap) -> HashRing {
     HashRing::new(map.placeable_nodes())
 }
 
+#[cfg(test)]
+mod alias_tests;
 #[cfg(test)]
 mod refusal_props;
 #[cfg(test)]

@@ -92,7 +92,8 @@ fn refusal_status(e: &CommandError) -> StatusCode {
     match e {
         CommandError::CollectionNotFound { .. }
         | CommandError::ShardNotFound { .. }
-        | CommandError::NodeNotFound { .. } => StatusCode::NOT_FOUND,
+        | CommandError::NodeNotFound { .. }
+        | CommandError::AliasNotFound { .. } => StatusCode::NOT_FOUND,
         CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::CONFLICT,
     }

@@ -269,9 +269,31 @@ pub struct ClusterMap {
     /// Finished shard transfers.
     #[serde(default)]
     pub transfers: TransferStats,
+    /// Collection aliases: alias → collection (Qdrant's aliases). An alias
+    /// never has a collection's name; deleting a collection drops its
+    /// aliases.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl ClusterMap {
+    /// The collection `name` designates: itself, or the one its alias
+    /// points to.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        if self.collections.contains_key(name) {
+            return Some(name);
+        }
+        self.aliases.get(name).map(String::as_str)
+    }
+
+    /// The aliases of `collection`, in name order.
+    pub fn aliases_of<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.aliases
+            .iter()
+            .filter(move |(_, c)| c.as_str() == collection)
+            .map(|(a, _)| a.as_str())
+    }
+
     pub fn shard(&self, collection: &str, shard: ShardId) -> Option<&ShardInfo> {
         self.collections.get(collection)?.shards.get(&shard)
     }
@@ -548,6 +570,24 @@ pub enum ClusterCommand {
         epoch: Epoch,
         command: Box<ClusterCommand>,
     },
+    /// Qdrant's `change_aliases`: the actions apply in order, all or none
+    /// (one epoch bump), so an alias is switched from one collection to
+    /// another without a moment where it resolves to neither.
+    ChangeAliases {
+        actions: Vec<AliasAction>,
+    },
+}
+
+/// One step of [`ClusterCommand::ChangeAliases`], with Qdrant's rules:
+/// `Create` needs an existing collection and a name that is no
+/// collection's, and replaces an alias of the same name; `Rename` needs
+/// the old alias; `Delete` of a missing alias changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AliasAction {
+    Create { alias: String, collection: String },
+    Rename { old: String, new: String },
+    Delete { alias: String },
 }
 
 impl ClusterCommand {
@@ -578,6 +618,7 @@ impl ClusterCommand {
             ClusterCommand::SetReplicas { .. } => "set_replicas",
             ClusterCommand::SetReplicaState { .. } => "set_replica_state",
             ClusterCommand::PromotePrimary { .. } => "promote_primary",
+            ClusterCommand::ChangeAliases { .. } => "change_aliases",
             ClusterCommand::IfEpoch { command, .. } => command.kind(),
         }
     }
@@ -638,6 +679,8 @@ pub enum CommandError {
     EpochMismatch { expected: Epoch, actual: Epoch },
     #[error("invalid command: {reason}")]
     Invalid { reason: String },
+    #[error("alias `{alias}` not found")]
+    AliasNotFound { alias: String },
 }
 
 /// What a storage node reports about one of its replicas in a heartbeat.
@@ -750,7 +793,12 @@ mod tests {
 
     #[test]
     fn map_round_trips_json_and_msgpack() {
-        let map = sample_map();
+        let mut map = sample_map();
+        map.aliases.insert("prod".into(), "c".into());
+        assert_eq!(map.resolve("prod"), Some("c"));
+        assert_eq!(map.resolve("c"), Some("c"));
+        assert_eq!(map.resolve("x"), None);
+        assert_eq!(map.aliases_of("c").collect::<Vec<_>>(), vec!["prod"]);
         let json = serde_json::to_string(&map).unwrap();
         assert_eq!(serde_json::from_str::<ClusterMap>(&json).unwrap(), map);
         assert_eq!(decode::<ClusterMap>(&encode(&map).unwrap()).unwrap(), map);
@@ -775,6 +823,26 @@ mod tests {
         assert_eq!(
             decode::<ClusterCommand>(&encode(&cmd).unwrap()).unwrap(),
             cmd
+        );
+        let aliases = ClusterCommand::ChangeAliases {
+            actions: vec![
+                AliasAction::Delete { alias: "a".into() },
+                AliasAction::Create {
+                    alias: "a".into(),
+                    collection: "c".into(),
+                },
+                AliasAction::Rename {
+                    old: "a".into(),
+                    new: "b".into(),
+                },
+            ],
+        };
+        let json = serde_json::to_value(&aliases).unwrap();
+        assert_eq!(json["type"], "change_aliases");
+        assert_eq!(json["actions"][1]["action"], "create");
+        assert_eq!(
+            decode::<ClusterCommand>(&encode(&aliases).unwrap()).unwrap(),
+            aliases
         );
         let err = CommandError::NodeNotFound { node: NodeId(9) };
         let json = serde_json::to_string(&err).unwrap();

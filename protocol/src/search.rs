@@ -118,4 +118,9 @@ pub struct ScrollResponse {
 pub struct CountRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Qdrant's `exact: false`: a filtered count may be estimated from a
+    /// sample of the shard's points instead of testing every one (an
+    /// unfiltered count is always exact: it costs nothing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimate: bool,
 }

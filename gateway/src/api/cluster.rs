@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{ok, started, AppState};
 use crate::error::Result;
+use crate::operator::now_ms;
 use crate::transfers::{running, TransferView, TransfersReport};
 
 pub async fn root() -> Response {
@@ -269,10 +270,20 @@ pub async fn topology(State(st): State<AppState>) -> Response {
     )
 }
 
-/// Qdrant's `GET /cluster`, with storage nodes as peers.
+/// Qdrant's `GET /cluster`, with storage nodes as peers. The consensus
+/// is the meta-service's: "working" with the time this gateway last heard
+/// from it, "stopped_with_err" before it ever has.
 pub async fn qdrant_cluster(State(st): State<AppState>) -> Response {
     let t = started();
     let map = st.gw.map();
+    let consensus = match st.gw.maps().meta_last_ok() {
+        Some(at) => {
+            let ms = now_ms().saturating_sub(at.elapsed().as_millis() as u64);
+            json!({"consensus_thread_status": "working", "last_update": rfc3339(ms)})
+        }
+        None => json!({"consensus_thread_status": "stopped_with_err",
+                       "err": "no answer from the meta-service yet"}),
+    };
     let peers: BTreeMap<String, _> = map
         .nodes
         .values()
@@ -284,7 +295,7 @@ pub async fn qdrant_cluster(State(st): State<AppState>) -> Response {
             "peer_id": 0,
             "peers": peers,
             "raft_info": {"term": 0, "commit": map.epoch.0, "pending_operations": 0, "leader": null, "role": null, "is_voter": false},
-            "consensus_thread_status": {"consensus_thread_status": "working", "last_update": null},
+            "consensus_thread_status": consensus,
             "message_send_failures": {},
         }),
         t,
@@ -345,4 +356,41 @@ pub async fn collection_cluster(
         json!({"peer_id": 0, "shard_count": coll.shards.len(), "local_shards": [], "remote_shards": remote, "shard_transfers": transfers}),
         t,
     ))
+}
+
+/// `ms` since the Unix epoch as RFC 3339 UTC (`2026-12-02T06:51:00.123Z`),
+/// the form Qdrant's clients parse as a datetime.
+fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_191_860_123), "2026-12-02T06:11:00.123Z");
+        assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+    }
 }

@@ -123,8 +123,3 @@ pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Resul
     });
     Ok(ok(result, t))
 }
-
-/// Aliases are not supported: every alias listing is empty.
-pub async fn no_aliases() -> Response {
-    ok(json!({"aliases": []}), started())
-}

@@ -11,8 +11,12 @@
 //!   and `PATCH /collections/{c}` (replication factor).
 //! - [`nodes`]: operator routes: drain, remove, rebalance, settings,
 //!   transfers.
+//! - [`aliases`]: collection aliases, and the layer resolving them on
+//!   every collection route.
+//! - [`unsupported`]: 501 answers naming the Qdrant features we lack.
 //! - [`auth`]: API keys (read-write and read-only).
 
+pub mod aliases;
 pub mod auth;
 pub mod cluster;
 pub mod collections;
@@ -20,6 +24,7 @@ pub mod models;
 pub mod nodes;
 pub mod points;
 pub mod shards;
+pub mod unsupported;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -165,9 +170,10 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             "/collections/{name}/index/{field}",
             delete(points::payload_index),
         )
-        .route("/aliases", get(collections::no_aliases))
-        .route("/collections/aliases", get(collections::no_aliases))
-        .route("/collections/{name}/aliases", get(collections::no_aliases))
+        .route("/aliases", get(aliases::list))
+        .route("/collections/aliases", post(aliases::change))
+        .route("/collections/{name}/aliases", get(aliases::of_collection))
+        .route("/collections/{name}/points/batch", post(points::batch))
         .route(
             "/collections/{name}/points/payload",
             post(points::set_payload).put(points::overwrite_payload),
@@ -179,35 +185,42 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route(
             "/collections/{name}/points/payload/clear",
             post(points::clear_payload),
-        )
+        );
+    let api = unsupported::routes(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     let timeout = http.request_timeout;
-    api.layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ))
-    .layer(DefaultBodyLimit::max(http.max_body_bytes))
-    .layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(move |e: BoxError| async move {
-                if e.is::<tower::timeout::error::Elapsed>() {
-                    GatewayError::Timeout {
-                        secs: timeout.as_secs_f64(),
+    let api = api
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        GatewayError::Timeout {
+                            secs: timeout.as_secs_f64(),
+                        }
+                    } else {
+                        GatewayError::Internal {
+                            message: e.to_string(),
+                        }
                     }
-                } else {
-                    GatewayError::Internal {
-                        message: e.to_string(),
-                    }
-                }
-            }))
-            .timeout(timeout)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                http.max_concurrent_requests.max(1),
-            )),
-    )
-    .layer(middleware::from_fn(record_metrics))
+                }))
+                .timeout(timeout)
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    http.max_concurrent_requests.max(1),
+                )),
+        )
+        .layer(middleware::from_fn(record_metrics));
+    // Aliases are resolved before routing (see `aliases::resolve`): the
+    // routes above sit behind an outer router with only a fallback.
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state(state, aliases::resolve))
 }
 
 async fn not_found() -> GatewayError {

@@ -3,6 +3,7 @@
 //! an in-memory network that can take nodes down or slow them, and the
 //! gateway served on 127.0.0.1:0, driven over HTTP with reqwest.
 
+mod aliases;
 mod auth;
 mod data;
 mod failures;

@@ -8,7 +8,9 @@ use protocol::cluster::{
 use protocol::ring::shard_key;
 use protocol::{CollectionConfig, Epoch, NodeId, ShardId, Term};
 
-use super::lookup::{check_replica_list, collection_mut, collection_ref, invalid, shard_not_found};
+use super::lookup::{
+    check_name, check_replica_list, collection_mut, collection_ref, invalid, shard_not_found,
+};
 use super::placement_ring;
 
 /// Places every shard on the least-loaded placeable nodes (see
@@ -19,15 +21,16 @@ pub(super) fn create_collection(
     name: &str,
     config: &CollectionConfig,
 ) -> Result<(), CommandError> {
-    if name.is_empty() || name.len() > 255 || name.contains('/') {
-        return Err(invalid(
-            "collection name must be 1..=255 characters without '/'",
-        ));
-    }
+    check_name("collection", name)?;
     if map.collections.contains_key(name) {
         return Err(CommandError::CollectionExists {
             name: name.to_string(),
         });
+    }
+    if let Some(target) = map.aliases.get(name) {
+        return Err(invalid(&format!(
+            "`{name}` is an alias of collection `{target}`; delete the alias first"
+        )));
     }
     config.validate().map_err(|e| invalid(&e.to_string()))?;
     let rf = config.replication_factor as usize;
@@ -60,7 +63,10 @@ pub(super) fn create_collection(
 
 pub(super) fn delete_collection(map: &mut ClusterMap, name: &str) -> Result<(), CommandError> {
     match map.collections.remove(name) {
-        Some(_) => Ok(()),
+        Some(_) => {
+            super::aliases::drop_aliases_of(map, name);
+            Ok(())
+        }
         None => Err(CommandError::CollectionNotFound {
             name: name.to_string(),
         }),

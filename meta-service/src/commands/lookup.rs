@@ -76,6 +76,17 @@ pub(super) fn shard_mut<'a>(
         .ok_or_else(|| shard_not_found(collection, shard))
 }
 
+/// Collection and alias names: 1..=255 characters without '/' (they
+/// appear as one segment of a URL path).
+pub(super) fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
+    if name.is_empty() || name.len() > 255 || name.contains('/') {
+        return Err(invalid(&format!(
+            "{what} name must be 1..=255 characters without '/'"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn invalid(reason: &str) -> CommandError {
     CommandError::Invalid {
         reason: reason.to_string(),

@@ -14,8 +14,8 @@
 
 use proptest::prelude::*;
 use protocol::cluster::{
-    ClusterCommand, ClusterMap, MigrationPhase, NodeInfo, NodeState, RebalancePlan, ReplicaState,
-    ShardMove,
+    AliasAction, ClusterCommand, ClusterMap, MigrationPhase, NodeInfo, NodeState, RebalancePlan,
+    ReplicaState, ShardMove,
 };
 use protocol::{CollectionConfig, Distance, Epoch, NodeId, ShardId, Term, WriteConsistency};
 
@@ -75,6 +75,17 @@ fn config() -> impl Strategy<Value = CollectionConfig> {
         ][consistency];
         c
     })
+}
+
+/// Alias actions over names that are sometimes collections' names.
+fn alias_action() -> impl Strategy<Value = AliasAction> {
+    let alias = || prop_oneof![Just("p".to_string()), Just("q".to_string()), collection()];
+    prop_oneof![
+        (alias(), collection())
+            .prop_map(|(alias, collection)| AliasAction::Create { alias, collection }),
+        (alias(), alias()).prop_map(|(old, new)| AliasAction::Rename { old, new }),
+        alias().prop_map(|alias| AliasAction::Delete { alias }),
+    ]
 }
 
 /// A replica list: mostly distinct nodes, sometimes with repeats.
@@ -192,6 +203,8 @@ fn plain_command() -> impl Strategy<Value = ClusterCommand> {
                 state
             }
         ),
+        2 => proptest::collection::vec(alias_action(), 0..3)
+            .prop_map(|actions| C::ChangeAliases { actions }),
         3 => (collection(), shard(), node(), proptest::option::of(0u64..4)).prop_map(
             |(collection, shard, node, term)| C::PromotePrimary {
                 collection,

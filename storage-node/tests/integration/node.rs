@@ -82,7 +82,7 @@ fn map(epoch: u64, primary: u64, term: u64) -> ClusterMap {
             .collect(),
         collections: BTreeMap::from([("c".to_string(), coll)]),
         config: BTreeMap::new(),
-        transfers: Default::default(),
+        ..ClusterMap::default()
     }
 }
 

@@ -194,6 +194,7 @@ pub fn parse_with_vector(v: Option<Value>, default: bool) -> Result<bool> {
 }
 
 /// Points selected by ids or by a filter (`{"points": [...]}` / `{"filter": {...}}`).
+#[derive(Debug)]
 pub enum Selector {
     Ids(Vec<PointId>),
     Filter(Filter),

@@ -1,21 +1,23 @@
 //! Point routes: writes (upsert, delete, payload ops) split per shard and
-//! sent to primaries ([`write`]); reads (retrieve, scroll, count, search,
+//! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search,
 //! query) scatter-gathered ([`read`]).
 
+mod batch;
 mod read;
 mod write;
 
 use std::collections::BTreeMap;
 
-use protocol::{Operation, PointId, ShardId, WriteConsistency};
+use protocol::{Operation, PointId, ShardId};
 use serde_json::{json, Value};
 
-use super::models::{parse_partial, parse_read_consistency, parse_write_consistency, Selector};
+use super::models::{parse_partial, parse_read_consistency, Selector};
 use super::AppState;
 use crate::error::{GatewayError, Result};
 use crate::reads::ReadOptions;
 use crate::routing::group_by_shard;
 
+pub use batch::batch;
 pub use read::{count, get_point, query, query_batch, retrieve, scroll, search, search_batch};
 pub use write::{
     clear_payload, delete, delete_payload, overwrite_payload, payload_index, set_payload, upsert,
@@ -71,16 +73,6 @@ pub(super) fn per_shard_ids(
         .into_iter()
         .map(|(s, ids)| (s, op(ids)))
         .collect()
-}
-
-pub(super) async fn write_consistency(
-    st: &AppState,
-    name: &str,
-    q: &BTreeMap<String, String>,
-) -> Result<(u32, WriteConsistency)> {
-    let (_, coll) = st.gw.collection(name).await?;
-    let c = parse_write_consistency(q, coll.config.write_consistency)?;
-    Ok((coll.config.shard_number, c))
 }
 
 /// Resolves a selector into per-shard operations.

@@ -117,8 +117,15 @@ pub async fn count(
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
     let mut m = object(body)?;
+    // Qdrant's default is exact; `exact: false` lets each shard estimate
+    // a filtered count from a sample (see `CountRequest::estimate`).
+    let exact = match m.remove("exact") {
+        None | Some(Value::Null) => true,
+        Some(v) => parse(v, "exact")?,
+    };
     let request = CountRequest {
         filter: parse_filter(m.remove("filter"))?,
+        estimate: !exact,
     };
     let a = st.gw.count(&name, request, opts).await?;
     Ok(ok(

@@ -441,3 +441,47 @@ fn an_operation_held_under_another_term_is_not_skipped() {
     ));
     assert_eq!(shard.applied_seq(), SeqNo(3));
 }
+
+#[test]
+fn an_estimated_count_samples_and_an_exact_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = open(dir.path(), 4, Distance::Dot, 100_000);
+    let mut rng = StdRng::seed_from_u64(3);
+    // `group` is id % 10: periodic in the ids, which a stride sample of
+    // the id order would alias with.
+    fill(&shard, &mut rng, 0, 40_000, 4);
+    let filter = |g: u64| {
+        serde_json::from_value::<protocol::Filter>(
+            json!({"must": [{"key": "group", "match": {"value": g}}]}),
+        )
+        .unwrap()
+    };
+    let count = |g: u64, estimate: bool| {
+        shard
+            .count(&CountRequest {
+                filter: Some(filter(g)),
+                estimate,
+            })
+            .unwrap()
+    };
+    for g in [0, 3, 9] {
+        assert_eq!(count(g, false), 4_000);
+        let est = count(g, true);
+        assert!((3_500..=4_500).contains(&est), "group {g}: estimate {est}");
+    }
+    assert_eq!(count(10, true), 0);
+    // Unfiltered, and small shards, are always exact.
+    let all = CountRequest {
+        filter: None,
+        estimate: true,
+    };
+    assert_eq!(shard.count(&all).unwrap(), 40_000);
+    let dir = tempfile::tempdir().unwrap();
+    let small = open(dir.path(), 4, Distance::Dot, 100_000);
+    fill(&small, &mut rng, 0, 1_000, 4);
+    let req = CountRequest {
+        filter: Some(filter(7)),
+        estimate: true,
+    };
+    assert_eq!(small.count(&req).unwrap(), 100);
+}

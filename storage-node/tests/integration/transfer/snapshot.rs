@@ -93,7 +93,7 @@ fn map_filling(epoch: u64, filling: &[u64], throttle_mb: f64) -> ClusterMap {
             RebalanceSettings::KEY_THROTTLE.to_string(),
             throttle_mb.to_string(),
         )]),
-        transfers: Default::default(),
+        ..ClusterMap::default()
     }
 }
 

@@ -1,0 +1,252 @@
+//! Collection aliases: Qdrant's `POST /collections/aliases` (create,
+//! rename and delete actions, applied all at once by the meta-service),
+//! `GET /aliases`, `GET /collections/{name}/aliases`, and [`resolve`], the
+//! layer that makes every collection route accept an alias.
+//!
+//! Resolution rewrites the collection segment of the request path before
+//! routing, so each handler, the per-route metrics and the API-key check
+//! see the real collection, and the shards are addressed by its name. A
+//! gateway resolves with its cached map: after a switch made through
+//! another gateway, this one follows once its map watch brings the new
+//! epoch (the gateway that made the switch refreshes before it answers).
+
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
+use protocol::cluster::{AliasAction, ClusterCommand};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::models::parse;
+use super::{ok, started, AppState, JsonBody};
+use crate::error::{GatewayError, Result};
+
+/// One of Qdrant's `actions` (`{"create_alias": {...}}`, ...).
+#[derive(Deserialize)]
+enum ActionIn {
+    #[serde(rename = "create_alias")]
+    Create {
+        collection_name: String,
+        alias_name: String,
+    },
+    #[serde(rename = "rename_alias")]
+    Rename {
+        old_alias_name: String,
+        new_alias_name: String,
+    },
+    #[serde(rename = "delete_alias")]
+    Delete { alias_name: String },
+}
+
+#[derive(Deserialize)]
+struct ChangeIn {
+    actions: Vec<ActionIn>,
+}
+
+fn parse_actions(body: serde_json::Value) -> Result<Vec<AliasAction>> {
+    let change: ChangeIn = parse(body, "change aliases")?;
+    if change.actions.is_empty() {
+        return Err(GatewayError::bad_request("`actions` must not be empty"));
+    }
+    Ok(change
+        .actions
+        .into_iter()
+        .map(|a| match a {
+            ActionIn::Create {
+                collection_name,
+                alias_name,
+            } => AliasAction::Create {
+                alias: alias_name,
+                collection: collection_name,
+            },
+            ActionIn::Rename {
+                old_alias_name,
+                new_alias_name,
+            } => AliasAction::Rename {
+                old: old_alias_name,
+                new: new_alias_name,
+            },
+            ActionIn::Delete { alias_name } => AliasAction::Delete { alias: alias_name },
+        })
+        .collect())
+}
+
+/// `POST /collections/aliases`.
+pub async fn change(State(st): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
+    let t = started();
+    let actions = parse_actions(body)?;
+    st.gw
+        .submit(ClusterCommand::ChangeAliases { actions })
+        .await?;
+    Ok(ok(true, t))
+}
+
+fn described<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> serde_json::Value {
+    let list: Vec<_> = pairs
+        .map(|(a, c)| json!({"alias_name": a, "collection_name": c}))
+        .collect();
+    json!({ "aliases": list })
+}
+
+/// `GET /aliases`.
+pub async fn list(State(st): State<AppState>) -> Result<Response> {
+    let t = started();
+    let map = st.gw.fresh_map().await?;
+    let pairs = map.aliases.iter().map(|(a, c)| (a.as_str(), c.as_str()));
+    Ok(ok(described(pairs), t))
+}
+
+/// `GET /collections/{name}/aliases` (404 for an unknown collection).
+pub async fn of_collection(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let t = started();
+    let (map, _) = st.gw.collection(&name).await?;
+    let pairs = map.aliases_of(&name).map(|a| (a, name.as_str()));
+    Ok(ok(described(pairs), t))
+}
+
+/// Rewrites `/collections/{alias}/…` to the alias's collection. Creating,
+/// changing and deleting a collection (`PUT`, `PATCH`, `DELETE` of
+/// `/collections/{name}`) take real names only, as in Qdrant.
+pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Some((start, end)) = collection_segment(req.method(), req.uri().path()) {
+        let path = req.uri().path();
+        if let Some(name) = percent_decode(&path[start..end]) {
+            if let Some(target) = st.gw.alias_target(&name).await {
+                let rewritten = format!(
+                    "{}{}{}",
+                    &path[..start],
+                    percent_encode(&target),
+                    &path[end..]
+                );
+                let with_query = match req.uri().query() {
+                    Some(q) => format!("{rewritten}?{q}"),
+                    None => rewritten,
+                };
+                if let Ok(uri) = with_query.parse::<Uri>() {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Byte range of the collection name in `path`, for the routes that
+/// resolve aliases.
+fn collection_segment(method: &Method, path: &str) -> Option<(usize, usize)> {
+    const PREFIX: &str = "/collections/";
+    let rest = path.strip_prefix(PREFIX)?;
+    let (name, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    if tail.is_empty() && (name == "aliases" || !matches!(*method, Method::GET | Method::HEAD)) {
+        return None;
+    }
+    Some((PREFIX.len(), PREFIX.len() + name.len()))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_paths_resolve() {
+        let seg = |m: Method, p: &str| collection_segment(&m, p).map(|(s, e)| p[s..e].to_string());
+        assert_eq!(
+            seg(Method::POST, "/collections/prod/points/search"),
+            Some("prod".into())
+        );
+        assert_eq!(seg(Method::GET, "/collections/prod"), Some("prod".into()));
+        assert_eq!(
+            seg(Method::GET, "/collections/prod/aliases"),
+            Some("prod".into())
+        );
+        assert_eq!(seg(Method::PUT, "/collections/prod"), None);
+        assert_eq!(seg(Method::DELETE, "/collections/prod"), None);
+        assert_eq!(seg(Method::PATCH, "/collections/prod"), None);
+        assert_eq!(seg(Method::POST, "/collections/aliases"), None);
+        assert_eq!(seg(Method::GET, "/collections"), None);
+        assert_eq!(seg(Method::GET, "/collections/"), None);
+        assert_eq!(seg(Method::GET, "/aliases"), None);
+    }
+
+    #[test]
+    fn names_round_trip_through_percent_encoding() {
+        for name in ["plain", "with space", "ünï-cödé", "a%b?c#d"] {
+            assert_eq!(percent_decode(&percent_encode(name)).as_deref(), Some(name));
+        }
+        assert_eq!(percent_decode("a%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn qdrant_actions_parse() {
+        let actions = parse_actions(json!({"actions": [
+            {"delete_alias": {"alias_name": "prod"}},
+            {"create_alias": {"collection_name": "v2", "alias_name": "prod"}},
+            {"rename_alias": {"old_alias_name": "a", "new_alias_name": "b"}},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            actions,
+            vec![
+                AliasAction::Delete {
+                    alias: "prod".into()
+                },
+                AliasAction::Create {
+                    alias: "prod".into(),
+                    collection: "v2".into()
+                },
+                AliasAction::Rename {
+                    old: "a".into(),
+                    new: "b".into()
+                },
+            ]
+        );
+        for bad in [
+            json!({"actions": []}),
+            json!({"actions": [{"switch_alias": {}}]}),
+            json!({}),
+        ] {
+            assert!(parse_actions(bad).is_err());
+        }
+    }
+}
