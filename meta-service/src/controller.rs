@@ -4,7 +4,9 @@
 //! that repair the map; [`run`] is the thin loop around it on the leader.
 //! One pass, in order:
 //!
-//! 1. a node silent for longer than `node_dead_after` is marked `Dead`; a
+//! 1. a node silent for longer than `node_dead_after` — counted while the
+//!    leader kept hearing other nodes (a leader that stalls blames nobody;
+//!    `node_dead_backstop` bounds that) — is marked `Dead`; a
 //!    dead node heard from again is marked `Alive` (the state machine then
 //!    puts its non-primary replicas back to `Initializing`: they missed
 //!    writes);

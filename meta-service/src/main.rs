@@ -66,8 +66,8 @@ struct Args {
     #[arg(long, default_value_t = 5_000)]
     write_timeout_ms: u64,
     /// A storage node silent this long is marked dead (its write lease is
-    /// two thirds of this).
-    #[arg(long, default_value_t = 600)]
+    /// half of this).
+    #[arg(long, env = "NODE_DEAD_AFTER_MS", default_value_t = 5_000)]
     node_dead_after_ms: u64,
     /// A dead node's replicas are re-created elsewhere after this long.
     #[arg(long, default_value_t = 60_000)]

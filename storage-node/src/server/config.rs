@@ -61,10 +61,10 @@ pub struct StorageNodeArgs {
     #[arg(long, env = "CLUSTER_ID", default_value = "vectordb")]
     pub cluster_id: String,
     /// Heartbeat period to the meta-service (each acknowledgement renews the write lease).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 300)]
     pub heartbeat_ms: u64,
-    /// Write lease if the meta-service does not say (it does: two thirds of its dead-node grace).
-    #[arg(long, default_value_t = 400)]
+    /// Write lease if the meta-service does not say (it does: half its dead-node grace).
+    #[arg(long, default_value_t = 2500)]
     pub lease_ms: u64,
     /// `always`: fsync the WAL before acknowledging (default); `never`: leave it to the OS.
     #[arg(long, env = "WAL_FSYNC", default_value = "always")]
