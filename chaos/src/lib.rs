@@ -22,7 +22,7 @@
 //!   meta-service map and leader, node replicas, waiting for a settled or
 //!   converged state.
 //! - [`workload`]: the recording write and search loops.
-//! - [`scenarios`]: the five scenarios of the suite.
+//! - [`scenarios`]: the scenarios of the suite and of the elastic cluster.
 
 pub mod client;
 pub mod cluster;

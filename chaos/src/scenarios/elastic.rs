@@ -542,8 +542,8 @@ pub fn gap_detail(
         .take(3)
         .map(|w| {
             format!(
-                "ids {:?} (shard {}) took {:.2} s",
-                w.ids,
+                "{} (shard {}) took {:.2} s",
+                ids_brief(&w.ids),
                 w.ids.first().map_or(0, |id| shard_of(*id)),
                 (w.finished - w.started).as_secs_f64()
             )
@@ -563,6 +563,14 @@ pub fn gap_detail(
         failed.len(),
         failed
     ))
+}
+
+/// A write's ids, listed when few, as a range when a batch.
+fn ids_brief(ids: &[u64]) -> String {
+    match ids {
+        [first, .., last] if ids.len() > 4 => format!("{} ids {first}..={last}", ids.len()),
+        _ => format!("ids {ids:?}"),
+    }
 }
 
 /// Notes the per-node counts and whether they are within 20 % of the mean.

@@ -1,4 +1,4 @@
-//! The five scenarios of the suite, the seven of the elastic cluster
+//! The seven scenarios of the suite (`all`: the five faults, a hung primary and a saturated machine), the seven of the elastic cluster
 //! (runnable by name or as `elastic`, not part of `all` yet), and what
 //! they share: bringing the cluster back to whole before each one, a fresh
 //! collection per scenario, reading the history back and waiting for the
@@ -53,17 +53,15 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::KillStorage,
         Scenario::Partition,
         Scenario::KillMetaLeader,
         Scenario::KillGateway,
         Scenario::RollingRestart,
+        Scenario::HungPrimary,
+        Scenario::Saturate,
     ];
-
-    /// Runnable by name, not in `all` yet: `hung-primary` and `saturate`
-    /// (issue 14).
-    pub const EXTRA: [Scenario; 2] = [Scenario::HungPrimary, Scenario::Saturate];
 
     /// The elastic-cluster scenarios (`--scenario elastic`).
     pub const ELASTIC: [Scenario; 7] = [
@@ -110,7 +108,7 @@ impl Scenario {
         }
     }
 
-    /// `all` (the suite's five), `elastic` (the seven elastic ones) or a
+    /// `all` (the suite's seven), `elastic` (the seven elastic ones) or a
     /// comma-separated list of names.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
         if s == "all" {
@@ -124,7 +122,6 @@ impl Scenario {
                 Self::ALL
                     .iter()
                     .chain(Self::ELASTIC.iter())
-                    .chain(Self::EXTRA.iter())
                     .copied()
                     .find(|x| x.name() == one.trim())
                     .ok_or_else(|| anyhow!("unknown scenario {one:?}"))
@@ -496,7 +493,7 @@ mod tests {
 
     #[test]
     fn scenario_lists_parse() {
-        assert_eq!(Scenario::parse_list("all").map(|v| v.len()).ok(), Some(5));
+        assert_eq!(Scenario::parse_list("all").map(|v| v.len()).ok(), Some(7));
         assert_eq!(
             Scenario::parse_list("partition,kill-gateway").ok(),
             Some(vec![Scenario::Partition, Scenario::KillGateway])

@@ -118,6 +118,20 @@ fn healthy_cluster_needs_nothing() {
     assert!(plan(&map, &live, 1_000, &POLICY).is_empty());
 }
 
+/// The nodes `cmds` mark dead.
+fn marked_dead(cmds: &[ClusterCommand]) -> Vec<NodeId> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            ClusterCommand::SetNodeState {
+                node,
+                state: NodeState::Dead,
+                ..
+            } => Some(*node),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn new_leader_gives_every_node_a_grace_period() {
     let map = cluster(3);
@@ -131,29 +145,17 @@ fn new_leader_gives_every_node_a_grace_period() {
     assert!(plan(&map, &live, 10_500, &POLICY).is_empty());
     // Past the ordinary grace (1 s) the nodes may still be looking for the
     // new leader: the longer one (2 s) applies to nodes not heard from.
-    let dead = |cmds: Vec<ClusterCommand>| -> Vec<NodeId> {
-        cmds.iter()
-            .filter_map(|c| match c {
-                ClusterCommand::SetNodeState {
-                    node,
-                    state: NodeState::Dead,
-                    ..
-                } => Some(*node),
-                _ => None,
-            })
-            .collect()
-    };
     // Node 1 found the new leader and beats every 100 ms; 2 and 3 never do.
     for at in (10_100..=11_500).step_by(100) {
         heartbeat(&mut live, NodeId(1), at, 1, 10);
     }
-    assert!(dead(unguarded(plan(&map, &live, 11_500, &POLICY))).is_empty());
+    assert!(marked_dead(&unguarded(plan(&map, &live, 11_500, &POLICY))).is_empty());
     for at in (11_600..=12_100).step_by(100) {
         heartbeat(&mut live, NodeId(1), at, 1, 10);
     }
     // After the longer grace the silent ones are dead.
     assert_eq!(
-        dead(unguarded(plan(&map, &live, 12_101, &POLICY))),
+        marked_dead(&unguarded(plan(&map, &live, 12_101, &POLICY))),
         vec![NodeId(2), NodeId(3)]
     );
 }
@@ -176,18 +178,7 @@ fn a_leader_that_hears_nobody_marks_nobody_dead_before_the_backstop() {
     assert!(unguarded(plan(&map, &live, 3_500, &POLICY)).is_empty());
     // Silent past the backstop (3 s here): dead, whatever else was heard.
     let cmds = unguarded(plan(&map, &live, 4_001, &POLICY));
-    let dead: Vec<_> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            ClusterCommand::SetNodeState {
-                node,
-                state: NodeState::Dead,
-                ..
-            } => Some(*node),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(dead, vec![NodeId(2), NodeId(3)]);
+    assert_eq!(marked_dead(&cmds), vec![NodeId(2), NodeId(3)]);
 }
 
 /// The other side of the stall rule: a node that stops beating while the
