@@ -515,6 +515,6 @@ mod tests {
             .chain(Scenario::ELASTIC.iter())
             .map(|s| s.name())
             .collect();
-        assert_eq!(names.len(), 12, "names are distinct");
+        assert_eq!(names.len(), 14, "names are distinct");
     }
 }
