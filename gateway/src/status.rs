@@ -170,26 +170,14 @@ pub fn summarize(
 mod tests {
     use protocol::cluster::{Replica, ShardInfo};
     use protocol::rpc::OptimizerState;
-    use protocol::{CollectionConfig, Distance, Epoch, Term};
+    use protocol::{CollectionConfig, Distance, Epoch};
 
     use super::*;
 
     /// Two shards on nodes 1-3, RF 2: shard 0 on (1, 2), shard 1 on (2, 3);
     /// primaries 1 and 2.
     fn coll() -> CollectionInfo {
-        let shard = |id: u32, nodes: [u64; 2]| ShardInfo {
-            id: ShardId(id),
-            replicas: nodes
-                .iter()
-                .map(|n| Replica {
-                    node: NodeId(*n),
-                    state: ReplicaState::Active,
-                })
-                .collect(),
-            primary: Some(NodeId(nodes[0])),
-            term: Term(1),
-            migration: None,
-        };
+        let shard = |id: u32, nodes: [u64; 2]| ShardInfo::new(ShardId(id), nodes.map(NodeId));
         CollectionInfo {
             name: "c".into(),
             config: CollectionConfig::new(4, Distance::Dot),

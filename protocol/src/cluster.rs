@@ -232,6 +232,25 @@ pub struct ShardInfo {
 }
 
 impl ShardInfo {
+    /// A new shard: every replica in sync (there is nothing to copy yet),
+    /// the first one primary, term 1.
+    pub fn new(id: ShardId, nodes: impl IntoIterator<Item = NodeId>) -> ShardInfo {
+        let replicas: Vec<Replica> = nodes
+            .into_iter()
+            .map(|node| Replica {
+                node,
+                state: ReplicaState::Active,
+            })
+            .collect();
+        ShardInfo {
+            id,
+            primary: replicas.first().map(|r| r.node),
+            replicas,
+            term: Term(1),
+            migration: None,
+        }
+    }
+
     pub fn replica(&self, node: NodeId) -> Option<&Replica> {
         self.replicas.iter().find(|r| r.node == node)
     }

@@ -327,26 +327,12 @@ async fn hold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::cluster::{CollectionInfo, Replica, ReplicaState, ShardInfo};
-    use protocol::{CollectionConfig, Distance, NodeId, ShardId, Term};
+    use protocol::cluster::{CollectionInfo, ShardInfo};
+    use protocol::{CollectionConfig, Distance, NodeId, ShardId};
 
     fn shard(id: u32, nodes: &[u64]) -> (ShardId, ShardInfo) {
-        (
-            ShardId(id),
-            ShardInfo {
-                id: ShardId(id),
-                replicas: nodes
-                    .iter()
-                    .map(|n| Replica {
-                        node: NodeId(*n),
-                        state: ReplicaState::Active,
-                    })
-                    .collect(),
-                primary: nodes.first().map(|n| NodeId(*n)),
-                term: Term(1),
-                migration: None,
-            },
-        )
+        let shard = ShardInfo::new(ShardId(id), nodes.iter().map(|n| NodeId(*n)));
+        (ShardId(id), shard)
     }
 
     #[test]

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use protocol::cluster::{
-    ClusterMap, CollectionInfo, CommandError, Replica, ReplicaState, ShardInfo,
-};
+use protocol::cluster::{ClusterMap, CollectionInfo, CommandError, ShardInfo};
 use protocol::ring::shard_key;
-use protocol::{CollectionConfig, Epoch, NodeId, ShardId, Term};
+use protocol::{CollectionConfig, Epoch, NodeId, ShardId};
 
 use super::lookup::{
     check_name, check_replica_list, collection_mut, collection_ref, invalid, shard_not_found,
@@ -45,7 +43,7 @@ pub(super) fn create_collection(
     // controller adds the missing replicas when nodes join.
     let shards = (0..config.shard_number)
         .map(ShardId)
-        .map(|id| (id, new_shard(id, placement.pick(name, id, rf))))
+        .map(|id| (id, ShardInfo::new(id, placement.pick(name, id, rf))))
         .collect();
     map.collections.insert(
         name.to_string(),
@@ -106,7 +104,7 @@ pub(super) fn create_shard(
     };
     collection_mut(map, collection)?
         .shards
-        .insert(shard, new_shard(shard, nodes));
+        .insert(shard, ShardInfo::new(shard, nodes));
     Ok(())
 }
 
@@ -118,24 +116,6 @@ pub(super) fn delete_shard(
     match collection_mut(map, collection)?.shards.remove(&shard) {
         Some(_) => Ok(()),
         None => Err(shard_not_found(collection, shard)),
-    }
-}
-
-/// A new shard: every replica in sync (there is nothing to copy yet), the
-/// first one primary, term 1.
-fn new_shard(id: ShardId, nodes: Vec<NodeId>) -> ShardInfo {
-    ShardInfo {
-        id,
-        primary: nodes.first().copied(),
-        replicas: nodes
-            .into_iter()
-            .map(|node| Replica {
-                node,
-                state: ReplicaState::Active,
-            })
-            .collect(),
-        term: Term(1),
-        migration: None,
     }
 }
 

@@ -322,15 +322,8 @@ fn heavy_shards_weigh_more_than_light_ones() {
 fn place(map: &mut ClusterMap, name: &str, placement: &[&[u64]]) {
     let shards = &mut map.collections.get_mut(name).unwrap().shards;
     for (i, nodes) in placement.iter().enumerate() {
-        let s = shards.get_mut(&ShardId(i as u32)).unwrap();
-        s.replicas = nodes
-            .iter()
-            .map(|n| protocol::cluster::Replica {
-                node: NodeId(*n),
-                state: protocol::cluster::ReplicaState::Active,
-            })
-            .collect();
-        s.primary = Some(NodeId(nodes[0]));
+        let id = ShardId(i as u32);
+        shards.insert(id, ShardInfo::new(id, nodes.iter().map(|n| NodeId(*n))));
     }
 }
 
