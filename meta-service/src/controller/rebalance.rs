@@ -50,18 +50,32 @@ use crate::liveness::Liveness;
 /// How long a failed transfer's shard and target are left alone.
 pub const RETRY_AFTER_MS: u64 = 30_000;
 
-/// Per shard, its weight (reported bytes + 1).
+/// Per shard, its weight: the largest size its replicas report, plus one
+/// (so that empty shards still spread). A shard no replica reports yet —
+/// just switched to its new node, which has not heartbeated since — weighs
+/// the mean of its collection's reported shards: weighing nothing, it
+/// would make its new node look empty and draw more moves there, which
+/// the next pass would then undo (seen in `bench-transfer.sh`: a shard
+/// moved to the new node and straight back).
 fn shard_weights(map: &ClusterMap, live: &Liveness) -> BTreeMap<(String, ShardId), u64> {
     let mut weights = BTreeMap::new();
     for c in map.collections.values() {
-        for s in c.shards.values() {
-            let reported = s
-                .nodes()
-                .filter_map(|n| live.load(n, &c.name, s.id))
-                .map(|(_, bytes)| bytes)
-                .max()
-                .unwrap_or(0);
-            weights.insert((c.name.clone(), s.id), reported + 1);
+        let reported: Vec<(ShardId, Option<u64>)> = c
+            .shards
+            .values()
+            .map(|s| {
+                let max = s
+                    .nodes()
+                    .filter_map(|n| live.load(n, &c.name, s.id))
+                    .map(|(_, bytes)| bytes)
+                    .max();
+                (s.id, max)
+            })
+            .collect();
+        let known: Vec<u64> = reported.iter().filter_map(|(_, w)| *w).collect();
+        let mean = known.iter().sum::<u64>() / (known.len() as u64).max(1);
+        for (id, w) in reported {
+            weights.insert((c.name.clone(), id), w.unwrap_or(mean) + 1);
         }
     }
     weights

@@ -317,6 +317,25 @@ fn heavy_shards_weigh_more_than_light_ones() {
     );
 }
 
+#[test]
+fn a_shard_its_new_node_has_not_reported_yet_is_not_weightless() {
+    // 12 shards on 3 nodes, a 4th joins: 3 moves even it out. After the
+    // first two complete, the leader has not heard node 4 since: the moved
+    // shards are reported by nobody. Weighing nothing they made node 4 look
+    // empty and drew two more moves there (then undone).
+    let mut m = map(3, 12, 1);
+    add_node(&mut m, 4);
+    let stale = reports(&m, |_| 10_000);
+    let first = plan(&m, &stale, 0, false).expect("moves to node 4");
+    assert_eq!(first.moves.len(), 2);
+    start_and_complete(&mut m, first);
+    let next = plan(&m, &stale, 1, false).expect("the third move");
+    assert_eq!(next.moves.len(), 1, "{next:?}");
+    start_and_complete(&mut m, next);
+    assert!(plan(&m, &reports(&m, |_| 10_000), 2, false).is_none());
+    assert_eq!(m.shards_on(NodeId(4)).len(), 3);
+}
+
 /// Places collection `name`'s shards by hand: `placement[i]` are the
 /// nodes of shard `i`, the first one primary.
 fn place(map: &mut ClusterMap, name: &str, placement: &[&[u64]]) {
