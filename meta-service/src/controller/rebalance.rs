@@ -81,14 +81,28 @@ fn shard_weights(map: &ClusterMap, live: &Liveness) -> BTreeMap<(String, ShardId
     weights
 }
 
-/// Load of every placeable node: the weights of the shards it holds.
+/// The nodes that will hold the shard once its running transfer ends: a
+/// move's source counts as already rid of it. Counted as still holding
+/// it, the source could tie as the busiest node and give a second shard
+/// that a later move has to bring back.
+fn holders_after_moves(s: &ShardInfo) -> impl Iterator<Item = NodeId> + '_ {
+    let leaving = s
+        .migration
+        .as_ref()
+        .filter(|m| m.kind == TransferKind::Move)
+        .map(|m| m.from);
+    s.nodes().filter(move |n| Some(*n) != leaving)
+}
+
+/// Load of every placeable node: the weights of the shards it holds (or
+/// is receiving, and not those it is handing over).
 pub fn loads(map: &ClusterMap, live: &Liveness) -> BTreeMap<NodeId, u64> {
     let weights = shard_weights(map, live);
     let mut loads: BTreeMap<NodeId, u64> = map.placeable_nodes().map(|n| (n, 0)).collect();
     for c in map.collections.values() {
         for s in c.shards.values() {
             let w = weights[&(c.name.clone(), s.id)];
-            for n in s.nodes() {
+            for n in holders_after_moves(s) {
                 if let Some(l) = loads.get_mut(&n) {
                     *l += w;
                 }
@@ -134,7 +148,7 @@ impl<'a> Planner<'a> {
             .map(|c| {
                 let mut per: BTreeMap<NodeId, u64> = loads.keys().map(|n| (*n, 0)).collect();
                 for s in c.shards.values() {
-                    for n in s.nodes() {
+                    for n in holders_after_moves(s) {
                         if let Some(l) = per.get_mut(&n) {
                             *l += weights[&(c.name.clone(), s.id)];
                         }
