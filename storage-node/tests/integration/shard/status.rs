@@ -74,9 +74,9 @@ fn the_status_counts_indexed_and_pending_points_until_everything_is_indexed() {
     assert_eq!((s.points, s.indexed_points, s.segments), (1500, 1500, 1));
 }
 
-#[test]
-fn index_builds_wait_for_the_nodes_budget_and_say_so() {
-    let budget = BuildBudget::new(1, 2);
+/// A shard that indexes in the background under `budget` (segments of
+/// 1,000 points, 8-d).
+fn shard_on_budget(budget: &std::sync::Arc<BuildBudget>) -> (tempfile::TempDir, Shard) {
     let dir = tempfile::tempdir().unwrap();
     let opts = ShardOptions {
         background: true,
@@ -84,6 +84,13 @@ fn index_builds_wait_for_the_nodes_budget_and_say_so() {
         ..options(1000)
     };
     let shard = Shard::open(dir.path(), config(8, Distance::Dot), opts).unwrap();
+    (dir, shard)
+}
+
+#[test]
+fn index_builds_wait_for_the_nodes_budget_and_say_so() {
+    let budget = BuildBudget::new(1, 2);
+    let (_dir, shard) = shard_on_budget(&budget);
     // Another replica of the node holds the only slot.
     let held = budget.acquire(&|| false).expect("free slot");
     fill(&shard, &mut rng(3), 0, 1000, 8);
@@ -121,13 +128,7 @@ fn index_builds_wait_for_the_nodes_budget_and_say_so() {
 #[test]
 fn a_closing_shard_stops_waiting_for_a_build_slot() {
     let budget = BuildBudget::new(1, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let opts = ShardOptions {
-        background: true,
-        build_budget: budget.clone(),
-        ..options(1000)
-    };
-    let shard = Shard::open(dir.path(), config(8, Distance::Dot), opts).unwrap();
+    let (_dir, shard) = shard_on_budget(&budget);
     let _held = budget.acquire(&|| false).expect("free slot");
     fill(&shard, &mut rng(4), 0, 1000, 8);
     let deadline = Instant::now() + Duration::from_secs(30);
