@@ -174,7 +174,17 @@ impl IntoResponse for GatewayError {
             "status": {"error": self.to_string()},
             "time": 0.0,
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the oversized body was never read, so the
+            // connection cannot carry another request: say so, or a client
+            // pools it and its next request dies with an incomplete message.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

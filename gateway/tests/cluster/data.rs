@@ -420,6 +420,11 @@ async fn collection_and_points_end_to_end() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "the unread body leaves the connection unusable; the client must not pool it"
+    );
+    assert_eq!(
         c.ok(
             Method::POST,
             "/collections/docs/points/count",
