@@ -7,8 +7,12 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
-# Tests: the partition test drops a node's packets with iptables.
+# Tests: the partition test drops a node's packets with iptables; the chaos
+# suite also shapes a node's link with tc and gives a node a small ext4
+# filesystem of its own (mkfs.ext4, a loop mount).
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

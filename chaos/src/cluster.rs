@@ -230,6 +230,21 @@ impl Cluster {
         best.ok_or_else(|| anyhow!("no meta member answered the map: {}", errors.join("; ")))
     }
 
+    /// A storage node's Prometheus page.
+    pub async fn node_metrics(&self, service: &str) -> Result<String> {
+        let url = format!("http://{}:{NODE_HTTP_PORT}/metrics", self.ip(service)?);
+        let resp = self
+            .probe
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!("GET {url}: HTTP {}", resp.status());
+        }
+        resp.text().await.with_context(|| format!("read {url}"))
+    }
+
     pub async fn node_replicas(&self, service: &str) -> Result<NodeReplicas> {
         let ip = self.ip(service)?;
         self.get_json(&format!("http://{ip}:{NODE_HTTP_PORT}/replicas"))

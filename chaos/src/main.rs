@@ -30,7 +30,8 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// `all` (kill-storage, partition, kill-meta-leader, kill-gateway,
-    /// rolling-restart), `elastic` (join-node, drain-node,
+    /// rolling-restart, hung-primary, saturate, degraded-network,
+    /// disk-full), `elastic` (join-node, drain-node,
     /// kill-transfer-source, kill-transfer-target,
     /// kill-meta-leader-mid-transfer, move-rf1, change-rf), or a
     /// comma-separated list of names.
@@ -66,6 +67,9 @@ struct RunArgs {
     /// Points loaded before an elastic scenario changes the cluster.
     #[arg(long, default_value_t = 20_000)]
     elastic_points: u64,
+    /// Minutes `soak` runs (one random fault per minute).
+    #[arg(long, default_value_t = 30)]
+    soak_minutes: u64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +165,7 @@ async fn run(args: RunArgs) -> Result<bool> {
                 converge_timeout: Duration::from_secs(60),
                 logs_dir: args.logs_dir.clone(),
                 elastic_points: args.elastic_points,
+                soak: Duration::from_secs(args.soak_minutes * 60),
             },
         };
         for s in &scenarios {

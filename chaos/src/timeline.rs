@@ -14,6 +14,10 @@ pub struct MapSample {
     pub at: Duration,
     pub epoch: u64,
     pub nodes: BTreeMap<u64, NodeState>,
+    /// For each node marked dead: when the meta-service marked it (its
+    /// wall clock, ms since the Unix epoch; the containers share the
+    /// host's clock).
+    pub dead_since_ms: BTreeMap<u64, u64>,
     /// `(collection, shard)` → primary.
     pub primaries: BTreeMap<(String, u32), Option<u64>>,
 }
@@ -24,6 +28,12 @@ impl MapSample {
             at,
             epoch: map.epoch.0,
             nodes: map.nodes.values().map(|n| (n.id.0, n.state)).collect(),
+            dead_since_ms: map
+                .nodes
+                .values()
+                .filter(|n| n.state == NodeState::Dead)
+                .map(|n| (n.id.0, n.state_since_ms))
+                .collect(),
             primaries: map
                 .collections
                 .values()
@@ -55,6 +65,15 @@ pub fn marked_dead(samples: &[MapSample], node: u64, t: Duration) -> Option<Dura
     first_after(samples, t, |s| s.nodes.get(&node) == Some(&NodeState::Dead))
 }
 
+/// When (the meta-service's wall clock, Unix ms) `node` was first marked
+/// dead after `t`.
+pub fn dead_mark_unix_ms(samples: &[MapSample], node: u64, t: Duration) -> Option<u64> {
+    samples
+        .iter()
+        .filter(|s| s.at >= t)
+        .find_map(|s| s.dead_since_ms.get(&node).copied())
+}
+
 /// Time from `t` until every one of `shards` has a primary other than
 /// `old` (a shard missing from a sample does not qualify).
 pub fn primaries_moved(
@@ -78,10 +97,14 @@ pub struct ClusterChanges {
     /// Shard primaries replaced by another node (failovers, primaries
     /// handed over by a transfer), counted over consecutive samples.
     pub primary_changes: u32,
+    /// The most primary changes of any one shard (more than one in a
+    /// single fault is flapping).
+    pub most_changes_of_one_shard: u32,
 }
 
 pub fn changes(samples: &[MapSample]) -> ClusterChanges {
     let mut out = ClusterChanges::default();
+    let mut per_shard: BTreeMap<&(String, u32), u32> = BTreeMap::new();
     for pair in samples.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
         for (node, state) in &after.nodes {
@@ -94,10 +117,12 @@ pub fn changes(samples: &[MapSample]) -> ClusterChanges {
             if let (Some(Some(old)), Some(new)) = (before.primaries.get(shard), primary) {
                 if old != new {
                     out.primary_changes += 1;
+                    *per_shard.entry(shard).or_default() += 1;
                 }
             }
         }
     }
+    out.most_changes_of_one_shard = per_shard.values().copied().max().unwrap_or(0);
     out
 }
 
@@ -120,6 +145,11 @@ mod tests {
                     },
                 ),
             ]),
+            dead_since_ms: if dead {
+                BTreeMap::from([(2, 1_000_000 + at_ms)])
+            } else {
+                BTreeMap::new()
+            },
             primaries: BTreeMap::from([(("c".to_string(), 0), Some(primary))]),
         }
     }
@@ -135,6 +165,8 @@ mod tests {
         let t = Duration::from_millis(500);
         assert_eq!(marked_dead(&s, 2, t), Some(Duration::from_millis(1500)));
         assert_eq!(marked_dead(&s, 1, t), None);
+        assert_eq!(dead_mark_unix_ms(&s, 2, t), Some(1_002_000));
+        assert_eq!(dead_mark_unix_ms(&s, 1, t), None);
         let shards = vec![("c".to_string(), 0)];
         assert_eq!(
             primaries_moved(&s, &shards, 2, t),
@@ -156,6 +188,10 @@ mod tests {
         let c = changes(&samples);
         assert_eq!(c.dead_marks.get(&2), Some(&2), "{c:?}");
         assert_eq!(c.primary_changes, 2);
+        assert_eq!(
+            c.most_changes_of_one_shard, 2,
+            "both changes are shard c/0's"
+        );
         assert_eq!(changes(&samples[..1]), ClusterChanges::default());
     }
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
+use crate::leadership::{LeadershipCheck, NotConfirmed};
 use crate::liveness::Liveness;
 use crate::{MemberId, MetaConfig, Raft};
 
@@ -40,12 +41,29 @@ pub struct App {
     pub map: watch::Receiver<Arc<ClusterMap>>,
     /// Leader-only soft state: heartbeats from storage nodes.
     pub liveness: Mutex<Liveness>,
+    /// Read-index rounds shared by linearizable reads and lease grants.
+    pub leadership: LeadershipCheck,
     /// Pooled client for forwarding to the leader.
     pub http: reqwest::Client,
     pub prometheus: PrometheusHandle,
 }
 
 impl App {
+    /// Confirms with a quorum that this member still leads, before a
+    /// linearizable read or a lease grant. Not confirmed (just elected, a
+    /// member just died, deposed) is "no leader": a 503 clients retry, not
+    /// a server fault.
+    pub async fn confirm_leadership(&self) -> Result<(), ApiError> {
+        match self.leadership.confirm().await {
+            Ok(()) => Ok(()),
+            Err(NotConfirmed::Timeout { ms }) => Err(ApiError::Timeout { ms }),
+            Err(e @ NotConfirmed::NotLeader(_)) => {
+                tracing::debug!(error = %e, "leadership not confirmed");
+                Err(ApiError::NoLeader)
+            }
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
     }

@@ -53,7 +53,7 @@ use protocol::{NodeId, SeqNo, ShardId, Term, WriteConsistency};
 
 use crate::app::App;
 use crate::commands::{apply, placement_ring};
-use crate::liveness::{now_ms, Liveness};
+use crate::liveness::{now_ms, DeadAfter, Liveness};
 // `tests.rs` builds heartbeats with the names in scope here.
 #[cfg(test)]
 use protocol::cluster::Heartbeat;
@@ -61,7 +61,9 @@ use protocol::cluster::Heartbeat;
 /// Grace periods of the controller.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    pub node_dead_after_ms: u64,
+    /// Bounds of the grace of a node heard from as leader (adapted per node
+    /// to how regularly its heartbeats arrive, see [`Liveness::dead_after`]).
+    pub dead_after: DeadAfter,
     /// Grace of a node not heard from since this member became leader:
     /// after a leader change every storage node must first find the new
     /// leader (its heartbeat to the old one times out), which takes longer
@@ -113,17 +115,27 @@ impl Plan {
             let last_seen = live.last_seen(node.id);
             let silent_for = now_ms.saturating_sub(last_seen);
             let grace = if live.heard_as_leader(node.id) {
-                policy.node_dead_after_ms
+                live.dead_after(node.id, policy.dead_after)
             } else {
-                policy.node_dead_after_ms.max(policy.new_leader_grace_ms)
+                policy.dead_after.max_ms.max(policy.new_leader_grace_ms)
             };
             // Silent while other heartbeats kept arriving: when the leader
             // itself stalls every node looks silent at once, and none of
             // them is dead. The backstop covers a leader that hears no
             // storage node at all for long.
             let heard_silent = live.silent_while_others_heard(node.id, now_ms);
-            let stale =
-                heard_silent > grace || silent_for > policy.node_dead_backstop_ms.max(grace);
+            // A node that registered again (or was revived) within the
+            // grace was heard from then, whatever the heartbeats say: a
+            // restarted node's registration reaches the leader before its
+            // first heartbeat, and its last one is from before it died.
+            let just_alive = node.state != NodeState::Dead
+                && now_ms.saturating_sub(node.state_since_ms) <= grace;
+            // Whatever the grace, never while a lease granted to it may
+            // still run: a hung primary must not acknowledge a write after
+            // its successor took over.
+            let stale = !just_alive
+                && (heard_silent > grace || silent_for > policy.node_dead_backstop_ms.max(grace))
+                && live.leases_over(node.id, now_ms);
             let state = if node.state != NodeState::Dead && stale {
                 NodeState::Dead
             } else if node.state == NodeState::Dead
@@ -537,7 +549,7 @@ fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
 /// Ends when `stop` fires.
 pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let policy = Policy {
-        node_dead_after_ms: app.config.node_dead_after.as_millis() as u64,
+        dead_after: app.config.dead_after(),
         new_leader_grace_ms: app.config.new_leader_grace.as_millis() as u64,
         node_dead_backstop_ms: app.config.node_dead_backstop.as_millis() as u64,
         replica_replace_after_ms: app.config.replica_replace_after.as_millis() as u64,

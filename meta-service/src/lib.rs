@@ -47,6 +47,7 @@ pub mod commands;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod leadership;
 pub mod liveness;
 pub mod network;
 pub mod server;

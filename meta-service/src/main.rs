@@ -65,10 +65,15 @@ struct Args {
     /// Longest a write or linearizable read waits for a quorum.
     #[arg(long, default_value_t = 5_000)]
     write_timeout_ms: u64,
-    /// A storage node silent this long is marked dead (its write lease is
-    /// half of this).
+    /// The longest a storage node may stay silent before it is marked
+    /// dead: the grace of a node with no heartbeat history yet, and the
+    /// cap of the adaptive grace (its write lease is half its grace).
     #[arg(long, env = "NODE_DEAD_AFTER_MS", default_value_t = 5_000)]
     node_dead_after_ms: u64,
+    /// The shortest grace, for a node whose heartbeats arrive regularly
+    /// (three times the longest recent gap between them, within the bounds).
+    #[arg(long, env = "NODE_DEAD_AFTER_MIN_MS", default_value_t = 600)]
+    node_dead_after_min_ms: u64,
     /// A dead node's replicas are re-created elsewhere after this long.
     #[arg(long, default_value_t = 60_000)]
     replica_replace_after_ms: u64,
@@ -139,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
     config.max_in_snapshot_log_to_keep = args.keep_logs_after_snapshot;
     config.write_timeout = Duration::from_millis(args.write_timeout_ms);
     config.node_dead_after = Duration::from_millis(args.node_dead_after_ms);
+    config.node_dead_after_min = Duration::from_millis(args.node_dead_after_min_ms);
     config.replica_replace_after = Duration::from_millis(args.replica_replace_after_ms);
 
     let init = if args.bootstrap {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::leadership::LeadershipCheck;
 use crate::liveness::Liveness;
 use crate::network::raft_network_impl::Network;
 use crate::{MemberId, MetaConfig, Raft};
@@ -71,9 +72,11 @@ impl MetaNode {
         )
         .await
         .context("start raft")?;
+        let leadership = LeadershipCheck::new(raft.clone(), config.write_timeout);
         let app = Arc::new(App {
             id: config.id,
             config,
+            leadership,
             raft,
             map,
             liveness: Mutex::new(Liveness::default()),

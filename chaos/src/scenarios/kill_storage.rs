@@ -8,15 +8,14 @@
 //! replica converges. Convergence counts from the later of the restart
 //! and the last write.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
-use rand::seq::IndexedRandom;
+use anyhow::Result;
 use tokio::sync::watch;
 
 use super::{
-    check_total, converge, drop_collection, new_collection, shard_of, verify, wait_for, Ctx,
+    check_total, converge, drop_collection, new_collection, pick_leader, shard_of, verify,
+    wait_for, Ctx,
 };
 use crate::cluster::{node_service, LB};
 use crate::fault;
@@ -32,24 +31,7 @@ const RESTART_AFTER: Duration = Duration::from_secs(30);
 pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let cluster = &ctx.cluster;
     let coll = new_collection(ctx, "kill-storage", SHARDS, 3).await?;
-    let map = cluster.map().await?;
-    let mut led: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for s in map
-        .collections
-        .get(&coll)
-        .ok_or_else(|| anyhow!("{coll} missing from the map"))?
-        .shards
-        .values()
-    {
-        if let Some(p) = s.primary {
-            led.entry(p.0).or_default().push(s.id.0);
-        }
-    }
-    let leaders: Vec<u64> = led.keys().copied().collect();
-    let victim = *leaders
-        .choose(&mut rand::rng())
-        .ok_or_else(|| anyhow!("no shard of {coll} has a primary"))?;
-    let victim_shards = led[&victim].clone();
+    let (victim, victim_shards) = pick_leader(&cluster.map().await?, &coll)?;
     let victim_svc = node_service(victim);
     report.note(format!(
         "victim {victim_svc}, primary of shards {victim_shards:?} of {SHARDS}"

@@ -1,4 +1,5 @@
-//! The seven scenarios of the suite (`all`: the five faults, a hung primary and a saturated machine), the seven of the elastic cluster
+//! The nine scenarios of the suite (`all`: the five faults, a hung
+//! primary, a saturated machine, a degraded network and a full disk), the seven of the elastic cluster
 //! (runnable by name or as `elastic`, not part of `all` yet), and what
 //! they share: bringing the cluster back to whole before each one, a fresh
 //! collection per scenario, reading the history back and waiting for the
@@ -8,6 +9,8 @@
 //! broken guarantees in the report and returns an error only when it
 //! could not go on (a docker command failed, the cluster never settled).
 
+mod degraded_network;
+mod disk_full;
 mod elastic;
 mod hung_primary;
 mod join_drain;
@@ -18,14 +21,16 @@ mod partition;
 mod rf_moves;
 mod rolling_restart;
 mod saturate;
+mod soak;
 mod transfer_faults;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Result};
+use protocol::cluster::ClusterMap;
 use protocol::PointId;
 
 use crate::client::{with_retry, CallError, Gateway, RetryPolicy};
@@ -50,10 +55,13 @@ pub enum Scenario {
     ChangeRf,
     HungPrimary,
     Saturate,
+    DegradedNetwork,
+    DiskFull,
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::KillStorage,
         Scenario::Partition,
         Scenario::KillMetaLeader,
@@ -61,6 +69,8 @@ impl Scenario {
         Scenario::RollingRestart,
         Scenario::HungPrimary,
         Scenario::Saturate,
+        Scenario::DegradedNetwork,
+        Scenario::DiskFull,
     ];
 
     /// The elastic-cluster scenarios (`--scenario elastic`).
@@ -105,10 +115,13 @@ impl Scenario {
             Scenario::ChangeRf => "change-rf",
             Scenario::HungPrimary => "hung-primary",
             Scenario::Saturate => "saturate",
+            Scenario::DegradedNetwork => "degraded-network",
+            Scenario::DiskFull => "disk-full",
+            Scenario::Soak => "soak",
         }
     }
 
-    /// `all` (the suite's seven), `elastic` (the seven elastic ones) or a
+    /// `all` (the suite's nine), `elastic` (the seven elastic ones) or a
     /// comma-separated list of names.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
         if s == "all" {
@@ -122,6 +135,7 @@ impl Scenario {
                 Self::ALL
                     .iter()
                     .chain(Self::ELASTIC.iter())
+                    .chain([Scenario::Soak].iter())
                     .copied()
                     .find(|x| x.name() == one.trim())
                     .ok_or_else(|| anyhow!("unknown scenario {one:?}"))
@@ -145,6 +159,8 @@ pub struct Options {
     pub logs_dir: PathBuf,
     /// Points loaded before an elastic scenario changes the cluster.
     pub elastic_points: u64,
+    /// How long `soak` runs.
+    pub soak: Duration,
 }
 
 pub struct Ctx {
@@ -192,6 +208,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> ScenarioReport {
             Scenario::ChangeRf => rf_moves::change_rf(ctx, &mut report).await,
             Scenario::HungPrimary => hung_primary::run(ctx, &mut report).await,
             Scenario::Saturate => saturate::run(ctx, &mut report).await,
+            Scenario::DegradedNetwork => degraded_network::run(ctx, &mut report).await,
+            Scenario::DiskFull => disk_full::run(ctx, &mut report).await,
+            Scenario::Soak => soak::run(ctx, &mut report).await,
         },
     };
     if let Err(e) = outcome {
@@ -357,6 +376,30 @@ async fn drop_collection(ctx: &Ctx, name: &str) {
 }
 
 /// The shard of a point (the gateway's routing function).
+/// A random storage node leading at least one shard of `collection`, with
+/// the shards it leads.
+fn pick_leader(map: &ClusterMap, collection: &str) -> Result<(u64, Vec<u32>)> {
+    use rand::seq::IndexedRandom;
+    let mut led: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for s in map
+        .collections
+        .get(collection)
+        .ok_or_else(|| anyhow!("{collection} missing from the map"))?
+        .shards
+        .values()
+    {
+        if let Some(p) = s.primary {
+            led.entry(p.0).or_default().push(s.id.0);
+        }
+    }
+    let leaders: Vec<u64> = led.keys().copied().collect();
+    let victim = *leaders
+        .choose(&mut rand::rng())
+        .ok_or_else(|| anyhow!("no shard of {collection} has a primary"))?;
+    let shards = led.remove(&victim).unwrap_or_default();
+    Ok((victim, shards))
+}
+
 fn shard_of(collection: &str, id: u64, shards: u32) -> u32 {
     protocol::routing::shard_for_point(collection, &PointId::Num(id), shards).0
 }

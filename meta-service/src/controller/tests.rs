@@ -5,7 +5,7 @@ use protocol::cluster::{NodeInfo, RebalanceSettings, ReplicaReport};
 use protocol::{CollectionConfig, Distance};
 
 const POLICY: Policy = Policy {
-    node_dead_after_ms: 1_000,
+    dead_after: DeadAfter::fixed(1_000),
     // Tests of other rules treat nodes never heard from like silent ones;
     // `new_leader_gives_every_node_a_grace_period` sets its own.
     new_leader_grace_ms: 0,
@@ -47,7 +47,7 @@ fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
             poisoned: false,
         }],
     };
-    live.record(&hb, at);
+    live.record(&hb, at, POLICY.dead_after);
 }
 
 /// A heartbeat from a node that holds no replica yet.
@@ -59,6 +59,7 @@ fn heartbeat_empty(live: &mut Liveness, node: NodeId, at: u64) {
             replicas: vec![],
         },
         at,
+        POLICY.dead_after,
     );
 }
 
@@ -308,7 +309,7 @@ fn a_primary_reporting_a_poisoned_wal_is_replaced() {
                 poisoned: true,
             }],
         };
-        live.record(&hb, at);
+        live.record(&hb, at, POLICY.dead_after);
     };
     heartbeat(&mut live, primary, 500, 1, 10);
     heartbeat(&mut live, second, 500, 1, 10);
@@ -797,4 +798,121 @@ fn a_long_dead_primary_is_not_replaced_around_the_failover_rule() {
             );
         }
     }
+}
+
+/// The grace adapts per node (short for regular heartbeats), but a node is
+/// never declared dead while a lease it was granted may still run: the
+/// long lease of its first heartbeat (no history yet) may be the last
+/// grant it received, if the acks of the later, shorter ones were lost.
+#[test]
+fn a_node_is_not_declared_dead_while_a_lease_it_got_may_still_run() {
+    let map = cluster(3);
+    const ADAPTIVE: Policy = Policy {
+        dead_after: DeadAfter {
+            min_ms: 600,
+            max_ms: 5_000,
+        },
+        node_dead_backstop_ms: 60_000,
+        ..self::POLICY
+    };
+    let mut live = Liveness::default();
+    for at in (1_000..=1_900).step_by(100) {
+        for node in 1..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+            live.grant_lease(NodeId(node), ADAPTIVE.dead_after, at);
+        }
+    }
+    assert_eq!(live.dead_after(NodeId(1), ADAPTIVE.dead_after), 600);
+    // Node 1 goes silent; the others keep beating.
+    let mut at = 2_000;
+    while at <= 6_600 {
+        for node in 2..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+            live.grant_lease(NodeId(node), ADAPTIVE.dead_after, at);
+        }
+        at += 100;
+    }
+    // Silent for 4.7 s, far past its 600 ms grace, but its first eight
+    // heartbeats (no history yet) got 2.5 s leases, the last at 1.7 s:
+    // with the margin of a lease, over only at 6.7 s.
+    assert!(marked_dead(&unguarded(plan(&map, &live, 6_650, &ADAPTIVE))).is_empty());
+    assert_eq!(
+        marked_dead(&unguarded(plan(&map, &live, 6_701, &ADAPTIVE))),
+        vec![NodeId(1)]
+    );
+}
+
+/// With a history of regular heartbeats a silent node is dead after the
+/// short grace, not the longest one.
+#[test]
+fn a_regular_node_is_declared_dead_after_the_short_grace() {
+    let map = cluster(3);
+    const ADAPTIVE: Policy = Policy {
+        dead_after: DeadAfter {
+            min_ms: 600,
+            max_ms: 5_000,
+        },
+        node_dead_backstop_ms: 60_000,
+        ..self::POLICY
+    };
+    let mut live = Liveness::default();
+    // Long enough for the first, long leases to run out.
+    let mut at = 1_000;
+    while at <= 7_000 {
+        for node in 1..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+            live.grant_lease(NodeId(node), ADAPTIVE.dead_after, at);
+        }
+        at += 100;
+    }
+    for at in (7_100..=7_600).step_by(100) {
+        for node in 2..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+        }
+    }
+    assert!(marked_dead(&unguarded(plan(&map, &live, 7_550, &ADAPTIVE))).is_empty());
+    assert_eq!(
+        marked_dead(&unguarded(plan(&map, &live, 7_650, &ADAPTIVE))),
+        vec![NodeId(1)]
+    );
+}
+
+/// A restarted node registers again (alive as of the registration) before
+/// its first heartbeat arrives; its last heartbeat is from before it died.
+/// It must not be declared dead again in between.
+#[test]
+fn a_node_that_registers_again_is_not_dead_before_its_first_heartbeat() {
+    let mut map = cluster(3);
+    let mut live = Liveness::default();
+    for at in (0..=2_000).step_by(100) {
+        for n in 1..=3 {
+            if n != 3 || at <= 1_000 {
+                heartbeat(&mut live, NodeId(n), at, 1, 10);
+            }
+        }
+    }
+    run(&mut map, &live, 2_100);
+    assert_eq!(map.nodes[&NodeId(3)].state, NodeState::Dead);
+    for at in (2_100..=9_900).step_by(100) {
+        for n in 1..=2 {
+            heartbeat(&mut live, NodeId(n), at, 1, 10);
+        }
+    }
+    let mut again = NodeInfo::new(NodeId(3), "127.0.0.1:3");
+    again.state_since_ms = 10_000;
+    apply(&mut map, &ClusterCommand::AddNode { node: again }).unwrap();
+    assert_eq!(map.nodes[&NodeId(3)].state, NodeState::Alive);
+    for at in (10_000..=10_100).step_by(100) {
+        for n in 1..=2 {
+            heartbeat(&mut live, NodeId(n), at, 1, 10);
+        }
+    }
+    assert!(marked_dead(&run(&mut map, &live, 10_100)).is_empty());
+    for at in (10_200..=11_000).step_by(100) {
+        for n in 1..=2 {
+            heartbeat(&mut live, NodeId(n), at, 1, 10);
+        }
+    }
+    // Still silent a grace after registering: dead again.
+    assert_eq!(marked_dead(&run(&mut map, &live, 11_001)), vec![NodeId(3)]);
 }

@@ -68,22 +68,11 @@ pub async fn cluster_map(
         return Ok(Json(view(&app, false)));
     }
     if app.is_leader() {
-        let timeout = app.config.write_timeout;
-        match tokio::time::timeout(timeout, app.raft.ensure_linearizable()).await {
-            Err(_) => Err(ApiError::Timeout {
-                ms: timeout.as_millis() as u64,
-            }),
-            // This member could not confirm with a quorum that it still
-            // leads (just elected, a member just died, or deposed): the
-            // read may succeed in a moment, here or at the next leader, so
-            // it is "no leader" (503, retried by clients), not a server
-            // fault. The chaos suite's meta-leader kill met a 500 here.
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "linearizable read: leadership not confirmed");
-                Err(ApiError::NoLeader)
-            }
-            Ok(Ok(_)) => Ok(Json(view(&app, true))),
-        }
+        // A member that cannot confirm it still leads may be able to in a
+        // moment, here or at the next leader: "no leader" (503), which
+        // clients retry; the chaos suite's meta-leader kill met a 500 here.
+        app.confirm_leadership().await?;
+        Ok(Json(view(&app, true)))
     } else {
         match (forwarded(&headers), app.leader()) {
             (false, Some((id, addr))) => Ok(Json(
@@ -122,9 +111,12 @@ pub async fn submit(
 pub async fn register(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(node): Json<NodeInfo>,
+    Json(mut node): Json<NodeInfo>,
 ) -> Result<Json<EpochAck>, ApiError> {
     tracing::info!(node = %node.id, addr = %node.addr, "register storage node");
+    // Registering makes the node alive as of now: the controller counts
+    // its silence from here until its first heartbeat arrives.
+    node.state_since_ms = now_ms();
     let epoch = app
         .write(ClusterCommand::AddNode { node }, forwarded(&headers))
         .await?;
@@ -164,26 +156,15 @@ pub async fn rebalance(
 }
 
 /// Heartbeats are leader-only soft state (see `controller`), so a follower
-/// forwards them. The lease is half the controller's dead-node grace period:
-/// the other half absorbs clock-rate drift and the heartbeat's own latency.
+/// forwards them. The lease is half the node's current dead-node grace
+/// (`Liveness::grant_lease`): the other half absorbs clock-rate drift and
+/// the heartbeat's own latency.
 pub async fn heartbeat(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Json(hb): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
     if app.is_leader() {
-        // Confirm leadership with a quorum first: a deposed leader in a
-        // minority partition must not hand out leases.
-        let timeout = app.config.write_timeout;
-        match tokio::time::timeout(timeout, app.raft.ensure_linearizable()).await {
-            Err(_) => {
-                return Err(ApiError::Timeout {
-                    ms: timeout.as_millis() as u64,
-                })
-            }
-            Ok(Err(_)) => return Err(ApiError::NoLeader),
-            Ok(Ok(_)) => {}
-        }
         // An unknown node (never registered, or removed) must register
         // before its heartbeats mean anything; telling it so lets it do so.
         if !app.current_map().nodes.contains_key(&hb.node) {
@@ -191,12 +172,32 @@ pub async fn heartbeat(
                 node: hb.node,
             }));
         }
-        app.liveness.lock().record(&hb, now_ms());
+        // The arrival is what says the node is alive: recorded before the
+        // quorum round below, whose latency (tens to hundreds of ms on a
+        // loaded machine) would otherwise show up as jitter in the node's
+        // heartbeat gaps and lengthen its grace. Soft state: if this member
+        // turns out not to lead, nobody acts on it.
+        let bounds = app.config.dead_after();
+        {
+            let mut live = app.liveness.lock();
+            let gap = live.record(&hb, now_ms(), bounds);
+            let node = hb.node.0.to_string();
+            if let Some(gap) = gap {
+                metrics::histogram!("meta_heartbeat_gap_seconds", "node" => node.clone())
+                    .record(gap as f64 / 1000.0);
+            }
+            metrics::gauge!("meta_node_grace_seconds", "node" => node)
+                .set(live.dead_after(hb.node, bounds) as f64 / 1000.0);
+        }
+        // A lease, though, only with leadership confirmed by a quorum: a
+        // deposed leader in a minority partition must not hand out leases.
+        app.confirm_leadership().await?;
+        let lease_ms = app.liveness.lock().grant_lease(hb.node, bounds, now_ms());
         metrics::counter!("meta_heartbeats_total").increment(1);
         return Ok(Json(HeartbeatAck {
             epoch: app.current_map().epoch,
             leader: Some(app.id),
-            lease_ms: app.config.write_lease().as_millis() as u64,
+            lease_ms,
         }));
     }
     match (forwarded(&headers), app.leader()) {

@@ -60,10 +60,12 @@ pub struct StorageNodeArgs {
     pub seeds: Vec<String>,
     #[arg(long, env = "CLUSTER_ID", default_value = "vectordb")]
     pub cluster_id: String,
-    /// Heartbeat period to the meta-service (each acknowledgement renews the write lease).
-    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 300)]
+    /// Heartbeat period to the meta-service (each acknowledgement renews the
+    /// write lease). The meta-service's dead-node grace adapts to how
+    /// regularly beats arrive, down to a few periods (600 ms by default).
+    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 100)]
     pub heartbeat_ms: u64,
-    /// Write lease if the meta-service does not say (it does: half its dead-node grace).
+    /// Write lease if the meta-service does not say (it does: half the node's current grace).
     #[arg(long, default_value_t = 2500)]
     pub lease_ms: u64,
     /// `always`: fsync the WAL before acknowledging (default); `never`: leave it to the OS.

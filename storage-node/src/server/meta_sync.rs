@@ -41,11 +41,9 @@ pub async fn register(
     }
 }
 
-/// Heartbeats in flight at most; a beat due while this many are still
-/// unanswered is skipped (the meta-service is that slow anyway).
-/// Kept small: with more, a slow meta-service (an election, a starved
-/// CPU) gets more requests exactly when it can least take them.
-const HEARTBEATS_IN_FLIGHT: usize = 2;
+/// How long a heartbeat waits for its answer: a later one is worth
+/// nothing for the lease.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sends a heartbeat every `every`, each on its own task, without waiting
 /// for the previous answer: one slow answer (a busy leader, a lost packet
@@ -60,11 +58,16 @@ pub async fn heartbeat_loop(
     map_stale: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // An answer later than a second is worth nothing for the lease.
     let meta = meta
-        .with_timeout(Duration::from_secs(1))
+        .with_timeout(HEARTBEAT_TIMEOUT)
         .with_retry_for(Duration::ZERO);
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(HEARTBEATS_IN_FLIGHT));
+    // Beats in flight at most: a beat due while this many are unanswered
+    // is skipped. As many as fit in one timeout, so a slow answer never
+    // costs a beat: a skipped beat is a gap the meta-service sees, and
+    // gaps lengthen this node's dead-node grace. (The meta-service shares
+    // one quorum round among the beats waiting, so many cost little.)
+    let limit = (HEARTBEAT_TIMEOUT.as_millis() / every.as_millis().max(1)).max(2) as usize;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(limit));
     let registering = Arc::new(tokio::sync::Mutex::new(()));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

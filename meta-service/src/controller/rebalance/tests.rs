@@ -63,7 +63,7 @@ fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
             epoch: map.epoch,
             replicas,
         };
-        live.record(&hb, 1);
+        live.record(&hb, 1, crate::liveness::DeadAfter::fixed(5_000));
     }
     live
 }
@@ -277,7 +277,7 @@ fn a_tiny_collection_is_not_rebalanced() {
                 epoch: m.epoch,
                 replicas,
             };
-            live.record(&hb, 1);
+            live.record(&hb, 1, crate::liveness::DeadAfter::fixed(5_000));
         }
         live
     };
