@@ -230,6 +230,17 @@ impl Cluster {
         best.ok_or_else(|| anyhow!("no meta member answered the map: {}", errors.join("; ")))
     }
 
+    /// The running containers of every service but `service` and the load
+    /// balancer: what a cut around `service` separates it from.
+    pub fn others(&self, service: &str) -> Vec<Container> {
+        services()
+            .into_iter()
+            .filter(|s| *s != service && *s != LB)
+            .filter_map(|s| self.container(s).ok())
+            .filter(|c| c.running)
+            .collect()
+    }
+
     /// A storage node's Prometheus page.
     pub async fn node_metrics(&self, service: &str) -> Result<String> {
         let url = format!("http://{}:{NODE_HTTP_PORT}/metrics", self.ip(service)?);

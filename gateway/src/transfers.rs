@@ -93,6 +93,7 @@ pub fn phase_name(p: MigrationPhase) -> &'static str {
     match p {
         MigrationPhase::Snapshot => "snapshot",
         MigrationPhase::Delta => "delta",
+        MigrationPhase::Index => "index",
         MigrationPhase::Verify => "verify",
         MigrationPhase::Switch => "switch",
     }

@@ -114,6 +114,10 @@ pub enum MigrationPhase {
     Snapshot,
     /// Streaming the WAL written since the snapshot, writes continuing.
     Delta,
+    /// The target builds the ANN index of what it received (writes still
+    /// streaming to it); the source serves reads meanwhile, so that no
+    /// read lands on a replica that can only scan exhaustively.
+    Index,
     /// Comparing counts and checksums of source and target.
     Verify,
     /// Writes held on the primary while the target takes its last

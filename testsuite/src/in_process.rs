@@ -90,6 +90,7 @@ impl TestCluster {
         let (meta_node, addr) = crate::meta::start_meta(meta_dir.path(), |c| {
             // No heartbeats in these tests: never declare a node dead.
             c.node_dead_after = Duration::from_secs(3600);
+            c.node_dead_after_min = Duration::from_secs(3600);
             c.replica_replace_after = Duration::from_secs(7200);
         })
         .await;

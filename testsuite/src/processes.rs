@@ -101,8 +101,11 @@ impl ProcessCluster {
         }
         certs::issue_to_dir(&certs_dir, "client", &[], &[]).expect("client cert");
         let (meta, meta_addr) = crate::meta::start_meta(&dir.path().join("meta"), |config| {
-            // Fast failure detection for the test: dead after 1.5 s of silence.
+            // Fast failure detection for the test, and a fixed one (the
+            // adaptive grace is the chaos suite's): dead after 1.5 s of
+            // silence.
             config.node_dead_after = Duration::from_millis(1500);
+            config.node_dead_after_min = Duration::from_millis(1500);
             config.replica_replace_after = Duration::from_secs(600);
             config.controller_interval = Duration::from_millis(100);
         })

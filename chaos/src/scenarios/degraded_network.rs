@@ -20,13 +20,11 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::watch;
 
-use super::{check_total, converge, drop_collection, new_collection, pick_leader, verify, Ctx};
-use crate::cluster::{services, LB};
+use super::{new_collection, pick_leader, settle_and_verify, steady_writes, Ctx};
 use crate::fault::{DegradedLink, Partition};
 use crate::history::{self, History};
 use crate::report::ScenarioReport;
 use crate::timeline::{self, MapSample};
-use crate::workload::{spawn_writes, WriteLoad};
 
 const SHARDS: u32 = 5;
 const SLOW_FOR: Duration = Duration::from_secs(30);
@@ -79,24 +77,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let history = History::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (samples, watcher) = cluster.spawn_map_watcher(history.clone(), stop_rx.clone());
-    let (stop_writes, writes_stop_rx) = watch::channel(false);
-    let writes = spawn_writes(
-        WriteLoad {
-            gateway: cluster.gateway(LB)?,
-            collection: coll.clone(),
-            first_id: 0,
-            count: 2_000_000,
-            batch: 10,
-            concurrency: 4,
-            consistency: "majority",
-            max_time: Duration::from_secs(180),
-            retry: ctx.retry(),
-            pause: Duration::ZERO,
-            filter: None,
-        },
-        history.clone(),
-        writes_stop_rx,
-    );
+    let (stop_writes, writes) = steady_writes(ctx, &coll, &history)?;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Phase 1: slow and lossy.
@@ -111,12 +92,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     tokio::time::sleep(RECOVER_FOR).await;
 
     // Phase 2: deaf.
-    let others: Vec<_> = services()
-        .into_iter()
-        .filter(|s| *s != victim_svc && *s != LB)
-        .filter_map(|s| cluster.container(s).ok())
-        .filter(|c| c.running)
-        .collect();
+    let others = cluster.others(&victim_svc);
     let deaf_at = history.now();
     let mut cut = Partition::deafen(&victim_c, &others).await?;
     report.event("deafened", deaf_at);
@@ -168,13 +144,13 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     report.timings.longest_ack_gap_s =
         Some(history::longest_ack_gap(&writes_now, slow_at, load_end).as_secs_f64());
 
-    let states = converge(ctx, report, &coll, settle_from).await;
-    let _ = stop_tx.send(true);
-    let _ = watcher.await;
-    let verdict = verify(ctx, report, &cluster.gateway(LB)?, &coll, &history).await?;
-    if let Some(states) = states {
-        check_total(report, &verdict, &states);
-    }
-    drop_collection(ctx, &coll).await;
-    Ok(())
+    settle_and_verify(
+        ctx,
+        report,
+        &coll,
+        &history,
+        settle_from,
+        (stop_tx, watcher),
+    )
+    .await
 }

@@ -16,13 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use tokio::sync::watch;
 
-use super::{check_total, converge, drop_collection, new_collection, verify, Ctx};
-use crate::cluster::LB;
+use super::{new_collection, settle_and_verify, steady_writes, Ctx};
 use crate::compose::docker;
 use crate::history::{self, History};
 use crate::report::ScenarioReport;
 use crate::timeline;
-use crate::workload::{spawn_writes, WriteLoad};
 
 const SHARDS: u32 = 5;
 const VICTIM: &str = "storage5";
@@ -66,24 +64,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let history = History::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (samples, watcher) = cluster.spawn_map_watcher(history.clone(), stop_rx.clone());
-    let (stop_writes, writes_stop_rx) = watch::channel(false);
-    let writes = spawn_writes(
-        WriteLoad {
-            gateway: cluster.gateway(LB)?,
-            collection: coll.clone(),
-            first_id: 0,
-            count: 2_000_000,
-            batch: 10,
-            concurrency: 4,
-            consistency: "majority",
-            max_time: Duration::from_secs(150),
-            retry: ctx.retry(),
-            pause: Duration::ZERO,
-            filter: None,
-        },
-        history.clone(),
-        writes_stop_rx,
-    );
+    let (stop_writes, writes) = steady_writes(ctx, &coll, &history)?;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // `dd` stops at the first ENOSPC: the filesystem is then full, even
@@ -168,15 +149,15 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         changes.primary_changes, changes.dead_marks
     ));
 
-    let states = converge(ctx, report, &coll, settle_from).await;
-    let _ = stop_tx.send(true);
-    let _ = watcher.await;
-    let verdict = verify(ctx, report, &cluster.gateway(LB)?, &coll, &history).await?;
-    if let Some(states) = states {
-        check_total(report, &verdict, &states);
-    }
-    drop_collection(ctx, &coll).await;
-    Ok(())
+    settle_and_verify(
+        ctx,
+        report,
+        &coll,
+        &history,
+        settle_from,
+        (stop_tx, watcher),
+    )
+    .await
 }
 
 #[cfg(test)]

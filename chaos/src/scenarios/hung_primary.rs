@@ -19,10 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
-use super::{
-    check_total, converge, drop_collection, new_collection, pick_leader, shard_of, verify,
-    wait_for, Ctx,
-};
+use super::{new_collection, pick_leader, settle_and_verify, shard_of, wait_for, Ctx};
 use crate::cluster::{node_service, LB};
 use crate::compose::docker;
 use crate::history::{self, History};
@@ -208,15 +205,15 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     report.timings.longest_ack_gap_s =
         Some(history::longest_ack_gap(&writes_now, stop_at, load_end).as_secs_f64());
 
-    let states = converge(ctx, report, &coll, settle_from).await;
-    let _ = stop_tx.send(true);
-    let _ = watcher.await;
-    let verdict = verify(ctx, report, &cluster.gateway(LB)?, &coll, &history).await?;
-    if let Some(states) = states {
-        check_total(report, &verdict, &states);
-    }
-    drop_collection(ctx, &coll).await;
-    Ok(())
+    settle_and_verify(
+        ctx,
+        report,
+        &coll,
+        &history,
+        settle_from,
+        (stop_tx, watcher),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -505,6 +505,64 @@ async fn converge(
     }
 }
 
+/// The end of a write scenario: waits for the replicas to agree (timed from
+/// `settle_from`), stops the scenario's map watcher, reads every
+/// acknowledged write back, checks that the replicas hold exactly what was
+/// read, and drops the collection.
+async fn settle_and_verify(
+    ctx: &Ctx,
+    report: &mut ScenarioReport,
+    collection: &str,
+    history: &History,
+    settle_from: Instant,
+    watcher: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+) -> Result<()> {
+    let states = converge(ctx, report, collection, settle_from).await;
+    let _ = watcher.0.send(true);
+    let _ = watcher.1.await;
+    let gateway = ctx.cluster.gateway(cluster::LB)?;
+    let verdict = verify(ctx, report, &gateway, collection, history).await?;
+    if let Some(states) = states {
+        check_total(report, &verdict, &states);
+    }
+    drop_collection(ctx, collection).await;
+    Ok(())
+}
+
+/// Single writers at `majority` (4, batches of 10) into `collection` until
+/// the returned sender stops them (at most 3 minutes).
+fn steady_writes(
+    ctx: &Ctx,
+    collection: &str,
+    history: &Arc<History>,
+) -> Result<(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let writes = crate::workload::spawn_writes(
+        crate::workload::WriteLoad {
+            gateway: ctx.cluster.gateway(cluster::LB)?,
+            collection: collection.to_string(),
+            first_id: 0,
+            count: 2_000_000,
+            batch: 10,
+            concurrency: 4,
+            consistency: "majority",
+            max_time: Duration::from_secs(180),
+            retry: ctx.retry(),
+            pause: Duration::ZERO,
+            filter: None,
+        },
+        history.clone(),
+        stop_rx,
+    );
+    Ok((stop, writes))
+}
+
 /// The converged replicas must hold exactly the points found by id: a
 /// point nobody wrote (or a duplicate) would show up here.
 fn check_total(report: &mut ScenarioReport, verdict: &Verdict, states: &[ShardState]) {

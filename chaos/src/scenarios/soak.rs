@@ -19,7 +19,7 @@ use rand::seq::IndexedRandom;
 
 use super::elastic::Load;
 use super::{drop_collection, preload, report_searches, verify, Ctx};
-use crate::cluster::{node_service, services, LB};
+use crate::cluster::{node_service, LB};
 use crate::fault::{self, Partition};
 use crate::history::{self, History};
 use crate::report::ScenarioReport;
@@ -60,12 +60,7 @@ async fn inject(ctx: &Ctx, fault: Fault, service: &str) -> Result<()> {
             crate::compose::docker(&["kill", "-s", "CONT", &c.id], Duration::from_secs(30)).await?;
         }
         Fault::Cut => {
-            let others: Vec<_> = services()
-                .into_iter()
-                .filter(|s| *s != service && *s != LB)
-                .filter_map(|s| cluster.container(s).ok())
-                .filter(|o| o.running)
-                .collect();
+            let others = cluster.others(service);
             let mut cut = Partition::apply(std::slice::from_ref(&c), &others).await?;
             tokio::time::sleep(Duration::from_secs(10)).await;
             cut.heal().await?;

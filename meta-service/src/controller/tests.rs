@@ -800,6 +800,16 @@ fn a_long_dead_primary_is_not_replaced_around_the_failover_rule() {
     }
 }
 
+/// The grace adapting per node between 0.6 and 5 s.
+const ADAPTIVE: Policy = Policy {
+    dead_after: DeadAfter {
+        min_ms: 600,
+        max_ms: 5_000,
+    },
+    node_dead_backstop_ms: 60_000,
+    ..POLICY
+};
+
 /// The grace adapts per node (short for regular heartbeats), but a node is
 /// never declared dead while a lease it was granted may still run: the
 /// long lease of its first heartbeat (no history yet) may be the last
@@ -807,14 +817,6 @@ fn a_long_dead_primary_is_not_replaced_around_the_failover_rule() {
 #[test]
 fn a_node_is_not_declared_dead_while_a_lease_it_got_may_still_run() {
     let map = cluster(3);
-    const ADAPTIVE: Policy = Policy {
-        dead_after: DeadAfter {
-            min_ms: 600,
-            max_ms: 5_000,
-        },
-        node_dead_backstop_ms: 60_000,
-        ..self::POLICY
-    };
     let mut live = Liveness::default();
     for at in (1_000..=1_900).step_by(100) {
         for node in 1..=3 {
@@ -847,14 +849,6 @@ fn a_node_is_not_declared_dead_while_a_lease_it_got_may_still_run() {
 #[test]
 fn a_regular_node_is_declared_dead_after_the_short_grace() {
     let map = cluster(3);
-    const ADAPTIVE: Policy = Policy {
-        dead_after: DeadAfter {
-            min_ms: 600,
-            max_ms: 5_000,
-        },
-        node_dead_backstop_ms: 60_000,
-        ..self::POLICY
-    };
     let mut live = Liveness::default();
     // Long enough for the first, long leases to run out.
     let mut at = 1_000;

@@ -108,7 +108,10 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
     let cluster = Cluster::start(
         1,
         &[
+            // A fixed 0.8 s grace (the adaptive one has unit tests).
             "--node-dead-after-ms",
+            "800",
+            "--node-dead-after-min-ms",
             "800",
             "--replica-replace-after-ms",
             "3600000",
@@ -155,7 +158,7 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
                 }],
             };
             let ack = client.heartbeat(&hb).await.expect("heartbeat");
-            assert_eq!(ack.lease_ms, 400, "half of --node-dead-after-ms");
+            assert_eq!(ack.lease_ms, 400, "half of the 0.8 s grace");
         }
         let map = client
             .cluster_map(MetaReadConsistency::Local)

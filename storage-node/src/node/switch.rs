@@ -2,6 +2,8 @@
 //! the target has (nearly) caught up:
 //!
 //! ```text
+//!   Index:  the target's IndexStatus: still indexing what it received?
+//!           ──▶ retry in a second (writes stream on; bounded wait)
 //!   Verify: nothing in flight, target at s ── Status ──▶ (s, points, checksum)
 //!           == the primary's ring entry for s?  no ──▶ AbortMigration
 //!   Switch: close the write gate (writes wait, they do not fail)
@@ -24,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::cluster::{ClusterCommand, ClusterMap, MigrationPhase, Verification};
-use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
+use protocol::rpc::{
+    OptimizerState, ReplicaIndexStatus, ShardRef, StorageRequest, StorageResponse,
+};
 use protocol::{SeqNo, SequencedOperation};
 
 use super::leadership::{Stream, StreamSource};
@@ -54,6 +58,33 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(1);
 /// are held meanwhile).
 const MAP_PUSH_WAIT: Duration = Duration::from_millis(300);
 
+/// The longest a transfer waits for its target to index what it received;
+/// then it switches anyway (a replica still scanning exhaustively is
+/// slow, not wrong).
+const INDEX_WAIT_CAP: Duration = Duration::from_secs(600);
+
+/// Whether a target may start serving reads: it is as far indexed as the
+/// source, give or take 1 point in 20. Not "nothing pending": a growing
+/// segment under writes stays exact until writes pause or it fills up, on
+/// the source as much as on the target.
+fn index_ready(target: &ReplicaIndexStatus, source: &ReplicaIndexStatus) -> bool {
+    target.pending_points <= source.pending_points + target.points / 20
+}
+
+/// Whether to hold the switch for the target's index: not ready, still
+/// being worked on (an index build that failed or never starts would hold
+/// it for nothing), and not waited for too long already.
+fn wait_for_index(
+    target: &ReplicaIndexStatus,
+    source: &ReplicaIndexStatus,
+    waited: Duration,
+) -> bool {
+    !index_ready(target, source)
+        && target.optimizer != OptimizerState::Idle
+        && target.last_error.is_none()
+        && waited < INDEX_WAIT_CAP
+}
+
 /// Verifies and switches the transfer to `stream.peer`; `acked` is what
 /// the target has (nothing in flight).
 pub(super) async fn finish<R: StreamSource>(
@@ -68,6 +99,26 @@ pub(super) async fn finish<R: StreamSource>(
     };
     let shard_ref = replica.shard_ref().clone();
     let peer = stream.peer;
+    if let Some(st) = target_index(node, &shard_ref, peer).await {
+        let now = now_ms();
+        let since = t.progress().index_wait_since_ms.unwrap_or(now);
+        let waited = Duration::from_millis(now.saturating_sub(since));
+        let ours = replica.shard().index_status();
+        if wait_for_index(&st, &ours, waited) {
+            t.update(|p| {
+                p.phase = MigrationPhase::Index;
+                p.target_indexed = st.indexed_points;
+                p.index_checks += 1;
+                p.index_wait_since_ms.get_or_insert(now);
+            });
+            return Finish::Retry;
+        }
+        if !index_ready(&st, &ours) {
+            tracing::warn!(shard = ?shard_ref, to = %peer, pending = st.pending_points, points = st.points,
+                waited_s = waited.as_secs(), error = ?st.last_error,
+                "switching before the target indexed what it received: its reads scan exhaustively until it has");
+        }
+    }
     t.update(|p| {
         p.phase = MigrationPhase::Verify;
         p.points_copied = p.points_total.max(p.points_copied);
@@ -304,6 +355,27 @@ async fn status(
     }
 }
 
+/// The target's index progress (`None`: it did not answer; the switch
+/// then does not wait for it).
+async fn target_index(
+    node: &Node,
+    shard: &ShardRef,
+    peer: protocol::NodeId,
+) -> Option<ReplicaIndexStatus> {
+    match call(
+        node,
+        peer,
+        StorageRequest::IndexStatus {
+            shard: shard.clone(),
+        },
+    )
+    .await
+    {
+        Ok(StorageResponse::IndexStatus { status }) => Some(status),
+        _ => None,
+    }
+}
+
 /// Ends the shard's transfer as failed; the map then drops the target
 /// (its node removes the replica).
 pub(super) async fn abort(node: &Node, shard: &ShardRef, reason: String) {
@@ -322,5 +394,56 @@ pub(super) async fn abort(node: &Node, shard: &ShardRef, reason: String) {
     };
     if let Err(e) = c.submit(cmd).await {
         tracing::warn!(shard = ?shard, error = %e, "abort not accepted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(points: u64, pending: u64, optimizer: OptimizerState) -> ReplicaIndexStatus {
+        ReplicaIndexStatus {
+            points,
+            indexed_points: points - pending,
+            pending_points: pending,
+            segments: 2,
+            optimizer,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn the_switch_waits_while_the_target_indexes_and_not_longer() {
+        let source = status(80_000, 0, OptimizerState::Idle);
+        let building = status(80_000, 80_000, OptimizerState::Running);
+        assert!(wait_for_index(&building, &source, Duration::ZERO));
+        // Queued behind the node's build budget is still being worked on.
+        let queued = status(80_000, 40_000, OptimizerState::Waiting);
+        assert!(wait_for_index(&queued, &source, Duration::from_secs(30)));
+        // 1 point in 20 left: ready.
+        let nearly = status(80_000, 4_000, OptimizerState::Running);
+        assert!(!wait_for_index(&nearly, &source, Duration::ZERO));
+        // Under writes the source has an exact growing segment too: the
+        // target need not be better indexed than the source.
+        let source_under_writes = status(80_000, 15_000, OptimizerState::Pending);
+        let target_under_writes = status(80_000, 18_000, OptimizerState::Pending);
+        assert!(!wait_for_index(
+            &target_under_writes,
+            &source_under_writes,
+            Duration::ZERO
+        ));
+        // Nobody working on it, or it failed: waiting would not help.
+        let idle = status(80_000, 80_000, OptimizerState::Idle);
+        assert!(!wait_for_index(&idle, &source, Duration::ZERO));
+        let failed = ReplicaIndexStatus {
+            last_error: Some("disk full".into()),
+            ..building.clone()
+        };
+        assert!(!wait_for_index(&failed, &source, Duration::ZERO));
+        // Bounded.
+        assert!(!wait_for_index(&building, &source, INDEX_WAIT_CAP));
+        // A small shard (no index due below the threshold) never waits.
+        let small = status(500, 0, OptimizerState::Idle);
+        assert!(!wait_for_index(&small, &small, Duration::ZERO));
     }
 }

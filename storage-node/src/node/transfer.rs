@@ -77,6 +77,15 @@ pub struct TransferProgress {
     pub snapshot_failures: u32,
     /// How long the last switch held writes, ms.
     pub last_hold_ms: Option<u64>,
+    /// The target's indexed points, while the transfer waits for them.
+    pub target_indexed: u64,
+    /// Looks at the target's index that found it still working: each one
+    /// is progress (an index build can take longer than the stall timeout
+    /// without a point changing).
+    pub index_checks: u64,
+    /// When the transfer started waiting for the target's index (ms since
+    /// the Unix epoch).
+    pub index_wait_since_ms: Option<u64>,
     pub started_at_ms: u64,
 }
 
@@ -188,13 +197,13 @@ impl Node {
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// Reports the transfer's progress at each phase change and, while it
-/// moves (points, bytes, or the target's acknowledged operations), every
-/// second, until the map no longer has it (switched,
+/// moves (points, bytes, the target's acknowledged operations, or its
+/// index build), every second, until the map no longer has it (switched,
 /// aborted, or the primary moved); then forgets it. A transfer that stops
 /// moving goes silent, so the controller's stall timeout
 /// (`rebalancing.stall_after_ms`) can fail it.
 async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
-    let mut reported: Option<(MigrationPhase, u64, u64, u64, u64, u64)> = None;
+    let mut reported: Option<(MigrationPhase, u64, u64, u64, u64, u64, u64)> = None;
     loop {
         let _ = tokio::time::timeout(REPORT_EVERY, state.changed.notified()).await;
         if !node.transfer_running(&key) {
@@ -212,6 +221,7 @@ async fn report(node: Arc<Node>, key: Key, state: Arc<TransferState>) {
             p.bytes_copied,
             p.bytes_total,
             p.target_acked,
+            p.index_checks,
         );
         if reported == Some(now) {
             continue;
@@ -252,8 +262,9 @@ fn phase_number(p: MigrationPhase) -> f64 {
     match p {
         MigrationPhase::Snapshot => 1.0,
         MigrationPhase::Delta => 2.0,
-        MigrationPhase::Verify => 3.0,
-        MigrationPhase::Switch => 4.0,
+        MigrationPhase::Index => 3.0,
+        MigrationPhase::Verify => 4.0,
+        MigrationPhase::Switch => 5.0,
     }
 }
 
