@@ -594,7 +594,12 @@ mod tests {
 
     #[test]
     fn scenario_lists_parse() {
-        assert_eq!(Scenario::parse_list("all").map(|v| v.len()).ok(), Some(7));
+        assert_eq!(Scenario::parse_list("all").map(|v| v.len()).ok(), Some(9));
+        assert_eq!(
+            Scenario::parse_list("soak").ok(),
+            Some(vec![Scenario::Soak]),
+            "runnable by name, not part of all"
+        );
         assert_eq!(
             Scenario::parse_list("partition,kill-gateway").ok(),
             Some(vec![Scenario::Partition, Scenario::KillGateway])
@@ -616,6 +621,6 @@ mod tests {
             .chain(Scenario::ELASTIC.iter())
             .map(|s| s.name())
             .collect();
-        assert_eq!(names.len(), 14, "names are distinct");
+        assert_eq!(names.len(), 16, "names are distinct");
     }
 }

@@ -25,8 +25,8 @@ use crate::ann::{AnnIndex, AnnKind};
 use crate::error::{Result, ShardError};
 use crate::segment::{Bitmap, Segment, SegmentState};
 
-/// Nice value of the optimizer threads (and of the OpenMP workers FAISS
-/// starts from them, which inherit it).
+/// How much nicer than the rest of the process the optimizer threads run
+/// (and the OpenMP workers FAISS starts from them, which inherit it).
 const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers this thread's CPU priority. On two saturated cores an index
@@ -34,11 +34,21 @@ const BACKGROUND_NICE: i32 = 10;
 /// or the writes and searches clients wait on: the meta-service would
 /// depose a healthy primary (issue 14). On Linux the nice value is per
 /// thread, so this leaves every other thread of the process as it is.
+/// Relative to the thread's nice value, not absolute: in a process that
+/// already runs at nice 19 an absolute 10 would *raise* the priority
+/// (root may), which is what happened under `nice -n 19`.
 fn yield_to_foreground() {
     // SAFETY: plain system calls on the calling thread, no pointers.
     let changed = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE)
+        // -1 is a valid nice value: errno tells a failure apart.
+        *libc::__errno_location() = 0;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if current == -1 && *libc::__errno_location() != 0 {
+            -1
+        } else {
+            libc::setpriority(libc::PRIO_PROCESS, tid, (current + BACKGROUND_NICE).min(19))
+        }
     };
     if changed != 0 {
         tracing::warn!(
