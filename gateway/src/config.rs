@@ -15,6 +15,9 @@
 //!   meta_service: ["meta-1:7947"] # default: every seed host on raft.port
 //!   api_key: "secret"             # read-write
 //!   read_only_api_key: "peek"
+//!   collection_keys:              # keys that reach only some collections
+//!     - { key: "team-a", collections: ["a"], access: read_write }
+//!     - { key: "viewer", collections: ["a", "b"], access: read }
 //!   max_body_bytes: 33554432
 //!   request_timeout: 30s
 //!   max_concurrent_requests: 512
@@ -34,7 +37,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::api::{ApiKeys, HttpOptions};
+use crate::api::{ApiKeys, CollectionKey, HttpOptions};
 use crate::gateway::RoutingOptions;
 
 /// The spec's default REST port.
@@ -108,6 +111,7 @@ pub struct GatewaySection {
     pub meta_service: Vec<String>,
     pub api_key: Option<String>,
     pub read_only_api_key: Option<String>,
+    pub collection_keys: Vec<CollectionKey>,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -133,6 +137,7 @@ impl Default for GatewaySection {
             meta_service: Vec::new(),
             api_key: None,
             read_only_api_key: None,
+            collection_keys: Vec::new(),
             max_body_bytes: http.max_body_bytes,
             request_timeout: http.request_timeout,
             max_concurrent_requests: http.max_concurrent_requests,
@@ -321,6 +326,12 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let keys = ApiKeys {
+            read_write: g.api_key.filter(|k| !k.is_empty()),
+            read_only: g.read_only_api_key.filter(|k| !k.is_empty()),
+            collection_keys: g.collection_keys,
+        };
+        check_collection_keys(&keys)?;
         let defaults = RoutingOptions::default();
         Ok(Config {
             enabled: cluster.enabled,
@@ -328,10 +339,7 @@ impl Config {
             seed_nodes: cluster.seed_nodes,
             listen: format!("{}:{}", g.listen_host, g.rest_port),
             meta_service,
-            keys: ApiKeys {
-                read_write: g.api_key.filter(|k| !k.is_empty()),
-                read_only: g.read_only_api_key.filter(|k| !k.is_empty()),
-            },
+            keys,
             http: HttpOptions {
                 max_body_bytes: g.max_body_bytes,
                 request_timeout: g.request_timeout,
@@ -348,6 +356,42 @@ impl Config {
             cert_name: g.cert_name,
         })
     }
+}
+
+/// A scoped key is non-empty, unlike every other key (one key, one
+/// meaning), and names at least one collection, each a valid name.
+fn check_collection_keys(keys: &ApiKeys) -> Result<(), ConfigError> {
+    let bad = |value: &str, reason: &str| ConfigError::Value {
+        name: "gateway.collection_keys",
+        value: value.chars().take(4).chain("…".chars()).collect(),
+        reason: reason.to_string(),
+    };
+    let mut seen: Vec<&str> = keys
+        .read_write
+        .iter()
+        .chain(keys.read_only.iter())
+        .map(String::as_str)
+        .collect();
+    for k in &keys.collection_keys {
+        if k.key.is_empty() {
+            return Err(bad("", "a key must not be empty"));
+        }
+        if seen.contains(&k.key.as_str()) {
+            return Err(bad(&k.key, "the same key is configured twice"));
+        }
+        seen.push(&k.key);
+        if k.collections.is_empty() {
+            return Err(bad(
+                &k.key,
+                "`collections` must name at least one collection",
+            ));
+        }
+        for name in &k.collections {
+            protocol::names::validate_collection_name(name)
+                .map_err(|e| bad(&k.key, &e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -450,6 +494,41 @@ gateway:
         assert_eq!(c.listen, "0.0.0.0:15001");
         assert_eq!(c.routing.hedge_delay, Some(Duration::from_millis(200)));
         assert_eq!(c.cert_name, "gateway");
+    }
+
+    #[test]
+    fn collection_keys_parse_and_are_checked() {
+        let text = "gateway:\n  collection_keys:\n    - {key: k1, collections: [a, b], access: read}\n    - {key: k2, collections: [a], access: read_write}\n";
+        let c = Config::resolve(
+            Config::parse_file(text).unwrap(),
+            no_env,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.keys.enabled());
+        assert_eq!(c.keys.collection_keys.len(), 2);
+        assert_eq!(
+            c.keys.collection_keys[0].access,
+            crate::api::ScopeAccess::Read
+        );
+        for bad in [
+            "gateway:\n  collection_keys: [{key: k, collections: [a], access: write}]\n",
+            "gateway:\n  collection_keys: [{key: k, collections: [a]}]\n",
+        ] {
+            assert!(Config::parse_file(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "gateway:\n  collection_keys: [{key: k, collections: [], access: read}]\n",
+            "gateway:\n  collection_keys: [{key: '', collections: [a], access: read}]\n",
+            "gateway:\n  collection_keys: [{key: k, collections: ['..'], access: read}]\n",
+            "gateway:\n  api_key: k\n  collection_keys: [{key: k, collections: [a], access: read}]\n",
+        ] {
+            let file = Config::parse_file(bad).unwrap();
+            assert!(
+                Config::resolve(file, no_env, &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

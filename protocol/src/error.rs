@@ -21,4 +21,6 @@ pub enum ValidationError {
     InvalidConfig { reason: String },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
+    #[error(transparent)]
+    InvalidName(#[from] crate::names::InvalidName),
 }

@@ -14,7 +14,8 @@
 //! - [`aliases`]: collection aliases, and the layer resolving them on
 //!   every collection route.
 //! - [`unsupported`]: 501 answers naming the Qdrant features we lack.
-//! - [`auth`]: API keys (read-write and read-only).
+//! - [`auth`]: API keys (read-write, read-only, scoped to collections).
+//! - [`scope`]: what a collection-scoped key may reach.
 
 pub mod aliases;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod collections;
 pub mod models;
 pub mod nodes;
 pub mod points;
+pub mod scope;
 pub mod shards;
 pub mod unsupported;
 
@@ -45,7 +47,7 @@ use tower::ServiceBuilder;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, CollectionKey, ScopeAccess};
 
 /// HTTP-level limits (the tower layers).
 #[derive(Clone, Debug)]

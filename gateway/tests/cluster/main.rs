@@ -8,5 +8,6 @@ mod auth;
 mod data;
 mod failures;
 mod harness;
+mod names;
 mod operator;
 mod quic;
