@@ -27,6 +27,9 @@
 //!   write_attempts: 6
 //!   certs_dir: "certs"            # ca.pem + <cert_name>.pem/.key (QUIC mTLS)
 //!   cert_name: "gateway"
+//!   tls:                          # optional: HTTPS only on rest_port
+//!     cert: "rest.pem"            # chain, leaf first
+//!     key: "rest.key"
 //! ```
 //!
 //! Environment: `CLUSTER_ENABLED`, `NODE_ID`, `SEED_NODES` (comma
@@ -39,6 +42,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::api::{ApiKeys, CollectionKey, HttpOptions};
 use crate::gateway::RoutingOptions;
+use crate::tls::RestTls;
 
 /// The spec's default REST port.
 pub const DEFAULT_REST_PORT: u16 = 15001;
@@ -125,6 +129,7 @@ pub struct GatewaySection {
     pub write_attempts: u32,
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    pub tls: Option<RestTls>,
 }
 
 impl Default for GatewaySection {
@@ -147,6 +152,7 @@ impl Default for GatewaySection {
             write_attempts: routing.write_attempts,
             certs_dir: PathBuf::from("certs"),
             cert_name: "gateway".into(),
+            tls: None,
         }
     }
 }
@@ -221,6 +227,8 @@ pub struct Config {
     /// Where the QUIC client's CA and certificate are.
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    /// HTTPS on the REST port; plain HTTP without it.
+    pub tls: Option<RestTls>,
 }
 
 impl Config {
@@ -354,6 +362,7 @@ impl Config {
             },
             certs_dir: g.certs_dir,
             cert_name: g.cert_name,
+            tls: g.tls,
         })
     }
 }
@@ -536,6 +545,9 @@ gateway:
         assert!(Config::parse_file("gateway:\n  rest_prot: 1\n").is_err());
         assert!(Config::parse_file("gateway:\n  request_timeout: soon\n").is_err());
         assert!(Config::parse_file("").is_ok());
+        assert!(Config::parse_file("gateway:\n  tls: {cert: a.pem}\n").is_err());
+        let tls = Config::parse_file("gateway:\n  tls: {cert: a.pem, key: a.key}\n").unwrap();
+        assert_eq!(tls.gateway.tls.map(|t| t.key), Some(PathBuf::from("a.key")));
         assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5 parsecs").is_err());

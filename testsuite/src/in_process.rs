@@ -208,6 +208,12 @@ impl TestCluster {
         }
     }
 
+    /// A client reaching this cluster's storage nodes in memory, for a
+    /// second gateway started by a test (e.g. with other config).
+    pub fn shard_client(&self) -> Arc<dyn ShardClient> {
+        Arc::new(InProcClient(self.net.clone()))
+    }
+
     /// The gateway's shared state.
     pub fn gw(&self) -> &Arc<Gateway> {
         self.gateway.as_ref().expect("gateway running").gateway()

@@ -11,3 +11,4 @@ mod harness;
 mod names;
 mod operator;
 mod quic;
+mod tls;
