@@ -8,6 +8,7 @@ mod auth;
 mod data;
 mod failures;
 mod harness;
+mod limits;
 mod names;
 mod operator;
 mod quic;
