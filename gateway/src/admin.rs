@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
-use protocol::{CollectionConfig, Epoch};
+use protocol::{CollectionConfig, Epoch, ValidationError};
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
@@ -16,7 +16,9 @@ impl Gateway {
     /// even if some replica is still opening (writes retry meanwhile).
     pub async fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<()> {
         config.validate()?;
-        validate_name(name)?;
+        // The HTTP layer checked already (`api::aliases::resolve`); this
+        // covers callers that are not HTTP (standalone, tools).
+        protocol::names::validate_collection_name(name).map_err(ValidationError::from)?;
         let epoch = self
             .maps
             .meta()
@@ -74,22 +76,5 @@ impl Gateway {
                 other => Err(other),
             },
         }
-    }
-}
-
-/// Collection names become directory names on storage nodes.
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(GatewayError::bad_request(format!(
-            "invalid collection name {name:?}: use 1-255 letters, digits, '_', '-' or '.' (not first)"
-        )))
     }
 }

@@ -15,6 +15,9 @@
 //!   meta_service: ["meta-1:7947"] # default: every seed host on raft.port
 //!   api_key: "secret"             # read-write
 //!   read_only_api_key: "peek"
+//!   collection_keys:              # keys that reach only some collections
+//!     - { key: "team-a", collections: ["a"], access: read_write }
+//!     - { key: "viewer", collections: ["a", "b"], access: read }
 //!   max_body_bytes: 33554432
 //!   request_timeout: 30s
 //!   max_concurrent_requests: 512
@@ -24,6 +27,9 @@
 //!   write_attempts: 6
 //!   certs_dir: "certs"            # ca.pem + <cert_name>.pem/.key (QUIC mTLS)
 //!   cert_name: "gateway"
+//!   tls:                          # optional: HTTPS only on rest_port
+//!     cert: "rest.pem"            # chain, leaf first
+//!     key: "rest.key"
 //! ```
 //!
 //! Environment: `CLUSTER_ENABLED`, `NODE_ID`, `SEED_NODES` (comma
@@ -34,8 +40,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::api::{ApiKeys, HttpOptions};
+use crate::api::{ApiKeys, CollectionKey, HttpOptions};
 use crate::gateway::RoutingOptions;
+use crate::tls::RestTls;
 
 /// The spec's default REST port.
 pub const DEFAULT_REST_PORT: u16 = 15001;
@@ -108,6 +115,7 @@ pub struct GatewaySection {
     pub meta_service: Vec<String>,
     pub api_key: Option<String>,
     pub read_only_api_key: Option<String>,
+    pub collection_keys: Vec<CollectionKey>,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -121,6 +129,7 @@ pub struct GatewaySection {
     pub write_attempts: u32,
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    pub tls: Option<RestTls>,
 }
 
 impl Default for GatewaySection {
@@ -133,6 +142,7 @@ impl Default for GatewaySection {
             meta_service: Vec::new(),
             api_key: None,
             read_only_api_key: None,
+            collection_keys: Vec::new(),
             max_body_bytes: http.max_body_bytes,
             request_timeout: http.request_timeout,
             max_concurrent_requests: http.max_concurrent_requests,
@@ -142,6 +152,7 @@ impl Default for GatewaySection {
             write_attempts: routing.write_attempts,
             certs_dir: PathBuf::from("certs"),
             cert_name: "gateway".into(),
+            tls: None,
         }
     }
 }
@@ -216,6 +227,8 @@ pub struct Config {
     /// Where the QUIC client's CA and certificate are.
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    /// HTTPS on the REST port; plain HTTP without it.
+    pub tls: Option<RestTls>,
 }
 
 impl Config {
@@ -321,6 +334,12 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let keys = ApiKeys {
+            read_write: g.api_key.filter(|k| !k.is_empty()),
+            read_only: g.read_only_api_key.filter(|k| !k.is_empty()),
+            collection_keys: g.collection_keys,
+        };
+        check_collection_keys(&keys)?;
         let defaults = RoutingOptions::default();
         Ok(Config {
             enabled: cluster.enabled,
@@ -328,10 +347,7 @@ impl Config {
             seed_nodes: cluster.seed_nodes,
             listen: format!("{}:{}", g.listen_host, g.rest_port),
             meta_service,
-            keys: ApiKeys {
-                read_write: g.api_key.filter(|k| !k.is_empty()),
-                read_only: g.read_only_api_key.filter(|k| !k.is_empty()),
-            },
+            keys,
             http: HttpOptions {
                 max_body_bytes: g.max_body_bytes,
                 request_timeout: g.request_timeout,
@@ -346,8 +362,45 @@ impl Config {
             },
             certs_dir: g.certs_dir,
             cert_name: g.cert_name,
+            tls: g.tls,
         })
     }
+}
+
+/// A scoped key is non-empty, unlike every other key (one key, one
+/// meaning), and names at least one collection, each a valid name.
+fn check_collection_keys(keys: &ApiKeys) -> Result<(), ConfigError> {
+    let bad = |value: &str, reason: &str| ConfigError::Value {
+        name: "gateway.collection_keys",
+        value: value.chars().take(4).chain("…".chars()).collect(),
+        reason: reason.to_string(),
+    };
+    let mut seen: Vec<&str> = keys
+        .read_write
+        .iter()
+        .chain(keys.read_only.iter())
+        .map(String::as_str)
+        .collect();
+    for k in &keys.collection_keys {
+        if k.key.is_empty() {
+            return Err(bad("", "a key must not be empty"));
+        }
+        if seen.contains(&k.key.as_str()) {
+            return Err(bad(&k.key, "the same key is configured twice"));
+        }
+        seen.push(&k.key);
+        if k.collections.is_empty() {
+            return Err(bad(
+                &k.key,
+                "`collections` must name at least one collection",
+            ));
+        }
+        for name in &k.collections {
+            protocol::names::validate_collection_name(name)
+                .map_err(|e| bad(&k.key, &e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -453,10 +506,48 @@ gateway:
     }
 
     #[test]
+    fn collection_keys_parse_and_are_checked() {
+        let text = "gateway:\n  collection_keys:\n    - {key: k1, collections: [a, b], access: read}\n    - {key: k2, collections: [a], access: read_write}\n";
+        let c = Config::resolve(
+            Config::parse_file(text).unwrap(),
+            no_env,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.keys.enabled());
+        assert_eq!(c.keys.collection_keys.len(), 2);
+        assert_eq!(
+            c.keys.collection_keys[0].access,
+            crate::api::ScopeAccess::Read
+        );
+        for bad in [
+            "gateway:\n  collection_keys: [{key: k, collections: [a], access: write}]\n",
+            "gateway:\n  collection_keys: [{key: k, collections: [a]}]\n",
+        ] {
+            assert!(Config::parse_file(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "gateway:\n  collection_keys: [{key: k, collections: [], access: read}]\n",
+            "gateway:\n  collection_keys: [{key: '', collections: [a], access: read}]\n",
+            "gateway:\n  collection_keys: [{key: k, collections: ['..'], access: read}]\n",
+            "gateway:\n  api_key: k\n  collection_keys: [{key: k, collections: [a], access: read}]\n",
+        ] {
+            let file = Config::parse_file(bad).unwrap();
+            assert!(
+                Config::resolve(file, no_env, &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         assert!(Config::parse_file("gateway:\n  rest_prot: 1\n").is_err());
         assert!(Config::parse_file("gateway:\n  request_timeout: soon\n").is_err());
         assert!(Config::parse_file("").is_ok());
+        assert!(Config::parse_file("gateway:\n  tls: {cert: a.pem}\n").is_err());
+        let tls = Config::parse_file("gateway:\n  tls: {cert: a.pem, key: a.key}\n").unwrap();
+        assert_eq!(tls.gateway.tls.map(|t| t.key), Some(PathBuf::from("a.key")));
         assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5 parsecs").is_err());

@@ -102,6 +102,13 @@ impl GatewayError {
     }
 }
 
+impl GatewayError {
+    /// A name refused by [`protocol::names`]: a 400 quoting the rule.
+    pub fn from_name(e: protocol::names::InvalidName) -> Self {
+        ValidationError::from(e).into()
+    }
+}
+
 impl From<ValidationError> for GatewayError {
     fn from(e: ValidationError) -> Self {
         GatewayError::bad_request(e.to_string())

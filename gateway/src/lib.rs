@@ -33,6 +33,7 @@
 //! - [`api`]: the HTTP routes and layers.
 //! - [`config`]: YAML + env + flags.
 //! - [`server`]: serve the router until shutdown.
+//! - [`tls`]: optional HTTPS on the REST port (rustls).
 //! - [`telemetry`]: logs and the Prometheus recorder.
 //! - [`error`]: [`GatewayError`], mapped to HTTP once.
 
@@ -55,6 +56,7 @@ pub mod status;
 pub mod telemetry;
 #[cfg(test)]
 mod testkit;
+pub mod tls;
 pub mod transfers;
 pub mod writes;
 

@@ -1,6 +1,7 @@
 //! Serving: [`start`] a gateway from its [`Config`] (bind, build the
 //! router, serve) and get a [`GatewayHandle`] whose `shutdown` drains
 //! in-flight requests (axum's graceful shutdown) and joins the map watch.
+//! With `gateway.tls` set the REST port speaks HTTPS only ([`crate::tls`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::map::MetaApi;
 use crate::quic::QuicShardClient;
+use crate::tls::TlsListener;
 
 /// A running gateway; [`GatewayHandle::shutdown`] stops it.
 pub struct GatewayHandle {
@@ -59,15 +61,24 @@ pub async fn start_with(
     meta: Arc<dyn MetaApi>,
     client: Arc<dyn ShardClient>,
 ) -> anyhow::Result<GatewayHandle> {
+    // A bad certificate fails the start, before anything listens.
+    let tls = match &config.tls {
+        Some(files) => Some(files.server_config().context("REST TLS (gateway.tls)")?),
+        None => None,
+    };
     let gw = Gateway::new(meta, client, config.routing.clone());
     let router = app(gw.clone(), config.keys.clone(), &config.http);
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("bind {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, node_id = %config.node_id, "gateway listening");
+    tracing::info!(%addr, node_id = %config.node_id, tls = tls.is_some(), "gateway listening");
     let (stop, stopping) = Stop::new();
-    let server = tokio::spawn(serve(listener, router, lifecycle::stopped(stopping)));
+    let shutdown = lifecycle::stopped(stopping);
+    let server = match tls {
+        Some(tls) => tokio::spawn(serve(TlsListener::new(listener, tls)?, router, shutdown)),
+        None => tokio::spawn(serve(listener, router, shutdown)),
+    };
     Ok(GatewayHandle {
         addr,
         gw,
@@ -112,12 +123,17 @@ pub fn app(gw: Arc<Gateway>, keys: ApiKeys, http: &HttpOptions) -> axum::Router 
     api::router(state, http)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves `router` on `listener` (plain TCP or [`TlsListener`]) until
+/// `shutdown` completes.
+pub async fn serve<L>(
+    listener: L,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -21,4 +21,14 @@ pub enum ValidationError {
     InvalidConfig { reason: String },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
+    #[error("filter nesting is deeper than the limit of {limit} levels")]
+    FilterTooDeep { limit: usize },
+    #[error("{got} {what} exceed the limit of {limit}")]
+    TooMany {
+        what: &'static str,
+        got: usize,
+        limit: usize,
+    },
+    #[error(transparent)]
+    InvalidName(#[from] crate::names::InvalidName),
 }

@@ -81,12 +81,27 @@ pub struct Range {
     pub lte: Option<f64>,
 }
 
+/// Deepest nesting of filters inside filters (the outer filter is level
+/// 1). Evaluation recurses once per level on every point a shard tests,
+/// so depth is bounded where requests come in; real filters use a few.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
 impl Filter {
     /// Refuses filters that parse but mean nothing (a field condition with
     /// neither or both of `match` and `range`, an empty key, a range without
-    /// bounds, NaN bounds).
+    /// bounds, NaN bounds) and filters nested deeper than
+    /// [`MAX_FILTER_DEPTH`].
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.conditions().try_for_each(Condition::validate)
+        self.validate_at(1)
+    }
+
+    fn validate_at(&self, depth: usize) -> Result<(), ValidationError> {
+        if depth > MAX_FILTER_DEPTH {
+            return Err(ValidationError::FilterTooDeep {
+                limit: MAX_FILTER_DEPTH,
+            });
+        }
+        self.conditions().try_for_each(|c| c.validate(depth))
     }
 
     fn conditions(&self) -> impl Iterator<Item = &Condition> {
@@ -102,7 +117,7 @@ impl Filter {
 }
 
 impl Condition {
-    fn validate(&self) -> Result<(), ValidationError> {
+    fn validate(&self, depth: usize) -> Result<(), ValidationError> {
         let bad = |reason: String| Err(ValidationError::MalformedFilter { reason });
         match self {
             Condition::Field(f) => {
@@ -128,7 +143,7 @@ impl Condition {
                 }
             }
             Condition::HasId(_) => Ok(()),
-            Condition::Nested(f) => f.validate(),
+            Condition::Nested(f) => f.validate_at(depth + 1),
         }
     }
 
@@ -218,6 +233,36 @@ fn descend<'a>(value: &'a Value, rest: &[&str], out: &mut Vec<&'a Value>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A filter `depth` levels deep: each level nests the next in `must`.
+    fn nested(depth: usize) -> Filter {
+        let mut f = Filter {
+            must: vec![Condition::HasId(HasIdCondition {
+                has_id: vec![PointId::Num(1)],
+            })],
+            ..Filter::default()
+        };
+        for _ in 1..depth {
+            f = Filter {
+                must: vec![Condition::Nested(Box::new(f))],
+                ..Filter::default()
+            };
+        }
+        f
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        assert_eq!(nested(MAX_FILTER_DEPTH).validate(), Ok(()));
+        let err = nested(MAX_FILTER_DEPTH + 1).validate().unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::FilterTooDeep {
+                limit: MAX_FILTER_DEPTH
+            }
+        );
+        assert!(err.to_string().contains("limit of 32"), "{err}");
+    }
 
     fn payload(v: Value) -> Payload {
         v.as_object().cloned().unwrap()

@@ -16,6 +16,8 @@
 //! - [`version`]: version vectors (what each replica of a shard applied).
 //! - [`routing`]: which shard holds a point ([`routing::shard_for_point`]),
 //!   the contract every gateway, storage node and tool computes alike.
+//! - [`names`]: the one rule for collection and alias names (they become
+//!   directory names on storage nodes).
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
 //! - [`error`]: validation errors shared by every service.
 
@@ -24,6 +26,7 @@ pub mod collection;
 pub mod error;
 pub mod filter;
 pub mod ids;
+pub mod names;
 pub mod operation;
 pub mod point;
 pub mod routing;

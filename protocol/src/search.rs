@@ -10,6 +10,23 @@ use crate::point::{validate_vector, Payload, Record};
 /// Most hits one search may ask for (`offset + limit`).
 pub const MAX_SEARCH_HITS: usize = 10_000;
 
+/// Most searches in one batch request (`search/batch`, `query/batch`):
+/// each fans out to every shard, so a batch multiplies the work of one
+/// request by its length.
+pub const MAX_BATCH_SEARCHES: usize = 1_000;
+
+/// Refuses a batch of more than [`MAX_BATCH_SEARCHES`] searches.
+pub fn validate_batch_searches(len: usize) -> Result<(), ValidationError> {
+    if len > MAX_BATCH_SEARCHES {
+        return Err(ValidationError::TooMany {
+            what: "searches in one batch",
+            got: len,
+            limit: MAX_BATCH_SEARCHES,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchParams {
     /// HNSW candidate list size for this query (collection default if absent).
@@ -123,4 +140,19 @@ pub struct CountRequest {
     /// unfiltered count is always exact: it costs nothing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub estimate: bool,
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn batches_of_searches_are_limited() {
+        assert!(validate_batch_searches(MAX_BATCH_SEARCHES).is_ok());
+        let err = validate_batch_searches(MAX_BATCH_SEARCHES + 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1001 searches in one batch exceed the limit of 1000"
+        );
+    }
 }

@@ -70,6 +70,10 @@ impl Default for Options {
 pub struct TestCluster {
     pub net: Arc<InMemoryNetwork>,
     pub meta: MetaClient,
+    /// The meta member's HTTP address (`host:port`), for raw API calls.
+    pub meta_addr: String,
+    /// Each storage node's data directory, node 1 first.
+    pub node_dirs: Vec<std::path::PathBuf>,
     pub url: String,
     pub http: reqwest::Client,
     gateway: Option<GatewayHandle>,
@@ -95,6 +99,8 @@ impl TestCluster {
         })
         .await;
         dirs.push(meta_dir);
+        let meta_addr = addr.clone();
+        let mut node_dirs = Vec::new();
         let meta = MetaClient::new([addr]);
         let net = InMemoryNetwork::new();
         let ca = transport::certs::generate_ca("test-ca").expect("ca");
@@ -108,6 +114,7 @@ impl TestCluster {
                 node_options(opts.write_timeout),
                 Lease::unlimited(),
             );
+            node_dirs.push(dir.path().to_path_buf());
             dirs.push(dir);
             let addr = if opts.quic {
                 let name = gateway::quic::storage_server_name(NodeId(id));
@@ -187,6 +194,8 @@ impl TestCluster {
             url: format!("http://{}", gateway.addr()),
             net,
             meta,
+            meta_addr,
+            node_dirs,
             gateway: Some(gateway),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -198,6 +207,12 @@ impl TestCluster {
             tasks,
             _dirs: dirs,
         }
+    }
+
+    /// A client reaching this cluster's storage nodes in memory, for a
+    /// second gateway started by a test (e.g. with other config).
+    pub fn shard_client(&self) -> Arc<dyn ShardClient> {
+        Arc::new(InProcClient(self.net.clone()))
     }
 
     /// The gateway's shared state.

@@ -245,6 +245,7 @@ async fn write_commands_need_the_write_key() {
         keys: gateway::api::ApiKeys {
             read_write: Some("rw".into()),
             read_only: Some("ro".into()),
+            ..Default::default()
         },
         ..Options::default()
     })

@@ -3,6 +3,11 @@
 //! `GET /aliases`, `GET /collections/{name}/aliases`, and [`resolve`], the
 //! layer that makes every collection route accept an alias.
 //!
+//! The same layer enforces the one name rule ([`protocol::names`]) on the
+//! collection segment of every `/collections/{name}` route, create and
+//! delete included, before routing: a hostile name is a 400 quoting the
+//! rule whatever route it was sent to, and no handler ever sees one.
+//!
 //! Resolution rewrites the collection segment of the request path before
 //! routing, so each handler, the per-route metrics and the API-key check
 //! see the real collection, and the shards are addressed by its name. A
@@ -13,12 +18,16 @@
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use protocol::cluster::{AliasAction, ClusterCommand};
+use protocol::names::{validate_alias_name, validate_collection_name, NAME_RULE};
+use protocol::ValidationError;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::models::parse;
+use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::{GatewayError, Result};
 
@@ -48,6 +57,28 @@ fn parse_actions(body: serde_json::Value) -> Result<Vec<AliasAction>> {
     let change: ChangeIn = parse(body, "change aliases")?;
     if change.actions.is_empty() {
         return Err(GatewayError::bad_request("`actions` must not be empty"));
+    }
+    // Every name, not only new ones: no alias or collection can carry a
+    // name outside the rule, so such a name is a mistake or a probe.
+    for action in &change.actions {
+        let (alias, collection) = match action {
+            ActionIn::Create {
+                collection_name,
+                alias_name,
+            } => (alias_name, Some(collection_name)),
+            ActionIn::Rename {
+                old_alias_name,
+                new_alias_name,
+            } => {
+                validate_alias_name(old_alias_name).map_err(ValidationError::from)?;
+                (new_alias_name, None)
+            }
+            ActionIn::Delete { alias_name } => (alias_name, None),
+        };
+        validate_alias_name(alias).map_err(ValidationError::from)?;
+        if let Some(c) = collection {
+            validate_collection_name(c).map_err(ValidationError::from)?;
+        }
     }
     Ok(change
         .actions
@@ -89,11 +120,16 @@ fn described<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> serde_json:
     json!({ "aliases": list })
 }
 
-/// `GET /aliases`.
-pub async fn list(State(st): State<AppState>) -> Result<Response> {
+/// `GET /aliases` (a scoped key sees the aliases of its collections).
+pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -> Result<Response> {
     let t = started();
     let map = st.gw.fresh_map().await?;
-    let pairs = map.aliases.iter().map(|(a, c)| (a.as_str(), c.as_str()));
+    let scope = scope.map(|Extension(s)| s);
+    let pairs = map
+        .aliases
+        .iter()
+        .filter(|(_, c)| Scope::shows(scope.as_ref(), c))
+        .map(|(a, c)| (a.as_str(), c.as_str()));
     Ok(ok(described(pairs), t))
 }
 
@@ -108,10 +144,23 @@ pub async fn of_collection(
     Ok(ok(described(pairs), t))
 }
 
-/// Rewrites `/collections/{alias}/…` to the alias's collection. Creating,
-/// changing and deleting a collection (`PUT`, `PATCH`, `DELETE` of
-/// `/collections/{name}`) take real names only, as in Qdrant.
+/// Refuses a `/collections/{name}/…` request whose name breaks the name
+/// rule (400), then rewrites `/collections/{alias}/…` to the alias's
+/// collection. Creating, changing and deleting a collection (`PUT`,
+/// `PATCH`, `DELETE` of `/collections/{name}`) take real names only, as in
+/// Qdrant.
 pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Some(segment) = name_segment(req.uri().path()) {
+        let checked = match percent_decode(segment) {
+            Some(name) => validate_collection_name(&name).map_err(GatewayError::from_name),
+            None => Err(GatewayError::bad_request(format!(
+                "invalid collection name: the path segment {segment:?} is not percent-encoded UTF-8; {NAME_RULE}"
+            ))),
+        };
+        if let Err(e) = checked {
+            return e.into_response();
+        }
+    }
     if let Some((start, end)) = collection_segment(req.method(), req.uri().path()) {
         let path = req.uri().path();
         if let Some(name) = percent_decode(&path[start..end]) {
@@ -135,6 +184,15 @@ pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -
     next.run(req).await
 }
 
+/// The raw (still percent-encoded) name segment of any
+/// `/collections/{name}…` path, `/collections/aliases` included (a valid
+/// name anyway); `None` for `/collections` itself. An empty segment
+/// (`/collections//points`) is a name too, and refused.
+fn name_segment(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/collections/")?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
 /// Byte range of the collection name in `path`, for the routes that
 /// resolve aliases.
 fn collection_segment(method: &Method, path: &str) -> Option<(usize, usize)> {
@@ -153,7 +211,7 @@ fn collection_segment(method: &Method, path: &str) -> Option<(usize, usize)> {
     Some((PREFIX.len(), PREFIX.len() + name.len()))
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -206,6 +264,16 @@ mod tests {
         assert_eq!(seg(Method::GET, "/collections"), None);
         assert_eq!(seg(Method::GET, "/collections/"), None);
         assert_eq!(seg(Method::GET, "/aliases"), None);
+    }
+
+    #[test]
+    fn every_collection_route_has_its_name_checked() {
+        assert_eq!(name_segment("/collections/a/points/search"), Some("a"));
+        assert_eq!(name_segment("/collections/%2e%2e"), Some("%2e%2e"));
+        assert_eq!(name_segment("/collections//points"), Some(""));
+        assert_eq!(name_segment("/collections/"), Some(""));
+        assert_eq!(name_segment("/collections"), None);
+        assert_eq!(name_segment("/aliases"), None);
     }
 
     #[test]

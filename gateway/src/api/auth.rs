@@ -1,13 +1,19 @@
 //! Optional API keys, as in Qdrant: a read-write key and a read-only key,
-//! sent as the `api-key` header or `Authorization: Bearer <key>`. With no
-//! key configured every request is allowed. Health probes and `/` never
-//! need a key (load balancers call them).
+//! sent as the `api-key` header or `Authorization: Bearer <key>`, and
+//! beside them keys scoped to some collections (see [`super::scope`]).
+//! With no key configured every request is allowed. Health probes and `/`
+//! never need a key (load balancers call them).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
+use super::scope::{self, Scope};
 use super::AppState;
 use crate::error::GatewayError;
 
@@ -15,17 +21,42 @@ use crate::error::GatewayError;
 pub struct ApiKeys {
     pub read_write: Option<String>,
     pub read_only: Option<String>,
+    /// Keys that reach only the collections they name.
+    pub collection_keys: Vec<CollectionKey>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// A key scoped to collections: `{key, collections, access}` in
+/// `gateway.collection_keys`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionKey {
+    pub key: String,
+    pub collections: BTreeSet<String>,
+    pub access: ScopeAccess,
+}
+
+/// What a scoped key may do on its collections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeAccess {
+    /// The read routes (`is_read`) only.
+    Read,
+    /// Reads and writes, and creating and deleting collections of its
+    /// scope; never the cluster's administration.
+    ReadWrite,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {
     Full,
     ReadOnly,
+    /// A collection key: only its collections, with its access.
+    Scoped(Scope),
 }
 
 impl ApiKeys {
     pub fn enabled(&self) -> bool {
-        self.read_write.is_some() || self.read_only.is_some()
+        self.read_write.is_some() || self.read_only.is_some() || !self.collection_keys.is_empty()
     }
 
     /// Which access the presented key grants.
@@ -47,11 +78,25 @@ impl ApiKeys {
             return Err(GatewayError::Unauthenticated);
         };
         if self.read_write.as_deref().is_some_and(|k| ct_eq(k, key)) {
-            Ok(Access::Full)
-        } else if self.read_only.as_deref().is_some_and(|k| ct_eq(k, key)) {
-            Ok(Access::ReadOnly)
-        } else {
-            Err(GatewayError::InvalidApiKey)
+            return Ok(Access::Full);
+        }
+        if self.read_only.as_deref().is_some_and(|k| ct_eq(k, key)) {
+            return Ok(Access::ReadOnly);
+        }
+        // Every scoped key is compared (no early exit), so the time taken
+        // does not tell which position in the list came close.
+        let mut found = None;
+        for k in &self.collection_keys {
+            if ct_eq(&k.key, key) && found.is_none() {
+                found = Some(k);
+            }
+        }
+        match found {
+            Some(k) => Ok(Access::Scoped(Scope {
+                collections: Arc::new(k.collections.clone()),
+                access: k.access,
+            })),
+            None => Err(GatewayError::InvalidApiKey),
         }
     }
 }
@@ -105,6 +150,18 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
             message: "the read-only API key cannot change data".into(),
         }
         .into_response(),
+        // The path was rewritten from an alias to its collection already
+        // (`aliases::resolve` runs first), so an alias is no way around
+        // the scope.
+        Ok(Access::Scoped(s)) => match scope::authorize(&s, req.method(), path) {
+            Ok(()) => {
+                // Listing routes read it to show only the scope.
+                let mut req = req;
+                req.extensions_mut().insert(s);
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        },
         Err(e) => e.into_response(),
     }
 }
@@ -118,6 +175,11 @@ mod tests {
         let keys = ApiKeys {
             read_write: Some("rw".into()),
             read_only: Some("ro".into()),
+            collection_keys: vec![CollectionKey {
+                key: "only-a".into(),
+                collections: BTreeSet::from(["a".to_string()]),
+                access: ScopeAccess::Read,
+            }],
         };
         let mut h = HeaderMap::new();
         assert!(matches!(keys.check(&h), Err(GatewayError::Unauthenticated)));
@@ -128,6 +190,12 @@ mod tests {
         assert_eq!(keys.check(&h).unwrap(), Access::Full);
         h.insert("authorization", "Bearer nope".parse().unwrap());
         assert!(matches!(keys.check(&h), Err(GatewayError::InvalidApiKey)));
+        h.insert("authorization", "Bearer only-a".parse().unwrap());
+        let Ok(Access::Scoped(s)) = keys.check(&h) else {
+            panic!("a scoped key");
+        };
+        assert_eq!(s.access, ScopeAccess::Read);
+        assert!(s.collections.contains("a"));
         assert_eq!(
             ApiKeys::default().check(&HeaderMap::new()).unwrap(),
             Access::Full

@@ -3,19 +3,28 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::Extension;
 use protocol::cluster::{NodeState, ReplicaState};
 use serde_json::json;
 
 use super::models::{distance_name, parse_create_collection, write_consistency_factor};
+use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::Result;
 use crate::reads::ReadOptions;
 use crate::status::summarize;
 
-pub async fn list(State(st): State<AppState>) -> Result<Response> {
+/// `GET /collections` (a scoped key sees its collections only).
+pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -> Result<Response> {
     let t = started();
     let map = st.gw.maps().refresh(protocol::Epoch(0)).await?;
-    let names: Vec<_> = map.collections.keys().map(|n| json!({"name": n})).collect();
+    let scope = scope.map(|Extension(s)| s);
+    let names: Vec<_> = map
+        .collections
+        .keys()
+        .filter(|n| Scope::shows(scope.as_ref(), n))
+        .map(|n| json!({"name": n}))
+        .collect();
     Ok(ok(json!({"collections": names}), t))
 }
 

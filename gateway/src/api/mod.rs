@@ -14,7 +14,8 @@
 //! - [`aliases`]: collection aliases, and the layer resolving them on
 //!   every collection route.
 //! - [`unsupported`]: 501 answers naming the Qdrant features we lack.
-//! - [`auth`]: API keys (read-write and read-only).
+//! - [`auth`]: API keys (read-write, read-only, scoped to collections).
+//! - [`scope`]: what a collection-scoped key may reach.
 
 pub mod aliases;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod collections;
 pub mod models;
 pub mod nodes;
 pub mod points;
+pub mod scope;
 pub mod shards;
 pub mod unsupported;
 
@@ -45,7 +47,7 @@ use tower::ServiceBuilder;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, CollectionKey, ScopeAccess};
 
 /// HTTP-level limits (the tower layers).
 #[derive(Clone, Debug)]
@@ -76,18 +78,30 @@ pub type AppState = Arc<ApiState>;
 /// Query-string parameters, all optional and parsed per route.
 pub type Params = Query<BTreeMap<String, String>>;
 
+/// The configured body limit, in every request's extensions, so the 413
+/// can name it.
+#[derive(Clone, Copy, Debug)]
+struct BodyLimit(usize);
+
 /// A JSON body read within the body limit; malformed JSON is a 400 with
-/// serde's message, an oversized body a 413, an empty body `{}`.
+/// serde's message, an oversized body a 413 naming the limit, an empty
+/// body `{}`.
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().copied();
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 GatewayError::PayloadTooLarge {
-                    message: rej.body_text(),
+                    message: match limit {
+                        Some(BodyLimit(n)) => format!(
+                            "request body exceeds the limit of {n} bytes (gateway.max_body_bytes)"
+                        ),
+                        None => rej.body_text(),
+                    },
                 }
             } else {
                 GatewayError::bad_request(rej.body_text())
@@ -197,6 +211,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             auth::require_key,
         ))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(axum::Extension(BodyLimit(http.max_body_bytes)))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(move |e: BoxError| async move {

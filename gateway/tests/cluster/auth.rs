@@ -13,6 +13,7 @@ async fn read_only_key_cannot_write() {
         keys: ApiKeys {
             read_write: Some("rw-secret".into()),
             read_only: Some("ro-secret".into()),
+            ..Default::default()
         },
         ..Options::default()
     })
@@ -118,5 +119,251 @@ async fn read_only_key_cannot_write() {
     assert_eq!(c.get("/healthz").await.0, 200);
     assert_eq!(c.get("/").await.0, 200);
     assert_eq!(c.get("/metrics").await.0, 401);
+    c.shutdown().await;
+}
+
+/// Keys scoped to collection `a`: the read key reads `a` only and writes
+/// nothing; the read-write key writes `a` but not `b`; neither reaches `b`
+/// through an alias, creates or deletes other collections, or administers
+/// the cluster; listings show only `a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collection_keys_reach_only_their_collections() {
+    use gateway::api::{CollectionKey, ScopeAccess};
+    let _serial = SERIAL.lock().await;
+    let scoped = |key: &str, access| CollectionKey {
+        key: key.into(),
+        collections: ["a".to_string()].into(),
+        access,
+    };
+    let c = TestCluster::start(Options {
+        keys: ApiKeys {
+            read_write: Some("admin".into()),
+            read_only: None,
+            collection_keys: vec![
+                scoped("a-read", ScopeAccess::Read),
+                scoped("a-write", ScopeAccess::ReadWrite),
+            ],
+        },
+        ..Options::default()
+    })
+    .await;
+    let admin = Some("admin");
+    let create = json!({"vectors": {"size": DIM, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 2});
+    for name in ["a", "b"] {
+        let (s, v) = c
+            .req(
+                Method::PUT,
+                &format!("/collections/{name}"),
+                Some(create.clone()),
+                admin,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let aliases = json!({"actions": [
+        {"create_alias": {"collection_name": "b", "alias_name": "b-alias"}},
+        {"create_alias": {"collection_name": "a", "alias_name": "a-alias"}},
+    ]});
+    let (s, v) = c
+        .req(Method::POST, "/collections/aliases", Some(aliases), admin)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let upsert = |id: u64| json!({"points": [{"id": id, "vector": vector(id, DIM)}]});
+    let search = json!({"vector": vector(1, DIM), "limit": 3});
+    let status = |key: &'static str, m: Method, path: &str, body: Option<serde_json::Value>| {
+        let c = &c;
+        let path = path.to_string();
+        async move {
+            let (s, v) = c.req(m, &path, body, Some(key)).await;
+            if s == 403 {
+                assert!(
+                    v["status"]["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("Forbidden")),
+                    "{v}"
+                );
+            }
+            s
+        }
+    };
+
+    // Read-only on a: reads a, not b (nor through b's alias), writes nothing.
+    let r = "a-read";
+    assert_eq!(
+        status(
+            r,
+            Method::POST,
+            "/collections/a/points/search",
+            Some(search.clone())
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        status(
+            r,
+            Method::POST,
+            "/collections/a-alias/points/search",
+            Some(search.clone())
+        )
+        .await,
+        200
+    );
+    assert_eq!(status(r, Method::GET, "/collections/a", None).await, 200);
+    assert_eq!(
+        status(
+            r,
+            Method::POST,
+            "/collections/b/points/search",
+            Some(search.clone())
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status(
+            r,
+            Method::POST,
+            "/collections/b-alias/points/search",
+            Some(search.clone())
+        )
+        .await,
+        403
+    );
+    assert_eq!(status(r, Method::GET, "/collections/b", None).await, 403);
+    assert_eq!(
+        status(r, Method::GET, "/collections/b/exists", None).await,
+        403
+    );
+    assert_eq!(
+        status(
+            r,
+            Method::PUT,
+            "/collections/a/points?wait=true",
+            Some(upsert(1))
+        )
+        .await,
+        403
+    );
+    assert_eq!(status(r, Method::DELETE, "/collections/a", None).await, 403);
+
+    // Read-write on a: writes a (also through a's alias), not b.
+    let w = "a-write";
+    assert_eq!(
+        status(
+            w,
+            Method::PUT,
+            "/collections/a/points?wait=true",
+            Some(upsert(1))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        status(
+            w,
+            Method::PUT,
+            "/collections/a-alias/points?wait=true",
+            Some(upsert(2))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        status(
+            w,
+            Method::PUT,
+            "/collections/b/points?wait=true",
+            Some(upsert(3))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status(
+            w,
+            Method::PUT,
+            "/collections/b-alias/points?wait=true",
+            Some(upsert(4))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status(
+            w,
+            Method::POST,
+            "/collections/b/points/search",
+            Some(search.clone())
+        )
+        .await,
+        403
+    );
+    // Collections of other names: neither created nor deleted.
+    assert_eq!(
+        status(w, Method::PUT, "/collections/c", Some(create.clone())).await,
+        403
+    );
+    assert_eq!(status(w, Method::DELETE, "/collections/b", None).await, 403);
+    // Cluster administration and alias changes need the global key.
+    assert_eq!(
+        status(
+            w,
+            Method::PATCH,
+            "/collections/a",
+            Some(json!({"replication_factor": 1}))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status(w, Method::GET, "/api/cluster/health", None).await,
+        403
+    );
+    assert_eq!(
+        status(w, Method::POST, "/api/cluster/rebalance", Some(json!({}))).await,
+        403
+    );
+    assert_eq!(status(w, Method::GET, "/cluster", None).await, 403);
+    let realias =
+        json!({"actions": [{"create_alias": {"collection_name": "b", "alias_name": "mine"}}]});
+    assert_eq!(
+        status(w, Method::POST, "/collections/aliases", Some(realias)).await,
+        403
+    );
+
+    // The writes landed where allowed, and nowhere else.
+    let count = |name: &'static str| {
+        let c = &c;
+        async move {
+            let (s, v) = c
+                .req(
+                    Method::POST,
+                    &format!("/collections/{name}/points/count"),
+                    Some(json!({})),
+                    admin,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["result"]["count"].as_u64()
+        }
+    };
+    assert_eq!(count("a").await, Some(2));
+    assert_eq!(count("b").await, Some(0));
+
+    // Listings show only the scope.
+    for key in [r, w] {
+        let (s, v) = c.req(Method::GET, "/collections", None, Some(key)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["result"]["collections"], json!([{"name": "a"}]));
+        let (s, v) = c.req(Method::GET, "/aliases", None, Some(key)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v["result"]["aliases"],
+            json!([{"alias_name": "a-alias", "collection_name": "a"}])
+        );
+    }
+    let (_, v) = c.req(Method::GET, "/collections", None, admin).await;
+    assert_eq!(v["result"]["collections"].as_array().map(Vec::len), Some(2));
     c.shutdown().await;
 }

@@ -8,5 +8,8 @@ mod auth;
 mod data;
 mod failures;
 mod harness;
+mod limits;
+mod names;
 mod operator;
 mod quic;
+mod tls;

@@ -464,6 +464,7 @@ async fn settings_refusals_and_the_write_key() {
         keys: ApiKeys {
             read_write: Some("rw".into()),
             read_only: Some("ro".into()),
+            ..Default::default()
         },
         ..Options::default()
     })

@@ -176,3 +176,41 @@ fn deleting_a_collection_deletes_its_aliases() {
     assert_eq!(map.resolve("c"), Some("v2"));
     assert_eq!(map.resolve("a"), None);
 }
+
+/// Names are born under `protocol::names`'s rule: a hostile collection or
+/// alias name sent as a raw command is refused with the rule, the map
+/// untouched.
+#[test]
+fn hostile_names_are_refused_where_names_are_born() {
+    let mut map = map_with(&["docs"]);
+    let hostile = [
+        "..".to_string(),
+        "a/b".into(),
+        "a\\b".into(),
+        "a\0b".into(),
+        "-x".into(),
+        "c\u{043e}llection".into(),
+        "a\u{ff0f}b".into(),
+        "x".repeat(256),
+    ];
+    for name in &hostile {
+        let cmd = ClusterCommand::CreateCollection {
+            name: name.clone(),
+            config: CollectionConfig::new(4, Distance::Cosine),
+        };
+        let CommandError::Invalid { reason } = refused(&mut map, cmd) else {
+            panic!("{name:?}: not an Invalid refusal");
+        };
+        assert!(reason.contains("invalid collection name"), "{reason}");
+        assert!(reason.contains(protocol::names::NAME_RULE), "{reason}");
+        for cmd in [
+            change(vec![create(name, "docs")]),
+            change(vec![create("ok", "docs"), rename("ok", name)]),
+        ] {
+            let CommandError::Invalid { reason } = refused(&mut map, cmd) else {
+                panic!("{name:?}: not an Invalid refusal");
+            };
+            assert!(reason.contains("invalid alias name"), "{reason}");
+        }
+    }
+}

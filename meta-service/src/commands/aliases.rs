@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use protocol::cluster::{AliasAction, ClusterMap, CommandError};
+use protocol::names::NameKind;
 
 use super::lookup::{check_name, collection_ref, invalid};
 
@@ -51,7 +52,7 @@ fn apply_one(
 
 /// An alias is named like a collection and never shadows one.
 fn check_alias_name(map: &ClusterMap, alias: &str) -> Result<(), CommandError> {
-    check_name("alias", alias)?;
+    check_name(NameKind::Alias, alias)?;
     if map.collections.contains_key(alias) {
         return Err(invalid(&format!(
             "`{alias}` is a collection's name; an alias may not shadow a collection"

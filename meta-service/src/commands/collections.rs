@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use protocol::cluster::{ClusterMap, CollectionInfo, CommandError, ShardInfo};
+use protocol::names::NameKind;
 use protocol::ring::shard_key;
 use protocol::{CollectionConfig, Epoch, NodeId, ShardId};
 
@@ -19,7 +20,7 @@ pub(super) fn create_collection(
     name: &str,
     config: &CollectionConfig,
 ) -> Result<(), CommandError> {
-    check_name("collection", name)?;
+    check_name(NameKind::Collection, name)?;
     if map.collections.contains_key(name) {
         return Err(CommandError::CollectionExists {
             name: name.to_string(),

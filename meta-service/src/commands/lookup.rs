@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use protocol::cluster::{ClusterMap, CollectionInfo, CommandError, NodeState, ShardInfo};
+use protocol::names::{validate_name, NameKind};
 use protocol::{NodeId, ShardId};
 
 /// A replica list is non-empty, repeats no node, and names known nodes.
@@ -76,15 +77,15 @@ pub(super) fn shard_mut<'a>(
         .ok_or_else(|| shard_not_found(collection, shard))
 }
 
-/// Collection and alias names: 1..=255 characters without '/' (they
-/// appear as one segment of a URL path).
-pub(super) fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
-    if name.is_empty() || name.len() > 255 || name.contains('/') {
-        return Err(invalid(&format!(
-            "{what} name must be 1..=255 characters without '/'"
-        )));
-    }
-    Ok(())
+/// Collection and alias names follow the one rule in
+/// [`protocol::names`]: storage nodes turn collection names into directory
+/// names, so a name refused anywhere is refused here too, even in a raw
+/// `POST /v1/commands`. Only where a name is born (a collection created, an
+/// alias created or renamed): commands naming an existing collection find
+/// it or not, and a collection made under an older, looser rule can still
+/// be deleted.
+pub(super) fn check_name(kind: NameKind, name: &str) -> Result<(), CommandError> {
+    validate_name(kind, name).map_err(|e| invalid(&e.to_string()))
 }
 
 pub(super) fn invalid(reason: &str) -> CommandError {

@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use protocol::cluster::ClusterMap;
+use protocol::names::{validate_collection_name, InvalidName};
 use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::NodeId;
 pub use transport::CallError;
@@ -237,7 +238,13 @@ impl Node {
             let replica = match existing {
                 Some(r) => r,
                 None => {
-                    let dir = self.replica_dir(&shard_ref, incarnation);
+                    let dir = match self.replica_dir(&shard_ref, incarnation) {
+                        Ok(dir) => dir,
+                        Err(e) => {
+                            tracing::error!(shard = ?shard_ref, error = %e, "refusing to open a replica");
+                            continue;
+                        }
+                    };
                     let opts = self.options.shard.clone();
                     let sr = shard_ref.clone();
                     let opened = tokio::task::spawn_blocking(move || {
@@ -312,12 +319,12 @@ impl Node {
                         collection: name.clone(),
                         shard: *sid,
                     };
-                    keep.insert(self.replica_dir(&r, coll.created_epoch));
+                    keep.extend(self.replica_dir(&r, coll.created_epoch).ok());
                 }
             }
         }
         for r in self.replicas() {
-            keep.insert(self.replica_dir(&r.shard_ref, r.incarnation));
+            keep.extend(self.replica_dir(&r.shard_ref, r.incarnation).ok());
         }
         let root = self.data_dir.join("collections");
         let dropped = self.data_dir.join(DROPPED_DIR);
@@ -380,11 +387,22 @@ impl Node {
         }
     }
 
-    fn replica_dir(&self, shard: &ShardRef, incarnation: protocol::Epoch) -> PathBuf {
-        self.data_dir
+    /// `<data>/collections/<name>/<incarnation>-<shard>`. The collection
+    /// name becomes a path component, so it must pass the cluster's one
+    /// name rule: a name that does not (a map written by an older, looser
+    /// meta-service, or a forged one) is refused, never sanitised, and
+    /// its replica is not opened.
+    fn replica_dir(
+        &self,
+        shard: &ShardRef,
+        incarnation: protocol::Epoch,
+    ) -> Result<PathBuf, InvalidName> {
+        validate_collection_name(&shard.collection)?;
+        Ok(self
+            .data_dir
             .join("collections")
             .join(&shard.collection)
-            .join(format!("{}-{}", incarnation.0, shard.shard))
+            .join(format!("{}-{}", incarnation.0, shard.shard)))
     }
 
     /// Closes a replica no longer assigned here (or of a deleted
@@ -403,7 +421,11 @@ impl Node {
         // No index build or merge may write into the directory once it is
         // renamed (they would not find it; the shard keeps its files open).
         r.shard().stop_background();
-        let dir = self.replica_dir(shard, r.incarnation);
+        // Opening checked the same name rule, so an open replica's name
+        // always passes; nothing on disk to move otherwise.
+        let Ok(dir) = self.replica_dir(shard, r.incarnation) else {
+            return;
+        };
         let tomb = self.tombstone_dir(shard, r.incarnation);
         let doomed = match tomb
             .parent()
@@ -487,6 +509,10 @@ impl Node {
 
     /// Closes `r` once nothing else holds it and opens its directory again.
     async fn reopen(self: &Arc<Self>, r: Arc<LocalReplica>) -> bool {
+        // Always Ok for an open replica (opening checked the name).
+        let Ok(dir) = self.replica_dir(&r.shard_ref, r.incarnation) else {
+            return false;
+        };
         {
             let mut replicas = self.replicas.write();
             match replicas.get(&r.shard_ref) {
@@ -500,7 +526,6 @@ impl Node {
         r.shard().stop_background();
         let shard_ref = r.shard_ref.clone();
         let incarnation = r.incarnation;
-        let dir = self.replica_dir(&shard_ref, incarnation);
         let config = self
             .map()
             .collections

@@ -577,3 +577,60 @@ async fn a_write_that_outlives_the_lease_is_not_acknowledged() {
     let late = c.write(1, 1, 1, 1, WriteConsistency::Majority).await;
     assert!(matches!(late, Err(StorageError::LeaseExpired)), "{late:?}");
 }
+
+/// A map naming collections that break the name rule (one the meta-service
+/// refuses, but a forged map or one from an older, looser meta-service
+/// could carry) opens no replica for them and creates nothing outside
+/// `<data>/collections/`; the well-named collection beside them opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_collection_names_in_a_map_create_no_directories() {
+    let net = InMemoryNetwork::new();
+    let outer = tempfile::tempdir().unwrap();
+    let data = outer.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let node = net.add_node(NodeId(1), &data, options(1000), Lease::unlimited());
+    let mut m = map(1, 1, 1);
+    let good = m.collections.get_mut("c").unwrap();
+    good.shards
+        .get_mut(&ShardId(0))
+        .unwrap()
+        .replicas
+        .truncate(1);
+    let template = good.clone();
+    let hostile = [
+        "..",
+        "../escaped",
+        "../../escaped2",
+        "a/b",
+        ".hidden",
+        "c\u{043e}l",
+    ];
+    for name in hostile {
+        let mut coll = template.clone();
+        coll.name = name.into();
+        m.collections.insert(name.into(), coll);
+    }
+    node.apply_map(m).await;
+    assert!(
+        node.replica(&shard_ref()).is_some(),
+        "the good collection opens"
+    );
+    for name in hostile {
+        let r = ShardRef {
+            collection: name.into(),
+            shard: ShardId(0),
+        };
+        assert!(node.replica(&r).is_none(), "{name:?} opened");
+    }
+    let outside: Vec<_> = std::fs::read_dir(outer.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec![std::ffi::OsString::from("data")]);
+    let mut inside: Vec<_> = std::fs::read_dir(data.join("collections"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    inside.sort();
+    assert_eq!(inside, vec![std::ffi::OsString::from("c")]);
+}

@@ -199,6 +199,7 @@ pub async fn search_batch(
         Some(v) => parse(v, "searches")?,
         None => return Err(GatewayError::bad_request("missing `searches`")),
     };
+    protocol::search::validate_batch_searches(searches.len())?;
     // Parse all first: a bad one refuses the batch before any search runs.
     let mut parsed = Vec::with_capacity(searches.len());
     for v in searches {
@@ -282,6 +283,7 @@ pub async fn query_batch(
         Some(v) => parse(v, "searches")?,
         None => return Err(GatewayError::bad_request("missing `searches`")),
     };
+    protocol::search::validate_batch_searches(searches.len())?;
     let runs = searches.into_iter().map(|b| run_query(&st, &name, b, opts));
     let out = futures::future::join_all(runs)
         .await
