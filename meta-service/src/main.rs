@@ -13,6 +13,10 @@
 //! ```text
 //! meta-service --id 1 --listen 127.0.0.1:7001 --data-dir d1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
+//!
+//! Ids may be StatefulSet pod names (`vectordb-meta-0` is member 1, see
+//! `protocol::node_name`); `--check-config` prints what the flags resolve
+//! to, including whether this member would initialise, and exits.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,5 +1,7 @@
 //! `storage-node`: see `storage_node::server`. Stops cleanly on SIGINT or
 //! SIGTERM (requests drained, gossip left, replicas flushed and closed).
+//! `--check-config` prints the resolved configuration and exits (what
+//! `deploy/kubernetes/check.sh` runs for each pod).
 
 use anyhow::Context;
 use clap::Parser;
