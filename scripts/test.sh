@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the build needs, runs every
 # test of the workspace (unit, property, multi-process, crash, partition),
-# the official qdrant-client (from PyPI) against a real local cluster, and
-# the chaos suite against the docker-compose cluster (scripts/chaos.sh:
+# the offline checks of deploy/ (Kubernetes manifests, alert rules,
+# dashboard), the official qdrant-client (from PyPI) against a real local
+# cluster, and the chaos suite against the docker-compose cluster (scripts/chaos.sh:
 # kills, partitions, rolling restarts; needs root, Docker and
 # docker-compose; CHAOS=0 skips it, and without Docker it says SKIPPED —
 # in CI (`CI` set) a missing Docker fails instead).
@@ -11,6 +12,10 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
 cargo build --locked --bins -p meta-service -p storage-node -p gateway -p transport
+# Kubernetes manifests (schemas + each pod's command line through the real
+# binaries) and the monitoring rules and dashboard; offline, seconds.
+deploy/kubernetes/check.sh
+deploy/monitoring/check.sh
 BIN=target/debug gateway/tests/qdrant_client_smoke.sh
 if [ "${CHAOS:-1}" = 0 ]; then
   echo "chaos suite: skipped (CHAOS=0)"

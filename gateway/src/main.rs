@@ -38,15 +38,19 @@ struct Flags {
     /// Certificate name (default `gateway`).
     #[arg(long, env = "CERT_NAME")]
     cert_name: Option<String>,
-    /// Logs as JSON lines.
+    #[command(flatten)]
+    log: lifecycle::LogArgs,
+    /// Check the flags, environment and config file, print the resulting
+    /// configuration and exit (binds nothing): what a deployment's checks
+    /// run against each pod's command line.
     #[arg(long)]
-    log_json: bool,
+    check_config: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    gateway::telemetry::init_logging(flags.log_json);
+    flags.log.init("info");
     let overrides = Overrides {
         rest_port: flags.rest_port,
         listen_host: flags.listen_host.clone(),
@@ -63,6 +67,17 @@ async fn main() -> anyhow::Result<()> {
         &overrides,
     )
     .context("configuration")?;
+    if flags.check_config {
+        println!(
+            "gateway config ok: node_id={} listen={} meta={} certs_dir={} cert_name={}",
+            config.node_id,
+            config.listen,
+            config.meta_service.join(","),
+            config.certs_dir.display(),
+            config.cert_name,
+        );
+        return Ok(());
+    }
     tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
     let _ = gateway::telemetry::prometheus();
     let handle = gateway::server::start(&config).await?;

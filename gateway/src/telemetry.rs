@@ -1,4 +1,5 @@
-//! Logging and the Prometheus recorder.
+//! The Prometheus recorder (logging is `lifecycle::logging`, shared by
+//! every binary).
 
 use std::sync::OnceLock;
 
@@ -36,18 +37,4 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             }
         })
         .clone()
-}
-
-/// `RUST_LOG`-filtered logs to stderr (JSON with `json`).
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
 }

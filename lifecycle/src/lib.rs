@@ -18,6 +18,12 @@
 //! - [`Stop`] / [`Stopping`]: a broadcast stop flag for a service's tasks,
 //!   with sleeps that end early when it flips.
 //! - [`Tasks`]: named background tasks, joined (not aborted) at shutdown.
+//! - [`logging`]: the one logging setup ([`LogArgs`]: `--log-format` /
+//!   `LOG_FORMAT`, text without colour off a terminal, or JSON lines).
+
+pub mod logging;
+
+pub use logging::{LogArgs, LogFormat};
 
 use std::future::Future;
 use std::time::Duration;

@@ -107,7 +107,9 @@ impl MembershipConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), MembershipError> {
+    /// What [`crate::Membership::join`] checks before binding anything
+    /// (public so a binary's `--check-config` refuses the same configs).
+    pub fn validate(&self) -> Result<(), MembershipError> {
         let invalid = |reason: &str| {
             Err(MembershipError::InvalidConfig {
                 reason: reason.to_string(),

@@ -13,6 +13,10 @@
 //! ```text
 //! meta-service --id 1 --listen 127.0.0.1:7001 --data-dir d1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
+//!
+//! Ids may be StatefulSet pod names (`vectordb-meta-0` is member 1, see
+//! `protocol::node_name`); `--check-config` prints what the flags resolve
+//! to, including whether this member would initialise, and exits.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,8 +34,9 @@ use meta_service::{MemberId, MetaConfig};
     about = "Raft-replicated source of truth of the cluster map"
 )]
 struct Args {
-    /// This member's id (> 0, unique among meta members).
-    #[arg(long, env = "META_ID")]
+    /// This member's id (> 0, unique among meta members): a number, or a
+    /// StatefulSet pod name `<name>-<N>`, which means N + 1.
+    #[arg(long, env = "META_ID", value_parser = protocol::node_name::parse_node_id)]
     id: MemberId,
     /// Address to listen on (HTTP: Raft RPCs, API, admin, metrics).
     #[arg(long, env = "META_LISTEN", default_value = DEFAULT_LISTEN)]
@@ -43,8 +48,9 @@ struct Args {
     /// Directory of the Raft log, vote and snapshots (default data/meta-<id>).
     #[arg(long, env = "META_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// All voters of the cluster, `id=host:port,...` (this member included).
-    /// The lowest id initialises the cluster if it is new.
+    /// All voters of the cluster, `id=host:port,...` (this member included;
+    /// ids as in --id, pod names allowed). The lowest id initialises the
+    /// cluster if it is new.
     #[arg(long, env = "META_PEERS", value_delimiter = ',')]
     peers: Vec<String>,
     /// Single-member mode: initialise a cluster of this member alone.
@@ -77,9 +83,21 @@ struct Args {
     /// A dead node's replicas are re-created elsewhere after this long.
     #[arg(long, default_value_t = 60_000)]
     replica_replace_after_ms: u64,
-    /// Log as JSON lines instead of text.
+    #[command(flatten)]
+    log: lifecycle::LogArgs,
+    /// Check the flags and environment, print the resulting configuration
+    /// and exit (binds nothing, writes nothing): what a deployment's
+    /// checks run against each pod's command line.
     #[arg(long)]
-    log_json: bool,
+    check_config: bool,
+}
+
+/// What the flags resolve to: the member's configuration and, for the
+/// member that initialises a new cluster, the voters to initialise with.
+#[derive(Debug)]
+struct Plan {
+    config: MetaConfig,
+    init: Option<BTreeMap<MemberId, String>>,
 }
 
 fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
@@ -88,10 +106,8 @@ fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
         let (id, addr) = p
             .split_once('=')
             .with_context(|| format!("peer `{p}` is not id=host:port"))?;
-        let id: MemberId = id
-            .trim()
-            .parse()
-            .with_context(|| format!("peer id in `{p}`"))?;
+        let id: MemberId =
+            protocol::node_name::parse_node_id(id).with_context(|| format!("peer id in `{p}`"))?;
         if out.insert(id, addr.trim().to_string()).is_some() {
             bail!("peer id {id} given twice");
         }
@@ -99,23 +115,7 @@ fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
     Ok(out)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+fn plan(args: &Args) -> anyhow::Result<Plan> {
     if args.id == 0 {
         bail!("--id must be > 0");
     }
@@ -154,9 +154,82 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    Ok(Plan { config, init })
+}
 
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.log.init("info,openraft=warn");
+    let Plan { config, init } = plan(&args)?;
+    if args.check_config {
+        println!(
+            "meta-service config ok: id={} listen={} advertise={} data_dir={} initialises={}",
+            config.id,
+            args.listen,
+            config.advertise_addr,
+            config.data_dir.display(),
+            init.as_ref().map_or("no".to_string(), |voters| voters
+                .keys()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")),
+        );
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
     meta_service::server::run(config, listener, init, lifecycle::shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(args: &[&str]) -> anyhow::Result<Plan> {
+        let args =
+            Args::try_parse_from(std::iter::once("meta-service").chain(args.iter().copied()))?;
+        plan(&args)
+    }
+
+    const PEERS: &str = "vectordb-meta-0=vectordb-meta-0.vectordb-meta:7947,\
+vectordb-meta-1=vectordb-meta-1.vectordb-meta:7947,\
+vectordb-meta-2=vectordb-meta-2.vectordb-meta:7947";
+
+    /// The StatefulSet shape: ids and peers by pod name; ordinal 0 (id 1)
+    /// initialises the cluster, the others join it.
+    #[test]
+    fn pod_names_give_ids_and_ordinal_zero_initialises() {
+        let first = plan_of(&["--id", "vectordb-meta-0", "--peers", PEERS]).expect("member 0");
+        assert_eq!(first.config.id, 1);
+        assert_eq!(
+            first.config.advertise_addr,
+            "vectordb-meta-0.vectordb-meta:7947"
+        );
+        let voters: Vec<_> = first
+            .init
+            .expect("member 0 initialises")
+            .into_keys()
+            .collect();
+        assert_eq!(voters, vec![1, 2, 3]);
+        for (name, id) in [("vectordb-meta-1", 2), ("vectordb-meta-2", 3)] {
+            let other = plan_of(&["--id", name, "--peers", PEERS]).expect(name);
+            assert_eq!(other.config.id, id);
+            assert!(other.init.is_none(), "{name} must not initialise");
+        }
+    }
+
+    #[test]
+    fn a_malformed_id_or_a_member_missing_from_its_peers_is_refused() {
+        let err = plan_of(&["--id", "meta", "--bootstrap"]).expect_err("bad id");
+        assert!(err.to_string().contains("`meta`"), "{err}");
+        let err = plan_of(&["--id", "vectordb-meta-5", "--peers", PEERS]).expect_err("not a peer");
+        assert!(
+            err.to_string().contains("must include this member (6)"),
+            "{err}"
+        );
+        let err = plan_of(&["--id", "0", "--bootstrap"]).expect_err("id 0");
+        assert!(err.to_string().contains("> 0"), "{err}");
+    }
 }

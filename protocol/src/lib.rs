@@ -5,6 +5,8 @@
 //!
 //! - [`ids`]: id newtypes (`NodeId`, `ShardId`, `Term`, `Epoch`, `SeqNo`) and
 //!   Qdrant-style point ids (unsigned integers or UUIDs).
+//! - [`node_name`]: node ids given as numbers or StatefulSet pod names
+//!   (`vectordb-storage-2` → 3).
 //! - [`collection`]: collection configuration (dimension, distance, HNSW
 //!   parameters, sharding, replication, write consistency).
 //! - [`point`]: points, payloads and their validation.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod filter;
 pub mod ids;
 pub mod names;
+pub mod node_name;
 pub mod operation;
 pub mod point;
 pub mod routing;

@@ -30,6 +30,8 @@ pub struct ProcessOptions {
     pub cgroups: BTreeMap<NodeId, PathBuf>,
     /// Points per growing segment (small: indexing happens often).
     pub max_segment_points: usize,
+    /// Extra environment of every node (e.g. `LOG_FORMAT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ProcessOptions {
@@ -39,6 +41,7 @@ impl ProcessOptions {
             nodes,
             cgroups: BTreeMap::new(),
             max_segment_points: 2000,
+            env: Vec::new(),
         }
     }
 }
@@ -189,6 +192,7 @@ impl ProcessCluster {
             ])
             .args(["--seeds", &self.gossip_seeds()])
             .env("RUST_LOG", "info")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

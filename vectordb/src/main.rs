@@ -24,6 +24,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: lifecycle::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,13 +61,9 @@ struct StandaloneArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    cli.log.init("info");
+    match cli.command {
         Command::Standalone(args) => standalone(args, lifecycle::shutdown_signal()).await,
         // One line with the cause chain, exit status 1 (no backtrace even
         // with RUST_BACKTRACE set: the reason is the message).

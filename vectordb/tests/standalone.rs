@@ -1,5 +1,6 @@
 //! The standalone process answers Qdrant's API, keeps its data across a
-//! restart, and stops cleanly on SIGTERM.
+//! restart, and stops cleanly on SIGTERM; its log on a pipe is plain text
+//! or JSON lines.
 
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -29,8 +30,16 @@ struct Ports {
 }
 
 fn start(dir: &std::path::Path, p: &Ports) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vectordb"))
-        .arg("standalone")
+    command(dir, p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn vectordb")
+}
+
+fn command(dir: &std::path::Path, p: &Ports) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vectordb"));
+    cmd.arg("standalone")
         .arg("--data-dir")
         .arg(dir)
         .args([
@@ -45,10 +54,36 @@ fn start(dir: &std::path::Path, p: &Ports) -> Child {
             "--storage-http-port",
             &p.http.to_string(),
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vectordb")
+        .env("RUST_LOG", "info")
+        .env_remove("LOG_FORMAT");
+    cmd
+}
+
+fn free_ports() -> Ports {
+    Ports {
+        rest: free_tcp(),
+        meta: free_tcp(),
+        rpc: free_udp(),
+        http: free_tcp(),
+    }
+}
+
+/// The first lines of the start (meta member, storage node, gateway).
+const LOG_LINES: usize = 4;
+
+#[test]
+fn the_log_on_a_pipe_is_plain_text_and_json_lines_when_asked() {
+    use lifecycle::logging::check;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cmd = command(dir.path(), &free_ports());
+    let log = check::stderr_lines(cmd, LOG_LINES, Duration::from_secs(60));
+    assert_eq!(check::plain_text(&log), Ok(LOG_LINES), "{log}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = command(dir.path(), &free_ports());
+    cmd.env("LOG_FORMAT", "json");
+    let log = check::stderr_lines(cmd, LOG_LINES, Duration::from_secs(60));
+    assert_eq!(check::json_lines(&log), Ok(LOG_LINES), "{log}");
 }
 
 async fn wait_ready(base: &str) {

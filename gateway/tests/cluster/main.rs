@@ -1,7 +1,8 @@
 //! Integration tests: the shared in-process cluster (`testsuite`): one
 //! meta-service member, three storage nodes (real shards in temp dirs) on
 //! an in-memory network that can take nodes down or slow them, and the
-//! gateway served on 127.0.0.1:0, driven over HTTP with reqwest.
+//! gateway served on 127.0.0.1:0, driven over HTTP with reqwest. `logs`
+//! starts the real `gateway` binary and reads its log from a pipe.
 
 mod aliases;
 mod auth;
@@ -9,6 +10,7 @@ mod data;
 mod failures;
 mod harness;
 mod limits;
+mod logs;
 mod names;
 mod operator;
 mod quic;

@@ -248,7 +248,21 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     metrics::gauge!("meta_transfers_running", "member" => id.clone()).set(running as f64);
     metrics::gauge!("meta_transfers_completed", "member" => id.clone())
         .set(map.transfers.completed as f64);
-    metrics::gauge!("meta_transfers_failed", "member" => id).set(map.transfers.failed as f64);
+    metrics::gauge!("meta_transfers_failed", "member" => id.clone())
+        .set(map.transfers.failed as f64);
+    let health = super::map_health::map_health(&map);
+    for (state, n) in [
+        ("alive", health.nodes_alive),
+        ("dead", health.nodes_dead),
+        ("draining", health.nodes_draining),
+    ] {
+        metrics::gauge!("meta_storage_nodes_by_state", "member" => id.clone(), "state" => state)
+            .set(n as f64);
+    }
+    metrics::gauge!("meta_shards_under_replicated", "member" => id.clone())
+        .set(health.shards_under_replicated as f64);
+    metrics::gauge!("meta_shards_unavailable", "member" => id)
+        .set(health.shards_unavailable as f64);
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -6,9 +6,12 @@
 //! - [`api`]: gateways and storage nodes: the cluster map, watch,
 //!   register/heartbeat, commands; plus `/health` and `/metrics`.
 //! - `raft_network_impl`: the outbound side of Raft RPCs (reqwest).
+//! - [`map_health`]: node and shard health counted from the map, for
+//!   `/metrics` and the alert rules.
 
 pub mod api;
 pub mod management;
+pub mod map_health;
 pub mod raft;
 pub(crate) mod raft_network_impl;
 

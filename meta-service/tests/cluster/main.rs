@@ -11,9 +11,12 @@
 //!   controller fails a shard over when its primary stops heartbeating.
 //! - `transfers`: the rebalance route, transfer switch refusals and the
 //!   map's transfer counters.
+//! - `logs`: the binary's log on a pipe: plain text without colour codes,
+//!   or JSON lines with `LOG_FORMAT=json` / `--log-format json`.
 
 mod failover;
 mod in_process;
+mod logs;
 mod membership;
 mod quorum;
 mod restart;

@@ -72,6 +72,10 @@ async fn standalone_member_serves_refuses_and_restarts() {
         "meta_commands_applied_total",
         "meta_raft_is_leader",
         "meta_write_seconds",
+        // Counted from the map (network/map_health.rs) for the alert rules.
+        "meta_storage_nodes_by_state",
+        "meta_shards_under_replicated",
+        "meta_shards_unavailable",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

@@ -184,6 +184,11 @@ impl Node {
         self.id
     }
 
+    /// Where this node keeps its shards.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     pub fn map(&self) -> Arc<ClusterMap> {
         self.map.read().clone()
     }

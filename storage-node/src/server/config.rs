@@ -20,8 +20,9 @@ use crate::wal::{SyncMode, WalOptions};
     about = "Storage node: FAISS-backed shard replicas, replicated over QUIC"
 )]
 pub struct StorageNodeArgs {
-    /// This node's id (unique in the cluster, stable across restarts).
-    #[arg(long, env = "NODE_ID")]
+    /// This node's id (unique in the cluster, stable across restarts): a
+    /// number, or a StatefulSet pod name `<name>-<N>`, which means N + 1.
+    #[arg(long, env = "NODE_ID", value_parser = protocol::node_name::parse_node_id)]
     pub id: u64,
     #[arg(long, env = "DATA_DIR", default_value = "data/storage")]
     pub data_dir: PathBuf,
@@ -69,7 +70,7 @@ pub struct StorageNodeArgs {
     #[arg(long, default_value_t = 2500)]
     pub lease_ms: u64,
     /// `always`: fsync the WAL before acknowledging (default); `never`: leave it to the OS.
-    #[arg(long, env = "WAL_FSYNC", default_value = "always")]
+    #[arg(long, env = "WAL_FSYNC", default_value = "always", value_parser = ["always", "never"])]
     pub fsync: String,
     #[arg(long, default_value_t = 20_000)]
     pub max_segment_points: usize,
@@ -210,5 +211,36 @@ impl StorageNodeArgs {
             config.gossip_advertise = advertise;
         }
         Some(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<StorageNodeArgs, clap::Error> {
+        StorageNodeArgs::try_parse_from(
+            std::iter::once("storage-node").chain(extra.iter().copied()),
+        )
+    }
+
+    /// A StatefulSet pod name as the id: ordinal N is node N + 1, and the
+    /// default certificate follows the numeric id.
+    #[test]
+    fn a_pod_name_id_is_its_ordinal_plus_one() {
+        let config = args(&["--id", "vectordb-storage-2"])
+            .expect("pod name")
+            .into_config();
+        assert_eq!(config.id, NodeId(3));
+        assert_eq!(config.cert_name, "storage-3");
+        assert_eq!(args(&["--id", "7"]).expect("number").node_id(), NodeId(7));
+    }
+
+    #[test]
+    fn a_malformed_id_or_fsync_mode_is_refused_naming_the_value() {
+        let err = args(&["--id", "storage"]).expect_err("no ordinal");
+        assert!(err.to_string().contains("`storage`"), "{err}");
+        let err = args(&["--id", "1", "--fsync", "sometimes"]).expect_err("fsync");
+        assert!(err.to_string().contains("sometimes"), "{err}");
     }
 }

@@ -125,6 +125,7 @@ async fn transfers(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn render_metrics(State(s): State<AppState>) -> String {
+    super::disk::export(s.node.data_dir());
     for t in s.node.transfers() {
         crate::node::export_transfer_metrics(&t);
     }

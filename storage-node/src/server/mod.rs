@@ -13,6 +13,7 @@
 mod anti_entropy;
 mod config;
 mod coordinator;
+mod disk;
 mod http;
 mod meta_sync;
 mod peers;

@@ -7,12 +7,16 @@
 //!   meta-service (`testsuite::ProcessCluster`): kills, partitions.
 //! - [`shutdown`]: a clean stop: drained, gossip left, shards closed, and
 //!   fast even in the middle of an index build.
+//! - [`ops`]: what operators read of a node: its log file (plain text
+//!   without colour codes, or JSON lines with `LOG_FORMAT=json`) and the
+//!   disk gauges on `/metrics`.
 //! - [`transfer`]: shard transfers: chunked snapshots under writes, the
 //!   quorum during a copy, moves with a real meta-service.
 
 mod cluster;
 mod crash;
 mod node;
+mod ops;
 mod shard;
 mod shutdown;
 mod transfer;
