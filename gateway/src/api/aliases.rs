@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::models::parse;
+use super::path::{percent_decode, percent_encode};
 use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::{GatewayError, Result};
@@ -211,36 +212,6 @@ fn collection_segment(method: &Method, path: &str) -> Option<(usize, usize)> {
     Some((PREFIX.len(), PREFIX.len() + name.len()))
 }
 
-pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,15 +245,6 @@ mod tests {
         assert_eq!(name_segment("/collections/"), Some(""));
         assert_eq!(name_segment("/collections"), None);
         assert_eq!(name_segment("/aliases"), None);
-    }
-
-    #[test]
-    fn names_round_trip_through_percent_encoding() {
-        for name in ["plain", "with space", "ünï-cödé", "a%b?c#d"] {
-            assert_eq!(percent_decode(&percent_encode(name)).as_deref(), Some(name));
-        }
-        assert_eq!(percent_decode("a%2"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 
     #[test]

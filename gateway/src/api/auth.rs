@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::scope::{self, Scope};
+use super::path::is_read;
+use super::scope::{self, Scope, ScopeAccess};
 use super::AppState;
 use crate::error::GatewayError;
 
@@ -33,17 +34,6 @@ pub struct CollectionKey {
     pub key: String,
     pub collections: BTreeSet<String>,
     pub access: ScopeAccess,
-}
-
-/// What a scoped key may do on its collections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScopeAccess {
-    /// The read routes (`is_read`) only.
-    Read,
-    /// Reads and writes, and creating and deleting collections of its
-    /// scope; never the cluster's administration.
-    ReadWrite,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,33 +95,6 @@ impl ApiKeys {
 fn ct_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Whether a request only reads. POSTs that only read are the search,
-/// query, scroll, count and retrieve routes.
-pub fn is_read(method: &Method, path: &str) -> bool {
-    if method == Method::GET || method == Method::HEAD {
-        return true;
-    }
-    if method != Method::POST {
-        return false;
-    }
-    let Some(rest) = path.strip_prefix("/collections/") else {
-        return false;
-    };
-    let Some((_, tail)) = rest.split_once('/') else {
-        return false;
-    };
-    matches!(
-        tail,
-        "points"
-            | "points/search"
-            | "points/search/batch"
-            | "points/query"
-            | "points/query/batch"
-            | "points/scroll"
-            | "points/count"
-    )
 }
 
 fn is_open(path: &str) -> bool {
@@ -200,16 +163,5 @@ mod tests {
             ApiKeys::default().check(&HeaderMap::new()).unwrap(),
             Access::Full
         );
-    }
-
-    #[test]
-    fn read_routes() {
-        assert!(is_read(&Method::GET, "/collections/c"));
-        assert!(is_read(&Method::POST, "/collections/c/points/search"));
-        assert!(is_read(&Method::POST, "/collections/c/points"));
-        assert!(!is_read(&Method::PUT, "/collections/c/points"));
-        assert!(!is_read(&Method::POST, "/collections/c/points/delete"));
-        assert!(!is_read(&Method::POST, "/collections/c/points/payload"));
-        assert!(!is_read(&Method::DELETE, "/collections/c"));
     }
 }

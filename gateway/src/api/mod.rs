@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod collections;
 pub mod models;
 pub mod nodes;
+mod path;
 pub mod points;
 pub mod scope;
 pub mod shards;
@@ -47,7 +48,8 @@ use tower::ServiceBuilder;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
-pub use auth::{ApiKeys, CollectionKey, ScopeAccess};
+pub use auth::{ApiKeys, CollectionKey};
+pub use scope::ScopeAccess;
 
 /// HTTP-level limits (the tower layers).
 #[derive(Clone, Debug)]

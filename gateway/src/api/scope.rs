@@ -22,9 +22,21 @@ use std::sync::Arc;
 
 use axum::http::Method;
 
-use super::aliases::percent_decode;
-use super::auth::{is_read, ScopeAccess};
+use serde::Deserialize;
+
+use super::path::{is_read, percent_decode};
 use crate::error::GatewayError;
+
+/// What a scoped key may do on its collections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeAccess {
+    /// The read routes (`is_read`) only.
+    Read,
+    /// Reads and writes, and creating and deleting collections of its
+    /// scope; never the cluster's administration.
+    ReadWrite,
+}
 
 /// A scoped key's reach, put into the request's extensions for the
 /// listing handlers.
