@@ -45,7 +45,10 @@ async fn dashboard_page_needs_no_key_and_polls_routes_that_exist() {
     let page = resp.text().await.expect("page");
     // Self-contained: nothing loaded from another origin.
     assert!(!page.contains("http://") && !page.contains("https://"));
-    assert!(page.contains("\"api-key\""), "the key goes in the api-key header");
+    assert!(
+        page.contains("\"api-key\""),
+        "the key goes in the api-key header"
+    );
 
     let routes = polled_routes(&page);
     for want in [

@@ -224,8 +224,8 @@ def main():
             browser.screenshot(args.screenshot)
         finally:
             browser.close()
-    print(f"dashboard ok: {args.nodes} nodes alive after {polls} refreshes, node {node} shown "
-          f"dead after {after.polls()} refreshes; screenshot {args.screenshot}")
+    print(f"dashboard ok: {args.nodes} nodes alive at refresh {polls}, node {node} shown "
+          f"dead by refresh {after.polls() + 1}; screenshot {args.screenshot}")
 
 
 if __name__ == "__main__":
