@@ -2,7 +2,8 @@
 # The project's test command: installs what the build needs, runs every
 # test of the workspace (unit, property, multi-process, crash, partition),
 # the offline checks of deploy/ (Kubernetes manifests, alert rules,
-# dashboard), the official qdrant-client (from PyPI) against a real local
+# dashboard), the cluster dashboard page in headless Chromium, the
+# official qdrant-client (from PyPI) against a real local
 # cluster, and the chaos suite against the docker-compose cluster (scripts/chaos.sh:
 # kills, partitions, rolling restarts; needs root, Docker and
 # docker-compose; CHAOS=0 skips it, and without Docker it says SKIPPED —
@@ -16,6 +17,10 @@ cargo build --locked --bins -p meta-service -p storage-node -p gateway -p transp
 # binaries) and the monitoring rules and dashboard; offline, seconds.
 deploy/kubernetes/check.sh
 deploy/monitoring/check.sh
+# The /dashboard page in headless Chromium (Debian's, installed if
+# missing) against a real local cluster, before and after a node SIGKILL;
+# writes target/dashboard.png.
+BIN=target/debug gateway/tests/dashboard/check.sh
 BIN=target/debug gateway/tests/qdrant_client_smoke.sh
 if [ "${CHAOS:-1}" = 0 ]; then
   echo "chaos suite: skipped (CHAOS=0)"

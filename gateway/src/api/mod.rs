@@ -13,6 +13,8 @@
 //!   transfers.
 //! - [`aliases`]: collection aliases, and the layer resolving them on
 //!   every collection route.
+//! - [`dashboard`]: `GET /dashboard`, the operators' HTML page over the
+//!   routes above.
 //! - [`unsupported`]: 501 answers naming the Qdrant features we lack.
 //! - [`auth`]: API keys (read-write, read-only, scoped to collections).
 //! - [`scope`]: what a collection-scoped key may reach.
@@ -21,6 +23,7 @@ pub mod aliases;
 pub mod auth;
 pub mod cluster;
 pub mod collections;
+pub mod dashboard;
 pub mod models;
 pub mod nodes;
 mod path;
@@ -136,6 +139,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/livez", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
         .route("/metrics", get(cluster::prometheus))
+        .route("/dashboard", get(dashboard::page))
         .route("/api/cluster/health", get(cluster::health))
         .route("/api/cluster/metrics", get(cluster::metrics))
         .route("/api/cluster/topology", get(cluster::topology))

@@ -6,6 +6,7 @@
 
 mod aliases;
 mod auth;
+mod dashboard;
 mod data;
 mod failures;
 mod harness;
