@@ -207,6 +207,7 @@ async fn sync_then_stream<R: StreamSource>(
             };
             in_flight.push_back(node.peers.call(peer, req));
         }
+        let retry_due_later = transfer.is_some() && verify_after > Instant::now();
         tokio::select! {
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                 match result {
@@ -253,6 +254,12 @@ async fn sync_then_stream<R: StreamSource>(
                 }
             }
             r = applied_rx.changed() => if r.is_err() { return Step::Stop },
+            // A transfer that is to try its switch again (the target still
+            // indexing, a refused switch) must not wait for the next write:
+            // on an idle shard there may be none, and the transfer would
+            // stall until the controller aborts it.
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(verify_after)),
+                if retry_due_later => {}
             // The peer says it is behind what it acknowledged (restarted
             // from an older disk, lost its data): sync again.
             _ = stream.kick.notified() => return Step::Resync,
