@@ -574,3 +574,48 @@ async fn a_new_primary_takes_a_transfer_over_after_a_failover() {
     );
     cluster.stop().await;
 }
+
+/// A move of an idle shard (no write during the transfer) whose target
+/// must first index the snapshot it received: the switch is tried again
+/// every second until the target's index catches up, and must not wait
+/// for a write that never comes (it used to, until the controller's 60 s
+/// stall timeout failed the transfer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_shard_moves_once_its_target_has_indexed_it() {
+    let collection = "idle_move";
+    let mut cluster = start(collection, 1, 16, 0.0).await;
+    let mut writer = Writer::new(collection, 16, 0);
+    // 12,000 points: sealed segments of 5,000 that the source indexes.
+    for _ in 0..24 {
+        writer.write_batch(&mut cluster, 500).await;
+    }
+    assert_eq!(writer.failed, 0);
+    let (_, to) = start_move(&mut cluster, collection).await;
+    let started = Instant::now();
+    let mut phases = Vec::new();
+    loop {
+        let map = map_of(&cluster).await;
+        let info = map.shard(collection, SHARD).expect("shard");
+        match &info.migration {
+            Some(m) => {
+                if phases.last() != Some(&m.phase) {
+                    phases.push(m.phase);
+                }
+            }
+            None => {
+                assert_eq!(map.transfers.failed, 0, "{:?}", map.transfers);
+                assert_eq!(info.primary, Some(to), "switched to the target");
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "the transfer of an idle shard did not complete; phases {phases:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "idle shard moved in {:.1} s through phases {phases:?}",
+        started.elapsed().as_secs_f64()
+    );
+}
