@@ -21,49 +21,10 @@ VENV=${VENV:-$WORK/venv}
 REST=$((BASE + 1))
 META=127.0.0.1:$((BASE + 7))
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap stop INT TERM EXIT
-
-"$BIN/certs" init --dir "$WORK/certs" >/dev/null
-for name in storage-1 storage-2 storage-3 gateway; do
-  "$BIN/certs" issue --dir "$WORK/certs" --name "$name" --ip 127.0.0.1 --dns localhost >/dev/null
-done
-"$BIN/meta-service" --id 1 --listen "$META" --data-dir "$WORK/meta-1" --bootstrap >>"$WORK/meta-1.log" 2>&1 &
-pids+=($!)
-for i in 1 2 3; do
-  "$BIN/storage-node" --id "$i" --data-dir "$WORK/storage-$i" \
-    --rpc-listen "127.0.0.1:$((BASE + 10 + i))" --http-listen "127.0.0.1:$((BASE + 20 + i))" \
-    --gossip-listen "127.0.0.1:$((BASE + 30 + i))" --seeds "127.0.0.1:$((BASE + 31))" \
-    --meta "$META" --certs-dir "$WORK/certs" >>"$WORK/storage-$i.log" 2>&1 &
-  pids+=($!)
-done
-"$BIN/gateway" --rest-port "$REST" --listen-host 127.0.0.1 --meta "$META" \
-  --certs-dir "$WORK/certs" --cert-name gateway >>"$WORK/gateway.log" 2>&1 &
-pids+=($!)
-
-ready=0
-for _ in $(seq 1 150); do
-  # A process that died (a port taken by another cluster) must not let
-  # the tests run against whatever else answers on these ports.
-  for p in "${pids[@]}"; do
-    kill -0 "$p" 2>/dev/null || { echo "a cluster process exited; logs:"; tail -n 5 "$WORK"/*.log; exit 1; }
-  done
-  if curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null 2>&1 \
-    && [ "$(curl -fsS "http://127.0.0.1:$REST/api/cluster/metrics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["active_nodes"])' 2>/dev/null)" = 3 ]; then
-    ready=1
-    break
-  fi
-  sleep 0.2
-done
-if [ "$ready" != 1 ]; then
-  echo "cluster did not come up; logs:"; tail -n 20 "$WORK"/*.log; exit 1
-fi
+# shellcheck source=gateway/tests/lib/loopback-cluster.sh
+. "$HERE/lib/loopback-cluster.sh"
+start_loopback_cluster
+wait_active_nodes 3 || exit 1
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q qdrant-client numpy

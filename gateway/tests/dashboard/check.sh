@@ -35,53 +35,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap stop INT TERM EXIT
-
-"$BIN/certs" init --dir "$WORK/certs" >/dev/null
-for name in storage-1 storage-2 storage-3 gateway; do
-  "$BIN/certs" issue --dir "$WORK/certs" --name "$name" --ip 127.0.0.1 --dns localhost >/dev/null
-done
 # Dead after at most 2 s of silence: the kill shows within seconds.
-"$BIN/meta-service" --id 1 --listen "$META" --data-dir "$WORK/meta-1" --bootstrap \
-  --node-dead-after-ms 2000 >>"$WORK/meta-1.log" 2>&1 &
-pids+=($!)
-declare -A node_pid
-for i in 1 2 3; do
-  "$BIN/storage-node" --id "$i" --data-dir "$WORK/storage-$i" \
-    --rpc-listen "127.0.0.1:$((BASE + 10 + i))" --http-listen "127.0.0.1:$((BASE + 20 + i))" \
-    --gossip-listen "127.0.0.1:$((BASE + 30 + i))" --seeds "127.0.0.1:$((BASE + 31))" \
-    --meta "$META" --certs-dir "$WORK/certs" >>"$WORK/storage-$i.log" 2>&1 &
-  pids+=($!)
-  node_pid[$i]=$!
-done
-GATEWAY_API_KEY=$KEY "$BIN/gateway" --rest-port "$REST" --listen-host 127.0.0.1 --meta "$META" \
-  --certs-dir "$WORK/certs" --cert-name gateway >>"$WORK/gateway.log" 2>&1 &
-pids+=($!)
+META_ARGS=(--node-dead-after-ms 2000)
+GATEWAY_API_KEY=$KEY
+# shellcheck source=gateway/tests/lib/loopback-cluster.sh
+. "$HERE/../lib/loopback-cluster.sh"
+start_loopback_cluster
 
 fail() { echo "dashboard check: $*"; tail -n 20 "$WORK"/*.log; exit 1; }
 api() { curl -fsS -H "api-key: $KEY" "$@"; }
-active_nodes() {
-  api "$URL/api/cluster/metrics" 2>/dev/null \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["active_nodes"])' 2>/dev/null || true
-}
-ready=0
-for _ in $(seq 1 150); do
-  # A process that died (a port taken by another cluster) must not let
-  # the checks run against whatever else answers on these ports.
-  for p in "${pids[@]}"; do
-    kill -0 "$p" 2>/dev/null || fail "a cluster process exited"
-  done
-  if [ "$(active_nodes)" = 3 ]; then ready=1; break; fi
-  sleep 0.2
-done
-[ "$ready" = 1 ] || fail "cluster did not come up"
+wait_active_nodes 3 -H "api-key: $KEY" || fail "cluster did not come up"
 
 # The page needs no key; the data routes do.
 code=$(curl -s -o "$WORK/page.html" -w '%{http_code}' "$URL/dashboard")

@@ -128,7 +128,10 @@ class Browser:
             ["chromium", "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
              "--disable-extensions", "--disable-dev-shm-usage", "--window-size=1400,1100",
              f"--user-data-dir={profile}", "--remote-debugging-pipe"],
-            preexec_fn=fds, close_fds=False,
+            # Its own process group: close() stops the renderer and helper
+            # processes too, which otherwise go on writing to the profile
+            # while it is being removed.
+            preexec_fn=fds, close_fds=False, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "..", "chrome.log"), "w"))
         os.close(cmd_r)
         os.close(out_w)
@@ -174,7 +177,10 @@ class Browser:
             f.write(base64.b64decode(data["data"]))
 
     def close(self):
-        self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
 
 
@@ -205,7 +211,8 @@ def main():
     p.add_argument("--screenshot", required=True)
     args = p.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # A helper process of Chromium's may still hold files for a moment.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         profile = os.path.join(tmp, "profile")
         os.mkdir(profile)
         browser = Browser(profile)
