@@ -1,12 +1,10 @@
 //! [`Gateway`]: the shared state every request handler works with (map
 //! cache, shard client, node health, routing options, counters).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use lifecycle::rate::MinuteCounter;
 use protocol::cluster::{ClusterMap, CollectionInfo};
 use tokio::sync::watch;
 
@@ -51,58 +49,48 @@ impl Default for RoutingOptions {
     }
 }
 
-/// The gateway's own counters, read by `/api/cluster/metrics` (Prometheus
-/// gets the same events through the `metrics` macros).
+/// The events `/api/cluster/metrics` shows as rates. Each is counted once,
+/// here, into the Prometheus counter and the last minute's window the JSON
+/// endpoint reads (the other events go to Prometheus only).
 #[derive(Default)]
 pub struct Counters {
     /// Scatter-gather operations (one per search / scroll / count ...).
-    pub fanouts: AtomicU64,
-    /// Shard requests those operations sent (hedges and retries included).
-    pub shard_requests: AtomicU64,
-    pub retries: AtomicU64,
-    pub hedges: AtomicU64,
-    pub partial_answers: AtomicU64,
-    pub stale_map_retries: AtomicU64,
-    /// Per-second buckets of shard requests over the last minute.
-    window: Mutex<VecDeque<(u64, u64)>>,
+    fanouts: MinuteCounter,
+    /// Shard requests sent: reads (hedges and retries included) and writes.
+    shard_requests: MinuteCounter,
+    /// Shard requests sent by those scatter-gathers.
+    fanout_requests: MinuteCounter,
 }
 
-const WINDOW_SECS: u64 = 60;
-
 impl Counters {
-    pub fn shard_request(&self, started: Instant) {
-        self.shard_requests.fetch_add(1, Ordering::Relaxed);
+    /// A read sent to one replica as part of a scatter-gather.
+    pub fn read_request(&self) {
+        self.fanout_requests.add(1);
+        self.shard_request();
+    }
+
+    pub fn shard_request(&self) {
+        self.shard_requests.add(1);
         metrics::counter!("gateway_shard_requests_total").increment(1);
-        let sec = started.elapsed().as_secs();
-        let mut w = self.window.lock();
-        match w.back_mut() {
-            Some((s, n)) if *s == sec => *n += 1,
-            _ => w.push_back((sec, 1)),
-        }
-        while w.front().is_some_and(|(s, _)| s + WINDOW_SECS < sec) {
-            w.pop_front();
-        }
+    }
+
+    pub fn fanout(&self, shards: usize) {
+        self.fanouts.add(1);
+        metrics::histogram!("gateway_fanout_shards").record(shards as f64);
     }
 
     /// Shard requests per second over the last minute (or since start).
-    pub fn shard_requests_per_sec(&self, started: Instant) -> f64 {
-        let now = started.elapsed().as_secs();
-        let w = self.window.lock();
-        let n: u64 = w
-            .iter()
-            .filter(|(s, _)| s + WINDOW_SECS >= now)
-            .map(|(_, n)| n)
-            .sum();
-        let span = (started.elapsed().as_secs_f64()).clamp(1.0, WINDOW_SECS as f64);
-        n as f64 / span
+    pub fn shard_requests_per_sec(&self) -> f64 {
+        self.shard_requests.per_sec()
     }
 
+    /// Replicas asked per scatter-gather over the last minute.
     pub fn avg_fanout(&self) -> f32 {
-        let f = self.fanouts.load(Ordering::Relaxed);
+        let f = self.fanouts.last_minute();
         if f == 0 {
             0.0
         } else {
-            self.shard_requests.load(Ordering::Relaxed) as f32 / f as f32
+            (self.fanout_requests.last_minute() as f64 / f as f64) as f32
         }
     }
 }
@@ -113,7 +101,6 @@ pub struct Gateway {
     pub(crate) health: Health,
     pub(crate) options: RoutingOptions,
     pub(crate) counters: Counters,
-    pub(crate) started: Instant,
     stop: watch::Sender<bool>,
     /// The map watch, joined by [`Gateway::close`].
     watch: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -136,7 +123,6 @@ impl Gateway {
             health: Health::new(options.failure_penalty),
             options,
             counters: Counters::default(),
-            started: Instant::now(),
             stop,
             watch: parking_lot::Mutex::new(Some(watch)),
         })

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use meta_client::{MetaClient, MetaClientError, MetaReadConsistency, RebalanceAck};
 use parking_lot::RwLock;
-use protocol::cluster::{ClusterCommand, ClusterMap};
+use protocol::cluster::{ClusterCommand, ClusterMap, ClusterStats};
 use protocol::{CollectionConfig, Epoch};
 use tokio::sync::watch;
 
@@ -35,6 +35,11 @@ pub trait MetaApi: Send + Sync + 'static {
     fn submit(&self, cmd: ClusterCommand) -> MetaFuture<'_, Epoch>;
     /// Plans and starts a rebalance now.
     fn rebalance(&self) -> MetaFuture<'_, RebalanceAck>;
+    /// Replication lag and read load from the meta leader's heartbeats
+    /// (test doubles without them answer `NoMembers`).
+    fn cluster_stats(&self) -> MetaFuture<'_, ClusterStats> {
+        Box::pin(async { Err(MetaClientError::NoMembers) })
+    }
 }
 
 impl MetaApi for MetaClient {
@@ -66,6 +71,10 @@ impl MetaApi for MetaClient {
 
     fn rebalance(&self) -> MetaFuture<'_, RebalanceAck> {
         Box::pin(async move { MetaClient::rebalance(self).await })
+    }
+
+    fn cluster_stats(&self) -> MetaFuture<'_, ClusterStats> {
+        Box::pin(async move { MetaClient::cluster_stats(self).await })
     }
 }
 

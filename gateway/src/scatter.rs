@@ -18,7 +18,6 @@
 //! nothing loops. `is_transient()` only decides how loudly it is logged;
 //! the write path (`writes.rs`) is where it decides whether to retry.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::stream::FuturesUnordered;
@@ -117,7 +116,7 @@ impl Gateway {
         req: StorageRequest,
     ) -> (NodeInfo, Result<StorageResponse, CallError>) {
         let _in_flight = self.health.begin(node.id);
-        self.counters.shard_request(self.started);
+        self.counters.read_request();
         let timeout = self.options.shard_timeout;
         let kind = req.kind();
         let sent = std::time::Instant::now();
@@ -207,7 +206,6 @@ impl Gateway {
                     }
                     tracing::debug!(shard = %shard.id, error = %last_error, "replica failed");
                     if let Some(node) = next.next() {
-                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("gateway_retries_total").increment(1);
                         pending.push(self.call_node(node, req.clone()));
                     } else if pending.is_empty() {
@@ -216,7 +214,6 @@ impl Gateway {
                 }
                 _ = timer => {
                     if let Some(node) = next.next() {
-                        self.counters.hedges.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("gateway_hedges_total").increment(1);
                         pending.push(self.call_node(node, req.clone()));
                     }
@@ -237,8 +234,7 @@ impl Gateway {
         make: impl Fn(ShardId) -> StorageRequest,
     ) -> Result<Gathered> {
         let started = Instant::now();
-        self.counters.fanouts.fetch_add(1, Ordering::Relaxed);
-        metrics::histogram!("gateway_fanout_shards").record(coll.shards.len() as f64);
+        self.counters.fanout(coll.shards.len());
         let calls = coll.shards.values().map(|shard| {
             let req = make(shard.id);
             async move {
@@ -274,9 +270,6 @@ impl Gateway {
                         .join("; "),
                 });
             }
-            self.counters
-                .partial_answers
-                .fetch_add(1, Ordering::Relaxed);
             metrics::counter!("gateway_partial_answers_total").increment(1);
         }
         Ok(gathered)

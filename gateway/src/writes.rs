@@ -24,7 +24,6 @@
 //! write, so the shard fails at once with the reason.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use protocol::cluster::NodeState;
 use protocol::rpc::{ShardRef, StorageError, StorageRequest, StorageResponse};
@@ -65,7 +64,6 @@ impl Gateway {
         let mut last = String::from("no attempt made");
         for attempt in 0..self.options.write_attempts.max(1) {
             if attempt > 0 {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("gateway_write_retries_total").increment(1);
             }
             let map = self.maps.get();
@@ -105,6 +103,7 @@ impl Gateway {
             let _in_flight = self.health.begin(node.id);
             let timeout = self.options.shard_timeout;
             let mut maps = self.maps.subscribe();
+            self.counters.shard_request();
             let call = tokio::time::timeout(timeout, self.client.call(&node, req));
             let res = tokio::select! {
                 r = call => match r {
@@ -132,9 +131,7 @@ impl Gateway {
                         StorageError::StaleEpoch { .. } | StorageError::NotPrimary { .. } => {
                             // The map moved (or the node lags behind it):
                             // refresh, let the node catch up, try again.
-                            self.counters
-                                .stale_map_retries
-                                .fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("gateway_stale_map_retries_total").increment(1);
                             let at_least = match error {
                                 StorageError::NotPrimary { epoch, .. } => Epoch(epoch.0),
                                 _ => Epoch(0),

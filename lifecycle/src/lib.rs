@@ -20,8 +20,11 @@
 //! - [`Tasks`]: named background tasks, joined (not aborted) at shutdown.
 //! - [`logging`]: the one logging setup ([`LogArgs`]: `--log-format` /
 //!   `LOG_FORMAT`, text without colour off a terminal, or JSON lines).
+//! - [`rate`]: events over the last minute, for the rates a service shows
+//!   in its JSON endpoints.
 
 pub mod logging;
+pub mod rate;
 
 pub use logging::{LogArgs, LogFormat};
 

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::cluster::{ClusterCommand, ClusterMapView, Heartbeat, HeartbeatAck, NodeInfo};
+use protocol::cluster::{
+    ClusterCommand, ClusterMapView, ClusterStats, Heartbeat, HeartbeatAck, NodeInfo,
+};
 use protocol::{CollectionConfig, Epoch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -128,6 +130,18 @@ impl MetaClient {
         self.call(
             reqwest::Method::POST,
             "/v1/rebalance",
+            None::<&()>,
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Replication lag per shard and read load per node, as the meta
+    /// leader last heard them (see `protocol::cluster::ClusterStats`).
+    pub async fn cluster_stats(&self) -> Result<ClusterStats, MetaClientError> {
+        self.call(
+            reqwest::Method::GET,
+            "/v1/cluster/stats",
             None::<&()>,
             self.timeout,
         )

@@ -51,6 +51,7 @@ pub mod leadership;
 pub mod liveness;
 pub mod network;
 pub mod server;
+pub mod stats;
 pub mod store;
 
 pub use config::MetaConfig;

@@ -91,6 +91,10 @@ pub struct NodeReport {
     pub load: HashMap<(String, ShardId), (u64, u64)>,
     /// Shards whose replica here reported a poisoned WAL (refusing writes).
     pub poisoned: std::collections::HashSet<(String, ShardId)>,
+    /// Per shard this node is primary of: its replication lag in ms.
+    pub lag_ms: HashMap<(String, ShardId), u64>,
+    /// Shard reads it served in the minute before the heartbeat.
+    pub reads_last_minute: u64,
 }
 
 impl Liveness {
@@ -142,6 +146,12 @@ impl Liveness {
             .filter(|r| r.poisoned)
             .map(|r| (r.collection.clone(), r.shard))
             .collect();
+        report.lag_ms = hb
+            .replicas
+            .iter()
+            .filter_map(|r| Some(((r.collection.clone(), r.shard), r.lag_ms?)))
+            .collect();
+        report.reads_last_minute = hb.reads_last_minute;
         seen_gap
     }
 
@@ -286,6 +296,7 @@ mod tests {
             node: NODE,
             epoch: Default::default(),
             replicas: vec![],
+            reads_last_minute: 0,
         };
         live.record(&hb, at, BOUNDS);
     }

@@ -74,6 +74,12 @@ pub struct NodeInfo {
     /// reads a clock, so that every member applies the same result).
     #[serde(default)]
     pub state_since_ms: u64,
+    /// Tells this node's data directory from an earlier one with the same
+    /// id: chosen at random when the directory is created (0: unknown, an
+    /// older node). A node removed from the map cannot register again with
+    /// the same incarnation (see [`ClusterMap::removed_nodes`]).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 impl NodeInfo {
@@ -84,6 +90,7 @@ impl NodeInfo {
             api_addr: None,
             state: NodeState::Alive,
             state_since_ms: 0,
+            incarnation: 0,
         }
     }
 }
@@ -297,6 +304,12 @@ pub struct ClusterMap {
     /// aliases.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// Nodes removed by an operator, by (id, incarnation): such a node
+    /// that is still running may not register again (it would come back
+    /// as an empty live node and be given shards). The same id with a new
+    /// data directory (a new incarnation) may.
+    #[serde(default)]
+    pub removed_nodes: std::collections::BTreeSet<(NodeId, u64)>,
 }
 
 impl ClusterMap {
@@ -662,6 +675,10 @@ pub enum CommandError {
     ShardNotFound { collection: String, shard: ShardId },
     #[error("node {node} is not registered")]
     NodeNotFound { node: NodeId },
+    #[error(
+        "node {node} was removed from the cluster; to join again it needs an empty data directory"
+    )]
+    NodeRemoved { node: NodeId },
     #[error("node {node} is not alive")]
     NodeNotAlive { node: NodeId },
     #[error("node {node} still holds {replicas} replica(s)")]
@@ -725,6 +742,12 @@ pub struct ReplicaReport {
     /// (until the node reopens it): the controller moves its primary role.
     #[serde(default)]
     pub poisoned: bool,
+    /// Only from the shard's primary: how long the oldest operation that
+    /// some peer has not acknowledged yet has been waiting, in ms (0 when
+    /// every peer has everything). It grows while a peer is silent, unlike
+    /// a difference of sequence numbers, which only moves on an ack.
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
 }
 
 /// Periodic liveness report from a storage node to the meta-service.
@@ -736,6 +759,10 @@ pub struct Heartbeat {
     pub epoch: Epoch,
     #[serde(default)]
     pub replicas: Vec<ReplicaReport>,
+    /// Shard reads (searches, gets, scrolls, counts) the node served in
+    /// the last minute.
+    #[serde(default)]
+    pub reads_last_minute: u64,
 }
 
 /// Answer to a heartbeat: the current epoch, so a node with an older map
@@ -755,6 +782,35 @@ pub struct HeartbeatAck {
     /// How long the node may keep acting as primary without another ack.
     #[serde(default)]
     pub lease_ms: u64,
+}
+
+/// What the meta leader knows from the latest heartbeats (soft state, not
+/// in the Raft log): replication lag per shard and each node's read load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStats {
+    pub shards: Vec<ShardLag>,
+    pub nodes: Vec<NodeLoad>,
+}
+
+/// A shard's replication lag as its primary last reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardLag {
+    pub collection: String,
+    pub shard: ShardId,
+    pub primary: NodeId,
+    /// See [`ReplicaReport::lag_ms`].
+    pub lag_ms: u64,
+    /// How old that report is: a primary that stopped reporting (dead,
+    /// hung) leaves its last figure here, growing older.
+    pub reported_ms_ago: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    pub node: NodeId,
+    /// See [`Heartbeat::reads_last_minute`].
+    pub reads_last_minute: u64,
+    pub reported_ms_ago: u64,
 }
 
 /// A cluster map as served by one meta member.

@@ -232,7 +232,9 @@ impl ProcessCluster {
         }
     }
 
-    async fn wait_map(&mut self, timeout: Duration, ok: impl Fn(&ClusterMap) -> bool) {
+    /// Waits until the map (refreshed every 100 ms) satisfies `ok`; panics
+    /// with the map after `timeout`.
+    pub async fn wait_map(&mut self, timeout: Duration, ok: impl Fn(&ClusterMap) -> bool) {
         let deadline = Instant::now() + timeout;
         loop {
             self.refresh_map().await;
@@ -293,6 +295,11 @@ impl ProcessCluster {
                 }
             }
         }
+    }
+
+    /// The map as last refreshed.
+    pub fn map(&self) -> &ClusterMap {
+        &self.map
     }
 
     pub fn map_now_primary(&self, collection: &str, shard: ShardId) -> Option<NodeId> {
@@ -462,6 +469,42 @@ impl ProcessCluster {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Waits (at most `timeout`) for the node's process to exit on its own;
+    /// its exit status, or `None` if it is still running.
+    pub fn exited(&mut self, id: NodeId, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.procs.get_mut(&id)?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.procs.remove(&id);
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP: the process hangs (a stalled disk, a long GC pause) with
+    /// its sockets open; [`ProcessCluster::resume`] continues it.
+    pub fn pause(&self, id: NodeId) {
+        self.signal(id, "-STOP");
+    }
+
+    pub fn resume(&self, id: NodeId) {
+        self.signal(id, "-CONT");
+    }
+
+    fn signal(&self, id: NodeId, signal: &str) {
+        let child = self.procs.get(&id).expect("a running node");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} node {id}");
     }
 
     pub async fn restart(&mut self, id: NodeId) {

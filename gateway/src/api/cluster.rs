@@ -2,11 +2,13 @@
 //! Qdrant's `/cluster` and `/collections/{c}/cluster`, Prometheus `/metrics`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use protocol::cluster::{ClusterMap, NodeState, ReplicaState, ShardInfo};
+use protocol::cluster::{ClusterMap, ClusterStats, NodeState, ReplicaState, ShardInfo, ShardLag};
+use protocol::ShardId;
 use serde::Serialize;
 use serde_json::json;
 
@@ -80,7 +82,14 @@ fn shard_health(map: &ClusterMap, s: &ShardInfo, rf: usize) -> (ShardHealth, boo
     (health, s.replicas.len() > rf)
 }
 
-/// The spec's `ClusterMetrics`, from the map and this gateway's counters.
+/// Reports older than this are not shown as the shard's lag: their
+/// primary stopped reporting (dead or hung), and the figure is unknown.
+const LAG_REPORT_MAX_AGE_MS: u64 = 5_000;
+/// The longest the metrics route waits for the meta leader's figures.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The spec's `ClusterMetrics`, from the map, the meta leader's heartbeat
+/// figures and this gateway's counters.
 #[derive(Serialize)]
 pub struct ClusterMetrics {
     pub active_nodes: usize,
@@ -91,14 +100,18 @@ pub struct ClusterMetrics {
     pub healthy_shards: usize,
     pub under_replicated_shards: usize,
     pub over_replicated_shards: usize,
-    /// Per shard; the gateway does not see replication lag (storage nodes
-    /// report it to the meta-service), so this is empty here.
+    /// Per shard (`collection/shard`), as its primary last reported: how
+    /// long the oldest operation some replica lacks has waited.
     pub replication_lag_ms: BTreeMap<String, f64>,
+    /// Shards whose primary has not reported for a while (dead, hung,
+    /// cut off) or whose figures the meta-service could not give.
+    pub replication_lag_unknown: Vec<String>,
     /// Replicas still being filled (`Initializing`).
     pub pending_replications: usize,
-    /// A gateway holds no shards: always 0.
+    /// Shard reads the storage nodes served per second (last minute).
     pub local_queries_per_sec: f64,
-    /// Shard requests sent per second (last minute).
+    /// Shard requests this gateway sent per second (last minute; reads and
+    /// writes, retries and hedges included).
     pub remote_queries_per_sec: f64,
     pub avg_scatter_fanout: f32,
     pub active_migrations: usize,
@@ -107,9 +120,12 @@ pub struct ClusterMetrics {
     pub failed_migrations: u64,
     /// The running transfers with their progress.
     pub migrations: Vec<TransferView>,
+    /// Why the meta leader's figures (lag, local queries) are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_error: Option<String>,
 }
 
-pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
+pub fn cluster_metrics(st: &AppState, stats: Result<ClusterStats, String>) -> ClusterMetrics {
     let map = st.gw.map();
     let mut m = ClusterMetrics {
         active_nodes: 0,
@@ -120,14 +136,16 @@ pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
         under_replicated_shards: 0,
         over_replicated_shards: 0,
         replication_lag_ms: BTreeMap::new(),
+        replication_lag_unknown: Vec::new(),
         pending_replications: 0,
         local_queries_per_sec: 0.0,
-        remote_queries_per_sec: st.gw.counters.shard_requests_per_sec(st.gw.started),
+        remote_queries_per_sec: st.gw.counters.shard_requests_per_sec(),
         avg_scatter_fanout: st.gw.counters.avg_fanout(),
         active_migrations: 0,
         completed_migrations: map.transfers.completed,
         failed_migrations: map.transfers.failed,
         migrations: running(&map),
+        stats_error: None,
     };
     for n in map.nodes.values() {
         match n.state {
@@ -136,6 +154,26 @@ pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
             _ => m.active_nodes += 1,
         }
     }
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => {
+            m.stats_error = Some(e);
+            ClusterStats::default()
+        }
+    };
+    let lags: BTreeMap<(&str, ShardId), &ShardLag> = stats
+        .shards
+        .iter()
+        .filter(|l| l.reported_ms_ago <= LAG_REPORT_MAX_AGE_MS)
+        .map(|l| ((l.collection.as_str(), l.shard), l))
+        .collect();
+    let reads: u64 = stats
+        .nodes
+        .iter()
+        .filter(|n| n.reported_ms_ago <= LAG_REPORT_MAX_AGE_MS)
+        .map(|n| n.reads_last_minute)
+        .sum();
+    m.local_queries_per_sec = reads as f64 / lifecycle::rate::WINDOW_SECS as f64;
     for c in map.collections.values() {
         let rf = c.config.replication_factor as usize;
         for s in c.shards.values() {
@@ -158,6 +196,17 @@ pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
             if s.migration.is_some() {
                 m.active_migrations += 1;
             }
+            let key = format!("{}/{}", c.name, s.id);
+            match lags.get(&(c.name.as_str(), s.id)) {
+                Some(l) if Some(l.primary) == s.primary => {
+                    m.replication_lag_ms.insert(key, l.lag_ms as f64);
+                }
+                _ if s.replicas.len() > 1 => m.replication_lag_unknown.push(key),
+                // A single replica has nobody to lag behind it.
+                _ => {
+                    m.replication_lag_ms.insert(key, 0.0);
+                }
+            }
         }
     }
     m
@@ -165,7 +214,15 @@ pub fn cluster_metrics(st: &AppState) -> ClusterMetrics {
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let t = started();
-    ok(cluster_metrics(&st), t)
+    let stats = match tokio::time::timeout(STATS_TIMEOUT, st.gw.maps().meta().cluster_stats()).await
+    {
+        Ok(Ok(stats)) => Ok(stats),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the meta-service gave no figures within {STATS_TIMEOUT:?}"
+        )),
+    };
+    ok(cluster_metrics(&st, stats), t)
 }
 
 /// `healthy` / `degraded` (some shard under-replicated or a node dead) /

@@ -11,6 +11,9 @@ pub(super) fn add_node(map: &mut ClusterMap, node: &NodeInfo) -> Result<(), Comm
     if node.addr.is_empty() {
         return Err(invalid("node address must not be empty"));
     }
+    if node.incarnation != 0 && map.removed_nodes.contains(&(node.id, node.incarnation)) {
+        return Err(CommandError::NodeRemoved { node: node.id });
+    }
     let old_state = map.nodes.get(&node.id).map(|n| n.state);
     let mut info = node.clone();
     // Re-registering (a restart) keeps an operator's drain; anything else
@@ -40,7 +43,11 @@ pub(super) fn remove_node(map: &mut ClusterMap, node: NodeId) -> Result<(), Comm
             replicas: held,
         });
     }
-    map.nodes.remove(&node);
+    if let Some(info) = map.nodes.remove(&node) {
+        if info.incarnation != 0 {
+            map.removed_nodes.insert((node, info.incarnation));
+        }
+    }
     Ok(())
 }
 

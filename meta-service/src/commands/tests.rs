@@ -290,6 +290,41 @@ fn add_node_registers_and_updates() {
     ));
 }
 
+/// A removed node that is still running may not come back with the same
+/// data directory (incarnation); a fresh one with the same id may, and an
+/// old node that reports no incarnation is not held to it.
+#[test]
+fn a_removed_node_cannot_register_again_with_the_same_incarnation() {
+    let mut map = ClusterMap::default();
+    let first = NodeInfo {
+        incarnation: 41,
+        ..node(4)
+    };
+    apply(
+        &mut map,
+        &ClusterCommand::AddNode {
+            node: first.clone(),
+        },
+    )
+    .unwrap();
+    apply(&mut map, &ClusterCommand::RemoveNode { node: NodeId(4) }).unwrap();
+    assert_eq!(
+        refused(&mut map, ClusterCommand::AddNode { node: first }),
+        CommandError::NodeRemoved { node: NodeId(4) }
+    );
+    assert!(!map.nodes.contains_key(&NodeId(4)));
+    let fresh = NodeInfo {
+        incarnation: 42,
+        ..node(4)
+    };
+    apply(&mut map, &ClusterCommand::AddNode { node: fresh }).unwrap();
+    assert_eq!(map.nodes[&NodeId(4)].incarnation, 42);
+
+    apply(&mut map, &ClusterCommand::AddNode { node: node(5) }).unwrap();
+    apply(&mut map, &ClusterCommand::RemoveNode { node: NodeId(5) }).unwrap();
+    apply(&mut map, &ClusterCommand::AddNode { node: node(5) }).unwrap();
+}
+
 #[test]
 fn remove_node() {
     let mut map = map_with_nodes(2);

@@ -45,7 +45,9 @@ fn heartbeat(live: &mut Liveness, node: NodeId, at: u64, term: u64, seq: u64) {
             points: 0,
             bytes: 0,
             poisoned: false,
+            lag_ms: None,
         }],
+        reads_last_minute: 0,
     };
     live.record(&hb, at, POLICY.dead_after);
 }
@@ -57,6 +59,7 @@ fn heartbeat_empty(live: &mut Liveness, node: NodeId, at: u64) {
             node,
             epoch: Default::default(),
             replicas: vec![],
+            reads_last_minute: 0,
         },
         at,
         POLICY.dead_after,
@@ -307,7 +310,9 @@ fn a_primary_reporting_a_poisoned_wal_is_replaced() {
                 points: 0,
                 bytes: 0,
                 poisoned: true,
+                lag_ms: None,
             }],
+            reads_last_minute: 0,
         };
         live.record(&hb, at, POLICY.dead_after);
     };

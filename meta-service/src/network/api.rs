@@ -7,6 +7,7 @@
 //! | `POST /v1/commands`           | a [`ClusterCommand`]; answers `{"epoch": n}` or a typed refusal |
 //! | `POST /v1/nodes/register`     | a [`NodeInfo`] (`AddNode`)                         |
 //! | `POST /v1/nodes/heartbeat`    | a [`Heartbeat`]; answers [`HeartbeatAck`]          |
+//! | `GET  /v1/cluster/stats`      | replication lag per shard and reads per node from the latest heartbeats ([`ClusterStats`]; the leader's soft state) |
 //! | `POST /v1/rebalance`          | plans shard transfers now (even with automatic rebalancing off) and starts them; answers [`RebalanceAck`] |
 //! | `GET  /health`, `GET /metrics`| liveness and role; Prometheus text                 |
 //!
@@ -22,7 +23,7 @@ use axum::Json;
 use meta_client::{EpochAck, MetaHealth, MetaReadConsistency, RebalanceAck};
 use openraft::ServerState;
 use protocol::cluster::{
-    ClusterCommand, ClusterMapView, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
+    ClusterCommand, ClusterMapView, ClusterStats, CommandError, Heartbeat, HeartbeatAck, NodeInfo,
 };
 use serde::Deserialize;
 
@@ -121,6 +122,24 @@ pub async fn register(
         .write(ClusterCommand::AddNode { node }, forwarded(&headers))
         .await?;
     Ok(Json(EpochAck { epoch }))
+}
+
+/// Heartbeats reach only the leader, so a follower asks it.
+pub async fn stats(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<ClusterStats>, ApiError> {
+    if !app.is_leader() {
+        return match (forwarded(&headers), app.leader()) {
+            (false, Some((id, addr))) => {
+                Ok(Json(app.forward_get(id, &addr, "/v1/cluster/stats").await?))
+            }
+            _ => Err(ApiError::NoLeader),
+        };
+    }
+    let map = app.current_map();
+    let live = app.liveness.lock();
+    Ok(Json(crate::stats::cluster_stats(&live, &map, now_ms())))
 }
 
 /// The leader plans with what it heard from the storage nodes (their

@@ -42,6 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/commands", post(api::submit))
         .route("/v1/nodes/register", post(api::register))
         .route("/v1/nodes/heartbeat", post(api::heartbeat))
+        .route("/v1/cluster/stats", get(api::stats))
         .route("/v1/rebalance", post(api::rebalance))
         .route("/health", get(api::health))
         .route("/metrics", get(api::metrics))

@@ -64,6 +64,7 @@ async fn one_member_alone_cannot_commit() {
         node: protocol::NodeId(1),
         epoch: Default::default(),
         replicas: vec![],
+        reads_last_minute: 0,
     };
     assert!(
         alone.heartbeat(&hb).await.is_err(),

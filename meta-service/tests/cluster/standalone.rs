@@ -39,6 +39,7 @@ async fn standalone_member_serves_refuses_and_restarts() {
         node: NodeId(77),
         epoch: Default::default(),
         replicas: vec![],
+        reads_last_minute: 0,
     };
     let err = client.heartbeat(&stranger).await.expect_err("unknown node");
     assert_eq!(
@@ -159,7 +160,9 @@ async fn controller_promotes_a_replica_when_the_primary_stops_heartbeating() {
                     points: 0,
                     bytes: 0,
                     poisoned: false,
+                    lag_ms: None,
                 }],
+                reads_last_minute: 0,
             };
             let ack = client.heartbeat(&hb).await.expect("heartbeat");
             assert_eq!(ack.lease_ms, 400, "half of the 0.8 s grace");

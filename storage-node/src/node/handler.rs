@@ -176,6 +176,8 @@ impl Node {
         F: FnOnce(&LocalReplica) -> crate::Result<StorageResponse> + Send + 'static,
     {
         let replica = self.local(shard)?;
+        self.reads.add(1);
+        metrics::counter!("storage_shard_reads_total").increment(1);
         tokio::task::spawn_blocking(move || f(&replica).map_err(to_storage_error))
             .await
             .map_err(|e| StorageError::Internal {

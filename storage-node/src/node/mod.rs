@@ -56,6 +56,7 @@ use protocol::rpc::{ShardRef, StorageRequest, StorageResponse};
 use protocol::NodeId;
 pub use transport::CallError;
 
+pub use leadership::PeerLag;
 pub use lease::Lease;
 pub use replica::LocalReplica;
 pub use transfer::{
@@ -156,6 +157,12 @@ pub struct Node {
     /// Set once replica directories the first map does not assign here
     /// were removed (see [`Node::apply_map`]).
     swept: std::sync::atomic::AtomicBool,
+    /// Shard reads served (searches, gets, scrolls, counts), reported in
+    /// heartbeats.
+    reads: lifecycle::rate::MinuteCounter,
+    /// An operator removed this node from the map (it may not register
+    /// again with this data directory).
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -177,7 +184,23 @@ impl Node {
             transfers: transfer::Transfers::default(),
             coordinator: RwLock::new(None),
             swept: std::sync::atomic::AtomicBool::new(false),
+            reads: lifecycle::rate::MinuteCounter::default(),
+            removed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shard reads served in the last minute.
+    pub fn reads_last_minute(&self) -> u64 {
+        self.reads.last_minute()
     }
 
     pub fn id(&self) -> NodeId {

@@ -29,7 +29,7 @@ use protocol::rpc::{ShardRef, SnapshotEntry, StorageError};
 use protocol::{CollectionConfig, NodeId, Operation, SeqNo, SequencedOperation, Term};
 use tokio::sync::watch;
 
-use super::leadership::{Leadership, Stream, StreamSource};
+use super::leadership::{Leadership, PeerLag, Stream, StreamSource};
 use crate::shard::{Shard, ShardOptions, SnapshotPoint, SnapshotWriter};
 use crate::ShardError;
 
@@ -200,6 +200,16 @@ impl LocalReplica {
         self.gate.clone().write_owned().await
     }
 
+    /// Primary: how far behind each peer is now; `None` on a replica.
+    pub fn replication_lags(&self) -> Option<Vec<PeerLag>> {
+        let (peers, acks) = {
+            let g = self.leadership.lock();
+            let l = g.as_ref()?;
+            (l.peers.clone(), l.acks.clone())
+        };
+        Some(acks.lags(&peers, self.shard().applied_seq(), Instant::now()))
+    }
+
     /// Primary: logs and applies `op` locally, then waits until `required`
     /// replicas (this one included, only `active` peers counted) have it.
     /// `gate` (from [`LocalReplica::write_gate`]) is released once the
@@ -233,6 +243,7 @@ impl LocalReplica {
                 message: e.to_string(),
             })?
             .map_err(to_storage_error)?;
+        acks.applied(seq, Instant::now());
         self.applied_tx.send_modify(|a| *a = (*a).max(seq));
         drop(gate);
         let deadline = Instant::now() + timeout;

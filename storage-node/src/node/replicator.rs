@@ -219,9 +219,6 @@ async fn sync_then_stream<R: StreamSource>(
                         if let Some(t) = &transfer {
                             delta_progress(t, acked, replica.shard().applied_seq());
                         }
-                        let lag = replica.shard().applied_seq().0.saturating_sub(acked.0);
-                        metrics::gauge!("storage_replication_lag_ops", "collection" => shard_ref.collection.clone(), "shard" => shard_ref.shard.to_string(), "peer" => peer.to_string())
-                            .set(lag as f64);
                     }
                     Ok(StorageResponse::Error {
                         error: StorageError::Behind { applied },

@@ -72,7 +72,14 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
     Json(json!({
         // Degraded: some shard refuses writes after a failed write or
         // fsync (it is reopened once a probe write succeeds).
-        "status": if poisoned.is_empty() { "ok" } else { "degraded" },
+        // Removed: an operator took it out of the cluster; it holds nothing.
+        "status": if s.node.is_removed() {
+            "removed"
+        } else if poisoned.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         "node": s.node.id(),
         "epoch": s.node.map().epoch,
         "lease_valid": s.node.lease().is_valid(),

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use meta_client::{MetaClient, MetaReadConsistency};
 use protocol::cluster::{CommandError, Heartbeat, NodeInfo, ReplicaReport};
+use protocol::rpc::ShardRef;
 use protocol::Epoch;
 use tokio::sync::{watch, Notify};
 
 use super::peers::QuicPeers;
-use crate::node::Node;
+use crate::node::{Node, PeerLag};
 
 /// Registers this node, retrying while the failure is transient (no
 /// meta member reachable yet, an election) until the node is told to stop;
@@ -76,6 +77,10 @@ pub async fn heartbeat_loop(
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
+        if node.is_removed() {
+            // Removed by an operator: beats would only re-register it.
+            continue;
+        }
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             metrics::counter!("storage_heartbeats_skipped_total").increment(1);
             continue;
@@ -118,9 +123,31 @@ fn heartbeat(node: &Node) -> Heartbeat {
                     points,
                     bytes,
                     poisoned: s.is_poisoned(),
+                    lag_ms: r.replication_lags().map(|lags| {
+                        record_lags(&r.shard_ref, &lags);
+                        lags.iter()
+                            .map(|l| l.time.as_millis() as u64)
+                            .max()
+                            .unwrap_or(0)
+                    }),
                 }
             })
             .collect(),
+        reads_last_minute: node.reads_last_minute(),
+    }
+}
+
+/// Each heartbeat refreshes the primary's lag gauges, so a peer that
+/// stopped answering shows a growing lag rather than its last ack's.
+fn record_lags(shard: &ShardRef, lags: &[PeerLag]) {
+    for l in lags {
+        let labels = [
+            ("collection", shard.collection.clone()),
+            ("shard", shard.shard.to_string()),
+            ("peer", l.peer.to_string()),
+        ];
+        metrics::gauge!("storage_replication_lag_seconds", &labels).set(l.time.as_secs_f64());
+        metrics::gauge!("storage_replication_lag_ops", &labels).set(l.ops as f64);
     }
 }
 
@@ -153,8 +180,13 @@ async fn beat(
                 return;
             };
             tracing::warn!("meta-service does not know this node; registering again");
-            if let Err(e) = meta.register_node(info).await {
-                tracing::warn!(error = %e, "re-registration failed");
+            match meta.register_node(info).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.refusal(), Some(CommandError::NodeRemoved { .. })) => {
+                    tracing::error!(error = %e, "an operator removed this node: it stops heartbeating and holds no shard; stop it");
+                    node.mark_removed();
+                }
+                Err(e) => tracing::warn!(error = %e, "re-registration failed"),
             }
         }
         Err(e) => {

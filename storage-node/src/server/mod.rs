@@ -15,6 +15,7 @@ mod config;
 mod coordinator;
 mod disk;
 mod http;
+mod identity;
 mod meta_sync;
 mod peers;
 
@@ -93,6 +94,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
     let http_public = public_addr(http_addr, advertise_host);
     let info = NodeInfo {
         api_addr: Some(http_public.clone()),
+        incarnation: identity::incarnation(&config.data_dir)?,
         ..NodeInfo::new(config.id, advertise.clone())
     };
     tracing::info!(node = %config.id, rpc = %rpc_addr, %advertise, http = %http_addr, "storage node starting");

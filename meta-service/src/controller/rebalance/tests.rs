@@ -56,12 +56,14 @@ fn reports(map: &ClusterMap, bytes: impl Fn(ShardId) -> u64) -> Liveness {
                 points: bytes(shard) * 1_000 / 16,
                 bytes: bytes(shard) * 1_000,
                 poisoned: false,
+                lag_ms: None,
             })
             .collect();
         let hb = Heartbeat {
             node: *node,
             epoch: map.epoch,
             replicas,
+            reads_last_minute: 0,
         };
         live.record(&hb, 1, crate::liveness::DeadAfter::fixed(5_000));
     }
@@ -270,12 +272,14 @@ fn a_tiny_collection_is_not_rebalanced() {
                     points: 32,
                     bytes: 1_024,
                     poisoned: false,
+                    lag_ms: None,
                 })
                 .collect();
             let hb = Heartbeat {
                 node: *node,
                 epoch: m.epoch,
                 replicas,
+                reads_last_minute: 0,
             };
             live.record(&hb, 1, crate::liveness::DeadAfter::fixed(5_000));
         }

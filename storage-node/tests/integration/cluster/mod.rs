@@ -4,7 +4,9 @@
 //! against what the cluster holds after a primary is SIGKILLed.
 
 mod index_status;
+mod metrics;
 mod partition;
+mod removal;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -152,6 +154,7 @@ async fn acknowledged_writes_survive_a_primary_kill_and_replicas_converge() {
         "storage_replica_applied_seq",
         "storage_replica_active",
         "storage_replication_lag_ops",
+        "storage_replication_lag_seconds",
         "storage_replicated_ops_total",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
