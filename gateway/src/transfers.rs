@@ -14,13 +14,18 @@ use protocol::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 
 /// One running transfer with its progress.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferView {
     pub collection: String,
+    #[schema(value_type = u32)]
     pub shard: ShardId,
+    #[schema(value_type = u64)]
     pub from: NodeId,
+    #[schema(value_type = u64)]
     pub to: NodeId,
+    #[schema(value_type = crate::api::openapi::schemas::TransferKindDoc)]
     pub kind: TransferKind,
+    #[schema(value_type = crate::api::openapi::schemas::MigrationPhaseDoc)]
     pub phase: MigrationPhase,
     pub points_copied: u64,
     pub points_total: u64,
@@ -114,7 +119,7 @@ pub fn running(map: &ClusterMap) -> Vec<TransferView> {
 }
 
 /// `GET /api/cluster/transfers`: running and finished transfers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransfersReport {
     /// The map epoch these numbers are from.
     pub epoch: u64,
@@ -123,6 +128,7 @@ pub struct TransfersReport {
     pub completed: u64,
     pub failed: u64,
     /// The last few finished ones, oldest first.
+    #[schema(value_type = Vec<crate::api::openapi::schemas::TransferRecordDoc>)]
     pub recent: Vec<TransferRecord>,
 }
 
