@@ -21,7 +21,8 @@
 # BIN: folder with meta-service, storage-node, gateway and certs binaries.
 # PORT_BASE (default 27000) moves every port. MAX_TIME (default 120 s) and
 # MAX_EXAMPLES (default 40 per operation) bound the run. VENV: where to
-# create the virtualenv (default $WORK/venv). The last line printed is the
+# create the virtualenv (default $WORK/venv). REFUSALS_LOG: a file to
+# append every 4xx answer to (what the run reached). The last line printed is the
 # summary: requests sent, answers by status class, 0 5xx.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -43,28 +44,14 @@ start_loopback_cluster
 
 wait_active_nodes 3 || exit 1
 
-# Seed: `sentinel` (never named by the run) and `fuzz` (the run's target;
-# 2-d, so that generated vectors often have the right size).
-put() { curl -fsS -X PUT -H 'content-type: application/json' "$URL$1" -d "$2" >/dev/null; }
-put /collections/sentinel '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 2}'
-put /collections/fuzz '{"vectors": {"size": 2, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 2}'
-points() {
-  python3 -c '
-import json, sys
-dim, n = int(sys.argv[1]), int(sys.argv[2])
-print(json.dumps({"points": [
-    {"id": i, "vector": [float((i * 7 + d) % 11) - 5 for d in range(dim)],
-     "payload": {"n": i, "tag": ["a", "b", "c"][i % 3], "flag": i % 2 == 0}}
-    for i in range(1, n + 1)]}))' "$@"
-}
-put '/collections/sentinel/points?wait=true' "$(points 4 40)"
-put '/collections/fuzz/points?wait=true' "$(points 2 40)"
+# Seed `sentinel` (never named by the run) and `fuzz` (the run's target).
+GATEWAY_URL=$URL "$VENV/bin/python" "$HERE/hooks.py"
 
 # The document must be served before anything else is tried.
 curl -fsS "$URL/openapi.json" -o "$WORK/openapi.json"
 
 set +e
-GATEWAY_URL=$URL SUMMARY_FILE="$WORK/summary.json" SCHEMATHESIS_HOOKS="$HERE/hooks.py" \
+GATEWAY_URL=$URL SUMMARY_FILE="$WORK/summary.json" REFUSALS_LOG=${REFUSALS_LOG:-} SCHEMATHESIS_HOOKS="$HERE/hooks.py" \
   "$VENV/bin/schemathesis" run "$URL/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,refused_request_changes_nothing \
   --exclude-tag unsupported \

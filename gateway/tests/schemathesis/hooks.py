@@ -9,11 +9,13 @@
 - Path parameters: half the generated `{name}`s are replaced by the
   collection the run may change (FUZZ_COLLECTION), so that the requests
   reach the handlers and not only the "no such collection" answer.
-  SENTINEL_COLLECTION is never named: any change to it is caught by the
+  `sentinel` is never named: any change to it is caught by the
   fingerprint. Node ids of the routes that take a node out of the cluster
   (drain, remove) are moved to ids no node has, so that the run cannot
   dismantle the cluster it tests: their refusals are exercised here, their
   successes by gateway/tests/cluster (operator.rs).
+- The fuzz collection is created again (with its seed points) before a
+  request if an earlier request deleted it.
 - Counters of answers by status class, written to SUMMARY_FILE at exit for
   the script's summary line.
 """
@@ -31,6 +33,12 @@ from hypothesis import strategies as st
 URL = os.environ["GATEWAY_URL"].rstrip("/")
 FUZZ = os.environ.get("FUZZ_COLLECTION", "fuzz")
 SUMMARY_FILE = os.environ.get("SUMMARY_FILE")
+# Optional: every 4xx answer, one line each (to see what the run reached).
+REFUSALS_LOG = os.environ.get("REFUSALS_LOG")
+# 2-d, so that generated vectors often have the right size.
+FUZZ_CONFIG = {"vectors": {"size": 2, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 2}
+SENTINEL = "sentinel"
+SENTINEL_CONFIG = {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 2}
 
 # Node ids at or above this are never registered by the test cluster.
 UNREGISTERED_NODE_BASE = 1_000_000
@@ -55,14 +63,23 @@ def _post(path, body):
 
 
 def fingerprint():
-    """Everything a request could change, as one comparable value."""
-    state = {}
-    names = sorted(c["name"] for c in _get("/collections")["collections"])
-    state["collections"] = names
-    for name in names:
-        info = _get(f"/collections/{name}")
-        state[f"{name}/params"] = info["config"]["params"]
-        state[f"{name}/hnsw"] = info["config"]["hnsw_config"]
+    """Everything a request could change, as one comparable value: from
+    the topology (collections with shard count and replication factor,
+    nodes and their states, the cluster settings), the aliases, and every
+    point of every collection with its payload and vector, read from all
+    replicas."""
+    topo = _get("/api/cluster/topology")
+    state = {
+        "collections": sorted(
+            (c["name"], c["shard_number"], c["replication_factor"]) for c in topo["collections"]
+        ),
+        "nodes": sorted((n["id"], n["state"]) for n in topo["nodes"]),
+        "settings": topo["config"],
+        "aliases": sorted(
+            (a["alias_name"], a["collection_name"]) for a in _get("/aliases")["aliases"]
+        ),
+    }
+    for name, _, _ in state["collections"]:
         points, offset = [], None
         while True:
             page = _post(
@@ -74,12 +91,29 @@ def fingerprint():
             if offset is None:
                 break
         state[f"{name}/points"] = points
-    state["aliases"] = sorted(
-        (a["alias_name"], a["collection_name"]) for a in _get("/aliases")["aliases"]
-    )
-    state["settings"] = _get("/api/cluster/settings")
-    state["nodes"] = sorted((n["id"], n["state"]) for n in _get("/api/cluster/nodes")["nodes"])
     return state
+
+
+def seed(name, config):
+    """Creates `name` with `config` and 40 points with payloads."""
+    _http.put(f"{URL}/collections/{name}", json=config, timeout=60).raise_for_status()
+    dim = config["vectors"]["size"]
+    _http.put(
+        f"{URL}/collections/{name}/points?wait=true", json=seed_points(dim, 40), timeout=60
+    ).raise_for_status()
+
+
+def seed_points(dim, n):
+    return {
+        "points": [
+            {
+                "id": i,
+                "vector": [float((i * 7 + d) % 11) - 5 for d in range(dim)],
+                "payload": {"n": i, "tag": ["a", "b", "c"][i % 3], "flag": i % 2 == 0},
+            }
+            for i in range(1, n + 1)
+        ]
+    }
 
 
 def _diff(before, after):
@@ -89,7 +123,13 @@ def _diff(before, after):
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    _state.before = fingerprint()
+    before = fingerprint()
+    if not any(c[0] == FUZZ for c in before["collections"]):
+        # A valid request of the run deleted it: without it every later
+        # request would only meet "no such collection".
+        seed(FUZZ, FUZZ_CONFIG)
+        before = fingerprint()
+    _state.before = before
 
 
 @schemathesis.hook
@@ -97,6 +137,9 @@ def after_call(context, case, response):
     with _lock:
         _statuses[f"{response.status_code // 100}xx"] += 1
         _statuses["total"] += 1
+        if REFUSALS_LOG and 400 <= response.status_code < 500:
+            with open(REFUSALS_LOG, "a") as f:
+                f.write(f"{response.status_code} {case.method} {case.formatted_path}: {response.text[:300]}\n")
 
 
 @schemathesis.check
@@ -134,3 +177,9 @@ def _write_summary():
     if SUMMARY_FILE:
         with open(SUMMARY_FILE, "w") as f:
             json.dump(dict(_statuses), f)
+
+
+if __name__ == "__main__":
+    # `python hooks.py`: seed both collections before the run.
+    seed(SENTINEL, SENTINEL_CONFIG)
+    seed(FUZZ, FUZZ_CONFIG)

@@ -134,6 +134,7 @@ pub enum WithVector {
 /// `must_not` (nested at most 32 deep).
 #[derive(ToSchema)]
 #[schema(no_recursion)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub must: Option<Vec<Condition>>,
     pub should: Option<Vec<Condition>>,
@@ -150,6 +151,7 @@ pub enum Condition {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldCondition {
     /// Payload key.
     pub key: String,
@@ -159,6 +161,7 @@ pub struct FieldCondition {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HasIdCondition {
     #[schema(value_type = Vec<ExtendedPointId>)]
     pub has_id: Vec<Value>,
@@ -181,6 +184,7 @@ pub enum MatchValue {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Range {
     pub gt: Option<f64>,
     pub gte: Option<f64>,
@@ -250,9 +254,10 @@ pub struct ReadQuery {
 #[derive(ToSchema)]
 pub struct CreateCollection {
     pub vectors: VectorsConfig,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1024)]
     pub shard_number: Option<u32>,
-    #[schema(minimum = 1)]
+    /// At most the number of storage nodes.
+    #[schema(minimum = 1, maximum = 16)]
     pub replication_factor: Option<u32>,
     /// Replicas that must apply a write: 1 → one, ≥ the replication factor
     /// → all, else a majority.
@@ -284,7 +289,9 @@ pub enum Distance {
 
 #[derive(ToSchema)]
 pub struct HnswConfigIn {
+    #[schema(minimum = 2, maximum = 512)]
     pub m: Option<u32>,
+    #[schema(minimum = 1)]
     pub ef_construct: Option<u32>,
 }
 
@@ -296,7 +303,7 @@ pub struct UpdateCollection {
 
 #[derive(ToSchema)]
 pub struct UpdateParams {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 16)]
     pub replication_factor: Option<u32>,
 }
 
@@ -374,18 +381,23 @@ pub enum AliasOperation {
 
 #[derive(ToSchema)]
 pub struct CreateAlias {
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
     pub collection_name: String,
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
     pub alias_name: String,
 }
 
 #[derive(ToSchema)]
 pub struct RenameAlias {
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
     pub old_alias_name: String,
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
     pub new_alias_name: String,
 }
 
 #[derive(ToSchema)]
 pub struct DeleteAlias {
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
     pub alias_name: String,
 }
 
@@ -640,6 +652,7 @@ pub enum ClusterOperation {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MoveShard {
     pub shard_id: u32,
     pub from_peer_id: u64,
@@ -651,6 +664,7 @@ pub struct MoveShard {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AbortTransfer {
     pub shard_id: u32,
     pub from_peer_id: u64,
@@ -659,6 +673,7 @@ pub struct AbortTransfer {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DropReplica {
     pub shard_id: u32,
     pub peer_id: u64,
@@ -902,10 +917,12 @@ pub struct SettingsUpdate {
     #[serde(rename = "rebalancing.auto_enabled")]
     pub auto_enabled: Option<bool>,
     #[serde(rename = "rebalancing.trigger_threshold")]
+    #[schema(minimum = 0)]
     pub trigger_threshold: Option<f64>,
     #[serde(rename = "rebalancing.max_concurrent_migrations")]
     pub max_concurrent_migrations: Option<u64>,
     #[serde(rename = "rebalancing.throttle_mb_per_sec")]
+    #[schema(minimum = 0)]
     pub throttle_mb_per_sec: Option<f64>,
     #[serde(rename = "rebalancing.stall_after_ms")]
     pub stall_after_ms: Option<u64>,

@@ -47,7 +47,7 @@ pub async fn retrieve(
 
 /// One point, with its payload and vector.
 #[utoipa::path(get, path = "/collections/{name}/points/{id}", tag = "points", operation_id = "get_point",
-    params(doc::CollectionPath, ("id" = String, Path, description = "An unsigned integer or a UUID"), doc::ReadQuery),
+    params(doc::CollectionPath, ("id" = doc::ExtendedPointId, Path, description = "An unsigned integer or a UUID"), doc::ReadQuery),
     responses(
         (status = 200, description = "The point", body = Envelope<RecordOut>),
         (status = 404, description = "No such point or collection", body = doc::ErrorBody),
