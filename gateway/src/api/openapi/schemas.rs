@@ -96,12 +96,18 @@ impl ToSchema for Payload {}
 
 /// A vector: an array of numbers, or a one-entry map `{"": [...]}` (the
 /// collection's one unnamed vector).
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum VectorInput {
-    Dense(Vec<f32>),
-    Named(std::collections::BTreeMap<String, Vec<f32>>),
+pub struct VectorInput;
+
+impl PartialSchema for VectorInput {
+    fn schema() -> RefOr<Schema> {
+        one_or_single_entry_map(
+            Vec::<f32>::schema(),
+            "An array of numbers (the collection's dimension)",
+        )
+    }
 }
+
+impl ToSchema for VectorInput {}
 
 /// `with_payload`: all, none, the listed keys, or include / exclude lists.
 #[derive(ToSchema)]
@@ -141,10 +147,13 @@ pub struct Filter {
     pub must_not: Option<Vec<Condition>>,
 }
 
+/// A condition on a payload key (`match` or `range`), on ids, or a
+/// nested filter.
 #[derive(ToSchema)]
 #[serde(untagged)]
 pub enum Condition {
-    Field(FieldCondition),
+    Match(MatchCondition),
+    Range(RangeCondition),
     HasId(HasIdCondition),
     #[schema(no_recursion)]
     Nested(Filter),
@@ -152,12 +161,20 @@ pub enum Condition {
 
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FieldCondition {
-    /// Payload key.
+pub struct MatchCondition {
+    /// Payload key; dots step into nested objects.
+    #[schema(pattern = r"^[^.]+(\.[^.]+)*$")]
     pub key: String,
     #[serde(rename = "match")]
-    pub r#match: Option<Match>,
-    pub range: Option<Range>,
+    pub r#match: Match,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RangeCondition {
+    #[schema(pattern = r"^[^.]+(\.[^.]+)*$")]
+    pub key: String,
+    pub range: Range,
 }
 
 #[derive(ToSchema)]
@@ -183,8 +200,10 @@ pub enum MatchValue {
     Keyword(String),
 }
 
+/// At least one bound.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct Range {
     pub gt: Option<f64>,
     pub gte: Option<f64>,
@@ -241,6 +260,7 @@ pub enum WriteConsistencyParam {
 pub struct ReadQuery {
     /// `one` (default), `majority` / `quorum`, `all`, or a number of
     /// replicas (1: one, more: majority).
+    #[param(pattern = r"^(one|majority|quorum|all|[0-9]{1,9})$")]
     pub consistency: Option<String>,
     /// `true`: answer with the shards that could be read, listing the
     /// missing ones in `missing_shards`, instead of failing with 503.
@@ -266,11 +286,29 @@ pub struct CreateCollection {
 }
 
 /// `{"size", "distance"}`, or a one-entry map of it (`{"": {...}}`).
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum VectorsConfig {
-    Single(VectorParams),
-    Named(std::collections::BTreeMap<String, VectorParams>),
+pub struct VectorsConfig;
+
+impl PartialSchema for VectorsConfig {
+    fn schema() -> RefOr<Schema> {
+        one_or_single_entry_map(VectorParams::schema(), "The collection's one vector")
+    }
+}
+
+impl ToSchema for VectorsConfig {}
+
+/// `single`, or an object with exactly one member of the same schema.
+fn one_or_single_entry_map(single: RefOr<Schema>, description: &str) -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(single.clone())
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(single))
+                .min_properties(Some(1))
+                .max_properties(Some(1)),
+        )
+        .description(Some(description))
+        .into()
 }
 
 #[derive(ToSchema)]
@@ -913,6 +951,7 @@ pub struct RebalanceSettingsDoc {
 /// `PUT /api/cluster/settings`: the keys to change, values as strings,
 /// numbers or booleans.
 #[derive(ToSchema)]
+#[schema(min_properties = 1)]
 pub struct SettingsUpdate {
     #[serde(rename = "rebalancing.auto_enabled")]
     pub auto_enabled: Option<bool>,
