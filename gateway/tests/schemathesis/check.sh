@@ -69,6 +69,12 @@ set -e
 if [ "$rc" -ne 0 ]; then
   echo "schemathesis found failures; gateway log:"; tail -n 40 "$WORK/gateway.log"
 fi
+# The run must not have taken the cluster apart (hooks.py keeps the
+# node-removing routes off the registered nodes): 3 nodes, all alive.
+nodes=$(curl -fsS "$URL/api/cluster/nodes" | python3 -c 'import json, sys; print(" ".join(n["state"] for n in json.load(sys.stdin)["result"]["nodes"]))')
+if [ "$nodes" != "alive alive alive" ]; then
+  echo "after the run the nodes are: $nodes (expected 3 alive)"; rc=1
+fi
 python3 - "$WORK/summary.json" "$rc" <<'EOF'
 import json, sys
 counts = json.load(open(sys.argv[1]))
