@@ -108,6 +108,8 @@ mod tests {
             QueryTarget::Point(_)
         ));
         assert!(parse_query_target(json!({"recommend": {}})).is_err());
+        assert!(parse_query_target(json!([3e38, 3e38])).is_err());
+        assert!(parse_query_target(json!({"nearest": [1e19, 1.0]})).is_err());
         assert!(parse_filter(Some(
             json!({"must": [{"key": "a", "match": {"value": 1}, "range": null}]})
         ))
