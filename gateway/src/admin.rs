@@ -41,7 +41,10 @@ impl Gateway {
                 // document states, took 30+ s on a debug build).
                 loop {
                     if Instant::now() >= deadline {
-                        tracing::warn!(collection = name, "replicas not all checked yet; returning anyway");
+                        tracing::warn!(
+                            collection = name,
+                            "replicas not all checked yet; returning anyway"
+                        );
                         return Ok(());
                     }
                     let req = StorageRequest::Status {

@@ -27,9 +27,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::models::parse;
+use super::openapi::schemas::{self as doc, Envelope};
 use super::path::{percent_decode, percent_encode};
 use super::scope::Scope;
-use super::openapi::schemas::{self as doc, Envelope};
 use super::{ok, started, AppState, JsonBody};
 use crate::error::{GatewayError, Result};
 

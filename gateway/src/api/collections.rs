@@ -8,8 +8,8 @@ use protocol::cluster::{NodeState, ReplicaState};
 use serde_json::json;
 
 use super::models::{distance_name, parse_create_collection, write_consistency_factor};
-use super::scope::Scope;
 use super::openapi::schemas::{self as doc, Envelope};
+use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::Result;
 use crate::reads::ReadOptions;

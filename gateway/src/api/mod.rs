@@ -209,10 +209,7 @@ fn routes() -> OpenApiRouter<AppState> {
             collections::delete
         ))
         .routes(routes!(collections::exists))
-        .routes(routes!(
-            cluster::collection_cluster,
-            shards::update_cluster
-        ))
+        .routes(routes!(cluster::collection_cluster, shards::update_cluster))
         .routes(routes!(points::write::upsert, points::read::retrieve))
         .routes(routes!(points::read::get_point))
         .routes(routes!(points::write::delete))

@@ -26,22 +26,35 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder,
-};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{OpenApi, PartialSchema};
 
 use schemas::ErrorBody;
 
 /// Tags, in the order a reader meets them.
 const TAGS: &[(&str, &str)] = &[
-    ("collections", "Collections: create, inspect, change, delete"),
+    (
+        "collections",
+        "Collections: create, inspect, change, delete",
+    ),
     ("points", "Point writes and reads"),
     ("aliases", "Collection aliases"),
-    ("cluster", "Qdrant's cluster routes and the spec's /api/cluster/{health,metrics,topology}"),
-    ("operator", "Operator routes of the elastic cluster: nodes, drain, rebalance, settings, transfers"),
-    ("service", "Probes, Prometheus, the dashboard, this document"),
-    ("unsupported", "Qdrant features this cluster does not have: every method answers 501 naming the feature"),
+    (
+        "cluster",
+        "Qdrant's cluster routes and the spec's /api/cluster/{health,metrics,topology}",
+    ),
+    (
+        "operator",
+        "Operator routes of the elastic cluster: nodes, drain, rebalance, settings, transfers",
+    ),
+    (
+        "service",
+        "Probes, Prometheus, the dashboard, this document",
+    ),
+    (
+        "unsupported",
+        "Qdrant features this cluster does not have: every method answers 501 naming the feature",
+    ),
 ];
 
 #[derive(OpenApi)]

@@ -419,23 +419,43 @@ pub enum AliasOperation {
 
 #[derive(ToSchema)]
 pub struct CreateAlias {
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+    )]
     pub collection_name: String,
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+    )]
     pub alias_name: String,
 }
 
 #[derive(ToSchema)]
 pub struct RenameAlias {
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+    )]
     pub old_alias_name: String,
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+    )]
     pub new_alias_name: String,
 }
 
 #[derive(ToSchema)]
 pub struct DeleteAlias {
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+    )]
     pub alias_name: String,
 }
 
@@ -659,7 +679,9 @@ pub struct QueryRequest {
 #[serde(untagged)]
 pub enum QueryInput {
     Vector(Vec<f32>),
-    Nearest { nearest: Vec<f32> },
+    Nearest {
+        nearest: Vec<f32>,
+    },
     #[schema(value_type = ExtendedPointId)]
     Point(Value),
 }
