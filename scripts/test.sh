@@ -25,7 +25,7 @@ deploy/monitoring/check.sh
 BIN=target/debug gateway/tests/dashboard/check.sh
 BIN=target/debug gateway/tests/qdrant_client_smoke.sh
 # The OpenAPI document (GET /openapi.json) against the live gateway:
-# schemathesis (PyPI, pinned) sends generated requests for at most 120 s
+# schemathesis (PyPI, pinned) sends generated requests for at most 110 s
 # (about 2.5 minutes with the cluster's start); fails on any 5xx, any
 # answer breaking its schema, any refused request that changed data.
 BIN=target/debug gateway/tests/schemathesis/check.sh

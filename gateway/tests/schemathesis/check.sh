@@ -19,7 +19,7 @@
 #   BIN=target/debug gateway/tests/schemathesis/check.sh
 #
 # BIN: folder with meta-service, storage-node, gateway and certs binaries.
-# PORT_BASE (default 27000) moves every port. MAX_TIME (default 120 s) and
+# PORT_BASE (default 27000) moves every port. MAX_TIME (default 110 s) and
 # MAX_EXAMPLES (default 40 per operation) bound the run. VENV: where to
 # create the virtualenv (default $WORK/venv). REFUSALS_LOG: a file to
 # append every 4xx answer to (what the run reached). The last line printed is the
@@ -58,7 +58,7 @@ GATEWAY_URL=$URL SUMMARY_FILE="$WORK/summary.json" REFUSALS_LOG=${REFUSALS_LOG:-
   --phases examples,coverage,fuzzing \
   --workers 1 \
   --max-examples "${MAX_EXAMPLES:-40}" \
-  --max-time "${MAX_TIME:-120}" \
+  --max-time "${MAX_TIME:-110}" \
   --request-timeout 30 \
   --suppress-health-check all \
   --seed "${SEED:-17}" \
@@ -82,9 +82,12 @@ rc = int(sys.argv[2])
 total = counts.get("total", 0)
 print(
     f"schemathesis: {total} requests: {counts.get('2xx', 0)} 2xx, {counts.get('4xx', 0)} 4xx, "
-    f"{counts.get('5xx', 0)} 5xx; {'passed' if rc == 0 else 'FAILED'}"
+    f"{counts.get('5xx', 0)} 5xx; {counts.get('refusals_checked', 0)} refusals checked "
+    f"unchanged; {'passed' if rc == 0 else 'FAILED'}"
 )
 if total == 0:
     sys.exit("schemathesis sent no request")
+if counts.get("4xx", 0) and not counts.get("refusals_checked"):
+    sys.exit("no refused request was checked for changes (hooks.py not in effect?)")
 EOF
 exit "$rc"

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::points::PayloadSelector;
-use crate::api::openapi::schemas::{ExtendedPointId, Payload as DocPayload};
+use super::shapes::{ExtendedPointId, Payload as DocPayload};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ScoredOut {

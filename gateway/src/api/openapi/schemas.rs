@@ -13,13 +13,13 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use utoipa::openapi::schema::{
-    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
-};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+pub use crate::api::models::{ExtendedPointId, Payload};
 use crate::api::models::{RecordOut, ScoredOut};
+pub use crate::transfers::{MigrationPhaseDoc, TransferKindDoc, TransferRecordDoc};
 
 // --- envelopes ---------------------------------------------------------
 
@@ -54,45 +54,6 @@ pub struct ErrorStatus {
 }
 
 // --- common pieces -----------------------------------------------------
-
-/// A point id: an unsigned integer or a UUID string.
-pub struct ExtendedPointId;
-
-impl PartialSchema for ExtendedPointId {
-    fn schema() -> RefOr<Schema> {
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                    .minimum(Some(0)),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::Custom("uuid".into()))),
-            )
-            .description(Some("An unsigned integer or a UUID"))
-            .into()
-    }
-}
-
-impl ToSchema for ExtendedPointId {}
-
-/// A JSON object of arbitrary fields.
-pub struct Payload;
-
-impl PartialSchema for Payload {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
-            .description(Some("A JSON object (at most 1 MiB)"))
-            .into()
-    }
-}
-
-impl ToSchema for Payload {}
 
 /// A vector: an array of numbers, or a one-entry map `{"": [...]}` (the
 /// collection's one unnamed vector).
@@ -917,40 +878,6 @@ pub struct ShardMoveDoc {
     pub from: u64,
     pub to: u64,
     pub kind: TransferKindDoc,
-}
-
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferKindDoc {
-    Move,
-    Replicate,
-}
-
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationPhaseDoc {
-    Snapshot,
-    Delta,
-    Index,
-    Verify,
-    Switch,
-}
-
-/// A finished transfer.
-#[derive(ToSchema)]
-pub struct TransferRecordDoc {
-    pub collection: String,
-    pub shard: u32,
-    pub from: u64,
-    pub to: u64,
-    pub kind: TransferKindDoc,
-    /// `completed` or `failed` (then with `reason`).
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub points_copied: u64,
-    pub bytes_copied: u64,
-    pub started_at_ms: u64,
-    pub finished_at_ms: u64,
 }
 
 /// `GET|PUT /api/cluster/settings`: `rebalancing.*` key → value.
