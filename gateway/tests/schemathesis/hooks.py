@@ -2,10 +2,12 @@
 
 - Check `refused_request_changes_nothing`: before every generated request a
   fingerprint of everything the API lets a client change is taken (the
-  collections with their configuration and every point, payload and vector
-  read with `consistency=all`; the aliases; the rebalancing settings; the
-  nodes and their states); after every 4xx answer it is taken again and
-  must be equal. A refused request that changed anything fails the run.
+  collections with shard count and replication factor, the nodes and their
+  states and the cluster settings, from the topology; the aliases; every
+  point, payload and vector, read with `consistency=all`); after every 4xx
+  answer it is taken again and must be equal. A refused request that
+  changed anything fails the run. (After a refusal that passed, the
+  fingerprint just taken serves as the next request's "before".)
 - Path parameters: half the generated `{name}`s are replaced by the
   collection the run may change (FUZZ_COLLECTION), so that the requests
   reach the handlers and not only the "no such collection" answer.
@@ -16,8 +18,8 @@
   successes by gateway/tests/cluster (operator.rs).
 - The fuzz collection is created again (with its seed points) before a
   request if an earlier request deleted it.
-- Counters of answers by status class, written to SUMMARY_FILE at exit for
-  the script's summary line.
+- Counters of answers by status class and of refusals checked, written to
+  SUMMARY_FILE at exit for the script's summary line.
 """
 
 import atexit
