@@ -51,6 +51,9 @@ GATEWAY_URL=$URL "$VENV/bin/python" "$HERE/hooks.py"
 curl -fsS "$URL/openapi.json" -o "$WORK/openapi.json"
 
 set +e
+# From $WORK: schemathesis keeps a cache (.schemathesis/) in its working
+# directory, which must not land in the repository.
+cd "$WORK"
 GATEWAY_URL=$URL SUMMARY_FILE="$WORK/summary.json" REFUSALS_LOG=${REFUSALS_LOG:-} SCHEMATHESIS_HOOKS="$HERE/hooks.py" \
   "$VENV/bin/schemathesis" run "$URL/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,refused_request_changes_nothing \
