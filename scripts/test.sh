@@ -4,7 +4,9 @@
 # the offline checks of deploy/ (Kubernetes manifests, alert rules,
 # dashboard), the cluster dashboard page in headless Chromium, the
 # official qdrant-client (from PyPI) against a real local
-# cluster, and the chaos suite against the docker-compose cluster (scripts/chaos.sh:
+# cluster, schemathesis (PyPI) against the gateway's OpenAPI document on
+# a real local cluster, and the chaos suite against the docker-compose
+# cluster (scripts/chaos.sh:
 # kills, partitions, rolling restarts; needs root, Docker and
 # docker-compose; CHAOS=0 skips it, and without Docker it says SKIPPED —
 # in CI (`CI` set) a missing Docker fails instead).
@@ -22,6 +24,11 @@ deploy/monitoring/check.sh
 # writes target/dashboard.png.
 BIN=target/debug gateway/tests/dashboard/check.sh
 BIN=target/debug gateway/tests/qdrant_client_smoke.sh
+# The OpenAPI document (GET /openapi.json) against the live gateway:
+# schemathesis (PyPI, pinned) sends generated requests for at most 110 s
+# (about 2.5 minutes with the cluster's start); fails on any 5xx, any
+# answer breaking its schema, any refused request that changed data.
+BIN=target/debug gateway/tests/schemathesis/check.sh
 if [ "${CHAOS:-1}" = 0 ]; then
   echo "chaos suite: skipped (CHAOS=0)"
 elif [ "$(id -u)" -eq 0 ] && command -v docker-compose >/dev/null 2>&1 && docker info >/dev/null 2>&1; then

@@ -34,8 +34,19 @@ impl Gateway {
                 let Some(info) = map.nodes.get(&node) else {
                     continue;
                 };
-                // Bounded by the deadline.
+                // Bounded by the deadline, checked before every call: with
+                // many replicas that each answer at once, the calls alone
+                // outlasted the request timeout (a 504 after the collection
+                // was created: 1,024 shards × 3 replicas, limits the OpenAPI
+                // document states, took 30+ s on a debug build).
                 loop {
+                    if Instant::now() >= deadline {
+                        tracing::warn!(
+                            collection = name,
+                            "replicas not all checked yet; returning anyway"
+                        );
+                        return Ok(());
+                    }
                     let req = StorageRequest::Status {
                         shard: ShardRef {
                             collection: name.to_string(),
@@ -43,7 +54,9 @@ impl Gateway {
                         },
                     };
                     let res = tokio::time::timeout(
-                        self.options.shard_timeout,
+                        self.options
+                            .shard_timeout
+                            .min(deadline.saturating_duration_since(Instant::now())),
                         self.client.call(info, req),
                     )
                     .await;

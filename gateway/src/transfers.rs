@@ -14,13 +14,18 @@ use protocol::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 
 /// One running transfer with its progress.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferView {
     pub collection: String,
+    #[schema(value_type = u32)]
     pub shard: ShardId,
+    #[schema(value_type = u64)]
     pub from: NodeId,
+    #[schema(value_type = u64)]
     pub to: NodeId,
+    #[schema(value_type = TransferKindDoc)]
     pub kind: TransferKind,
+    #[schema(value_type = MigrationPhaseDoc)]
     pub phase: MigrationPhase,
     pub points_copied: u64,
     pub points_total: u64,
@@ -114,7 +119,7 @@ pub fn running(map: &ClusterMap) -> Vec<TransferView> {
 }
 
 /// `GET /api/cluster/transfers`: running and finished transfers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransfersReport {
     /// The map epoch these numbers are from.
     pub epoch: u64,
@@ -123,6 +128,7 @@ pub struct TransfersReport {
     pub completed: u64,
     pub failed: u64,
     /// The last few finished ones, oldest first.
+    #[schema(value_type = Vec<TransferRecordDoc>)]
     pub recent: Vec<TransferRecord>,
 }
 
@@ -161,6 +167,43 @@ pub fn failure_reason(r: &TransferRecord) -> Option<&str> {
         TransferOutcome::Completed => None,
         TransferOutcome::Failed { reason } => Some(reason),
     }
+}
+
+// The JSON shapes of protocol's transfer types, for the OpenAPI document
+// (only described, never built).
+
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKindDoc {
+    Move,
+    Replicate,
+}
+
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationPhaseDoc {
+    Snapshot,
+    Delta,
+    Index,
+    Verify,
+    Switch,
+}
+
+/// A finished transfer.
+#[derive(utoipa::ToSchema)]
+pub struct TransferRecordDoc {
+    pub collection: String,
+    pub shard: u32,
+    pub from: u64,
+    pub to: u64,
+    pub kind: TransferKindDoc,
+    /// `completed` or `failed` (then with `reason`).
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub points_copied: u64,
+    pub bytes_copied: u64,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::models::parse;
+use super::openapi::schemas::{self as doc, Envelope};
 use super::path::{percent_decode, percent_encode};
 use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
@@ -105,6 +106,9 @@ fn parse_actions(body: serde_json::Value) -> Result<Vec<AliasAction>> {
 }
 
 /// `POST /collections/aliases`.
+#[utoipa::path(post, path = "/collections/aliases", tag = "aliases", operation_id = "update_aliases",
+    request_body = doc::ChangeAliases,
+    responses((status = 200, description = "Every action applied, at once", body = Envelope<bool>)))]
 pub async fn change(State(st): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
     let t = started();
     let actions = parse_actions(body)?;
@@ -122,6 +126,8 @@ fn described<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> serde_json:
 }
 
 /// `GET /aliases` (a scoped key sees the aliases of its collections).
+#[utoipa::path(get, path = "/aliases", tag = "aliases", operation_id = "get_aliases",
+    responses((status = 200, description = "Every alias", body = Envelope<doc::AliasesList>)))]
 pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -> Result<Response> {
     let t = started();
     let map = st.gw.fresh_map().await?;
@@ -135,6 +141,9 @@ pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -
 }
 
 /// `GET /collections/{name}/aliases` (404 for an unknown collection).
+#[utoipa::path(get, path = "/collections/{name}/aliases", tag = "aliases", operation_id = "get_collection_aliases",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "The collection's aliases", body = Envelope<doc::AliasesList>)))]
 pub async fn of_collection(
     State(st): State<AppState>,
     Path(name): Path<String>,

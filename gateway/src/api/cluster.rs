@@ -12,22 +12,39 @@ use protocol::ShardId;
 use serde::Serialize;
 use serde_json::json;
 
+use super::openapi::schemas::{self as doc, Envelope};
 use super::{ok, started, AppState};
 use crate::error::Result;
 use crate::operator::now_ms;
 use crate::transfers::{running, TransferView, TransfersReport};
 
+#[utoipa::path(get, path = "/", tag = "service", operation_id = "root",
+    responses((status = 200, description = "Name and version, bare (no envelope), as Qdrant's", body = doc::VersionInfo)))]
 pub async fn root() -> Response {
     let body = json!({"title": "vector-db gateway (Qdrant-compatible)", "version": env!("CARGO_PKG_VERSION")});
     // `/` answers bare, as Qdrant's does.
     axum::Json(body).into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "service", operation_id = "healthz",
+    responses((status = 200, description = "The process answers", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "healthz check passed"
 }
 
+/// Kubernetes' liveness probe: the same as `/healthz`.
+#[utoipa::path(get, path = "/livez", tag = "service", operation_id = "livez",
+    responses((status = 200, description = "The process answers", content_type = "text/plain", body = String)))]
+pub async fn livez() -> &'static str {
+    healthz().await
+}
+
 /// Ready once the gateway holds a cluster map from the meta-service.
+#[utoipa::path(get, path = "/readyz", tag = "service", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Holds a cluster map", content_type = "text/plain", body = String),
+        (status = 503, description = "No cluster map from the meta-service yet", content_type = "text/plain", body = String),
+    ))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     if st.gw.maps().meta_last_ok().is_some() {
         "all shards are ready".into_response()
@@ -40,6 +57,12 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "prometheus_metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 404, description = "Metrics are not enabled", content_type = "text/plain", body = String),
+    ))]
 pub async fn prometheus(State(st): State<AppState>) -> Response {
     match &st.prometheus {
         Some(h) => (
@@ -90,7 +113,7 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The spec's `ClusterMetrics`, from the map, the meta leader's heartbeat
 /// figures and this gateway's counters.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClusterMetrics {
     pub active_nodes: usize,
     /// Alive in the map but failing this gateway's calls lately.
@@ -212,6 +235,8 @@ pub fn cluster_metrics(st: &AppState, stats: Result<ClusterStats, String>) -> Cl
     m
 }
 
+#[utoipa::path(get, path = "/api/cluster/metrics", tag = "cluster", operation_id = "cluster_metrics",
+    responses((status = 200, description = "The spec's ClusterMetrics", body = Envelope<ClusterMetrics>)))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let t = started();
     let stats = match tokio::time::timeout(STATS_TIMEOUT, st.gw.maps().meta().cluster_stats()).await
@@ -227,6 +252,11 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 /// `healthy` / `degraded` (some shard under-replicated or a node dead) /
 /// `unhealthy` (a shard with no live replica, or no meta-service contact).
+#[utoipa::path(get, path = "/api/cluster/health", tag = "cluster", operation_id = "cluster_health",
+    responses(
+        (status = 200, description = "`healthy` or `degraded`", body = Envelope<doc::ClusterHealth>),
+        (status = 503, description = "`unhealthy`: a shard has no live replica, or no meta-service contact", body = Envelope<doc::ClusterHealth>),
+    ))]
 pub async fn health(State(st): State<AppState>) -> Response {
     let t = started();
     let map = st.gw.map();
@@ -281,6 +311,8 @@ pub async fn health(State(st): State<AppState>) -> Response {
     (code, ok(body, t)).into_response()
 }
 
+#[utoipa::path(get, path = "/api/cluster/topology", tag = "cluster", operation_id = "cluster_topology",
+    responses((status = 200, description = "Nodes, collections, shards, replicas, transfers", body = Envelope<doc::Topology>)))]
 pub async fn topology(State(st): State<AppState>) -> Response {
     let t = started();
     let map = st.gw.map();
@@ -330,6 +362,8 @@ pub async fn topology(State(st): State<AppState>) -> Response {
 /// Qdrant's `GET /cluster`, with storage nodes as peers. The consensus
 /// is the meta-service's: "working" with the time this gateway last heard
 /// from it, "stopped_with_err" before it ever has.
+#[utoipa::path(get, path = "/cluster", tag = "cluster", operation_id = "cluster_status",
+    responses((status = 200, description = "Qdrant's cluster status", body = Envelope<doc::QdrantClusterInfo>)))]
 pub async fn qdrant_cluster(State(st): State<AppState>) -> Response {
     let t = started();
     let map = st.gw.map();
@@ -360,6 +394,9 @@ pub async fn qdrant_cluster(State(st): State<AppState>) -> Response {
 }
 
 /// Qdrant's `GET /collections/{c}/cluster`: every replica is remote to a gateway.
+#[utoipa::path(get, path = "/collections/{name}/cluster", tag = "cluster", operation_id = "collection_cluster_info",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "Where each replica is, and the running transfers", body = Envelope<doc::CollectionClusterInfo>)))]
 pub async fn collection_cluster(
     State(st): State<AppState>,
     Path(name): Path<String>,

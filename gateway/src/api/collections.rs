@@ -8,6 +8,7 @@ use protocol::cluster::{NodeState, ReplicaState};
 use serde_json::json;
 
 use super::models::{distance_name, parse_create_collection, write_consistency_factor};
+use super::openapi::schemas::{self as doc, Envelope};
 use super::scope::Scope;
 use super::{ok, started, AppState, JsonBody};
 use crate::error::Result;
@@ -15,6 +16,8 @@ use crate::reads::ReadOptions;
 use crate::status::summarize;
 
 /// `GET /collections` (a scoped key sees its collections only).
+#[utoipa::path(get, path = "/collections", tag = "collections", operation_id = "get_collections",
+    responses((status = 200, description = "Collection names", body = Envelope<doc::CollectionsList>)))]
 pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -> Result<Response> {
     let t = started();
     let map = st.gw.maps().refresh(protocol::Epoch(0)).await?;
@@ -28,6 +31,14 @@ pub async fn list(State(st): State<AppState>, scope: Option<Extension<Scope>>) -
     Ok(ok(json!({"collections": names}), t))
 }
 
+/// Creates a collection (its shards placed by the meta-service).
+#[utoipa::path(put, path = "/collections/{name}", tag = "collections", operation_id = "create_collection",
+    params(doc::CollectionPath),
+    request_body = doc::CreateCollection,
+    responses(
+        (status = 200, description = "Created", body = Envelope<bool>),
+        (status = 409, description = "A collection of this name exists", body = doc::ErrorBody),
+    ))]
 pub async fn create(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -39,12 +50,19 @@ pub async fn create(
     Ok(ok(true, t))
 }
 
+/// Deletes a collection and its aliases; `false` if there was none.
+#[utoipa::path(delete, path = "/collections/{name}", tag = "collections", operation_id = "delete_collection",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "Whether a collection was deleted", body = Envelope<bool>)))]
 pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     let t = started();
     let deleted = st.gw.delete_collection(&name).await?;
     Ok(ok(deleted, t))
 }
 
+#[utoipa::path(get, path = "/collections/{name}/exists", tag = "collections", operation_id = "collection_exists",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "Whether the collection (or alias) exists", body = Envelope<doc::CollectionExists>)))]
 pub async fn exists(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     let t = started();
     let map = st.gw.maps().refresh(protocol::Epoch(0)).await?;
@@ -59,6 +77,9 @@ pub async fn exists(State(st): State<AppState>, Path(name): Path<String>) -> Res
 /// status turns yellow); `status`, `optimizer_status`,
 /// `indexed_vectors_count` and `segments_count` come from every replica's
 /// index status (see [`crate::status`] for the rule).
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections", operation_id = "get_collection",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "Status, counts and configuration", body = Envelope<doc::CollectionInfo>)))]
 pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     let t = started();
     let (map, coll) = st.gw.collection(&name).await?;

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 const PAGE: &str = include_str!("dashboard.html");
 
+#[utoipa::path(get, path = "/dashboard", tag = "service", operation_id = "dashboard",
+    responses((status = 200, description = "The operators' page (HTML, no data)", content_type = "text/html", body = String)))]
 pub async fn page() -> Response {
     (
         [

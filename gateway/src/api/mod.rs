@@ -16,6 +16,8 @@
 //! - [`dashboard`]: `GET /dashboard`, the operators' HTML page over the
 //!   routes above.
 //! - [`unsupported`]: 501 answers naming the Qdrant features we lack.
+//! - [`openapi`]: the OpenAPI document of these routes (`GET /openapi.json`),
+//!   generated from the handlers' annotations.
 //! - [`auth`]: API keys (read-write, read-only, scoped to collections).
 //! - [`scope`]: what a collection-scoped key may reach.
 
@@ -26,6 +28,7 @@ pub mod collections;
 pub mod dashboard;
 pub mod models;
 pub mod nodes;
+pub mod openapi;
 mod path;
 pub mod points;
 pub mod scope;
@@ -42,12 +45,13 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Query, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::{BoxError, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
@@ -133,79 +137,9 @@ pub fn ok<T: Serialize>(result: T, started: Instant) -> Response {
 
 /// Builds the whole router with its layers.
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
-    let api = Router::new()
-        .route("/", get(cluster::root))
-        .route("/healthz", get(cluster::healthz))
-        .route("/livez", get(cluster::healthz))
-        .route("/readyz", get(cluster::readyz))
-        .route("/metrics", get(cluster::prometheus))
-        .route("/dashboard", get(dashboard::page))
-        .route("/api/cluster/health", get(cluster::health))
-        .route("/api/cluster/metrics", get(cluster::metrics))
-        .route("/api/cluster/topology", get(cluster::topology))
-        .route("/api/cluster/nodes", get(nodes::list))
-        .route("/api/cluster/nodes/{id}", delete(nodes::remove))
-        .route("/api/cluster/nodes/{id}/drain", post(nodes::drain))
-        .route("/api/cluster/rebalance", post(nodes::rebalance))
-        .route(
-            "/api/cluster/settings",
-            get(nodes::get_settings).put(nodes::put_settings),
-        )
-        .route("/api/cluster/transfers", get(nodes::transfers))
-        .route("/cluster", get(cluster::qdrant_cluster))
-        .route("/cluster/peer/{id}", delete(nodes::remove_peer))
-        .route("/collections", get(collections::list))
-        .route(
-            "/collections/{name}",
-            put(collections::create)
-                .get(collections::info)
-                .patch(shards::update_collection)
-                .delete(collections::delete),
-        )
-        .route("/collections/{name}/exists", get(collections::exists))
-        .route(
-            "/collections/{name}/cluster",
-            get(cluster::collection_cluster).post(shards::update_cluster),
-        )
-        .route(
-            "/collections/{name}/points",
-            put(points::upsert).post(points::retrieve),
-        )
-        .route("/collections/{name}/points/{id}", get(points::get_point))
-        .route("/collections/{name}/points/delete", post(points::delete))
-        .route("/collections/{name}/points/scroll", post(points::scroll))
-        .route("/collections/{name}/points/count", post(points::count))
-        .route("/collections/{name}/points/search", post(points::search))
-        .route(
-            "/collections/{name}/points/search/batch",
-            post(points::search_batch),
-        )
-        .route("/collections/{name}/points/query", post(points::query))
-        .route(
-            "/collections/{name}/points/query/batch",
-            post(points::query_batch),
-        )
-        .route("/collections/{name}/index", put(points::payload_index))
-        .route(
-            "/collections/{name}/index/{field}",
-            delete(points::payload_index),
-        )
-        .route("/aliases", get(aliases::list))
-        .route("/collections/aliases", post(aliases::change))
-        .route("/collections/{name}/aliases", get(aliases::of_collection))
-        .route("/collections/{name}/points/batch", post(points::batch))
-        .route(
-            "/collections/{name}/points/payload",
-            post(points::set_payload).put(points::overwrite_payload),
-        )
-        .route(
-            "/collections/{name}/points/payload/delete",
-            post(points::delete_payload),
-        )
-        .route(
-            "/collections/{name}/points/payload/clear",
-            post(points::clear_payload),
-        );
+    let (api, mut doc) = routes().split_for_parts();
+    openapi::finish(&mut doc, unsupported::ROUTES);
+    let api = api.layer(axum::Extension(openapi::Served::new(&doc)));
     let api = unsupported::routes(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -242,6 +176,73 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
     Router::new()
         .fallback_service(api)
         .layer(middleware::from_fn_with_state(state, aliases::resolve))
+}
+
+/// Every documented route. Each `routes!` registers the handlers of one
+/// path from their `#[utoipa::path]` annotations (method and path
+/// included), which also put them in the OpenAPI document.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(cluster::root))
+        .routes(routes!(cluster::healthz))
+        .routes(routes!(cluster::livez))
+        .routes(routes!(cluster::readyz))
+        .routes(routes!(cluster::prometheus))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(cluster::health))
+        .routes(routes!(cluster::metrics))
+        .routes(routes!(cluster::topology))
+        .routes(routes!(nodes::list))
+        .routes(routes!(nodes::remove))
+        .routes(routes!(nodes::drain))
+        .routes(routes!(nodes::rebalance))
+        .routes(routes!(nodes::get_settings, nodes::put_settings))
+        .routes(routes!(nodes::transfers))
+        .routes(routes!(cluster::qdrant_cluster))
+        .routes(routes!(nodes::remove_peer))
+        .routes(routes!(collections::list))
+        .routes(routes!(
+            collections::create,
+            collections::info,
+            shards::update_collection,
+            collections::delete
+        ))
+        .routes(routes!(collections::exists))
+        .routes(routes!(cluster::collection_cluster, shards::update_cluster))
+        .routes(routes!(points::write::upsert, points::read::retrieve))
+        .routes(routes!(points::read::get_point))
+        .routes(routes!(points::write::delete))
+        .routes(routes!(points::read::scroll))
+        .routes(routes!(points::read::count))
+        .routes(routes!(points::read::search))
+        .routes(routes!(points::read::search_batch))
+        .routes(routes!(points::read::query))
+        .routes(routes!(points::read::query_batch))
+        .routes(routes!(points::write::create_payload_index))
+        .routes(routes!(points::write::delete_payload_index))
+        .routes(routes!(aliases::list))
+        .routes(routes!(aliases::change))
+        .routes(routes!(aliases::of_collection))
+        .routes(routes!(points::batch::batch))
+        .routes(routes!(
+            points::write::set_payload,
+            points::write::overwrite_payload
+        ))
+        .routes(routes!(points::write::delete_payload))
+        .routes(routes!(points::write::clear_payload))
+        .routes(routes!(
+            unsupported::shard_keys,
+            unsupported::create_shard_key
+        ))
+}
+
+/// The OpenAPI document of [`router`]'s routes, as `GET /openapi.json`
+/// serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes().split_for_parts();
+    openapi::finish(&mut doc, unsupported::ROUTES);
+    doc
 }
 
 async fn not_found() -> GatewayError {

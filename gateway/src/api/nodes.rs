@@ -19,6 +19,7 @@ use protocol::cluster::{ClusterCommand, ClusterMap, NodeState, RebalanceSettings
 use protocol::NodeId;
 use serde_json::{json, Map, Value};
 
+use super::openapi::schemas::{self as doc, Envelope};
 use super::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::operator::now_ms;
@@ -49,6 +50,9 @@ fn node_json(map: &ClusterMap, id: NodeId) -> Option<Value> {
     }))
 }
 
+/// Storage nodes with what they hold (read from the meta-service).
+#[utoipa::path(get, path = "/api/cluster/nodes", tag = "operator", operation_id = "list_nodes",
+    responses((status = 200, description = "Every registered storage node", body = Envelope<doc::NodesList>)))]
 pub async fn list(State(st): State<AppState>) -> Result<Response> {
     let t = started();
     let map = st.gw.fresh_map().await?;
@@ -74,6 +78,9 @@ fn unknown_node(id: u64) -> GatewayError {
 
 /// Marks the node `Draining`; answers with what it still holds. Draining a
 /// node that already drains is not an error (the CLI's `--wait` retries).
+#[utoipa::path(post, path = "/api/cluster/nodes/{id}/drain", tag = "operator", operation_id = "drain_node",
+    params(doc::NodePath),
+    responses((status = 200, description = "The node drains; what it still holds", body = Envelope<doc::DrainResult>)))]
 pub async fn drain(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let t = started();
     let id = node_id(&id)?;
@@ -101,6 +108,12 @@ pub async fn drain(State(st): State<AppState>, Path(id): Path<String>) -> Result
 }
 
 /// Forgets the node; 409 with its replica count while it holds any.
+#[utoipa::path(delete, path = "/api/cluster/nodes/{id}", tag = "operator", operation_id = "remove_node",
+    params(doc::NodePath),
+    responses(
+        (status = 200, description = "Forgotten", body = Envelope<doc::RemoveResult>),
+        (status = 409, description = "The node still holds replicas", body = doc::ErrorBody),
+    ))]
 pub async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let t = started();
     let id = node_id(&id)?;
@@ -115,6 +128,12 @@ pub async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// Qdrant's `DELETE /cluster/peer/{peer_id}`: the same, answering `true`.
+#[utoipa::path(delete, path = "/cluster/peer/{id}", tag = "cluster", operation_id = "remove_peer",
+    params(doc::NodePath, ("force" = Option<bool>, Query, description = "`true` is refused: drain the peer first")),
+    responses(
+        (status = 200, description = "Forgotten", body = Envelope<bool>),
+        (status = 409, description = "The peer still holds replicas", body = doc::ErrorBody),
+    ))]
 pub async fn remove_peer(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -133,6 +152,9 @@ pub async fn remove_peer(
     Ok(ok(true, t))
 }
 
+/// Plans a rebalance now and starts its moves.
+#[utoipa::path(post, path = "/api/cluster/rebalance", tag = "operator", operation_id = "rebalance",
+    responses((status = 200, description = "The plan that was started (possibly no move)", body = Envelope<doc::RebalanceResult>)))]
 pub async fn rebalance(State(st): State<AppState>) -> Result<Response> {
     let t = started();
     let ack = st.gw.rebalance().await?;
@@ -173,6 +195,9 @@ fn settings_json(map: &ClusterMap) -> Value {
     )
 }
 
+/// The effective `rebalancing.*` settings.
+#[utoipa::path(get, path = "/api/cluster/settings", tag = "operator", operation_id = "get_settings",
+    responses((status = 200, description = "Setting → value", body = Envelope<doc::RebalanceSettingsDoc>)))]
 pub async fn get_settings(State(st): State<AppState>) -> Result<Response> {
     let t = started();
     let map = st.gw.fresh_map().await?;
@@ -216,6 +241,11 @@ pub fn parse_settings(body: Value) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// Changes some `rebalancing.*` settings; every pair is checked before
+/// the first is sent.
+#[utoipa::path(put, path = "/api/cluster/settings", tag = "operator", operation_id = "put_settings",
+    request_body = doc::SettingsUpdate,
+    responses((status = 200, description = "The settings now in effect", body = Envelope<doc::RebalanceSettingsDoc>)))]
 pub async fn put_settings(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
@@ -231,6 +261,9 @@ pub async fn put_settings(
 
 /// Running transfers from this gateway's map (kept current by its watch;
 /// `?fresh=true` reads the meta-service first).
+#[utoipa::path(get, path = "/api/cluster/transfers", tag = "operator", operation_id = "list_transfers",
+    params(("fresh" = Option<bool>, Query, description = "`true`: read the meta-service first")),
+    responses((status = 200, description = "Running transfers with progress, and recent finished ones", body = Envelope<crate::transfers::TransfersReport>)))]
 pub async fn transfers(State(st): State<AppState>, params: Params) -> Result<Response> {
     let t = started();
     let map = if params.get("fresh").is_some_and(|f| f == "true") {

@@ -13,6 +13,7 @@ use protocol::cluster::{ClusterCommand, ClusterMap, RebalancePlan, ShardInfo, Sh
 use protocol::ShardId;
 
 use super::models::{parse_cluster_op, parse_update_collection, ClusterOp};
+use super::openapi::schemas::{self as doc, Envelope};
 use super::{ok, started, AppState, JsonBody};
 use crate::error::{GatewayError, Result};
 use crate::operator::now_ms;
@@ -36,6 +37,12 @@ pub(crate) fn shard_of<'a>(
         })
 }
 
+/// Starts a shard move or replication, aborts a transfer, or drops a
+/// replica; a transfer runs on after the answer.
+#[utoipa::path(post, path = "/collections/{name}/cluster", tag = "cluster", operation_id = "update_collection_cluster",
+    params(doc::CollectionPath),
+    request_body = doc::ClusterOperation,
+    responses((status = 200, description = "Accepted", body = Envelope<bool>)))]
 pub async fn update_cluster(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -122,6 +129,10 @@ pub async fn update_cluster(
 /// `PATCH /collections/{name}`: a new replication factor; the
 /// meta-service's controller then adds replicas by transfers, or drops the
 /// surplus.
+#[utoipa::path(patch, path = "/collections/{name}", tag = "collections", operation_id = "update_collection",
+    params(doc::CollectionPath),
+    request_body = doc::UpdateCollection,
+    responses((status = 200, description = "Accepted", body = Envelope<bool>)))]
 pub async fn update_collection(
     State(st): State<AppState>,
     Path(name): Path<String>,

@@ -5,15 +5,16 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{any, get};
+use axum::routing::any;
 use axum::Router;
 use serde_json::json;
 
+use super::openapi::schemas::{self as doc, Envelope};
 use super::{ok, started, AppState};
 use crate::error::{GatewayError, Result};
 
 /// `(path, feature)`: every method of `path` answers 501 for `feature`.
-const ROUTES: &[(&str, &str)] = &[
+pub(super) const ROUTES: &[(&str, &str)] = &[
     ("/snapshots", "full (storage) snapshots"),
     ("/snapshots/{snapshot}", "full (storage) snapshots"),
     ("/collections/{name}/snapshots", "collection snapshots"),
@@ -93,7 +94,8 @@ const ROUTES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Adds the 501 routes and `GET /collections/{name}/shards`.
+/// Adds the 501 routes (the OpenAPI document describes them from the
+/// same table, see `openapi::finish`).
 pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
     for (path, feature) in ROUTES {
         let feature: &'static str = feature;
@@ -102,20 +104,26 @@ pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
             any(move || async move { GatewayError::NotImplemented { feature } }),
         );
     }
-    r.route(
-        "/collections/{name}/shards",
-        get(shard_keys).put(|| async {
-            GatewayError::NotImplemented {
-                feature: "custom sharding (shard keys)",
-            }
-        }),
-    )
+    r
 }
 
+/// `PUT /collections/{name}/shards`: creating a shard key.
+#[utoipa::path(put, path = "/collections/{name}/shards", tag = "unsupported", operation_id = "create_shard_key",
+    params(doc::CollectionPath),
+    responses((status = 501, description = "Not implemented: custom sharding (shard keys)", body = doc::ErrorBody)))]
+pub async fn create_shard_key() -> GatewayError {
+    GatewayError::NotImplemented {
+        feature: "custom sharding (shard keys)",
+    }
+}
+
+#[utoipa::path(get, path = "/collections/{name}/shards", tag = "collections", operation_id = "list_shard_keys",
+    params(doc::CollectionPath),
+    responses((status = 200, description = "No shard keys", body = Envelope<doc::ShardKeys>)))]
 /// Qdrant's `list_shard_keys`: our collections are sharded by point id
 /// (Qdrant's `auto`), so they have no shard keys: `null`, as Qdrant
 /// answers for them.
-async fn shard_keys(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
+pub async fn shard_keys(State(st): State<AppState>, Path(name): Path<String>) -> Result<Response> {
     let t = started();
     st.gw.collection(&name).await?;
     Ok(ok(json!({"shard_keys": null}), t))

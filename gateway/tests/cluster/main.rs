@@ -13,6 +13,7 @@ mod harness;
 mod limits;
 mod logs;
 mod names;
+mod openapi;
 mod operator;
 mod quic;
 mod tls;

@@ -5,12 +5,15 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::points::PayloadSelector;
+use super::shapes::{ExtendedPointId, Payload as DocPayload};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScoredOut {
+    #[schema(value_type = ExtendedPointId)]
     pub id: PointId,
     pub version: u64,
     pub score: f32,
+    #[schema(value_type = Option<DocPayload>)]
     pub payload: Option<Payload>,
     pub vector: Option<Vec<f32>>,
     pub shard_key: Option<Value>,
@@ -29,9 +32,11 @@ pub fn scored_out(p: ScoredPoint, sel: &PayloadSelector, with_vector: bool) -> S
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordOut {
+    #[schema(value_type = ExtendedPointId)]
     pub id: PointId,
+    #[schema(value_type = Option<DocPayload>)]
     pub payload: Option<Payload>,
     pub vector: Option<Vec<f32>>,
     pub shard_key: Option<Value>,

@@ -10,6 +10,7 @@
 //! - [`answers`]: scored points, records, update results.
 //! - [`cluster_ops`]: `POST /collections/{name}/cluster` operations and
 //!   `PATCH /collections/{name}`.
+//! - [`shapes`]: OpenAPI schemas of point ids and payloads.
 
 mod answers;
 mod cluster_ops;
@@ -17,6 +18,7 @@ mod collection;
 mod params;
 mod points;
 mod search;
+mod shapes;
 
 use protocol::Filter;
 use serde::de::DeserializeOwned;
@@ -33,6 +35,7 @@ pub use collection::{
 pub use params::{parse_partial, parse_read_consistency, parse_write_consistency};
 pub use points::{parse_selector, parse_upsert, parse_with_vector, PayloadSelector, Selector};
 pub use search::{parse_query_target, ParamsIn, QueryTarget, SearchIn, SearchSpec};
+pub use shapes::{ExtendedPointId, Payload};
 
 /// Deserialises `v` as `T`, naming `what` in the error.
 pub fn parse<T: DeserializeOwned>(v: Value, what: &str) -> Result<T> {
@@ -108,6 +111,8 @@ mod tests {
             QueryTarget::Point(_)
         ));
         assert!(parse_query_target(json!({"recommend": {}})).is_err());
+        assert!(parse_query_target(json!([3e38, 3e38])).is_err());
+        assert!(parse_query_target(json!({"nearest": [1e19, 1.0]})).is_err());
         assert!(parse_filter(Some(
             json!({"must": [{"key": "a", "match": {"value": 1}, "range": null}]})
         ))

@@ -8,8 +8,35 @@ use serde_json::Value;
 use super::{parse, parse_filter};
 use crate::error::{GatewayError, Result};
 
-/// A dense vector, or a one-entry map of named vectors (`{"": [...]}`).
+/// A dense vector, or a one-entry map of named vectors (`{"": [...]}`),
+/// of a magnitude that keeps every score finite (see [`check_magnitude`]).
 pub(super) fn parse_vector(v: Value) -> Result<Vec<f32>> {
+    let vector = parse_vector_form(v)?;
+    check_magnitude(&vector)?;
+    Ok(vector)
+}
+
+/// Largest squared norm of a vector: a quarter of `f32::MAX`, so that a
+/// dot product (at most |a|·|b|) and a squared Euclidean distance (at
+/// most 2|a|² + 2|b|²) of two accepted vectors stay finite. Larger
+/// vectors made scores overflow to infinity, which JSON cannot carry: the
+/// hits came back with `"score": null` (found by probing the OpenAPI
+/// document's schemas: `score` is a number).
+pub const MAX_SQUARED_NORM: f64 = f32::MAX as f64 / 4.0;
+
+pub(super) fn check_magnitude(vector: &[f32]) -> Result<()> {
+    let squared: f64 = vector.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+    // NaN and infinite components are refused later, by name.
+    if squared.is_finite() && squared > MAX_SQUARED_NORM {
+        return Err(GatewayError::bad_request(format!(
+            "vector too large: its squared norm {squared:e} exceeds {MAX_SQUARED_NORM:e} \
+             (scores against it would overflow)"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_vector_form(v: Value) -> Result<Vec<f32>> {
     match v {
         Value::Array(_) => parse(v, "vector"),
         Value::Object(m) if m.len() == 1 => {
@@ -234,10 +261,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(batch[1].payload, None);
+        // Just under the magnitude limit: accepted.
+        let edge = (MAX_SQUARED_NORM / 2.0).sqrt() as f32 * 0.999;
+        assert!(parse_upsert(json!({"points": [{"id": 1, "vector": [edge, edge]}]}), 2).is_ok());
         for bad in [
             json!({"points": [{"id": 1, "vector": [1.0]}]}),
             json!({"points": [{"id": -1, "vector": [1.0, 2.0]}]}),
             json!({"points": [{"id": 1, "vector": [1.0, 1e39]}]}),
+            json!({"points": [{"id": 1, "vector": [1.0, 1e19]}]}),
+            json!({"points": [{"id": 1, "vector": [3e38, 3e38]}]}),
             json!({"points": [{"id": 1, "vector": [1.0, 2.0], "payload": [1]}]}),
             json!({"batch": {"ids": [1, 2], "vectors": [[1, 2]]}}),
             json!({"nothing": []}),

@@ -4,7 +4,7 @@ use protocol::{Filter, PointId, SearchParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::points::{parse_vector, parse_with_vector, PayloadSelector};
+use super::points::{check_magnitude, parse_vector, parse_with_vector, PayloadSelector};
 use super::{parse, parse_filter};
 use crate::error::{GatewayError, Result};
 
@@ -60,7 +60,11 @@ pub enum QueryTarget {
 
 pub fn parse_query_target(v: Value) -> Result<QueryTarget> {
     match v {
-        Value::Array(_) => Ok(QueryTarget::Vector(parse(v, "query")?)),
+        Value::Array(_) => {
+            let vector: Vec<f32> = parse(v, "query")?;
+            check_magnitude(&vector)?;
+            Ok(QueryTarget::Vector(vector))
+        }
         Value::Number(_) | Value::String(_) => Ok(QueryTarget::Point(parse(v, "query")?)),
         Value::Object(mut m) => match m.remove("nearest") {
             Some(inner) => parse_query_target(inner),

@@ -16,12 +16,16 @@ use serde_json::Value;
 use super::write::Write;
 use super::{object, wait_flag};
 use crate::api::models::{parse, parse_write_consistency, update_result};
+use crate::api::openapi::schemas::{self as doc, Envelope};
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 
 /// Qdrant's batch operations that this cluster cannot do yet.
 const UNSUPPORTED: [&str; 2] = ["update_vectors", "delete_vectors"];
 
+#[utoipa::path(post, path = "/collections/{name}/points/batch", tag = "points", operation_id = "batch_update",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::UpdateOperations,
+    responses((status = 200, description = "One result per operation", body = Envelope<Vec<doc::UpdateResult>>)))]
 pub async fn batch(
     State(st): State<AppState>,
     Path(name): Path<String>,

@@ -2,9 +2,10 @@
 //! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search,
 //! query) scatter-gathered ([`read`]).
 
-mod batch;
-mod read;
-mod write;
+// Visible to `api`, whose router names each handler's OpenAPI path.
+pub(super) mod batch;
+pub(super) mod read;
+pub(super) mod write;
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,8 @@ use crate::routing::group_by_shard;
 pub use batch::batch;
 pub use read::{count, get_point, query, query_batch, retrieve, scroll, search, search_batch};
 pub use write::{
-    clear_payload, delete, delete_payload, overwrite_payload, payload_index, set_payload, upsert,
+    clear_payload, create_payload_index, delete, delete_payload, delete_payload_index,
+    overwrite_payload, set_payload, upsert,
 };
 
 /// Largest number of points a filter may select for a payload write.

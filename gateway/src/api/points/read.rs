@@ -8,12 +8,17 @@ use serde_json::{json, Value};
 use super::{object, read_opts, with_missing};
 use crate::api::models::{
     self, parse, parse_filter, parse_read_consistency, parse_with_vector, record_out, scored_out,
-    PayloadSelector, QueryTarget, SearchIn, SearchSpec,
+    PayloadSelector, QueryTarget, RecordOut, SearchIn, SearchSpec,
 };
+use crate::api::openapi::schemas::{self as doc, Envelope};
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::reads::{record_stage, Answer, ReadOptions};
 
+/// Points by id (the ones that exist).
+#[utoipa::path(post, path = "/collections/{name}/points", tag = "points", operation_id = "get_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::PointRequest,
+    responses((status = 200, description = "The points found", body = Envelope<Vec<RecordOut>>)))]
 pub async fn retrieve(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -40,6 +45,13 @@ pub async fn retrieve(
     Ok(ok(out, t))
 }
 
+/// One point, with its payload and vector.
+#[utoipa::path(get, path = "/collections/{name}/points/{id}", tag = "points", operation_id = "get_point",
+    params(doc::CollectionPath, ("id" = doc::ExtendedPointId, Path, description = "An unsigned integer or a UUID"), doc::ReadQuery),
+    responses(
+        (status = 200, description = "The point", body = Envelope<RecordOut>),
+        (status = 404, description = "No such point or collection", body = doc::ErrorBody),
+    ))]
 pub async fn get_point(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
@@ -62,6 +74,10 @@ pub async fn get_point(
     }
 }
 
+/// Points in id order, a page at a time.
+#[utoipa::path(post, path = "/collections/{name}/points/scroll", tag = "points", operation_id = "scroll_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::ScrollRequest,
+    responses((status = 200, description = "A page, and the id to continue from", body = Envelope<doc::ScrollResult>)))]
 pub async fn scroll(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -108,6 +124,10 @@ pub async fn scroll(
     Ok(ok(result, t))
 }
 
+/// Points matching a filter (exact unless `exact: false`).
+#[utoipa::path(post, path = "/collections/{name}/points/count", tag = "points", operation_id = "count_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::CountRequest,
+    responses((status = 200, description = "The count", body = Envelope<doc::CountResult>)))]
 pub async fn count(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -161,6 +181,10 @@ async fn run_search(
     Ok((hits, a.missing_shards))
 }
 
+/// Nearest neighbours of a vector.
+#[utoipa::path(post, path = "/collections/{name}/points/search", tag = "points", operation_id = "search_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::SearchRequest,
+    responses((status = 200, description = "Hits, best first", body = Envelope<doc::SearchResult>)))]
 pub async fn search(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -186,6 +210,10 @@ pub async fn search(
     Ok(response)
 }
 
+/// Several searches; a bad one refuses the batch before any runs.
+#[utoipa::path(post, path = "/collections/{name}/points/search/batch", tag = "points", operation_id = "search_batch_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::SearchBatch,
+    responses((status = 200, description = "Hits of each search, in order", body = Envelope<Vec<doc::SearchResult>>)))]
 pub async fn search_batch(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -257,6 +285,9 @@ async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) ->
 
 /// `POST …/points/query`: nearest neighbours of a vector (or of a stored
 /// point's vector), answered as `{"points": [...]}`.
+#[utoipa::path(post, path = "/collections/{name}/points/query", tag = "points", operation_id = "query_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::QueryRequest,
+    responses((status = 200, description = "Hits, best first", body = Envelope<doc::QueryResult>)))]
 pub async fn query(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -270,6 +301,9 @@ pub async fn query(
 }
 
 /// `POST …/points/query/batch`: `{"searches": [query, ...]}`.
+#[utoipa::path(post, path = "/collections/{name}/points/query/batch", tag = "points", operation_id = "query_batch_points",
+    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::QueryBatch,
+    responses((status = 200, description = "Hits of each query, in order", body = Envelope<Vec<doc::QueryResult>>)))]
 pub async fn query_batch(
     State(st): State<AppState>,
     Path(name): Path<String>,

@@ -15,6 +15,7 @@ use super::{object, per_shard_ids, selected, wait_flag};
 use crate::api::models::{
     parse, parse_selector, parse_upsert, parse_write_consistency, update_result, Selector,
 };
+use crate::api::openapi::schemas::{self as doc, Envelope};
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::routing::group_by_shard;
@@ -170,6 +171,10 @@ async fn run(
     Ok(ok(update_result(ack.seq.0, wait_flag(&q)), t))
 }
 
+/// Inserts or replaces points (a list, or columns).
+#[utoipa::path(put, path = "/collections/{name}/points", tag = "points", operation_id = "upsert_points",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::PointInsertOperations,
+    responses((status = 200, description = "Applied by the write consistency's replicas", body = Envelope<doc::UpdateResult>)))]
 pub async fn upsert(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -179,6 +184,10 @@ pub async fn upsert(
     run(st, name, q.0, |coll| Write::upsert(body, coll)).await
 }
 
+/// Deletes points by id or by filter.
+#[utoipa::path(post, path = "/collections/{name}/points/delete", tag = "points", operation_id = "delete_points",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::PointsSelector,
+    responses((status = 200, description = "Applied", body = Envelope<doc::UpdateResult>)))]
 pub async fn delete(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -188,6 +197,10 @@ pub async fn delete(
     run(st, name, q.0, |_| Write::delete(body)).await
 }
 
+/// Merges keys into the payload of the selected points.
+#[utoipa::path(post, path = "/collections/{name}/points/payload", tag = "points", operation_id = "set_payload",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::SetPayload,
+    responses((status = 200, description = "Applied", body = Envelope<doc::UpdateResult>)))]
 pub async fn set_payload(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -197,6 +210,10 @@ pub async fn set_payload(
     run(st, name, q.0, |_| Write::payload(body, false)).await
 }
 
+/// Replaces the payload of the selected points.
+#[utoipa::path(put, path = "/collections/{name}/points/payload", tag = "points", operation_id = "overwrite_payload",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::SetPayload,
+    responses((status = 200, description = "Applied", body = Envelope<doc::UpdateResult>)))]
 pub async fn overwrite_payload(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -206,6 +223,10 @@ pub async fn overwrite_payload(
     run(st, name, q.0, |_| Write::payload(body, true)).await
 }
 
+/// Deletes payload keys of the selected points.
+#[utoipa::path(post, path = "/collections/{name}/points/payload/delete", tag = "points", operation_id = "delete_payload",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::DeletePayload,
+    responses((status = 200, description = "Applied", body = Envelope<doc::UpdateResult>)))]
 pub async fn delete_payload(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -215,6 +236,10 @@ pub async fn delete_payload(
     run(st, name, q.0, |_| Write::delete_payload(body)).await
 }
 
+/// Removes the whole payload of the selected points.
+#[utoipa::path(post, path = "/collections/{name}/points/payload/clear", tag = "points", operation_id = "clear_payload",
+    params(doc::CollectionPath, doc::WriteQuery), request_body = doc::PointsSelector,
+    responses((status = 200, description = "Applied", body = Envelope<doc::UpdateResult>)))]
 pub async fn clear_payload(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -227,12 +252,28 @@ pub async fn clear_payload(
 /// `PUT /collections/{c}/index` and `DELETE …/index/{field}`: accepted and
 /// ignored (filters are evaluated without payload indexes), so clients
 /// that create indexes keep working.
-pub async fn payload_index(
+#[utoipa::path(put, path = "/collections/{name}/index", tag = "collections", operation_id = "create_field_index",
+    params(doc::CollectionPath), request_body = doc::CreateFieldIndex,
+    responses((status = 200, description = "Accepted (and ignored)", body = Envelope<doc::UpdateResult>)))]
+pub async fn create_payload_index(
     State(st): State<AppState>,
-    Path(params): Path<std::collections::HashMap<String, String>>,
+    Path(name): Path<String>,
 ) -> Result<Response> {
+    payload_index(st, name).await
+}
+
+#[utoipa::path(delete, path = "/collections/{name}/index/{field}", tag = "collections", operation_id = "delete_field_index",
+    params(doc::CollectionPath, ("field" = String, Path, description = "Payload key")),
+    responses((status = 200, description = "Accepted (and ignored)", body = Envelope<doc::UpdateResult>)))]
+pub async fn delete_payload_index(
+    State(st): State<AppState>,
+    Path((name, _field)): Path<(String, String)>,
+) -> Result<Response> {
+    payload_index(st, name).await
+}
+
+async fn payload_index(st: AppState, name: String) -> Result<Response> {
     let t = started();
-    let name = params.get("name").cloned().unwrap_or_default();
     st.gw.collection(&name).await?;
     Ok(ok(update_result(0, true), t))
 }
