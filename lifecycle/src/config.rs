@@ -19,7 +19,10 @@
 //! - [`schema`]: the file's structs ([`ConfigFile`]), all `Option`s.
 //! - [`duration`]: `150ms`-style durations and `150-300ms` ranges.
 //! - [`reference`]: the table of keys and the reference page.
+//! - `check` (feature `testsuite`): bad files run through a real binary.
 
+#[cfg(any(test, feature = "testsuite"))]
+pub mod check;
 pub mod duration;
 pub mod reference;
 pub mod schema;
