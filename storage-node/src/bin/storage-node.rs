@@ -52,7 +52,7 @@ fn check_config_line(c: &StorageNodeConfig) -> String {
     let shard = &c.node.shard;
     let gossip = c.gossip.as_ref().map_or("off".to_string(), |g| {
         format!(
-            "{} advertise={} seeds={} cluster_id={} gossip_interval_ms={} phi_threshold={}",
+            "{} gossip_advertise={} gossip_seeds={} cluster_id={} gossip_interval_ms={} phi_threshold={}",
             g.gossip_listen,
             g.gossip_advertise,
             g.seeds.join(","),

@@ -32,7 +32,7 @@ fn check_config_shows_the_files_values() {
         "heartbeat_ms=250 ",
         "fsync=Never ",
         "max_segment_points=123 ",
-        "gossip=0.0.0.0:7999 advertise=10.1.2.3:7999 seeds=s0:7999 ",
+        "gossip=0.0.0.0:7999 gossip_advertise=10.1.2.3:7999 gossip_seeds=s0:7999 ",
         "gossip_interval_ms=50 phi_threshold=32",
     ] {
         assert!(out.contains(want), "{want:?} not in {out}");
