@@ -81,7 +81,7 @@ impl Config {
         Self::resolve(file, env, overrides)
     }
 
-    /// Parses a file's text (`origin` names it in errors).
+    /// Parses a file's text (named `<text>` in errors).
     pub fn parse_file(text: &str) -> Result<ConfigFile, ConfigError> {
         Ok(lifecycle::config::parse(text, "<text>")?)
     }

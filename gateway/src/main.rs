@@ -94,7 +94,9 @@ fn check_config_line(c: &Config) -> String {
         c.meta_service.join(","),
         c.certs_dir.display(),
         c.cert_name,
-        c.tls.as_ref().map_or("off".to_string(), |t| t.cert.display().to_string()),
+        c.tls
+            .as_ref()
+            .map_or("off".to_string(), |t| t.cert.display().to_string()),
         set(&c.keys.read_write),
         set(&c.keys.read_only),
         c.keys.collection_keys.len(),
@@ -102,7 +104,9 @@ fn check_config_line(c: &Config) -> String {
         ms(c.http.request_timeout),
         c.http.max_concurrent_requests,
         ms(c.routing.shard_timeout),
-        c.routing.hedge_delay.map_or("off".to_string(), |d| ms(d).to_string()),
+        c.routing
+            .hedge_delay
+            .map_or("off".to_string(), |d| ms(d).to_string()),
         ms(c.routing.failure_penalty),
         c.routing.write_attempts,
     )

@@ -148,19 +148,31 @@ fn check(f: &ConfigFile, file: &str) -> Result<(), ConfigError> {
     let present = [
         ("cluster.region", c.region.is_some()),
         ("cluster.sharding.strategy", c.sharding.strategy.is_some()),
-        ("cluster.sharding.total_shards", c.sharding.total_shards.is_some()),
+        (
+            "cluster.sharding.total_shards",
+            c.sharding.total_shards.is_some(),
+        ),
         (
             "cluster.sharding.replication_factor",
             c.sharding.replication_factor.is_some(),
         ),
-        ("cluster.sharding.virtual_nodes", c.sharding.virtual_nodes.is_some()),
+        (
+            "cluster.sharding.virtual_nodes",
+            c.sharding.virtual_nodes.is_some(),
+        ),
         ("cluster.replication.method", c.replication.method.is_some()),
         (
             "cluster.replication.sync_interval",
             c.replication.sync_interval.is_some(),
         ),
-        ("cluster.replication.batch_size", c.replication.batch_size.is_some()),
-        ("cluster.replication.compression", c.replication.compression.is_some()),
+        (
+            "cluster.replication.batch_size",
+            c.replication.batch_size.is_some(),
+        ),
+        (
+            "cluster.replication.compression",
+            c.replication.compression.is_some(),
+        ),
     ];
     if let Some((key, _)) = present.iter().find(|(_, set)| *set) {
         let reason = match reference::key(key).map(|k| k.usage) {

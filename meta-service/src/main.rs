@@ -141,7 +141,9 @@ fn plan(args: &Args, file: &ConfigFile) -> anyhow::Result<Plan> {
         (Some(id), _) => id,
         (None, Some(v)) => protocol::node_name::parse_node_id(v)
             .with_context(|| format!("cluster.node_id {v:?}"))?,
-        (None, None) => bail!("no member id: set cluster.node_id in the config file, META_ID or --id"),
+        (None, None) => {
+            bail!("no member id: set cluster.node_id in the config file, META_ID or --id")
+        }
     };
     if id == 0 {
         bail!("--id must be > 0");
@@ -164,7 +166,10 @@ fn plan(args: &Args, file: &ConfigFile) -> anyhow::Result<Plan> {
         .listen
         .or(f.listen)
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], raft_port)));
-    let advertise = match (args.advertise.clone().or_else(|| f.advertise.clone()), peers.get(&id)) {
+    let advertise = match (
+        args.advertise.clone().or_else(|| f.advertise.clone()),
+        peers.get(&id),
+    ) {
         (Some(a), _) => a,
         (None, Some(a)) => a.clone(),
         (None, None) if listen.ip().is_unspecified() => format!("127.0.0.1:{}", listen.port()),
@@ -399,7 +404,10 @@ meta_service:
         assert_eq!(c.advertise_addr, "b:9100");
         assert!(p.init.is_none());
         assert_eq!(c.data_dir, PathBuf::from("/m"));
-        assert_eq!((c.election_timeout_min_ms, c.election_timeout_max_ms), (400, 800));
+        assert_eq!(
+            (c.election_timeout_min_ms, c.election_timeout_max_ms),
+            (400, 800)
+        );
         assert_eq!(c.heartbeat_interval_ms, 100);
         assert_eq!(c.snapshot_interval, 500);
         assert_eq!(c.max_in_snapshot_log_to_keep, 50);
@@ -424,17 +432,26 @@ meta_service:
         for (key, value) in &c.initial_settings {
             assert_eq!(RebalanceSettings::check(key, value), Some(Ok(())), "{key}");
         }
-        let err = plan_with(&[], "cluster: {raft: {heartbeat_interval: 1s}}\nmeta_service: {bootstrap: true}")
-            .map(|_| ())
-            .expect_err("no id");
+        let err = plan_with(
+            &[],
+            "cluster: {raft: {heartbeat_interval: 1s}}\nmeta_service: {bootstrap: true}",
+        )
+        .map(|_| ())
+        .expect_err("no id");
         assert!(err.to_string().contains("no member id"), "{err}");
-        let err = plan_with(&["--id", "1"], "meta_service: {bootstrap: true, peers: ['1=a:1']}")
-            .map(|_| ())
-            .expect_err("both");
+        let err = plan_with(
+            &["--id", "1"],
+            "meta_service: {bootstrap: true, peers: ['1=a:1']}",
+        )
+        .map(|_| ())
+        .expect_err("both");
         assert!(err.to_string().contains("exclude"), "{err}");
-        let err = plan_with(&["--id", "1", "--bootstrap"], "cluster: {raft: {heartbeat_interval: 1s}}")
-            .map(|_| ())
-            .expect_err("heartbeat above the election timeout");
+        let err = plan_with(
+            &["--id", "1", "--bootstrap"],
+            "cluster: {raft: {heartbeat_interval: 1s}}",
+        )
+        .map(|_| ())
+        .expect_err("heartbeat above the election timeout");
         assert!(err.to_string().contains("raft settings"), "{err}");
     }
 

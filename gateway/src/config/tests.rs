@@ -95,8 +95,16 @@ fn defaults_and_a_bad_env_value() {
     assert_eq!(c.node_id, "gateway");
     assert!(!c.keys.enabled());
     let disabled = |k: &str| (k == "CLUSTER_ENABLED").then(|| "false".to_string());
-    let c = resolve("cluster: {seed_nodes: ['a:1']}", disabled, &Overrides::default());
-    assert_eq!(c.meta_service, vec!["127.0.0.1:7947"], "seeds unused when disabled");
+    let c = resolve(
+        "cluster: {seed_nodes: ['a:1']}",
+        disabled,
+        &Overrides::default(),
+    );
+    assert_eq!(
+        c.meta_service,
+        vec!["127.0.0.1:7947"],
+        "seeds unused when disabled"
+    );
     let bad = |k: &str| (k == "CLUSTER_ENABLED").then(|| "maybe".to_string());
     assert!(Config::resolve(ConfigFile::default(), bad, &Overrides::default()).is_err());
 }
@@ -152,4 +160,48 @@ fn bad_files_are_refused() {
     let e = Config::parse_file("gateway:\n  write_attempts: 0\n")
         .map(|f| Config::resolve(f, no_env, &Overrides::default()));
     assert!(matches!(e, Ok(Err(ConfigError::Value { .. }))));
+}
+
+/// Every key the gateway reads from the file reaches its settings.
+#[test]
+fn the_file_sets_every_gateway_setting() {
+    let file = "\
+cluster: {enabled: true, node_id: gw-3, raft: {port: 9000}, seed_nodes: ['s:1']}
+gateway:
+  rest_port: 1234
+  listen_host: 127.0.0.1
+  meta_service: ['m1:1', 'm2:1']
+  api_key: rw
+  read_only_api_key: ro
+  collection_keys: [{key: scoped, collections: [a], access: read_write}]
+  max_body_bytes: 1000
+  request_timeout: 3s
+  max_concurrent_requests: 9
+  shard_timeout: 4s
+  hedge_delay: 70ms
+  failure_penalty: 6s
+  write_attempts: 2
+  certs_dir: /c
+  cert_name: gw
+  tls: {cert: /t.pem, key: /t.key}
+";
+    let c = resolve(file, no_env, &Overrides::default());
+    assert!(c.enabled);
+    assert_eq!(c.node_id, "gw-3");
+    assert_eq!(c.seed_nodes, vec!["s:1"]);
+    assert_eq!(c.listen, "127.0.0.1:1234");
+    assert_eq!(c.meta_service, vec!["m1:1", "m2:1"], "explicit beats seeds");
+    assert_eq!(c.keys.read_write.as_deref(), Some("rw"));
+    assert_eq!(c.keys.read_only.as_deref(), Some("ro"));
+    assert_eq!(c.keys.collection_keys[0].access, ScopeAccess::ReadWrite);
+    assert_eq!(c.http.max_body_bytes, 1000);
+    assert_eq!(c.http.request_timeout, Duration::from_secs(3));
+    assert_eq!(c.http.max_concurrent_requests, 9);
+    assert_eq!(c.routing.shard_timeout, Duration::from_secs(4));
+    assert_eq!(c.routing.hedge_delay, Some(Duration::from_millis(70)));
+    assert_eq!(c.routing.failure_penalty, Duration::from_secs(6));
+    assert_eq!(c.routing.write_attempts, 2);
+    assert_eq!(c.certs_dir, PathBuf::from("/c"));
+    assert_eq!(c.cert_name, "gw");
+    assert_eq!(c.tls.map(|t| t.cert), Some(PathBuf::from("/t.pem")));
 }

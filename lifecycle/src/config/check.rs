@@ -10,12 +10,21 @@ use std::time::{Duration, Instant};
 
 /// Bad files and the key each one's error must name.
 pub const BAD_FILES: &[(&str, &str)] = &[
-    ("cluster:\n  swim:\n    probe_intervl: 1s\n", "cluster.swim.probe_intervl"),
+    (
+        "cluster:\n  swim:\n    probe_intervl: 1s\n",
+        "cluster.swim.probe_intervl",
+    ),
     ("cluster:\n  raft:\n    port: seven\n", "cluster.raft.port"),
     ("cluster:\n  region: eu\n", "cluster.region"),
-    ("cluster:\n  swim: {gossip_fanout: 5}\n", "cluster.swim.gossip_fanout"),
+    (
+        "cluster:\n  swim: {gossip_fanout: 5}\n",
+        "cluster.swim.gossip_fanout",
+    ),
     ("meta_service:\n  data_dri: /x\n", "meta_service.data_dri"),
-    ("storage_node:\n  heartbeat: often\n", "storage_node.heartbeat"),
+    (
+        "storage_node:\n  heartbeat: often\n",
+        "storage_node.heartbeat",
+    ),
     ("gateway:\n  rest_prot: 1\n", "gateway.rest_prot"),
     ("gatway:\n  rest_port: 1\n", "gatway"),
 ];

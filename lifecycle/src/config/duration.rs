@@ -42,7 +42,9 @@ pub fn parse_duration_range(s: &str) -> Result<DurationRange, String> {
     // `150-300ms`: the low end borrows the high end's unit.
     let lo = lo.trim();
     let min = if lo.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !lo.is_empty() {
-        let unit = hi.trim().trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let unit = hi
+            .trim()
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
         parse_duration(&format!("{lo}{unit}"))?
     } else {
         parse_duration(lo)?
@@ -73,7 +75,9 @@ pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Er
 
 /// A duration that may be switched off (`off`, `none` or 0): absent is
 /// `None`, off is `Some(None)`.
-pub fn option_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Duration>>, D::Error> {
+pub fn option_or_off<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Duration>>, D::Error> {
     match DurationIn::deserialize(d)? {
         DurationIn::Text(s) if s == "off" || s == "none" => Ok(Some(None)),
         DurationIn::Millis(0) => Ok(Some(None)),

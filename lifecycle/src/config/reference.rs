@@ -598,12 +598,17 @@ implementation does not honour it, and accepting it silently would mislead.
 Durations are `150ms`, `1s`, `2m`, `1h` or a bare number of milliseconds.
 The flags of a duration key take milliseconds (their names end in `-ms`).
 
-Tests: `lifecycle` `config::tests` (parsing, unknown and refused keys),
-each binary's precedence tests (`file_then_env_then_flags` in
-`meta-service/src/main.rs`, `storage-node/src/server/config.rs`,
-`gateway/src/config.rs`), `config_file_errors` tests running each real
-binary on a bad file, and `scripts/config-cluster.sh` (a cluster started
-from config files alone, written to a collection and searched).
+Tests: `lifecycle/src/config/tests.rs` (parsing, unknown and refused
+keys, this page, the example file); each service's precedence test
+`file_then_env_then_flags` and its test that the file sets every setting
+(`meta-service/src/main.rs`, `storage-node/src/server/config.rs`,
+`gateway/src/config/tests.rs`); `the_reference_pages_flags_exist` (each
+binary has the flags and variables named here); the `config_file`
+integration tests of meta-service, storage-node and gateway, which run the
+real binary on files with bad keys (refused, naming the key and the file)
+and on a good file (`--check-config` shows its values); and
+`scripts/config-cluster.sh` (in `scripts/test.sh`): five processes started
+from config files alone form a cluster that takes writes and searches.
 ";
 
 /// The reference page (`docs/configuration.md`).

@@ -54,8 +54,14 @@ fn an_unknown_key_is_an_error_naming_its_path_and_the_file() {
     for (text, key) in [
         ("clusters: {}", "clusters"),
         ("cluster: {nodeid: 1}", "cluster.nodeid"),
-        ("cluster: {swim: {probe_intervl: 1s}}", "cluster.swim.probe_intervl"),
-        ("cluster: {rebalancing: {auto: true}}", "cluster.rebalancing.auto"),
+        (
+            "cluster: {swim: {probe_intervl: 1s}}",
+            "cluster.swim.probe_intervl",
+        ),
+        (
+            "cluster: {rebalancing: {auto: true}}",
+            "cluster.rebalancing.auto",
+        ),
         ("meta_service: {listne: '0.0.0.0:1'}", "meta_service.listne"),
         ("storage_node: {data_dri: x}", "storage_node.data_dri"),
         ("gateway: {rest_prot: 1}", "gateway.rest_prot"),
@@ -75,11 +81,23 @@ fn an_unknown_key_is_an_error_naming_its_path_and_the_file() {
 fn a_mistyped_value_names_its_key() {
     for (text, key) in [
         ("cluster: {raft: {port: seven}}", "cluster.raft.port"),
-        ("cluster: {swim: {probe_interval: soon}}", "cluster.swim.probe_interval"),
-        ("cluster: {raft: {election_timeout: 300-150ms}}", "cluster.raft.election_timeout"),
+        (
+            "cluster: {swim: {probe_interval: soon}}",
+            "cluster.swim.probe_interval",
+        ),
+        (
+            "cluster: {raft: {election_timeout: 300-150ms}}",
+            "cluster.raft.election_timeout",
+        ),
         ("storage_node: {fsync: sometimes}", "storage_node.fsync"),
-        ("storage_node: {rpc_listen: 'nowhere'}", "storage_node.rpc_listen"),
-        ("gateway: {collection_keys: [{key: k, collections: [a], access: write}]}", "gateway.collection_keys[0].access"),
+        (
+            "storage_node: {rpc_listen: 'nowhere'}",
+            "storage_node.rpc_listen",
+        ),
+        (
+            "gateway: {collection_keys: [{key: k, collections: [a], access: write}]}",
+            "gateway.collection_keys[0].access",
+        ),
     ] {
         let e = err(text);
         assert_eq!(e.key(), Some(key), "{text}: {e}");
@@ -234,7 +252,11 @@ fn the_example_file_parses_and_sets_every_key() {
                         .strip_prefix('#')
                         .is_some_and(|l| l.trim_start().starts_with(&format!("{last}:")))
                 });
-                assert!(v.is_some() || commented, "{} missing from the example", k.path)
+                assert!(
+                    v.is_some() || commented,
+                    "{} missing from the example",
+                    k.path
+                )
             }
             Use::Refused(_) => assert!(v.is_none(), "{} is refused", k.path),
         }

@@ -16,8 +16,8 @@
 //! - `config_file`: the binary refuses a config file with a bad key
 //!   (naming it and the file) and shows a good file's values.
 
-mod failover;
 mod config_file;
+mod failover;
 mod in_process;
 mod logs;
 mod membership;

@@ -311,7 +311,10 @@ mod tests {
         let c = config(&[], "cluster: {node_id: vectordb-storage-0}");
         assert_eq!(c.id, NodeId(1));
         let file = lifecycle::config::parse("cluster: {node_id: storage}", "t").expect("file");
-        let err = args(&[]).expect("flags").into_config(&file).expect_err("bad id");
+        let err = args(&[])
+            .expect("flags")
+            .into_config(&file)
+            .expect_err("bad id");
         assert!(err.to_string().contains("storage"), "{err}");
         let err = args(&[])
             .expect("flags")
@@ -398,10 +401,16 @@ storage_node:
         std::env::remove_var("HEARTBEAT_MS");
         assert_eq!(from_env.data_dir, PathBuf::from("/env"));
         assert_eq!(from_env.heartbeat, Duration::from_millis(400));
-        assert_eq!(from_env.gossip.map(|g| g.cluster_id).as_deref(), Some("file"));
+        assert_eq!(
+            from_env.gossip.map(|g| g.cluster_id).as_deref(),
+            Some("file")
+        );
         assert_eq!(from_flags.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.heartbeat, Duration::from_millis(400));
-        assert_eq!(from_flags.gossip.map(|g| g.cluster_id).as_deref(), Some("flag"));
+        assert_eq!(
+            from_flags.gossip.map(|g| g.cluster_id).as_deref(),
+            Some("flag")
+        );
     }
 
     /// Every flag the reference page names for the storage node exists,
