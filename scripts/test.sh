@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
 cargo build --locked --bins -p meta-service -p storage-node -p gateway -p transport
+# A cluster started from config files alone (`--config`, no other flag or
+# environment), written to and searched; ~6 s.
+BIN=target/debug scripts/config-cluster.sh
 # Kubernetes manifests (schemas + each pod's command line through the real
 # binaries) and the monitoring rules and dashboard; offline, seconds.
 deploy/kubernetes/check.sh

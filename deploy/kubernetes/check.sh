@@ -4,8 +4,9 @@
 # 1. kubernetes-validate (PyPI; it ships the API schemas) validates every
 #    resource strictly (unknown fields are errors) against Kubernetes
 #    $K8S_VERSION.
-# 2. check_pods.py renders each pod's environment and runs the real
-#    binaries with it and `--check-config` (see that file).
+# 2. check_pods.py renders each pod's environment and config file (the
+#    ConfigMap in config.yaml) and runs the real binaries with them and
+#    `--check-config` (see that file).
 #
 # The binaries come from $BIN (default target/debug; scripts/test.sh builds
 # them first). The Python tools live in a virtualenv under target/ (made
@@ -26,7 +27,7 @@ for b in meta-service storage-node gateway; do
   [ -x "$BIN/$b" ] || { echo "check.sh: $BIN/$b missing (cargo build --bins -p $b)" >&2; exit 1; }
 done
 
-manifests=(meta-service.yaml storage-node.yaml gateway.yaml)
+manifests=(config.yaml meta-service.yaml storage-node.yaml gateway.yaml)
 "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "${manifests[@]}"
 echo "kubernetes-validate: ${manifests[*]} valid for Kubernetes $K8S_VERSION (strict)"
 "$VENV/bin/python" check_pods.py "$BIN" "${manifests[@]}"

@@ -16,13 +16,20 @@ refuse at start. On top of that:
 - storage-node: id = ordinal + 1, certificate `storage-<id>`, advertises
   `<pod>.<service>`, data on the claimed volume, certificates on the Secret;
 - the Prometheus annotation port and every probe port are container ports,
-  and the scrape port is the port the binary serves HTTP on.
+  and the scrape port is the port the binary serves HTTP on;
+- every container gets the cluster's config file (`CONFIG_FILE` naming a
+  file of a mounted ConfigMap): the ConfigMap's files are written to a
+  temporary folder that stands in for the mount, so the binary parses the
+  very file the pod would read (an unknown or refused key fails the check),
+  and the `vectordb-config` ConfigMap's `config.yml` must be
+  deploy/config.example.yml verbatim.
 
 Usage: check_pods.py <bin dir> <manifest>...
 """
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -130,6 +137,38 @@ def check_ports(pod, container, annotations, served_port):
                     fail(pod, f"{probe} calls port {m}, not a container port")
 
 
+def config_mounts(container, spec, configmaps, tmp):
+    """Writes the ConfigMap volumes' files under `tmp`; returns
+    {mountPath: local folder}."""
+    volumes = {
+        v["name"]: v["configMap"]["name"]
+        for v in spec["template"]["spec"].get("volumes", [])
+        if "configMap" in v
+    }
+    out = {}
+    for m in container.get("volumeMounts", []):
+        if m["name"] not in volumes:
+            continue
+        cm = volumes[m["name"]]
+        if cm not in configmaps:
+            raise SystemExit(f"ConfigMap {cm} is not in the manifests")
+        local = Path(tmp) / m["name"]
+        local.mkdir(exist_ok=True)
+        for fname, text in configmaps[cm].items():
+            (local / fname).write_text(text)
+        out[m["mountPath"]] = str(local)
+    return out
+
+
+def localise(env, mounts):
+    """Paths inside a mounted ConfigMap point at the local copy instead."""
+    for name, value in env.items():
+        for mount, local in mounts.items():
+            if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                env[name] = local + value[len(mount.rstrip("/")):]
+    return env
+
+
 def port_of(addr):
     return int(addr.rsplit(":", 1)[1]) if addr and ":" in addr else None
 
@@ -142,6 +181,11 @@ def main():
     workloads = [d for d in docs if d["kind"] in ("StatefulSet", "Deployment")]
     if not workloads:
         raise SystemExit("no workloads found")
+    configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    example = (ROOT / "deploy/config.example.yml").read_text()
+    if configmaps.get("vectordb-config", {}).get("config.yml") != example:
+        errors.append("ConfigMap vectordb-config: config.yml differs from deploy/config.example.yml")
+    tmp = tempfile.mkdtemp(prefix="check-pods-")
     for w in workloads:
         spec = w["spec"]
         name = w["metadata"]["name"]
@@ -159,8 +203,13 @@ def main():
         initialisers = []
         ids = []
         print(f"{w['kind']} {name} ({binary}):")
+        local_mounts = config_mounts(container, spec, configmaps, tmp)
         for ordinal, pod in enumerate(pods):
             env = render_env(container.get("env", []), pod, f"10.0.0.{ordinal + 10}")
+            config_file = env.get("CONFIG_FILE", "")
+            if not any(config_file.startswith(m.rstrip("/") + "/") for m in local_mounts):
+                fail(pod, f"CONFIG_FILE {config_file!r} is not a file of a mounted ConfigMap")
+            env = localise(env, local_mounts)
             cfg = run_check(bin_dir, binary, args, env, pod)
             if not cfg:
                 continue

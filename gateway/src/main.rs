@@ -2,6 +2,7 @@
 //! `gateway::server::start`, until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -13,9 +14,8 @@ use gateway::config::{Config, Overrides};
     about = "Qdrant-compatible gateway of the vector database cluster"
 )]
 struct Flags {
-    /// YAML config file (the spec's `cluster:` layout plus `gateway:`).
-    #[arg(long, env = "GATEWAY_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: lifecycle::config::ConfigArgs,
     /// REST port (default 15001).
     #[arg(long)]
     rest_port: Option<u16>,
@@ -30,7 +30,8 @@ struct Flags {
     /// Read-only API key.
     #[arg(long, env = "GATEWAY_READ_ONLY_API_KEY", hide_env_values = true)]
     read_only_api_key: Option<String>,
-    #[arg(long)]
+    /// The gateway's name in logs (also `cluster.node_id`).
+    #[arg(long, env = "NODE_ID")]
     node_id: Option<String>,
     /// Folder with `ca.pem` and this gateway's `<cert-name>.pem` / `.key`.
     #[arg(long, env = "CERTS_DIR")]
@@ -40,7 +41,7 @@ struct Flags {
     cert_name: Option<String>,
     #[command(flatten)]
     log: lifecycle::LogArgs,
-    /// Check the flags, environment and config file, print the resulting
+    /// Check the config file, environment and flags, print the resulting
     /// configuration and exit (binds nothing): what a deployment's checks
     /// run against each pod's command line.
     #[arg(long)]
@@ -62,20 +63,13 @@ async fn main() -> anyhow::Result<()> {
         cert_name: flags.cert_name.clone(),
     };
     let config = Config::load(
-        flags.config.as_deref(),
+        flags.config.config.as_deref(),
         |k| std::env::var(k).ok(),
         &overrides,
     )
     .context("configuration")?;
     if flags.check_config {
-        println!(
-            "gateway config ok: node_id={} listen={} meta={} certs_dir={} cert_name={}",
-            config.node_id,
-            config.listen,
-            config.meta_service.join(","),
-            config.certs_dir.display(),
-            config.cert_name,
-        );
+        println!("{}", check_config_line(&config));
         return Ok(());
     }
     tracing::info!(node_id = %config.node_id, listen = %config.listen, meta = ?config.meta_service, "starting gateway");
@@ -83,4 +77,68 @@ async fn main() -> anyhow::Result<()> {
     let handle = gateway::server::start(&config).await?;
     lifecycle::shutdown_signal().await;
     handle.shutdown().await
+}
+
+/// What `--check-config` prints: every resolved setting, keys only as
+/// set or not (the output lands in CI logs).
+fn check_config_line(c: &Config) -> String {
+    let set = |k: &Option<String>| if k.is_some() { "set" } else { "unset" };
+    let ms = |d: Duration| d.as_millis();
+    format!(
+        "gateway config ok: node_id={} listen={} meta={} certs_dir={} cert_name={} \
+         tls={} api_key={} read_only_api_key={} collection_keys={} max_body_bytes={} \
+         request_timeout_ms={} max_concurrent_requests={} shard_timeout_ms={} \
+         hedge_delay_ms={} failure_penalty_ms={} write_attempts={}",
+        c.node_id,
+        c.listen,
+        c.meta_service.join(","),
+        c.certs_dir.display(),
+        c.cert_name,
+        c.tls
+            .as_ref()
+            .map_or("off".to_string(), |t| t.cert.display().to_string()),
+        set(&c.keys.read_write),
+        set(&c.keys.read_only),
+        c.keys.collection_keys.len(),
+        c.http.max_body_bytes,
+        ms(c.http.request_timeout),
+        c.http.max_concurrent_requests,
+        ms(c.routing.shard_timeout),
+        c.routing
+            .hedge_delay
+            .map_or("off".to_string(), |d| ms(d).to_string()),
+        ms(c.routing.failure_penalty),
+        c.routing.write_attempts,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use lifecycle::config::reference::{read_by, Service};
+
+    use super::Flags;
+
+    /// Every flag the reference page names for the gateway exists.
+    #[test]
+    fn the_reference_pages_flags_exist() {
+        let cmd = Flags::command();
+        for (key, reader) in read_by(Service::Gateway) {
+            for flag in reader.flags {
+                let name = flag.trim_start_matches("--");
+                let arg = cmd
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(name))
+                    .unwrap_or_else(|| panic!("{}: no flag {flag}", key.path));
+                if let Some(env) = reader.env {
+                    assert_eq!(
+                        arg.get_env().and_then(|e| e.to_str()),
+                        Some(env),
+                        "{}: {flag}",
+                        key.path
+                    );
+                }
+            }
+        }
+    }
 }

@@ -18,11 +18,15 @@
 //! - [`Stop`] / [`Stopping`]: a broadcast stop flag for a service's tasks,
 //!   with sleeps that end early when it flips.
 //! - [`Tasks`]: named background tasks, joined (not aborted) at shutdown.
+//! - [`config`]: the one configuration file of the cluster (`--config`,
+//!   the spec's `cluster:` section plus one section per service), its
+//!   checks and its reference page.
 //! - [`logging`]: the one logging setup ([`LogArgs`]: `--log-format` /
 //!   `LOG_FORMAT`, text without colour off a terminal, or JSON lines).
 //! - [`rate`]: events over the last minute, for the rates a service shows
 //!   in its JSON endpoints.
 
+pub mod config;
 pub mod logging;
 pub mod rate;
 

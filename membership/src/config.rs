@@ -55,6 +55,25 @@ use protocol::NodeId;
 
 use crate::error::MembershipError;
 
+/// The spec's `cluster.swim` timings (see the module doc for how they map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwimTimings {
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub suspect_timeout: Duration,
+}
+
+impl Default for SwimTimings {
+    /// What gives the tuned defaults: 100 ms rounds, phi 16.
+    fn default() -> Self {
+        SwimTimings {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            suspect_timeout: Duration::from_millis(1100),
+        }
+    }
+}
+
 /// Everything a node needs to join the gossip cluster.
 #[derive(Clone, Debug)]
 pub struct MembershipConfig {
@@ -104,6 +123,24 @@ impl MembershipConfig {
 
     pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The spec's SWIM timings mapped as the module doc's table says:
+    /// a gossip round of `probe_interval / 10`, and the phi threshold
+    /// that makes `probe_timeout + suspect_timeout` the detection budget
+    /// (the defaults 1 s, 500 ms, 1.1 s give the tuned 100 ms and 16).
+    pub fn with_swim(mut self, swim: SwimTimings) -> Self {
+        self.gossip_interval = swim.probe_interval / 10;
+        let round = self.gossip_interval.as_secs_f64();
+        let budget = (swim.probe_timeout + swim.suspect_timeout).as_secs_f64();
+        // A zero round is refused by `validate`; keep phi finite meanwhile.
+        self.phi_threshold = if round > 0.0 {
+            // Rounded to a thousandth: 1.6 s / 0.1 s is 16, not 16.000000000000004.
+            (budget / round * 1000.0).round() / 1000.0
+        } else {
+            self.phi_threshold
+        };
         self
     }
 
@@ -176,6 +213,26 @@ mod tests {
 
     fn config() -> MembershipConfig {
         MembershipConfig::new(NodeId(1), "c", "127.0.0.1:0".parse().unwrap())
+    }
+
+    #[test]
+    fn swim_timings_map_to_the_round_and_phi() {
+        let tuned = config();
+        let c = config().with_swim(SwimTimings::default());
+        assert_eq!(c.gossip_interval, tuned.gossip_interval);
+        assert_eq!(c.phi_threshold, tuned.phi_threshold);
+        // The spec's own values: 0.5 s + 5 s over 100 ms rounds.
+        let spec = config().with_swim(SwimTimings {
+            suspect_timeout: Duration::from_secs(5),
+            ..SwimTimings::default()
+        });
+        assert_eq!(spec.phi_threshold, 55.0);
+        let slow = config().with_swim(SwimTimings {
+            probe_interval: Duration::from_secs(2),
+            ..SwimTimings::default()
+        });
+        assert_eq!(slow.gossip_interval, Duration::from_millis(200));
+        assert_eq!(slow.phi_threshold, 8.0);
     }
 
     #[test]

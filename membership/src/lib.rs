@@ -48,7 +48,7 @@ pub mod testsuite;
 
 #[cfg(any(test, feature = "testsuite"))]
 pub use change::{ChangeStream, ClusterChange};
-pub use config::MembershipConfig;
+pub use config::{MembershipConfig, SwimTimings};
 pub use error::MembershipError;
 pub use handle::Membership;
 pub use member::LocalNode;

@@ -2,6 +2,7 @@
 //! (election timeout 150–300 ms, heartbeat 50 ms, snapshot every 10,000
 //! entries, port 7947).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,11 @@ pub struct MetaConfig {
     /// Half the shortest grace: a leader that stalls for longer must not
     /// find every node past its grace when it wakes.
     pub hearing_gap_cap: Duration,
+    /// Cluster-wide settings from the config file (`cluster.rebalancing.*`
+    /// as `rebalancing.*` keys of the map's `config`): the leader writes
+    /// each one the map has no value for yet
+    /// (`controller::seed_settings`); run-time changes win afterwards.
+    pub initial_settings: BTreeMap<String, String>,
 }
 
 impl MetaConfig {
@@ -80,6 +86,7 @@ impl MetaConfig {
             new_leader_grace: Duration::from_secs(3),
             node_dead_backstop: Duration::from_secs(15),
             hearing_gap_cap: Duration::from_millis(300),
+            initial_settings: BTreeMap::new(),
         }
     }
 

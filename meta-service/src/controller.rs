@@ -36,6 +36,9 @@
 //! 5. when nothing needed repair, shard transfers start
 //!    ([`rebalance`]: drains, missing replicas, imbalance).
 //!
+//! Before all of this, once, [`seed_settings`] writes the config file's
+//! rebalancing settings into a map that has none yet.
+//!
 //! Heartbeats (liveness and applied sequence numbers, [`Liveness`]) are
 //! soft state kept only by the leader, not replicated: they change every
 //! second and are worthless after a few. A new leader starts every node's
@@ -545,6 +548,35 @@ fn all_shards(map: &ClusterMap) -> Vec<(String, ShardId)> {
         .collect()
 }
 
+/// Step 0, before any repair: the file's cluster-wide settings
+/// (`cluster.rebalancing.*`, [`crate::MetaConfig::initial_settings`])
+/// written into the map for each key the map has no value for yet. The
+/// file seeds them; a value already in the map — a run-time change
+/// (`UpdateConfig`, the gateway's `PUT /api/cluster/settings`) or an
+/// earlier seed — is never overwritten, by this member or by a later
+/// leader started with another file.
+pub fn seed_settings(
+    map: &ClusterMap,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Vec<ClusterCommand> {
+    if settings.keys().all(|k| map.config.contains_key(k)) {
+        return Vec::new();
+    }
+    let mut plan = Plan {
+        sim: map.clone(),
+        out: Vec::new(),
+    };
+    for (key, value) in settings {
+        if !plan.sim.config.contains_key(key) {
+            plan.push(ClusterCommand::UpdateConfig {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    plan.out
+}
+
 /// The loop: while this member leads, plan and submit every `interval`.
 /// Ends when `stop` fires.
 pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -575,7 +607,11 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
         }
         let map = app.map.borrow().clone();
         let live = app.liveness.lock().clone();
-        for cmd in plan(&map, &live, now_ms(), &policy) {
+        let mut commands = seed_settings(&map, &app.config.initial_settings);
+        if commands.is_empty() {
+            commands = plan(&map, &live, now_ms(), &policy);
+        }
+        for cmd in commands {
             tracing::info!(?cmd, "controller submits");
             metrics::counter!("meta_controller_commands_total", "kind" => cmd.kind()).increment(1);
             let res =

@@ -28,7 +28,7 @@ fn gateway(certs: &std::path::Path) -> Command {
     .arg(certs)
     .env("RUST_LOG", "info")
     .env_remove("LOG_FORMAT")
-    .env_remove("GATEWAY_CONFIG");
+    .env_remove("CONFIG_FILE");
     cmd
 }
 

@@ -6,6 +6,7 @@
 
 mod aliases;
 mod auth;
+mod config_file;
 mod dashboard;
 mod data;
 mod failures;

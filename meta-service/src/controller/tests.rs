@@ -915,3 +915,34 @@ fn a_node_that_registers_again_is_not_dead_before_its_first_heartbeat() {
     // Still silent a grace after registering: dead again.
     assert_eq!(marked_dead(&run(&mut map, &live, 11_001)), vec![NodeId(3)]);
 }
+
+/// The file's rebalancing settings fill the keys the map lacks, and only
+/// those: a run-time value already in the map stays.
+#[test]
+fn file_settings_seed_only_the_keys_the_map_lacks() {
+    let mut map = ClusterMap::default();
+    let settings: std::collections::BTreeMap<String, String> = [
+        (RebalanceSettings::KEY_ENABLED, "false"),
+        (RebalanceSettings::KEY_THROTTLE, "12.5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    apply(
+        &mut map,
+        &ClusterCommand::UpdateConfig {
+            key: RebalanceSettings::KEY_THROTTLE.into(),
+            value: "3".into(),
+        },
+    )
+    .unwrap();
+    let cmds = seed_settings(&map, &settings);
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    for cmd in &cmds {
+        apply(&mut map, cmd).unwrap();
+    }
+    let s = RebalanceSettings::from_map(&map);
+    assert!(!s.auto_enabled, "seeded from the file");
+    assert_eq!(s.throttle_mb_per_sec, 3.0, "the run-time value stays");
+    assert!(seed_settings(&map, &settings).is_empty(), "once");
+}

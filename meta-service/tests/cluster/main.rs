@@ -13,7 +13,10 @@
 //!   map's transfer counters.
 //! - `logs`: the binary's log on a pipe: plain text without colour codes,
 //!   or JSON lines with `LOG_FORMAT=json` / `--log-format json`.
+//! - `config_file`: the binary refuses a config file with a bad key
+//!   (naming it and the file) and shows a good file's values.
 
+mod config_file;
 mod failover;
 mod in_process;
 mod logs;

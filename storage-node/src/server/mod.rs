@@ -30,7 +30,7 @@ use protocol::cluster::NodeInfo;
 use protocol::rpc::{StorageRequest, StorageResponse};
 use transport::{service_fn, PeerIdentity, Reply, RpcClient, RpcConfig, RpcServer, TlsConfig};
 
-pub use config::{StorageNodeArgs, StorageNodeConfig};
+pub use config::{StorageConfigError, StorageNodeArgs, StorageNodeConfig};
 
 use crate::node::{Lease, Node};
 

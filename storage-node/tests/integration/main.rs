@@ -12,8 +12,11 @@
 //!   disk gauges on `/metrics`.
 //! - [`transfer`]: shard transfers: chunked snapshots under writes, the
 //!   quorum during a copy, moves with a real meta-service.
+//! - [`config_file`]: the binary refuses a config file with a bad key
+//!   (naming it and the file) and shows a good file's values.
 
 mod cluster;
+mod config_file;
 mod crash;
 mod node;
 mod ops;
