@@ -1,8 +1,11 @@
 //! Point routes: writes (upsert, delete, payload ops) split per shard and
 //! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search,
-//! query) scatter-gathered ([`read`]).
+//! query) scatter-gathered ([`read`]). [`fuzzing`]: the bodies as the
+//! routes parse them, for the fuzz targets.
 
 mod batch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod read;
 mod write;
 
