@@ -53,9 +53,12 @@ if ! [ -x "$afl_home/afl/bin/afl-fuzz" ] || ! [ -f "$afl_home/afl-llvm/afl-compi
 fi
 installed=$(date +%s)
 
-# `--target` keeps AFL's flags off build scripts and proc macros.
+# `--target` keeps AFL's flags off build scripts and proc macros; the
+# graph is built at -O0 except the crates the targets run, which the
+# wrapper raises to -O3 (fuzz/rustc-wrapper.sh); no debug info.
 echo "fuzz: building the harness (target/fuzz/build)"
-CARGO_TARGET_DIR=$root/target/fuzz/build \
+CARGO_TARGET_DIR=$root/target/fuzz/build AFL_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
+  RUSTC_WRAPPER=$root/fuzz/rustc-wrapper.sh \
   cargo afl build --release --locked -p fuzz --features afl --bin fuzz-afl --target "$host" "${jobs[@]}"
 bin=$root/target/fuzz/build/$host/release/fuzz-afl
 built=$(date +%s)

@@ -21,6 +21,9 @@ pub fn round_trip<T: Serialize + DeserializeOwned>(value: &T, what: &str) -> T {
         Ok(b) => b,
         Err(e) => panic!("{what}: a decoded value does not encode: {e}"),
     };
-    assert!(first == second, "{what}: encoding differs after a round trip");
+    assert!(
+        first == second,
+        "{what}: encoding differs after a round trip"
+    );
     back
 }

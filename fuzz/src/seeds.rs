@@ -468,11 +468,13 @@ mod tests {
     fn every_seed_gets_past_the_first_checks() {
         // A seed that the decoder refuses at once teaches the fuzzer little.
         for (name, b) in frame_seeds().iter().filter(|(n, _)| n.starts_with("req-")) {
-            let len = transport::frame::body_len([b[0], b[1], b[2], b[3]], DEFAULT_MAX_FRAME).unwrap();
+            let len =
+                transport::frame::body_len([b[0], b[1], b[2], b[3]], DEFAULT_MAX_FRAME).unwrap();
             transport::frame::decode_body::<StorageRequest>(&b[4..4 + len])
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        let s = protocol::wal_record::scan(&wal_seeds().iter().find(|(n, _)| n == "file").unwrap().1);
+        let s =
+            protocol::wal_record::scan(&wal_seeds().iter().find(|(n, _)| n == "file").unwrap().1);
         assert_eq!(s.records.len(), operations().len());
         assert!(s.damage.is_none());
         let coll = crate::targets::collection();

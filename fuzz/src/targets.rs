@@ -120,12 +120,18 @@ fn scan(buf: &[u8]) {
     };
     assert!(good_end <= buf.len());
     if let Some(&last) = s.offsets.last() {
-        assert!((last as usize) < good_end, "a record starts past the damage");
+        assert!(
+            (last as usize) < good_end,
+            "a record starts past the damage"
+        );
     }
     if s.damage.is_some() {
         let prefix = wal_record::scan(&buf[..good_end]);
         assert!(prefix.damage.is_none(), "the valid prefix is damaged");
-        assert_eq!(prefix.offsets, s.offsets, "the valid prefix reads differently");
+        assert_eq!(
+            prefix.offsets, s.offsets,
+            "the valid prefix reads differently"
+        );
     }
     for r in &s.records {
         let back: SequencedOperation = round_trip(r, "WAL record");
@@ -190,11 +196,17 @@ pub fn json_models(data: &[u8]) {
 
 fn accepted_body(acc: &Accepted) {
     for p in round_trip(&acc.points, "points") {
-        assert!(p.validate(DIM).is_ok(), "accepted point fails the node's check");
+        assert!(
+            p.validate(DIM).is_ok(),
+            "accepted point fails the node's check"
+        );
     }
     round_trip(&acc.ids, "ids");
     for f in round_trip(&acc.filters, "filters") {
-        assert!(f.validate().is_ok(), "accepted filter fails the node's check");
+        assert!(
+            f.validate().is_ok(),
+            "accepted filter fails the node's check"
+        );
     }
     for p in round_trip(&acc.payloads, "payloads") {
         assert!(protocol::point::validate_payload(&p).is_ok());

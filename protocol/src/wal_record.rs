@@ -163,7 +163,10 @@ mod tests {
         let mut buf = frame.repeat(3);
         let s = scan(&buf);
         assert_eq!(s.records.len(), 3);
-        assert_eq!(s.offsets, vec![0, frame.len() as u64, 2 * frame.len() as u64]);
+        assert_eq!(
+            s.offsets,
+            vec![0, frame.len() as u64, 2 * frame.len() as u64]
+        );
         assert!(s.damage.is_none());
         buf.truncate(2 * frame.len() + 3);
         let s = scan(&buf);

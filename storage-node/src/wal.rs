@@ -242,9 +242,7 @@ impl Wal {
     pub fn append_shared(&self, op: Arc<SequencedOperation>) -> Result<()> {
         let frame = match wal_record::encode(&op) {
             Ok(frame) => frame,
-            Err(RecordError::Encode(e)) => {
-                return Err(ShardError::codec("encode WAL record", e))
-            }
+            Err(RecordError::Encode(e)) => return Err(ShardError::codec("encode WAL record", e)),
             Err(e) => {
                 return Err(ShardError::Invalid(
                     protocol::ValidationError::InvalidRequest {

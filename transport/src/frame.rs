@@ -132,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn a_header_is_checked_before_anything_is_allocated() {
+        assert_eq!(body_len([0, 0, 1, 0], 256).unwrap(), 256);
+        assert!(matches!(
+            body_len([0, 0, 1, 1], 256),
+            Err(TransportError::FrameTooLarge { len: 257, max: 256 })
+        ));
+        assert!(matches!(
+            body_len([0xff; 4], DEFAULT_MAX_FRAME),
+            Err(TransportError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn body_round_trip_and_limit() {
         let v = vec![1u32, 2, 3];
         let body = encode_body(&v, 1024).unwrap();

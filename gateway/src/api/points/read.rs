@@ -205,7 +205,10 @@ async fn run_search(
     spec: &SearchSpec,
     opts: ReadOptions,
 ) -> Result<(Vec<models::ScoredOut>, Vec<ShardId>)> {
-    let a = st.gw.search(name, search_request(vector, spec), opts).await?;
+    let a = st
+        .gw
+        .search(name, search_request(vector, spec), opts)
+        .await?;
     let hits = a
         .value
         .into_iter()
