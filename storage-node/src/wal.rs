@@ -42,8 +42,6 @@ use tracing::{info, warn};
 
 use crate::error::{IoContext, Result, ShardError};
 
-#[cfg(test)]
-use protocol::wal_record::HEADER_BYTES;
 /// Larger records are refused on write and treated as damage on read.
 pub use protocol::wal_record::MAX_RECORD_BYTES;
 
@@ -594,6 +592,7 @@ pub(crate) fn decode_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::wal_record::HEADER_BYTES;
     use proptest::prelude::*;
     use protocol::{Operation, Point, PointId, Term};
 
