@@ -592,8 +592,8 @@ pub(crate) fn decode_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::wal_record::HEADER_BYTES;
     use proptest::prelude::*;
+    use protocol::wal_record::HEADER_BYTES;
     use protocol::{Operation, Point, PointId, Term};
 
     fn op(seq: u64, n: usize) -> SequencedOperation {
