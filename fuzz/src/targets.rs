@@ -6,7 +6,9 @@ use gateway::api::points::fuzzing::{parse_body, Accepted, Route};
 use protocol::cluster::CollectionInfo;
 use protocol::rpc::{StorageRequest, StorageResponse};
 use protocol::wal_record;
-use protocol::{CollectionConfig, Distance, Epoch, Operation, SequencedOperation};
+use protocol::{
+    CollectionConfig, CountRequest, Distance, Epoch, Operation, ScrollRequest, SequencedOperation,
+};
 use transport::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::check::round_trip;
@@ -56,20 +58,22 @@ fn node_checks(req: &StorageRequest) {
                 }
             }
         }
-        StorageRequest::Search { request, .. } => {
-            if request.validate(DIM).is_ok() {
-                assert_valid_vector(&request.vector);
-            }
+        StorageRequest::Search { request, .. } if request.validate(DIM).is_ok() => {
+            assert_valid_vector(&request.vector);
         }
-        StorageRequest::Scroll { request, .. } => {
-            if let Some(f) = &request.filter {
-                let _ = f.validate();
-            }
+        StorageRequest::Scroll {
+            request: ScrollRequest {
+                filter: Some(f), ..
+            },
+            ..
         }
-        StorageRequest::Count { request, .. } => {
-            if let Some(f) = &request.filter {
-                let _ = f.validate();
-            }
+        | StorageRequest::Count {
+            request: CountRequest {
+                filter: Some(f), ..
+            },
+            ..
+        } => {
+            let _ = f.validate();
         }
         _ => {}
     }
