@@ -5,8 +5,8 @@
 # dashboard), the cluster dashboard page in headless Chromium, the
 # official qdrant-client (from PyPI) against a real local
 # cluster, schemathesis (PyPI) against the gateway's OpenAPI document on
-# a real local cluster, and the chaos suite against the docker-compose
-# cluster (scripts/chaos.sh:
+# a real local cluster, the fuzz targets (fuzz/run.sh, about 30 s each), and
+# the chaos suite against the docker-compose cluster (scripts/chaos.sh:
 # kills, partitions, rolling restarts; needs root, Docker and
 # docker-compose; CHAOS=0 skips it, and without Docker it says SKIPPED —
 # in CI (`CI` set) a missing Docker fails instead).
@@ -32,6 +32,14 @@ BIN=target/debug gateway/tests/qdrant_client_smoke.sh
 # (about 2.5 minutes with the cluster's start); fails on any 5xx, any
 # answer breaking its schema, any refused request that changed data.
 BIN=target/debug gateway/tests/schemathesis/check.sh
+# Coverage-guided fuzzing (AFL++ via cargo-afl, installed under target/fuzz
+# on first use): each decoder target for FUZZ_SECONDS (30) from its
+# committed corpus; fails on any crash or hang. FUZZ=0 skips it.
+if [ "${FUZZ:-1}" = 0 ]; then
+  echo "fuzz: skipped (FUZZ=0)"
+else
+  fuzz/run.sh
+fi
 if [ "${CHAOS:-1}" = 0 ]; then
   echo "chaos suite: skipped (CHAOS=0)"
 elif [ "$(id -u)" -eq 0 ] && command -v docker-compose >/dev/null 2>&1 && docker info >/dev/null 2>&1; then

@@ -40,6 +40,20 @@ fn unexpected(what: &str, r: StorageResponse) -> GatewayError {
     }
 }
 
+/// A scroll's limit and filter, checked before any shard is asked.
+pub(crate) fn check_scroll(request: &ScrollRequest) -> Result<()> {
+    if request.limit == 0 || request.limit > protocol::search::MAX_SEARCH_HITS {
+        return Err(GatewayError::bad_request(format!(
+            "limit must be between 1 and {}",
+            protocol::search::MAX_SEARCH_HITS
+        )));
+    }
+    if let Some(f) = &request.filter {
+        f.validate()?;
+    }
+    Ok(())
+}
+
 impl Gateway {
     /// Global top `offset + limit`, then the page: every shard is asked
     /// for its own top `offset + limit` (offset 0), so the merge sees
@@ -94,15 +108,7 @@ impl Gateway {
         opts: ReadOptions,
     ) -> Result<Answer<(Vec<Record>, Option<PointId>)>> {
         let (map, coll) = self.collection(collection).await?;
-        if request.limit == 0 || request.limit > protocol::search::MAX_SEARCH_HITS {
-            return Err(GatewayError::bad_request(format!(
-                "limit must be between 1 and {}",
-                protocol::search::MAX_SEARCH_HITS
-            )));
-        }
-        if let Some(f) = &request.filter {
-            f.validate()?;
-        }
+        check_scroll(&request)?;
         let g = self
             .fan_out(&map, &coll, opts.consistency, opts.partial, |shard| {
                 StorageRequest::Scroll {

@@ -18,8 +18,20 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(rmp_serde::to_vec_named(value)?)
 }
 
+/// Deepest nesting of msgpack arrays and maps [`decode`] accepts.
+/// Decoding recurses once per level (twice for the untagged filter
+/// conditions), on a tokio worker's 2 MiB stack: at rmp-serde's default
+/// of 1,024 a filter nested ~300 levels deep overflowed it in a debug
+/// build (release: ~0.6 of 1 MiB). Nothing legitimate comes near 256: JSON
+/// bodies are at most 128 deep (serde_json's limit, so payloads are too),
+/// filters at most `MAX_FILTER_DEPTH` (32, two levels each), and the
+/// messages around them add fewer than ten.
+pub const MAX_DECODE_DEPTH: usize = 256;
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    Ok(rmp_serde::from_slice(bytes)?)
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DECODE_DEPTH);
+    Ok(T::deserialize(&mut de)?)
 }
 
 #[cfg(test)]
@@ -92,6 +104,70 @@ mod tests {
         round_trip(&ScrollResponse {
             points: vec![],
             next_page_offset: Some(PointId::Num(5)),
+        });
+    }
+
+    /// msgpack of a count request whose filter nests `levels` filters,
+    /// each `{"must": [ ... ]}`, around one field condition.
+    fn deeply_nested_count(levels: usize) -> Vec<u8> {
+        let mut filter = json!({"key": "a", "match": {"value": 1}});
+        for _ in 0..levels {
+            filter = json!({"must": [filter]});
+        }
+        let req = json!({"type": "count", "shard": {"collection": "c", "shard": 0}, "epoch": 1,
+                         "request": {"filter": filter}});
+        // Encoded on a big stack: serde_json's Value drops and encodes recursively.
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || rmp_serde::to_vec_named(&req).unwrap())
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// Regression (fuzz harness, `fuzz/regressions/frame/deep-filter`): a
+    /// 300-level filter, about 3 KB on the wire, overflowed a tokio
+    /// worker's 2 MiB stack while decoding (debug build) and aborted the
+    /// storage node. Now refused at the depth limit, on the same stack.
+    #[test]
+    fn deep_nesting_is_refused_within_a_worker_stack() {
+        let bytes = deeply_nested_count(300);
+        let result = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || decode::<crate::rpc::StorageRequest>(&bytes).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("decoding must not overflow the stack");
+        assert!(
+            matches!(&result, Err(CodecError::Decode(e)) if e.to_string().contains("depth")),
+            "{result:?}"
+        );
+        // The deepest filter a request may carry still decodes.
+        let ok = deeply_nested_count(crate::filter::MAX_FILTER_DEPTH);
+        assert!(decode::<crate::rpc::StorageRequest>(&ok).is_ok());
+    }
+
+    /// The deepest payload the gateway can accept (serde_json parses at
+    /// most 128 levels) fits under the decode limit inside a point.
+    #[test]
+    fn the_deepest_json_payload_still_decodes() {
+        let mut text = String::from("1");
+        for _ in 0..127 {
+            text = format!("[{text}]");
+        }
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut payload = Payload::new();
+        payload.insert("p".into(), value);
+        round_trip(&SequencedOperation {
+            seq: SeqNo(1),
+            term: Term(1),
+            op: Operation::Upsert {
+                points: vec![Point {
+                    id: PointId::Num(1),
+                    vector: vec![1.0],
+                    payload: Some(payload),
+                }],
+            },
         });
     }
 

@@ -21,6 +21,7 @@
 //! - [`names`]: the one rule for collection and alias names (they become
 //!   directory names on storage nodes).
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
+//! - [`wal_record`]: the framing of one WAL record (length, CRC, body).
 //! - [`error`]: validation errors shared by every service.
 
 pub mod codec;
@@ -36,6 +37,7 @@ pub mod routing;
 pub mod rpc;
 pub mod search;
 pub mod version;
+pub mod wal_record;
 
 pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};
 pub use error::ValidationError;

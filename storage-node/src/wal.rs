@@ -10,7 +10,8 @@
 //! +-----------+--------------+---------------------------------------+
 //! ```
 //!
-//! (little endian; the CRC covers the body). Sequence numbers are
+//! (little endian; the CRC covers the body; encoded and decoded by
+//! `protocol::wal_record`, which the fuzz targets reach). Sequence numbers are
 //! consecutive. On open, a torn or damaged record at the end of the newest
 //! file is cut off with a warning: with fsync-before-ack it can only be a
 //! write that was never acknowledged. Damage anywhere else means
@@ -35,15 +36,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
-use protocol::codec;
+use protocol::wal_record::{self, RecordError};
 use protocol::{SeqNo, SequencedOperation, Term};
 use tracing::{info, warn};
 
 use crate::error::{IoContext, Result, ShardError};
 
-const HEADER_BYTES: usize = 8;
 /// Larger records are refused on write and treated as damage on read.
-pub const MAX_RECORD_BYTES: usize = 256 << 20;
+pub use protocol::wal_record::MAX_RECORD_BYTES;
 
 /// When an append is considered durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -238,17 +238,17 @@ impl Wal {
     /// [`Wal::append`] without a copy: the log keeps `op` in its in-memory
     /// tail for replication.
     pub fn append_shared(&self, op: Arc<SequencedOperation>) -> Result<()> {
-        let body = codec::encode(&*op).map_err(|e| ShardError::codec("encode WAL record", e))?;
-        if body.len() > MAX_RECORD_BYTES {
-            return Err(ShardError::Invalid(
-                protocol::ValidationError::InvalidRequest {
-                    reason: format!(
-                        "operation of {} bytes exceeds the WAL record limit",
-                        body.len()
-                    ),
-                },
-            ));
-        }
+        let frame = match wal_record::encode(&op) {
+            Ok(frame) => frame,
+            Err(RecordError::Encode(e)) => return Err(ShardError::codec("encode WAL record", e)),
+            Err(e) => {
+                return Err(ShardError::Invalid(
+                    protocol::ValidationError::InvalidRequest {
+                        reason: e.to_string(),
+                    },
+                ))
+            }
+        };
         if self.sync.lock().poisoned {
             return Err(ShardError::Poisoned);
         }
@@ -263,10 +263,6 @@ impl Wal {
             self.rotate(&mut w, op.seq)?;
         }
         let offset = w.bytes;
-        let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        frame.extend_from_slice(&body);
         if let Err(e) = (&*w.file).write_all(&frame) {
             // Part of the frame may be on disk; only reopening (which cuts a
             // torn tail) makes the log trustworthy again.
@@ -564,61 +560,40 @@ fn read_file(
     offsets: &mut Vec<u64>,
 ) -> Result<u64> {
     let data = fs::read(path).ctx(|| format!("read {}", path.display()))?;
-    let mut pos = 0usize;
-    while pos < data.len() {
-        match decode_record(&data[pos..]) {
-            Ok((op, used)) => {
-                out.push(op);
-                offsets.push(pos as u64);
-                pos += used;
-            }
-            Err(reason) if is_last => {
-                warn!(file = %path.display(), offset = pos, %reason,
-                      dropped_bytes = data.len() - pos, "dropping torn or damaged WAL tail");
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .ctx(|| format!("open {} to cut its tail", path.display()))?;
-                file.set_len(pos as u64)
-                    .and_then(|_| file.sync_all())
-                    .ctx(|| format!("cut tail of {}", path.display()))?;
-                return Ok(pos as u64);
-            }
-            Err(reason) => return Err(corrupt(path, pos as u64, reason)),
+    let scan = wal_record::scan(&data);
+    out.extend(scan.records);
+    offsets.extend(scan.offsets);
+    match scan.damage {
+        None => Ok(data.len() as u64),
+        Some((pos, reason)) if is_last => {
+            warn!(file = %path.display(), offset = pos, %reason,
+                  dropped_bytes = data.len() - pos, "dropping torn or damaged WAL tail");
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .ctx(|| format!("open {} to cut its tail", path.display()))?;
+            file.set_len(pos as u64)
+                .and_then(|_| file.sync_all())
+                .ctx(|| format!("cut tail of {}", path.display()))?;
+            Ok(pos as u64)
         }
+        Some((pos, reason)) => Err(corrupt(path, pos as u64, reason.to_string())),
     }
-    Ok(data.len() as u64)
 }
 
-/// One record from the front of `buf`, or why it is not a whole, intact one.
+/// One record from the front of `buf`, or why it is not a whole, intact one
+/// (the framing is `protocol::wal_record`).
 pub(crate) fn decode_record(
     buf: &[u8],
 ) -> std::result::Result<(SequencedOperation, usize), String> {
-    if buf.len() < HEADER_BYTES {
-        return Err(format!("truncated header ({} bytes)", buf.len()));
-    }
-    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    if len > MAX_RECORD_BYTES {
-        return Err(format!("record length {len} exceeds the limit"));
-    }
-    let Some(body) = buf.get(HEADER_BYTES..HEADER_BYTES + len) else {
-        return Err(format!(
-            "truncated body: {} of {len} bytes",
-            buf.len() - HEADER_BYTES
-        ));
-    };
-    if crc32c::crc32c(body) != crc {
-        return Err("CRC mismatch".into());
-    }
-    let op = codec::decode(body).map_err(|e| format!("undecodable record: {e}"))?;
-    Ok((op, HEADER_BYTES + len))
+    wal_record::decode(buf).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use protocol::wal_record::HEADER_BYTES;
     use protocol::{Operation, Point, PointId, Term};
 
     fn op(seq: u64, n: usize) -> SequencedOperation {

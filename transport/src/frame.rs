@@ -44,6 +44,19 @@ pub fn encode_body<T: Serialize>(value: &T, max: usize) -> Result<Vec<u8>, Trans
     Ok(body)
 }
 
+/// The body length a frame header announces, refused with
+/// [`TransportError::FrameTooLarge`] above `max`: the one check between a
+/// peer's bytes and an allocation (the fuzz targets in `fuzz/` drive it).
+pub fn body_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, TransportError> {
+    let len = u32::from_be_bytes(header);
+    check_len(u64::from(len), max)?;
+    usize::try_from(len).map_err(|_| TransportError::FrameTooLarge {
+        len: u64::from(len),
+        max: max as u64,
+    })
+}
+
+/// Decodes a frame body (msgpack) into `T`.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, TransportError> {
     Ok(protocol::codec::decode(body)?)
 }
@@ -90,9 +103,8 @@ pub(crate) async fn read_frame(
         }
         Err(ReadExactError::ReadError(e)) => return Err(from_read_error(peer, e)),
     }
-    let len = u32::from_be_bytes(header);
-    check_len(u64::from(len), max)?;
-    let mut body = vec![0u8; len as usize];
+    let len = body_len(header, max)?;
+    let mut body = vec![0u8; len];
     match recv.read_exact(&mut body).await {
         Ok(()) => {}
         Err(ReadExactError::FinishedEarly(n)) => {
@@ -116,6 +128,19 @@ mod tests {
         assert!(matches!(
             check_len(11, 10),
             Err(TransportError::FrameTooLarge { len: 11, max: 10 })
+        ));
+    }
+
+    #[test]
+    fn a_header_is_checked_before_anything_is_allocated() {
+        assert_eq!(body_len([0, 0, 1, 0], 256).unwrap(), 256);
+        assert!(matches!(
+            body_len([0, 0, 1, 1], 256),
+            Err(TransportError::FrameTooLarge { len: 257, max: 256 })
+        ));
+        assert!(matches!(
+            body_len([0xff; 4], DEFAULT_MAX_FRAME),
+            Err(TransportError::FrameTooLarge { .. })
         ));
     }
 

@@ -116,13 +116,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 GatewayError::bad_request(rej.body_text())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(json!({})));
-        }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| GatewayError::bad_request(format!("Format error in JSON body: {e}")))
+        json_body(&bytes).map(JsonBody)
     }
+}
+
+/// A request body as JSON: an empty (or all-whitespace) body is `{}`.
+pub fn json_body(bytes: &[u8]) -> Result<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::bad_request(format!("Format error in JSON body: {e}")))
 }
 
 /// Qdrant's success envelope.

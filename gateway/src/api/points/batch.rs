@@ -35,19 +35,7 @@ pub async fn batch(
     let t = started();
     let (_, coll) = st.gw.collection(&name).await?;
     let consistency = parse_write_consistency(&q, coll.config.write_consistency)?;
-    let mut m = object(body)?;
-    let operations: Vec<Value> = match m.remove("operations") {
-        Some(v) => parse(v, "operations")?,
-        None => return Err(GatewayError::bad_request("missing `operations`")),
-    };
-    let writes = operations
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| {
-            parse_operation(op, &coll)
-                .map_err(|e| GatewayError::bad_request(format!("operation {i}: {}", message(e))))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let writes = parse_batch(body, &coll)?;
     let mut results = Vec::with_capacity(writes.len());
     for w in writes {
         let ack = w
@@ -56,6 +44,24 @@ pub async fn batch(
         results.push(update_result(ack.seq.0, wait_flag(&q)));
     }
     Ok(ok(results, t))
+}
+
+/// `{"operations": [...]}` → every write, in order; the first bad one
+/// refuses the whole list, naming its index.
+pub(super) fn parse_batch(body: Value, coll: &CollectionInfo) -> Result<Vec<Write>> {
+    let mut m = object(body)?;
+    let operations: Vec<Value> = match m.remove("operations") {
+        Some(v) => parse(v, "operations")?,
+        None => return Err(GatewayError::bad_request("missing `operations`")),
+    };
+    operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            parse_operation(op, coll)
+                .map_err(|e| GatewayError::bad_request(format!("operation {i}: {}", message(e))))
+        })
+        .collect()
 }
 
 /// `{"upsert": {...}}`, `{"delete": {...}}`, ... → the write it describes.

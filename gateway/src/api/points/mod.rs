@@ -1,9 +1,12 @@
 //! Point routes: writes (upsert, delete, payload ops) split per shard and
 //! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search,
-//! query) scatter-gathered ([`read`]).
+//! query) scatter-gathered ([`read`]). [`fuzzing`]: the bodies as the
+//! routes parse them, for the fuzz targets.
 
 // Visible to `api`, whose router names each handler's OpenAPI path.
 pub(super) mod batch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(super) mod read;
 pub(super) mod write;
 

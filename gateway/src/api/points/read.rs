@@ -86,29 +86,8 @@ pub async fn scroll(
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
-    let mut m = object(body)?;
-    if m.get("order_by").is_some_and(|v| !v.is_null()) {
-        return Err(GatewayError::bad_request(
-            "scroll `order_by` is not supported",
-        ));
-    }
-    let offset: Option<PointId> = match m.remove("offset") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(parse(v, "offset")?),
-    };
-    let limit: usize = match m.remove("limit") {
-        None | Some(Value::Null) => 10,
-        Some(v) => parse(v, "limit")?,
-    };
-    let sel = PayloadSelector::parse(m.remove("with_payload"), true)?;
-    let with_vector = parse_with_vector(m.remove("with_vector"), false)?;
-    let request = ScrollRequest {
-        offset,
-        limit,
-        filter: parse_filter(m.remove("filter"))?,
-        with_payload: sel.wanted(),
-        with_vector,
-    };
+    let (request, sel) = parse_scroll(body)?;
+    let with_vector = request.with_vector;
     let Answer {
         value: (points, next),
         missing_shards,
@@ -136,6 +115,45 @@ pub async fn count(
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
+    let request = parse_count(body)?;
+    let a = st.gw.count(&name, request, opts).await?;
+    Ok(ok(
+        with_missing(json!({"count": a.value}), &a.missing_shards),
+        t,
+    ))
+}
+
+/// `POST …/points/scroll` body → the request, and what of each record's
+/// payload to show.
+pub(crate) fn parse_scroll(body: Value) -> Result<(ScrollRequest, PayloadSelector)> {
+    let mut m = object(body)?;
+    if m.get("order_by").is_some_and(|v| !v.is_null()) {
+        return Err(GatewayError::bad_request(
+            "scroll `order_by` is not supported",
+        ));
+    }
+    let offset: Option<PointId> = match m.remove("offset") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse(v, "offset")?),
+    };
+    let limit: usize = match m.remove("limit") {
+        None | Some(Value::Null) => 10,
+        Some(v) => parse(v, "limit")?,
+    };
+    let sel = PayloadSelector::parse(m.remove("with_payload"), true)?;
+    let with_vector = parse_with_vector(m.remove("with_vector"), false)?;
+    let request = ScrollRequest {
+        offset,
+        limit,
+        filter: parse_filter(m.remove("filter"))?,
+        with_payload: sel.wanted(),
+        with_vector,
+    };
+    Ok((request, sel))
+}
+
+/// `POST …/points/count` body → the request.
+pub(crate) fn parse_count(body: Value) -> Result<CountRequest> {
     let mut m = object(body)?;
     // Qdrant's default is exact; `exact: false` lets each shard estimate
     // a filtered count from a sample (see `CountRequest::estimate`).
@@ -143,15 +161,60 @@ pub async fn count(
         None | Some(Value::Null) => true,
         Some(v) => parse(v, "exact")?,
     };
-    let request = CountRequest {
+    Ok(CountRequest {
         filter: parse_filter(m.remove("filter"))?,
         estimate: !exact,
+    })
+}
+
+/// One search body (alone or in a batch) → its vector and spec.
+pub(crate) fn parse_search(body: Value) -> Result<(Vec<f32>, SearchSpec)> {
+    let mut s: SearchIn = parse(body, "search request")?;
+    let spec = s.spec(10)?;
+    let vector = s.take_vector()?;
+    Ok((vector, spec))
+}
+
+/// One query body (alone or in a batch) → what to search near, and the spec.
+pub(crate) fn parse_query(body: Value) -> Result<(QueryTarget, SearchSpec)> {
+    let mut s: SearchIn = parse(body, "query request")?;
+    if s.prefetch.as_ref().is_some_and(|p| !p.is_null()) {
+        return Err(GatewayError::bad_request(
+            "query `prefetch` is not supported",
+        ));
+    }
+    let spec = s.spec(10)?;
+    let target = match s.query.take() {
+        Some(v) => models::parse_query_target(v)?,
+        None => return Err(GatewayError::bad_request("missing `query`")),
     };
-    let a = st.gw.count(&name, request, opts).await?;
-    Ok(ok(
-        with_missing(json!({"count": a.value}), &a.missing_shards),
-        t,
-    ))
+    Ok((target, spec))
+}
+
+/// The `searches` list of a batch body, within the batch limit.
+pub(crate) fn parse_searches(body: Value) -> Result<Vec<Value>> {
+    let mut m = object(body)?;
+    let searches: Vec<Value> = match m.remove("searches") {
+        Some(v) => parse(v, "searches")?,
+        None => return Err(GatewayError::bad_request("missing `searches`")),
+    };
+    protocol::search::validate_batch_searches(searches.len())?;
+    Ok(searches)
+}
+
+/// The request a parsed search becomes (validated against the collection
+/// by [`crate::Gateway::search`]).
+pub(crate) fn search_request(vector: Vec<f32>, spec: &SearchSpec) -> SearchRequest {
+    SearchRequest {
+        vector,
+        filter: spec.filter.clone(),
+        params: spec.params,
+        limit: spec.limit,
+        offset: spec.offset,
+        with_payload: spec.with_payload.wanted(),
+        with_vector: spec.with_vector,
+        score_threshold: spec.score_threshold,
+    }
 }
 
 /// Runs one search for a parsed spec and vector.
@@ -162,17 +225,10 @@ async fn run_search(
     spec: &SearchSpec,
     opts: ReadOptions,
 ) -> Result<(Vec<models::ScoredOut>, Vec<ShardId>)> {
-    let request = SearchRequest {
-        vector,
-        filter: spec.filter.clone(),
-        params: spec.params,
-        limit: spec.limit,
-        offset: spec.offset,
-        with_payload: spec.with_payload.wanted(),
-        with_vector: spec.with_vector,
-        score_threshold: spec.score_threshold,
-    };
-    let a = st.gw.search(name, request, opts).await?;
+    let a = st
+        .gw
+        .search(name, search_request(vector, spec), opts)
+        .await?;
     let hits = a
         .value
         .into_iter()
@@ -193,9 +249,7 @@ pub async fn search(
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
-    let mut s: SearchIn = parse(body, "search request")?;
-    let spec = s.spec(10)?;
-    let vector = s.take_vector()?;
+    let (vector, spec) = parse_search(body)?;
     record_stage("parse", t);
     let executed = started();
     let (hits, missing) = run_search(&st, &name, vector, &spec, opts).await?;
@@ -222,20 +276,11 @@ pub async fn search_batch(
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
-    let mut m = object(body)?;
-    let searches: Vec<Value> = match m.remove("searches") {
-        Some(v) => parse(v, "searches")?,
-        None => return Err(GatewayError::bad_request("missing `searches`")),
-    };
-    protocol::search::validate_batch_searches(searches.len())?;
     // Parse all first: a bad one refuses the batch before any search runs.
-    let mut parsed = Vec::with_capacity(searches.len());
-    for v in searches {
-        let mut s: SearchIn = parse(v, "search request")?;
-        let spec = s.spec(10)?;
-        let vector = s.take_vector()?;
-        parsed.push((vector, spec));
-    }
+    let parsed = parse_searches(body)?
+        .into_iter()
+        .map(parse_search)
+        .collect::<Result<Vec<_>>>()?;
     let runs = parsed.into_iter().map(|(vector, spec)| {
         let st = &st;
         let name = &name;
@@ -255,17 +300,7 @@ pub async fn search_batch(
 
 /// One query body → `{"points": [...]}` (plus missing shards if partial).
 async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) -> Result<Value> {
-    let mut s: SearchIn = parse(body, "query request")?;
-    if s.prefetch.as_ref().is_some_and(|p| !p.is_null()) {
-        return Err(GatewayError::bad_request(
-            "query `prefetch` is not supported",
-        ));
-    }
-    let spec = s.spec(10)?;
-    let target = match s.query.take() {
-        Some(v) => models::parse_query_target(v)?,
-        None => return Err(GatewayError::bad_request("missing `query`")),
-    };
+    let (target, spec) = parse_query(body)?;
     let vector = match target {
         QueryTarget::Vector(v) => v,
         QueryTarget::Point(id) => {
@@ -312,12 +347,7 @@ pub async fn query_batch(
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
-    let mut m = object(body)?;
-    let searches: Vec<Value> = match m.remove("searches") {
-        Some(v) => parse(v, "searches")?,
-        None => return Err(GatewayError::bad_request("missing `searches`")),
-    };
-    protocol::search::validate_batch_searches(searches.len())?;
+    let searches = parse_searches(body)?;
     let runs = searches.into_iter().map(|b| run_query(&st, &name, b, opts));
     let out = futures::future::join_all(runs)
         .await
