@@ -229,6 +229,11 @@ pub struct Config {
     pub cert_name: String,
     /// HTTPS on the REST port; plain HTTP without it.
     pub tls: Option<RestTls>,
+    /// Plain HTTP to a meta-service run with `--insecure-plain-http`
+    /// (local development); by default mutual TLS with `cert_name`, whose
+    /// name gives the gateway role. Set by the binary's
+    /// `--meta-insecure-plain-http`.
+    pub meta_plain_http: bool,
 }
 
 impl Config {
@@ -363,6 +368,7 @@ impl Config {
             certs_dir: g.certs_dir,
             cert_name: g.cert_name,
             tls: g.tls,
+            meta_plain_http: false,
         })
     }
 }

@@ -35,9 +35,14 @@ struct Flags {
     /// Folder with `ca.pem` and this gateway's `<cert-name>.pem` / `.key`.
     #[arg(long, env = "CERTS_DIR")]
     certs_dir: Option<PathBuf>,
-    /// Certificate name (default `gateway`).
+    /// Certificate name (default `gateway`; also presented to the
+    /// meta-service, where the name gives the gateway role).
     #[arg(long, env = "CERT_NAME")]
     cert_name: Option<String>,
+    /// Talk plain HTTP to a meta-service run with `--insecure-plain-http`
+    /// (local development only).
+    #[arg(long, env = "META_INSECURE_PLAIN_HTTP")]
+    meta_insecure_plain_http: bool,
     #[command(flatten)]
     log: lifecycle::LogArgs,
     /// Check the flags, environment and config file, print the resulting
@@ -61,12 +66,13 @@ async fn main() -> anyhow::Result<()> {
         certs_dir: flags.certs_dir.clone(),
         cert_name: flags.cert_name.clone(),
     };
-    let config = Config::load(
+    let mut config = Config::load(
         flags.config.as_deref(),
         |k| std::env::var(k).ok(),
         &overrides,
     )
     .context("configuration")?;
+    config.meta_plain_http = flags.meta_insecure_plain_http;
     if flags.check_config {
         println!(
             "gateway config ok: node_id={} listen={} meta={} certs_dir={} cert_name={}",

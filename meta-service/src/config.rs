@@ -49,6 +49,12 @@ pub struct MetaConfig {
     /// Half the shortest grace: a leader that stalls for longer must not
     /// find every node past its grace when it wakes.
     pub hearing_gap_cap: Duration,
+    /// Mutual TLS for Raft and the API, with this member's certificate
+    /// (`meta-<id>`): clients are authenticated by the cluster CA and given
+    /// the role their certificate's name says (`network::authz`). `None`:
+    /// plain HTTP and no authentication at all, for in-process tests and
+    /// the binary's explicit `--insecure-plain-http`.
+    pub tls: Option<meta_client::MetaTls>,
 }
 
 impl MetaConfig {
@@ -80,6 +86,16 @@ impl MetaConfig {
             new_leader_grace: Duration::from_secs(3),
             node_dead_backstop: Duration::from_secs(15),
             hearing_gap_cap: Duration::from_millis(300),
+            tls: None,
+        }
+    }
+
+    /// `https` with mutual TLS, `http` without.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 

@@ -14,6 +14,13 @@
 //! meta-service --id 1 --listen 127.0.0.1:7001 --data-dir d1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
 //!
+//! Mutual TLS is on by default: `--certs-dir DIR` holds `ca.pem` and this
+//! member's `meta-<id>.pem` / `.key` (`certs issue --name meta-1 --dns
+//! meta1`); clients need a certificate of the same CA whose name gives
+//! them a role (SECURITY.md). `--insecure-plain-http` runs without TLS
+//! and without authentication, for local development only, and says so
+//! loudly in the log.
+//!
 //! Ids may be StatefulSet pod names (`vectordb-meta-0` is member 1, see
 //! `protocol::node_name`); `--check-config` prints what the flags resolve
 //! to, including whether this member would initialise, and exits.
@@ -83,6 +90,18 @@ struct Args {
     /// A dead node's replicas are re-created elsewhere after this long.
     #[arg(long, default_value_t = 60_000)]
     replica_replace_after_ms: u64,
+    /// Certificate directory for mutual TLS (Raft and API): `ca.pem` and
+    /// `<cert-name>.pem` / `.key`.
+    #[arg(long, env = "CERTS_DIR")]
+    certs_dir: Option<PathBuf>,
+    /// This member's certificate in --certs-dir (default `meta-<id>`; its
+    /// name must say `meta-<id>`, the role other members accept Raft from).
+    #[arg(long, env = "CERT_NAME")]
+    cert_name: Option<String>,
+    /// Serve plain HTTP with no authentication: anyone who reaches the
+    /// port can change the cluster. Local development only.
+    #[arg(long, env = "META_INSECURE_PLAIN_HTTP", conflicts_with = "certs_dir")]
+    insecure_plain_http: bool,
     #[command(flatten)]
     log: lifecycle::LogArgs,
     /// Check the flags and environment, print the resulting configuration
@@ -98,6 +117,8 @@ struct Args {
 struct Plan {
     config: MetaConfig,
     init: Option<BTreeMap<MemberId, String>>,
+    /// Certificate directory and name, `None` with `--insecure-plain-http`.
+    tls: Option<(PathBuf, String)>,
 }
 
 fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
@@ -113,6 +134,43 @@ fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
         }
     }
     Ok(out)
+}
+
+/// Where the member's certificate is: required unless TLS is explicitly
+/// switched off. Only names are checked here (`--check-config` runs
+/// where the certificates are not); [`load_tls`] reads the files.
+fn member_tls(args: &Args) -> anyhow::Result<Option<(PathBuf, String)>> {
+    let Some(dir) = &args.certs_dir else {
+        if args.insecure_plain_http {
+            return Ok(None);
+        }
+        bail!(
+            "the meta-service serves mutual TLS: give --certs-dir (ca.pem and meta-{id}.pem/.key), \
+             or --insecure-plain-http for local development without any authentication",
+            id = args.id
+        );
+    };
+    let name = args
+        .cert_name
+        .clone()
+        .unwrap_or_else(|| protocol::roles::meta_cert_name(args.id));
+    if protocol::roles::Role::from_cert_name(&name) != Some(protocol::roles::Role::Meta(args.id)) {
+        bail!(
+            "certificate {name:?} is not member {}'s: other members accept Raft only from `meta-{}`",
+            args.id,
+            args.id
+        );
+    }
+    Ok(Some((dir.clone(), name)))
+}
+
+fn load_tls(tls: &Option<(PathBuf, String)>) -> anyhow::Result<Option<meta_client::MetaTls>> {
+    let Some((dir, name)) = tls else {
+        return Ok(None);
+    };
+    let tls = meta_client::MetaTls::from_dir(dir, name)
+        .with_context(|| format!("load certificate {name:?} from {}", dir.display()))?;
+    Ok(Some(tls))
 }
 
 fn plan(args: &Args) -> anyhow::Result<Plan> {
@@ -154,21 +212,34 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     } else {
         None
     };
-    Ok(Plan { config, init })
+    Ok(Plan {
+        config,
+        init,
+        tls: member_tls(args)?,
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.log.init("info,openraft=warn");
-    let Plan { config, init } = plan(&args)?;
+    let Plan {
+        mut config,
+        init,
+        tls,
+    } = plan(&args)?;
     if args.check_config {
         println!(
-            "meta-service config ok: id={} listen={} advertise={} data_dir={} initialises={}",
+            "meta-service config ok: id={} listen={} advertise={} data_dir={} certs_dir={} cert_name={} initialises={}",
             config.id,
             args.listen,
             config.advertise_addr,
             config.data_dir.display(),
+            // One token: the deploy checks split this line on spaces.
+            tls.as_ref().map_or("none_insecure_plain_http".to_string(), |(d, _)| d
+                .display()
+                .to_string()),
+            tls.as_ref().map_or("none", |(_, n)| n.as_str()),
             init.as_ref().map_or("no".to_string(), |voters| voters
                 .keys()
                 .map(|id| id.to_string())
@@ -177,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    config.tls = load_tls(&tls)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
@@ -188,9 +260,37 @@ mod tests {
     use super::*;
 
     fn plan_of(args: &[&str]) -> anyhow::Result<Plan> {
-        let args =
-            Args::try_parse_from(std::iter::once("meta-service").chain(args.iter().copied()))?;
+        plan_tls(args, &["--insecure-plain-http"])
+    }
+
+    fn plan_tls(args: &[&str], tls: &[&str]) -> anyhow::Result<Plan> {
+        let args = Args::try_parse_from(
+            std::iter::once("meta-service")
+                .chain(args.iter().copied())
+                .chain(tls.iter().copied()),
+        )?;
         plan(&args)
+    }
+
+    #[test]
+    fn tls_is_required_unless_switched_off_and_the_certificate_must_be_the_members() {
+        let err = plan_tls(&["--id", "1", "--bootstrap"], &[]).expect_err("no TLS flag");
+        assert!(err.to_string().contains("--certs-dir"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        transport::certs::init_dir(d, "test-ca", false).expect("ca");
+        transport::certs::issue_to_dir(d, "meta-1", &[], &[]).expect("meta-1");
+        let d = d.to_str().expect("utf-8");
+        let ok = plan_tls(&["--id", "1", "--bootstrap"], &["--certs-dir", d]).expect("meta-1");
+        assert!(load_tls(&ok.tls).expect("load").is_some());
+        let err = plan_tls(
+            &["--id", "2", "--bootstrap"],
+            &["--certs-dir", d, "--cert-name", "meta-1"],
+        )
+        .expect_err("member 2 with meta-1's certificate");
+        assert!(err.to_string().contains("meta-2"), "{err}");
+        let plain = plan_of(&["--id", "1", "--bootstrap"]).expect("plain");
+        assert!(plain.tls.is_none());
     }
 
     const PEERS: &str = "vectordb-meta-0=vectordb-meta-0.vectordb-meta:7947,\

@@ -47,9 +47,15 @@ pub struct StorageNodeArgs {
     /// Folder with `ca.pem` and this node's `<cert-name>.pem` / `.key`.
     #[arg(long, env = "CERTS_DIR", default_value = "certs")]
     pub certs_dir: PathBuf,
-    /// Certificate name (default `storage-<id>`; other nodes verify us by it).
+    /// Certificate name (default `storage-<id>`; other nodes verify us by
+    /// it, and the meta-service gives it the storage role for node `<id>`).
     #[arg(long = "cert-name", env = "CERT_NAME")]
     pub cert_name_flag: Option<String>,
+    /// Talk plain HTTP to a meta-service run with `--insecure-plain-http`
+    /// (local development only; by default mutual TLS with the certificate
+    /// above).
+    #[arg(long, env = "META_INSECURE_PLAIN_HTTP")]
+    pub meta_insecure_plain_http: bool,
     /// Gossip (chitchat) UDP address; gossip is off when absent.
     #[arg(long, env = "GOSSIP_LISTEN")]
     pub gossip_listen: Option<SocketAddr>,
@@ -100,6 +106,9 @@ pub struct StorageNodeConfig {
     /// Folder with `ca.pem` and this node's `<cert_name>.pem` / `.key`.
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    /// Plain HTTP to the meta-service instead of mutual TLS with
+    /// `cert_name` (a meta-service without TLS: tests, local dev).
+    pub meta_plain_http: bool,
     /// Gossip; off when `None`.
     pub gossip: Option<membership::MembershipConfig>,
     /// Heartbeat period to the meta-service (each ack renews the write lease).
@@ -123,7 +132,8 @@ impl StorageNodeConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             meta,
             certs_dir,
-            cert_name: format!("storage-{}", id.0),
+            cert_name: protocol::roles::storage_cert_name(id),
+            meta_plain_http: false,
             gossip: None,
             heartbeat: Duration::from_millis(300),
             lease: Duration::from_millis(2500),
@@ -139,6 +149,7 @@ impl StorageNodeArgs {
         StorageNodeConfig {
             id: self.node_id(),
             cert_name: self.cert_name(),
+            meta_plain_http: self.meta_insecure_plain_http,
             heartbeat: self.heartbeat(),
             lease: Duration::from_millis(self.lease_ms),
             request_timeout: self.request_timeout(),
@@ -160,7 +171,7 @@ impl StorageNodeArgs {
     pub fn cert_name(&self) -> String {
         self.cert_name_flag
             .clone()
-            .unwrap_or_else(|| format!("storage-{}", self.id))
+            .unwrap_or_else(|| protocol::roles::storage_cert_name(self.node_id()))
     }
 
     pub fn heartbeat(&self) -> Duration {
