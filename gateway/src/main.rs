@@ -115,30 +115,13 @@ fn check_config_line(c: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
-    use lifecycle::config::reference::{read_by, Service};
+    use lifecycle::config::{check, reference::Service};
 
     use super::Flags;
 
     /// Every flag the reference page names for the gateway exists.
     #[test]
     fn the_reference_pages_flags_exist() {
-        let cmd = Flags::command();
-        for (key, reader) in read_by(Service::Gateway) {
-            for flag in reader.flags {
-                let name = flag.trim_start_matches("--");
-                let arg = cmd
-                    .get_arguments()
-                    .find(|a| a.get_long() == Some(name))
-                    .unwrap_or_else(|| panic!("{}: no flag {flag}", key.path));
-                if let Some(env) = reader.env {
-                    assert_eq!(
-                        arg.get_env().and_then(|e| e.to_str()),
-                        Some(env),
-                        "{}: {flag}",
-                        key.path
-                    );
-                }
-            }
-        }
+        check::reference_flags_exist(&Flags::command(), Service::Gateway, true);
     }
 }

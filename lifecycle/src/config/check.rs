@@ -117,3 +117,32 @@ fn run(mut cmd: Command, timeout: Duration) -> (Option<bool>, String) {
     }
     (status, stderr)
 }
+
+/// Every flag the reference page names for `service` is one of `cmd`'s,
+/// with the environment variable the page names; where the page names
+/// none, `env_optional` lets the flag have one anyway (the gateway's
+/// historical variables).
+pub fn reference_flags_exist(
+    cmd: &clap::Command,
+    service: super::reference::Service,
+    env_optional: bool,
+) {
+    for (key, reader) in super::reference::read_by(service) {
+        for flag in reader.flags {
+            let name = flag.trim_start_matches("--");
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .unwrap_or_else(|| panic!("{}: no flag {flag}", key.path));
+            if env_optional && reader.env.is_none() {
+                continue;
+            }
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                reader.env,
+                "{}: {flag}",
+                key.path
+            );
+        }
+    }
+}
