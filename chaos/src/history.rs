@@ -223,9 +223,16 @@ pub fn last_ack_after(
         .max()
 }
 
+/// A stretch without an acknowledged write, on the history's clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AckGap {
+    pub start: Duration,
+    pub length: Duration,
+}
+
 /// The longest stretch within `[from, to]` without an acknowledgement
-/// (the bounds count as ends of a stretch).
-pub fn longest_ack_gap(writes: &[WriteRecord], from: Duration, to: Duration) -> Duration {
+/// (the bounds count as ends of a stretch; the earliest of equal ones).
+pub fn longest_ack_gap(writes: &[WriteRecord], from: Duration, to: Duration) -> AckGap {
     let mut times: Vec<Duration> = writes
         .iter()
         .filter(|w| w.acked() && w.finished >= from && w.finished <= to)
@@ -236,9 +243,17 @@ pub fn longest_ack_gap(writes: &[WriteRecord], from: Duration, to: Duration) -> 
     times.sort();
     times
         .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default()
+        .map(|w| AckGap {
+            start: w[0],
+            length: w[1] - w[0],
+        })
+        .fold(AckGap::default(), |best, gap| {
+            if gap.length > best.length {
+                gap
+            } else {
+                best
+            }
+        })
 }
 
 /// Search counts for the report.
@@ -376,9 +391,13 @@ mod tests {
             last_ack_after(&writes, ms(150), |w| w.ids[0] < 4),
             Some(ms(50))
         );
-        assert_eq!(longest_ack_gap(&writes, ms(0), ms(1400)), ms(1000));
-        assert_eq!(longest_ack_gap(&writes, ms(1250), ms(2000)), ms(650));
-        assert_eq!(longest_ack_gap(&[], ms(10), ms(30)), ms(20));
+        let gap = |start, length| AckGap {
+            start: ms(start),
+            length: ms(length),
+        };
+        assert_eq!(longest_ack_gap(&writes, ms(0), ms(1400)), gap(50, 1000));
+        assert_eq!(longest_ack_gap(&writes, ms(1250), ms(2000)), gap(1350, 650));
+        assert_eq!(longest_ack_gap(&[], ms(10), ms(30)), gap(10, 20));
     }
 
     #[test]

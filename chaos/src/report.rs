@@ -37,6 +37,9 @@ pub struct Timings {
     pub convergence_s: Option<f64>,
     /// Longest stretch without an acknowledged write during the fault.
     pub longest_ack_gap_s: Option<f64>,
+    /// When that stretch began, in s since the scenario's start (the
+    /// clock of `events`), so it can be told apart from the fault's own.
+    pub longest_ack_gap_at_s: Option<f64>,
     /// Scenario-specific times (leader change, minority refusal, …).
     pub extra: BTreeMap<String, f64>,
 }
@@ -80,6 +83,11 @@ impl ScenarioReport {
     /// Records a fault event at `at` on the scenario's clock.
     pub fn event(&mut self, what: &str, at: std::time::Duration) {
         self.events.insert(what.to_string(), at.as_secs_f64());
+    }
+
+    pub fn record_ack_gap(&mut self, gap: crate::history::AckGap) {
+        self.timings.longest_ack_gap_s = Some(gap.length.as_secs_f64());
+        self.timings.longest_ack_gap_at_s = Some(gap.start.as_secs_f64());
     }
 
     pub fn note(&mut self, what: impl Into<String>) {
@@ -163,7 +171,12 @@ pub fn render_table(scenarios: &[ScenarioReport]) -> String {
             .map(|(k, v)| format!("{k} {v:.2} s"))
             .collect();
         if let Some(gap) = s.timings.longest_ack_gap_s {
-            extra.push(format!("longest write gap {gap:.2} s"));
+            let at = s
+                .timings
+                .longest_ack_gap_at_s
+                .map(|at| format!(" from +{at:.1} s"))
+                .unwrap_or_default();
+            extra.push(format!("longest write gap {gap:.2} s{at}"));
         }
         let marks: u32 = s.changes.dead_marks.values().sum();
         extra.push(format!(

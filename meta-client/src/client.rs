@@ -19,7 +19,7 @@ use std::time::Duration;
 use protocol::cluster::{
     ClusterCommand, ClusterMapView, ClusterStats, Heartbeat, HeartbeatAck, NodeInfo,
 };
-use protocol::{CollectionConfig, Epoch};
+use protocol::{CollectionConfig, Epoch, NodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -28,6 +28,9 @@ use crate::api::{
     MemberId, MembershipAck, MetaHealth, MetaReadConsistency, RebalanceAck,
 };
 use crate::error::MetaClientError;
+
+/// How long a meta leader holds a presence request (its `network::presence::HOLD`).
+pub const PRESENCE_HOLD: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct MetaClient {
@@ -190,6 +193,25 @@ impl MetaClient {
             self.timeout,
         )
         .await
+    }
+
+    /// Holds a presence request open at one member (by index into
+    /// [`MetaClient::members`]) until that member ends it: `Ok` after its
+    /// hold (about 30 s) or when it stops leading; a follower refuses at
+    /// once with `no_leader`. While it is open, the leader learns of this
+    /// process's death the moment the kernel closes the connection.
+    pub async fn presence(&self, member: usize, node: NodeId) -> Result<(), MetaClientError> {
+        let addr = self.members.get(member).ok_or(MetaClientError::NoMembers)?;
+        let _: serde_json::Value = self
+            .attempt(
+                addr,
+                reqwest::Method::GET,
+                &format!("/v1/nodes/{}/presence", node.0),
+                None::<&()>,
+                PRESENCE_HOLD + self.timeout,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Health of one member (by index into [`MetaClient::members`]).

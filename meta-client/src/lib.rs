@@ -22,5 +22,5 @@ pub use api::{
     AddLearnerRequest, ChangeMembershipRequest, EpochAck, ErrorBody, ErrorCode, InitRequest,
     MemberId, MembershipAck, MetaHealth, MetaReadConsistency, RebalanceAck,
 };
-pub use client::MetaClient;
+pub use client::{MetaClient, PRESENCE_HOLD};
 pub use error::MetaClientError;

@@ -6,7 +6,9 @@
 //!
 //! 1. a node silent for longer than `node_dead_after` — counted while the
 //!    leader kept hearing other nodes (a leader that stalls blames nobody;
-//!    `node_dead_backstop` bounds that) — is marked `Dead`; a
+//!    `node_dead_backstop` bounds that) — or whose presence connection
+//!    closed (its process died), is marked `Dead` once every lease it was
+//!    granted has run out; a
 //!    dead node heard from again is marked `Alive` (the state machine then
 //!    puts its non-primary replicas back to `Initializing`: they missed
 //!    writes);
@@ -133,11 +135,19 @@ impl Plan {
             // first heartbeat, and its last one is from before it died.
             let just_alive = node.state != NodeState::Dead
                 && now_ms.saturating_sub(node.state_since_ms) <= grace;
+            // A node whose presence connection closed since it registered
+            // (its process died) need not be waited for: only its leases
+            // are.
+            let gone = live
+                .gone_since(node.id)
+                .is_some_and(|lost| lost >= node.state_since_ms);
             // Whatever the grace, never while a lease granted to it may
             // still run: a hung primary must not acknowledge a write after
             // its successor took over.
-            let stale = !just_alive
-                && (heard_silent > grace || silent_for > policy.node_dead_backstop_ms.max(grace))
+            let stale = (gone
+                || !just_alive
+                    && (heard_silent > grace
+                        || silent_for > policy.node_dead_backstop_ms.max(grace)))
                 && live.leases_over(node.id, now_ms);
             let state = if node.state != NodeState::Dead && stale {
                 NodeState::Dead

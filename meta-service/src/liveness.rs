@@ -63,6 +63,16 @@ const GRACE_PER_GAP: f64 = 3.0;
 const GAP_HALF_LIFE_MS: f64 = 30_000.0;
 /// Gaps observed before the grace adapts at all (until then: the maximum).
 const GAPS_BEFORE_ADAPTING: u32 = 8;
+/// How long after a lease's grant the leader still counts it as running,
+/// beyond its length. The node counts its lease from when it *sent* the
+/// heartbeat, before the grant, so the lease ends on its clock before it
+/// ends here; this margin covers only timer granularity and clock-rate
+/// drift (parts per million over a few seconds).
+const LEASE_MARGIN_MS: u64 = 100;
+/// A heartbeat arriving this long after a node's presence connection
+/// closed proves the node alive: the connection broke for another reason
+/// (a beat sent before a kill arrives within milliseconds of the close).
+const PRESENCE_SETTLE_MS: u64 = 250;
 
 #[derive(Clone, Debug, Default)]
 pub struct NodeReport {
@@ -81,10 +91,14 @@ pub struct NodeReport {
     /// grant), decayed like `gap_max_ms`: a lease shorter than that lapses
     /// between two grants, and the node refuses writes meanwhile.
     renew_max_ms: f64,
-    /// Wall time after which every lease granted to the node has run out,
-    /// with the lease's own length again as margin (for the time the
-    /// grant took to reach the node and for clock-rate drift).
+    /// Wall time after which every lease granted to the node has run out
+    /// (see [`LEASE_MARGIN_MS`]).
     leases_over_ms: u64,
+    /// When the node's presence connection to this leader closed without
+    /// the leader ending it: its process most likely died (the kernel
+    /// closes a dead process's connections). Cleared when the node opens
+    /// a new one or a heartbeat shows it alive. See `network::presence`.
+    presence_lost_ms: Option<u64>,
     /// Per shard: (term followed, highest sequence number applied).
     pub applied: HashMap<(String, ShardId), (Term, SeqNo)>,
     /// Per shard: (live points, stored bytes).
@@ -127,6 +141,12 @@ impl Liveness {
             report.gap_max_ms = decayed.max(gap);
             report.last_gap_ms = gap;
             report.gaps_seen = report.gaps_seen.saturating_add(1);
+        }
+        if report
+            .presence_lost_ms
+            .is_some_and(|lost| now_ms > lost + PRESENCE_SETTLE_MS)
+        {
+            report.presence_lost_ms = None;
         }
         report.last_seen_ms = now_ms;
         report.last_heard_ms = heard;
@@ -172,9 +192,11 @@ impl Liveness {
     }
 
     /// The write lease granted with an acknowledged heartbeat: half the
-    /// node's current grace, the other half being margin. Recorded, so that
-    /// the node is never declared dead while a lease it holds may still run
-    /// (the grace can shrink between two grants; see [`Liveness::leases_over`]).
+    /// node's current grace. Recorded, so that the node is never declared
+    /// dead while a lease it holds may still run (the grace can shrink
+    /// between two grants; see [`Liveness::leases_over`]). A node whose
+    /// process died (its presence connection closed) is declared dead as
+    /// soon as its leases are over, without waiting out the grace.
     pub fn grant_lease(&mut self, node: NodeId, bounds: DeadAfter, now_ms: u64) -> u64 {
         if let Some(report) = self.nodes.get_mut(&node) {
             let granting_took = now_ms.saturating_sub(report.last_seen_ms) as f64;
@@ -183,7 +205,7 @@ impl Liveness {
         }
         let lease = self.dead_after(node, bounds) / 2;
         if let Some(report) = self.nodes.get_mut(&node) {
-            report.leases_over_ms = report.leases_over_ms.max(now_ms + 2 * lease);
+            report.leases_over_ms = report.leases_over_ms.max(now_ms + lease + LEASE_MARGIN_MS);
         }
         lease
     }
@@ -193,6 +215,25 @@ impl Liveness {
         self.nodes
             .get(&node)
             .is_none_or(|r| now_ms > r.leases_over_ms)
+    }
+
+    /// `node` holds a presence connection to this leader (again).
+    pub(crate) fn presence_opened(&mut self, node: NodeId) {
+        if let Some(report) = self.nodes.get_mut(&node) {
+            report.presence_lost_ms = None;
+        }
+    }
+
+    /// `node`'s presence connection closed at `now_ms` without the leader
+    /// ending it.
+    pub(crate) fn presence_lost(&mut self, node: NodeId, now_ms: u64) {
+        self.nodes.entry(node).or_default().presence_lost_ms = Some(now_ms);
+    }
+
+    /// When `node`'s process looks to have gone: its presence connection
+    /// closed then, and nothing since showed it alive.
+    pub(crate) fn gone_since(&self, node: NodeId) -> Option<u64> {
+        self.nodes.get(&node)?.presence_lost_ms
     }
 
     /// Whether `node`'s replica of the shard last reported a poisoned WAL.
@@ -357,19 +398,44 @@ mod tests {
     }
 
     #[test]
-    fn the_lease_is_half_the_grace_and_is_over_only_after_a_grace_more() {
+    fn the_lease_is_half_the_grace_and_is_over_only_after_its_length_and_margin() {
         let mut live = Liveness::default();
         beat(&mut live, 1_000);
         // No history: the longest grace, and its half as the lease.
         assert_eq!(live.grant_lease(NODE, BOUNDS, 1_000), 2_500);
-        assert!(!live.leases_over(NODE, 5_999));
-        assert!(live.leases_over(NODE, 6_001));
+        assert!(!live.leases_over(NODE, 3_600));
+        assert!(live.leases_over(NODE, 3_601));
         // With a regular history the grant shrinks, but the long lease
         // granted before still counts (its ack may be the last one the
         // node got).
         let t = beats(&mut live, 1_100, 100, 2_000);
         assert_eq!(live.grant_lease(NODE, BOUNDS, t), 300);
-        assert!(!live.leases_over(NODE, 5_999));
+        assert!(!live.leases_over(NODE, 3_600));
+        assert!(live.leases_over(NODE, 3_601));
+    }
+
+    #[test]
+    fn a_lost_presence_holds_until_the_node_is_heard_after_it_or_reconnects() {
+        let mut live = Liveness::default();
+        let t = beats(&mut live, 1_000, 100, 2_000);
+        live.presence_lost(NODE, t);
+        assert_eq!(live.gone_since(NODE), Some(t));
+        // A beat sent before the close and arriving just after it.
+        beat(&mut live, t + 20);
+        assert_eq!(
+            live.gone_since(NODE),
+            Some(t),
+            "a beat in flight at the close proves nothing"
+        );
+        beat(&mut live, t + 300);
+        assert_eq!(
+            live.gone_since(NODE),
+            None,
+            "alive after all: the connection broke"
+        );
+        live.presence_lost(NODE, t + 400);
+        live.presence_opened(NODE);
+        assert_eq!(live.gone_since(NODE), None, "a new presence connection");
     }
 
     #[test]

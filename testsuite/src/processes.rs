@@ -32,6 +32,8 @@ pub struct ProcessOptions {
     pub max_segment_points: usize,
     /// Extra environment of every node (e.g. `LOG_FORMAT`).
     pub env: Vec<(String, String)>,
+    /// The meta-service's dead-node grace, fixed (not adaptive).
+    pub node_dead_after: Duration,
 }
 
 impl ProcessOptions {
@@ -42,6 +44,7 @@ impl ProcessOptions {
             cgroups: BTreeMap::new(),
             max_segment_points: 2000,
             env: Vec::new(),
+            node_dead_after: Duration::from_millis(1500),
         }
     }
 }
@@ -103,12 +106,14 @@ impl ProcessCluster {
             .expect("node cert");
         }
         certs::issue_to_dir(&certs_dir, "client", &[], &[]).expect("client cert");
+        let dead_after = options.node_dead_after;
         let (meta, meta_addr) = crate::meta::start_meta(&dir.path().join("meta"), |config| {
             // Fast failure detection for the test, and a fixed one (the
-            // adaptive grace is the chaos suite's): dead after 1.5 s of
-            // silence.
-            config.node_dead_after = Duration::from_millis(1500);
-            config.node_dead_after_min = Duration::from_millis(1500);
+            // adaptive grace is the chaos suite's): by default dead after
+            // 1.5 s of silence.
+            config.node_dead_after = dead_after;
+            config.node_dead_after_min = dead_after;
+            config.node_dead_backstop = config.node_dead_backstop.max(dead_after * 2);
             config.replica_replace_after = Duration::from_secs(600);
             config.controller_interval = Duration::from_millis(100);
         })

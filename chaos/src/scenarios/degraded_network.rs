@@ -135,14 +135,17 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         .map(|d| d.as_secs_f64());
     report.timings.extra.insert(
         "slow: longest ack gap".into(),
-        history::longest_ack_gap(&writes_now, slow_at, deaf_at).as_secs_f64(),
+        history::longest_ack_gap(&writes_now, slow_at, deaf_at)
+            .length
+            .as_secs_f64(),
     );
     report.timings.extra.insert(
         "deaf: longest ack gap".into(),
-        history::longest_ack_gap(&writes_now, deaf_at, load_end).as_secs_f64(),
+        history::longest_ack_gap(&writes_now, deaf_at, load_end)
+            .length
+            .as_secs_f64(),
     );
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&writes_now, slow_at, load_end).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&writes_now, slow_at, load_end));
 
     settle_and_verify(
         ctx,

@@ -141,8 +141,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let settle_from = Instant::now();
 
     let writes_now = history.writes();
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&writes_now, full_at, load_end).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&writes_now, full_at, load_end));
     let changes = timeline::changes(&samples.lock());
     report.note(format!(
         "while full and after: {} primary change(s), dead marks {:?}",

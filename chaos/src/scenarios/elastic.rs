@@ -490,8 +490,7 @@ pub async fn finish(
     window: (Duration, Duration),
 ) -> Result<()> {
     let writes = history.writes();
-    let gap = history::longest_ack_gap(&writes, window.0, window.1);
-    report.timings.longest_ack_gap_s = Some(gap.as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&writes, window.0, window.1));
     let shards = ctx
         .cluster
         .map()

@@ -202,8 +202,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         }
     }
     report.timings.failover_s = Some(failover.as_secs_f64());
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&writes_now, stop_at, load_end).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&writes_now, stop_at, load_end));
 
     settle_and_verify(
         ctx,

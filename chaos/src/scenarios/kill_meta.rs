@@ -171,8 +171,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         Some(d) => report.timings.failover_s = Some(d.as_secs_f64()),
         None => report.violation("no write acknowledged after the leader was killed"),
     }
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&writes, kill_at, load_end).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&writes, kill_at, load_end));
     let acked_after = writes
         .iter()
         .filter(|w| w.acked() && w.started >= kill_at)

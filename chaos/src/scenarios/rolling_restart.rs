@@ -104,8 +104,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let load_end = history.now();
     let ended = Instant::now();
     let all_writes = history.writes();
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&all_writes, load_start, load_end).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&all_writes, load_start, load_end));
 
     let stats = report_searches(report, &history);
     report.searches = stats;

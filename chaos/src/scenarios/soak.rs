@@ -143,8 +143,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         slowest_convergence.as_secs_f64()
     ));
     report.timings.convergence_s = Some(slowest_convergence.as_secs_f64());
-    report.timings.longest_ack_gap_s =
-        Some(history::longest_ack_gap(&history.writes(), started, ended).as_secs_f64());
+    report.record_ack_gap(history::longest_ack_gap(&history.writes(), started, ended));
     report_searches(report, &history);
     verify(ctx, report, &lb, &coll, &history).await?;
     drop_collection(ctx, &coll).await;

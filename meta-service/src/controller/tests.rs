@@ -839,13 +839,52 @@ fn a_node_is_not_declared_dead_while_a_lease_it_got_may_still_run() {
         }
         at += 100;
     }
-    // Silent for 4.7 s, far past its 600 ms grace, but its first eight
+    // Silent for 2.3 s, far past its 600 ms grace, but its first eight
     // heartbeats (no history yet) got 2.5 s leases, the last at 1.7 s:
-    // with the margin of a lease, over only at 6.7 s.
-    assert!(marked_dead(&unguarded(plan(&map, &live, 6_650, &ADAPTIVE))).is_empty());
+    // with the 100 ms margin, over only at 4.3 s.
+    assert!(marked_dead(&unguarded(plan(&map, &live, 4_300, &ADAPTIVE))).is_empty());
     assert_eq!(
-        marked_dead(&unguarded(plan(&map, &live, 6_701, &ADAPTIVE))),
+        marked_dead(&unguarded(plan(&map, &live, 4_301, &ADAPTIVE))),
         vec![NodeId(1)]
+    );
+}
+
+/// A node whose presence connection closed (its process died) is dead as
+/// soon as its last lease is over, long before its grace would end; a
+/// hung node (connection open) waits out the grace.
+#[test]
+fn a_node_whose_presence_closed_is_dead_once_its_lease_is_over() {
+    let map = cluster(3);
+    let mut live = Liveness::default();
+    // Beats every 100 ms, but one 1 s gap in the history: a 3 s grace.
+    let mut at = 1_000;
+    while at <= 7_000 {
+        for node in 1..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+            live.grant_lease(NodeId(node), ADAPTIVE.dead_after, at);
+        }
+        at += if at == 5_000 { 1_000 } else { 100 };
+    }
+    let grace = live.dead_after(NodeId(1), ADAPTIVE.dead_after);
+    assert!(grace >= 2_500, "{grace}");
+    // Node 1's last grant at 7.0 s: a lease of grace / 2, then 100 ms.
+    let over = 7_000 + grace / 2 + 100;
+    let mut hung = live.clone();
+    live.presence_lost(NodeId(1), 7_050);
+    for at in (7_100..=over + 100).step_by(100) {
+        for node in 2..=3 {
+            heartbeat(&mut live, NodeId(node), at, 1, 10);
+            heartbeat(&mut hung, NodeId(node), at, 1, 10);
+        }
+    }
+    assert!(marked_dead(&unguarded(plan(&map, &live, over, &ADAPTIVE))).is_empty());
+    assert_eq!(
+        marked_dead(&unguarded(plan(&map, &live, over + 1, &ADAPTIVE))),
+        vec![NodeId(1)]
+    );
+    assert!(
+        marked_dead(&unguarded(plan(&map, &hung, over + 1, &ADAPTIVE))).is_empty(),
+        "without the closed connection the grace still runs"
     );
 }
 

@@ -7,6 +7,7 @@
 //! | `POST /v1/commands`           | a [`ClusterCommand`]; answers `{"epoch": n}` or a typed refusal |
 //! | `POST /v1/nodes/register`     | a [`NodeInfo`] (`AddNode`)                         |
 //! | `POST /v1/nodes/heartbeat`    | a [`Heartbeat`]; answers [`HeartbeatAck`]          |
+//! | `GET  /v1/nodes/{id}/presence`| held open by the leader for 30 s, then `{}`; its close tells that the node's process died (`network::presence`); followers answer `no_leader` |
 //! | `GET  /v1/cluster/stats`      | replication lag per shard and reads per node from the latest heartbeats ([`ClusterStats`]; the leader's soft state) |
 //! | `POST /v1/rebalance`          | plans shard transfers now (even with automatic rebalancing off) and starts them; answers [`RebalanceAck`] |
 //! | `GET  /health`, `GET /metrics`| liveness and role; Prometheus text                 |

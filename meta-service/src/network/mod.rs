@@ -6,12 +6,15 @@
 //! - [`api`]: gateways and storage nodes: the cluster map, watch,
 //!   register/heartbeat, commands; plus `/health` and `/metrics`.
 //! - `raft_network_impl`: the outbound side of Raft RPCs (reqwest).
+//! - [`presence`]: the request each storage node keeps open at the
+//!   leader, so that a dead process is seen when its connection closes.
 //! - [`map_health`]: node and shard health counted from the map, for
 //!   `/metrics` and the alert rules.
 
 pub mod api;
 pub mod management;
 pub mod map_health;
+pub mod presence;
 pub mod raft;
 pub(crate) mod raft_network_impl;
 
@@ -42,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/commands", post(api::submit))
         .route("/v1/nodes/register", post(api::register))
         .route("/v1/nodes/heartbeat", post(api::heartbeat))
+        .route("/v1/nodes/{id}/presence", get(presence::presence))
         .route("/v1/cluster/stats", get(api::stats))
         .route("/v1/rebalance", post(api::rebalance))
         .route("/health", get(api::health))

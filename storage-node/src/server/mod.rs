@@ -18,6 +18,7 @@ mod http;
 mod identity;
 mod meta_sync;
 mod peers;
+mod presence;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,6 +126,17 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
             info.clone(),
             config.heartbeat,
             map_stale,
+            stop_rx.clone(),
+        ),
+    );
+    // Its own client too: the held request occupies one connection, whose
+    // close is the signal.
+    tasks.spawn_on(
+        "presence",
+        control.handle(),
+        presence::presence_loop(
+            config.id,
+            MetaClient::new(config.meta.clone()),
             stop_rx.clone(),
         ),
     );

@@ -6,6 +6,7 @@
 mod index_status;
 mod metrics;
 mod partition;
+mod presence;
 mod removal;
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,7 +17,7 @@ use protocol::{NodeId, Operation, Point, PointId, ShardId, WriteConsistency};
 use testsuite::processes::{rogue_client, shard_ref};
 use testsuite::{ProcessCluster as Cluster, ProcessOptions};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_storage-node");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_storage-node");
 
 /// `nodes` storage-node processes and a meta member in this process.
 async fn start(nodes: u64) -> Cluster {
