@@ -11,6 +11,11 @@
 //!        ─▶ none left: the shard is missing (503, or listed if partial)
 //! ```
 //!
+//! A shard no replica of the cached map could serve is tried once more on
+//! a newer map, if there is one: a transfer's switch or a failover may have
+//! moved it (the node that dropped its copy answers `ShardNotFound` before
+//! this gateway's map watch brings the change).
+//!
 //! Any [`CallError`] moves on to the next replica, transient or not: a
 //! permanent one (a refused certificate, a message one node cannot decode
 //! during a rolling upgrade) is usually about that node, another replica
@@ -24,7 +29,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use protocol::cluster::{ClusterMap, CollectionInfo, NodeInfo, NodeState, ReplicaState, ShardInfo};
 use protocol::rpc::{StorageRequest, StorageResponse};
-use protocol::ShardId;
+use protocol::{Epoch, ShardId};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -244,7 +249,9 @@ impl Gateway {
                 )
             }
         });
-        let results = futures::future::join_all(calls).await;
+        let mut results = futures::future::join_all(calls).await;
+        self.retry_missing_on_newer_map(map, &coll.name, consistency, &mut results, |s| make(s))
+            .await;
         let mut gathered = Gathered {
             answers: Vec::new(),
             missing: Vec::new(),
@@ -275,6 +282,45 @@ impl Gateway {
         Ok(gathered)
     }
 
+    /// Tries the shards of `results` that no replica served once more, on
+    /// the newest map, if it is newer than `map` (see the module doc).
+    async fn retry_missing_on_newer_map<R: Into<Option<StorageRequest>>>(
+        &self,
+        map: &ClusterMap,
+        collection: &str,
+        consistency: ReadConsistency,
+        results: &mut [(ShardId, ShardOutcome)],
+        make: impl Fn(ShardId) -> R,
+    ) {
+        if !results
+            .iter()
+            .any(|(_, o)| matches!(o, ShardOutcome::Missing(_)))
+        {
+            return;
+        }
+        let newer = match self.maps.refresh(Epoch(map.epoch.0 + 1)).await {
+            Ok(newer) if newer.epoch > map.epoch => newer,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "no newer map to retry missing shards on");
+                return;
+            }
+        };
+        let Some(coll) = newer.collections.get(collection) else {
+            return;
+        };
+        for (sid, outcome) in results.iter_mut() {
+            if !matches!(outcome, ShardOutcome::Missing(_)) {
+                continue;
+            }
+            let (Some(shard), Some(req)) = (coll.shards.get(sid), make(*sid).into()) else {
+                continue;
+            };
+            metrics::counter!("gateway_read_retries_on_newer_map_total").increment(1);
+            *outcome = self.read_shard(&newer, shard, &req, consistency).await;
+        }
+    }
+
     /// Reads a subset of shards (point lookups): like [`Gateway::fan_out`]
     /// restricted to `shards`.
     pub(crate) async fn read_shards(
@@ -284,15 +330,22 @@ impl Gateway {
         shards: Vec<(ShardId, StorageRequest)>,
         consistency: ReadConsistency,
     ) -> Result<Vec<StorageResponse>> {
+        let requests: std::collections::HashMap<ShardId, StorageRequest> =
+            shards.iter().cloned().collect();
         let calls = shards.into_iter().map(|(sid, req)| async move {
             match coll.shards.get(&sid) {
                 Some(shard) => (sid, self.read_shard(map, shard, &req, consistency).await),
                 None => (sid, ShardOutcome::Missing("shard not in the map".into())),
             }
         });
+        let mut results = futures::future::join_all(calls).await;
+        self.retry_missing_on_newer_map(map, &coll.name, consistency, &mut results, |s| {
+            requests.get(&s).cloned()
+        })
+        .await;
         let mut out = Vec::new();
         let mut missing = Vec::new();
-        for (sid, outcome) in futures::future::join_all(calls).await {
+        for (sid, outcome) in results {
             match outcome {
                 ShardOutcome::Ok(r) => out.push(r),
                 ShardOutcome::Missing(why) => missing.push((sid, why)),
@@ -351,6 +404,88 @@ mod tests {
         fn rebalance(&self) -> MetaFuture<'_, meta_client::RebalanceAck> {
             Box::pin(async { Err(meta_client::MetaClientError::NoMembers) })
         }
+    }
+
+    /// A meta-service whose map is `0` (and which never long-polls).
+    struct MapMeta(ClusterMap);
+
+    impl MetaApi for MapMeta {
+        fn cluster_map(&self) -> MetaFuture<'_, ClusterMap> {
+            let map = self.0.clone();
+            Box::pin(async move { Ok(map) })
+        }
+        fn watch(&self, _: Epoch, _: Duration) -> MetaFuture<'_, Option<ClusterMap>> {
+            NoMeta.watch(Epoch(0), Duration::ZERO)
+        }
+        fn create_collection(&self, n: String, c: CollectionConfig) -> MetaFuture<'_, Epoch> {
+            NoMeta.create_collection(n, c)
+        }
+        fn delete_collection(&self, n: String) -> MetaFuture<'_, Epoch> {
+            NoMeta.delete_collection(n)
+        }
+        fn submit(&self, c: protocol::cluster::ClusterCommand) -> MetaFuture<'_, Epoch> {
+            NoMeta.submit(c)
+        }
+        fn rebalance(&self) -> MetaFuture<'_, meta_client::RebalanceAck> {
+            NoMeta.rebalance()
+        }
+    }
+
+    /// A shard moved (an RF 1 transfer switched to node 2): node 1 already
+    /// dropped its copy, the gateway's cached map still names it. The read
+    /// is served on the newer map instead of failing the shard.
+    #[tokio::test]
+    async fn a_shard_no_replica_serves_is_tried_again_on_a_newer_map() {
+        use ReplicaState::*;
+        let old = map(&[(1, Active)]);
+        let mut moved = map(&[(2, Active)]);
+        moved.epoch = Epoch(2);
+        let behaviour = [
+            (
+                1,
+                Behaviour::Refuse(StorageError::ShardNotFound {
+                    collection: "c".into(),
+                    shard: ShardId(0),
+                }),
+            ),
+            (2, Behaviour::Count(Duration::ZERO)),
+        ];
+        let fake = || {
+            Arc::new(Fake(
+                behaviour
+                    .iter()
+                    .map(|(n, b)| (NodeId(*n), b.clone()))
+                    .collect(),
+            ))
+        };
+        let gw = Gateway::new(Arc::new(MapMeta(moved)), fake(), RoutingOptions::default());
+        gw.maps.offer(old.clone());
+        let coll = old.collections["c"].clone();
+        let got = gw
+            .fan_out(&old, &coll, ReadConsistency::One, false, |_| count_req())
+            .await
+            .expect("served on the newer map");
+        assert!(matches!(
+            got.answers[..],
+            [(ShardId(0), StorageResponse::Counted { count: 2, .. })]
+        ));
+        assert_eq!(gw.maps.get().epoch, Epoch(2));
+
+        // No newer map: the shard stays missing (503), nothing loops.
+        let gw = Gateway::new(
+            Arc::new(MapMeta(old.clone())),
+            fake(),
+            RoutingOptions::default(),
+        );
+        gw.maps.offer(old.clone());
+        let err = gw
+            .fan_out(&old, &coll, ReadConsistency::One, false, |_| count_req())
+            .await
+            .expect_err("no replica anywhere");
+        assert!(
+            matches!(err, GatewayError::ShardsUnavailable { .. }),
+            "{err:?}"
+        );
     }
 
     /// Per node: a delay, then a count answer (applied = node id), an
