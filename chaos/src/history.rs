@@ -395,7 +395,7 @@ mod tests {
             start: ms(start),
             length: ms(length),
         };
-        assert_eq!(longest_ack_gap(&writes, ms(0), ms(1400)), gap(50, 1000));
+        assert_eq!(longest_ack_gap(&writes, ms(0), ms(1400)), gap(200, 1000));
         assert_eq!(longest_ack_gap(&writes, ms(1250), ms(2000)), gap(1350, 650));
         assert_eq!(longest_ack_gap(&[], ms(10), ms(30)), gap(10, 20));
     }
