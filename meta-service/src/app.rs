@@ -46,9 +46,19 @@ pub struct App {
     /// Pooled client for forwarding to the leader.
     pub http: reqwest::Client,
     pub prometheus: PrometheusHandle,
+    /// Flips when the member shuts down: held requests (map watches,
+    /// presence) answer then, or the HTTP server's graceful shutdown would
+    /// wait them out.
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl App {
+    /// Resolves once the member is shutting down.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|s| *s).await;
+    }
+
     /// Confirms with a quorum that this member still leads, before a
     /// linearizable read or a lease grant. Not confirmed (just elected, a
     /// member just died, deposed) is "no leader": a 503 clients retry, not

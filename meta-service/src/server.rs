@@ -73,6 +73,7 @@ impl MetaNode {
         .await
         .context("start raft")?;
         let leadership = LeadershipCheck::new(raft.clone(), config.write_timeout);
+        let (stop, stop_rx) = watch::channel(false);
         let app = Arc::new(App {
             id: config.id,
             config,
@@ -82,8 +83,8 @@ impl MetaNode {
             liveness: Mutex::new(Liveness::default()),
             http,
             prometheus: prometheus(),
+            stopping: stop_rx.clone(),
         });
-        let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
         let router = crate::network::router(app.clone());

@@ -97,7 +97,10 @@ pub async fn watch(
     let mut rx = app.map.clone();
     // Either the epoch passes `after` or the wait ends; both answer the
     // current map, and the caller compares epochs.
-    let _ = tokio::time::timeout(wait, rx.wait_for(|m| m.epoch.0 > q.after)).await;
+    tokio::select! {
+        _ = tokio::time::timeout(wait, rx.wait_for(|m| m.epoch.0 > q.after)) => {}
+        () = app.stopped() => {}
+    }
     Json(view(&app, false))
 }
 

@@ -1,6 +1,6 @@
 //! `GET /v1/nodes/{id}/presence`: a request each storage node keeps open
 //! at the leader, answered (`{}`) only when the leader ends it (after
-//! [`HOLD`], or when it stops leading).
+//! [`HOLD`], when it stops leading, or when it shuts down).
 //!
 //! Why: when a process dies, its kernel closes its connections at once,
 //! so the leader learns of a killed storage node within a round trip —
@@ -86,7 +86,11 @@ pub async fn presence(
     }
     let guard = Presence::open(app.clone(), node);
     let mut metrics = app.raft.metrics();
-    let _ = tokio::time::timeout(HOLD, metrics.wait_for(|m| m.state != ServerState::Leader)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(HOLD) => {}
+        _ = metrics.wait_for(|m| m.state != ServerState::Leader) => {}
+        () = app.stopped() => {}
+    }
     guard.end();
     Ok(Json(serde_json::json!({})))
 }

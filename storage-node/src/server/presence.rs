@@ -10,8 +10,10 @@ use protocol::NodeId;
 use tokio::sync::watch;
 
 /// Pause after a round in which no member held the request (an election,
-/// or no member reachable), and after a refusal.
+/// or no member reachable).
 const RETRY: Duration = Duration::from_millis(100);
+/// Pause after the leader refused the request (it does not know the node).
+const REFUSED_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn presence_loop(node: NodeId, meta: MetaClient, mut stop: watch::Receiver<bool>) {
     let members = meta.members().len();
@@ -32,7 +34,11 @@ pub async fn presence_loop(node: NodeId, meta: MetaClient, mut stop: watch::Rece
                 tracing::debug!(member, error = %e, "presence request not held; next member");
                 member = (member + 1) % members;
                 misses += 1;
-                if misses % members == 0 || e.refusal().is_some() {
+                if e.refusal().is_some() {
+                    // Unknown to the leader (removed, or not registered
+                    // yet): the heartbeat loop deals with that.
+                    lifecycle::sleep_or_stop(&mut stop, REFUSED_RETRY).await;
+                } else if misses % members == 0 {
                     lifecycle::sleep_or_stop(&mut stop, RETRY).await;
                 }
             }
