@@ -6,11 +6,9 @@ use meta_service::{MetaConfig, MetaNode};
 
 use crate::{collection_config, register_nodes};
 
-/// The library use other crates' tests rely on: a member started inside
-/// the test's runtime, driven through the typed client.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_process_standalone_member() {
-    let _serial = crate::util::SERIAL.lock().await;
+/// A single-member cluster started inside the test's runtime, once it
+/// leads; its address, and the directory to keep while it runs.
+async fn leading_standalone_member() -> (MetaNode, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -20,12 +18,21 @@ async fn in_process_standalone_member() {
         .await
         .expect("start");
     node.initialize(BTreeMap::new()).await.expect("initialize");
-    let client = MetaClient::new([addr]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !node.app.is_leader() {
         assert!(Instant::now() < deadline, "standalone member did not lead");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (node, addr, dir)
+}
+
+/// The library use other crates' tests rely on: a member started inside
+/// the test's runtime, driven through the typed client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_standalone_member() {
+    let _serial = crate::util::SERIAL.lock().await;
+    let (node, addr, _dir) = leading_standalone_member().await;
+    let client = MetaClient::new([addr]);
     register_nodes(&client, 3).await;
     client
         .create_collection("docs", collection_config(4, 3))
@@ -46,20 +53,7 @@ async fn in_process_standalone_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_held_its_close_is_counted_and_shutdown_does_not_wait_for_it() {
     let _serial = crate::util::SERIAL.lock().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let node = MetaNode::start(MetaConfig::new(1, addr.clone(), dir.path()), listener)
-        .await
-        .expect("start");
-    node.initialize(BTreeMap::new()).await.expect("initialize");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !node.app.is_leader() {
-        assert!(Instant::now() < deadline, "standalone member did not lead");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (node, addr, _dir) = leading_standalone_member().await;
     let client = MetaClient::new([addr.clone()]);
     register_nodes(&client, 2).await;
     let metrics = || async {
