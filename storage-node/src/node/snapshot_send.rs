@@ -151,7 +151,16 @@ pub(super) async fn send_snapshot<R: StreamSource>(
         node.options.snapshot_chunk.max(1),
         node.options.snapshot_chunk_bytes.max(1),
     );
-    let mut after = None;
+    // The next page is read while the current one travels (one page
+    // ahead, so at most two are in memory): reading and sending overlap.
+    let read_page = |after: Option<protocol::PointId>| {
+        let reader = shard.clone();
+        tokio::task::spawn_blocking(move || {
+            let (page, next) = reader.snapshot_page(after, max_points, max_bytes);
+            (page, next, reader.applied_seq())
+        })
+    };
+    let mut ahead = read_page(None);
     let mut first = true;
     let mut pacer = Pacer::new();
     let started = Instant::now();
@@ -163,16 +172,15 @@ pub(super) async fn send_snapshot<R: StreamSource>(
         if *stop.borrow() {
             return Err((Step::Stop, Failure::Stopped));
         }
-        let reader = shard.clone();
-        let (page, next, applied) = blocking(move || {
-            let (page, next) = reader.snapshot_page(after, max_points, max_bytes);
-            (page, next, reader.applied_seq())
-        })
-        .await
-        .ok_or_else(|| transient("snapshot page task failed".into()))?;
+        let (page, next, applied) = (&mut ahead)
+            .await
+            .map_err(|_| transient("snapshot page task failed".into()))?;
         let bytes: u64 = page.iter().map(|p| p.approx_bytes() as u64).sum();
         let n = page.len() as u64;
         let last = next.is_none();
+        if !last {
+            ahead = read_page(next);
+        }
         let chunk = page
             .into_iter()
             .map(|p| SnapshotEntry {
@@ -224,7 +232,6 @@ pub(super) async fn send_snapshot<R: StreamSource>(
             // Read after the last page: no page reflects anything later.
             return Ok((seq, applied, pin));
         }
-        after = next;
         first = false;
         let rate = RebalanceSettings::from_map(&node.map()).throttle_mb_per_sec;
         let wait = pacer.sent(bytes, rate);
