@@ -1,6 +1,7 @@
 //! The storage-node process: QUIC server for the data plane, meta-service
 //! registration, heartbeats (which renew the write lease) and map watch,
-//! gossip membership publishing the version vector, and an HTTP endpoint
+//! gossip membership publishing the version vector (UDP, every datagram
+//! authenticated with a key derived from the cluster CA), and an HTTP endpoint
 //! for `/metrics`, `/health`, `/replicas` and `/transfers`. The node
 //! reports and switches the shard transfers it executes through the
 //! meta client (`coordinator.rs`).
@@ -143,12 +144,13 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
             resolve(advertise.clone(), rpc_addr).await,
             Some(resolve(http_public.clone(), http_addr).await),
         );
+        let auth = gossip_auth(&config.certs_dir, &gossip_config.cluster_id)?;
         let m = control
             .handle()
             .spawn(membership::Membership::join(
                 gossip_config,
                 local,
-                membership::GossipTransport::Udp,
+                membership::GossipTransport::AuthenticatedUdp(auth),
             ))
             .await
             .context("gossip join task")?
@@ -262,6 +264,21 @@ impl Drop for ControlPlane {
             rt.shutdown_background();
         }
     }
+}
+
+/// The gossip key: derived from the cluster CA certificate in `certs_dir`
+/// (every node has it), so only nodes of this CA and cluster id can gossip
+/// with us (`membership::auth`, SECURITY.md "Gossip").
+fn gossip_auth(
+    certs_dir: &std::path::Path,
+    cluster_id: &str,
+) -> anyhow::Result<membership::GossipAuth> {
+    let ca_path = certs_dir.join(transport::certs::CA_CERT_FILE);
+    let ca_pem = std::fs::read(&ca_path)
+        .with_context(|| format!("read {} for the gossip key", ca_path.display()))?;
+    let der = transport::tls::first_cert_der(&ca_pem)
+        .with_context(|| format!("{} for the gossip key", ca_path.display()))?;
+    Ok(membership::GossipAuth::from_ca_der(&der, cluster_id))
 }
 
 /// `bound`, with a wildcard IP replaced by the advertised host.
