@@ -12,7 +12,8 @@ refuse at start. On top of that:
   `--help`, `env("X")` in gateway/src/config.rs, RUST_LOG) or one another
   value references (`$(POD_NAME)`);
 - meta-service: ids are 1..n by ordinal and only ordinal 0 initialises,
-  with every member as a voter; each advertises `<pod>.<service>`;
+  with every member as a voter; each advertises `<pod>.<service>`, runs
+  mutual TLS with certificate `meta-<id>` from the mounted Secret;
 - storage-node: id = ordinal + 1, certificate `storage-<id>`, advertises
   `<pod>.<service>`, data on the claimed volume, certificates on the Secret;
 - the Prometheus annotation port and every probe port are container ports,
@@ -222,6 +223,10 @@ def main():
                     initialisers.append((ordinal, cfg["initialises"]))
                 if not under(cfg["data_dir"], mounts(container, spec, "claim")):
                     fail(pod, f"data_dir {cfg['data_dir']} is not on a claimed volume")
+                if cfg.get("certs_dir") not in mounts(container, spec, "secret"):
+                    fail(pod, f"certs_dir {cfg.get('certs_dir')} is not a mounted Secret (TLS off?)")
+                if cfg.get("cert_name") != f"meta-{cfg['id']}":
+                    fail(pod, f"certificate {cfg.get('cert_name')}, expected meta-{cfg['id']}")
                 check_ports(pod, container, annotations, port_of(cfg["listen"]))
             elif binary == "storage-node":
                 ids.append(int(cfg["id"]))

@@ -209,8 +209,7 @@ pub(crate) fn verify<'a>(
     key: &hmac::Key,
     datagram: &'a [u8],
 ) -> Result<(Header, &'a [u8]), DropReason> {
-    if datagram.len() < HEADER_LEN + TAG_LEN || &datagram[..2] != MAGIC || datagram[2] != VERSION
-    {
+    if datagram.len() < HEADER_LEN + TAG_LEN || &datagram[..2] != MAGIC || datagram[2] != VERSION {
         return Err(DropReason::Malformed);
     }
     let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);

@@ -109,10 +109,7 @@ impl Opener {
         if header.fragments == 1 {
             return Ok(Opened::Message(payload.to_vec()));
         }
-        let key = (
-            header.session,
-            header.counter - u64::from(header.fragment),
-        );
+        let key = (header.session, header.counter - u64::from(header.fragment));
         if !self.partial.contains_key(&key) && self.partial.len() >= MAX_PARTIAL {
             // Full of messages that may never complete: make room by
             // giving up the oldest (gossip resends what was lost).
@@ -138,7 +135,11 @@ impl Opener {
         }
         let done = self.partial.remove(&key).map(|p| p.fragments);
         Ok(Opened::Message(
-            done.unwrap_or_default().into_iter().flatten().flatten().collect(),
+            done.unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect(),
         ))
     }
 }

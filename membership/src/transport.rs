@@ -48,10 +48,10 @@ impl GossipTransport {
         match self {
             GossipTransport::Udp | GossipTransport::AuthenticatedUdp(_) => {
                 std::net::UdpSocket::bind(listen)
-                .and_then(|socket| socket.local_addr())
-                .map_err(|e| MembershipError::Bind {
-                    addr: listen,
-                    reason: e.to_string(),
+                    .and_then(|socket| socket.local_addr())
+                    .map_err(|e| MembershipError::Bind {
+                        addr: listen,
+                        reason: e.to_string(),
                     })
             }
             #[cfg(any(test, feature = "testsuite"))]

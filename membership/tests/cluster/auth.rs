@@ -44,13 +44,25 @@ async fn forged_and_replayed_gossip_is_dropped_while_the_cluster_converges() {
         "test-cluster",
     ));
     let intruder = join(8, 1, any_port(), &seeds, storage_node(8), &foreign).await;
-    let plain = join(9, 1, any_port(), &seeds, storage_node(9), &GossipTransport::Udp).await;
+    let plain = join(
+        9,
+        1,
+        any_port(),
+        &seeds,
+        storage_node(9),
+        &GossipTransport::Udp,
+    )
+    .await;
     eventually("forged datagrams counted", || {
         auth.dropped(DropReason::BadMac) >= 3 && auth.dropped(DropReason::Malformed) >= 3
     })
     .await;
     assert_eq!(ids(&a.live_members()), [1, 2, 3]);
-    assert_eq!(ids(&intruder.live_members()), [8], "the intruder learnt nothing");
+    assert_eq!(
+        ids(&intruder.live_members()),
+        [8],
+        "the intruder learnt nothing"
+    );
     assert_eq!(ids(&plain.live_members()), [9]);
 
     // Replay: a tap that b gossips to (as a seed) captures one of b's

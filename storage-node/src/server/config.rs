@@ -52,9 +52,15 @@ pub struct StorageNodeArgs {
     /// (default certs).
     #[arg(long, env = "CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
-    /// Certificate name (default `storage-<id>`; other nodes verify us by it).
+    /// Certificate name (default `storage-<id>`; other nodes verify us by
+    /// it, and the meta-service gives it the storage role for node `<id>`).
     #[arg(long = "cert-name", env = "CERT_NAME")]
     pub cert_name_flag: Option<String>,
+    /// Talk plain HTTP to a meta-service run with `--insecure-plain-http`
+    /// (local development only; by default mutual TLS with the certificate
+    /// above).
+    #[arg(long, env = "META_INSECURE_PLAIN_HTTP")]
+    pub meta_insecure_plain_http: bool,
     /// Gossip (chitchat) UDP address; gossip is off when absent (and no
     /// `cluster.swim.port`).
     #[arg(long, env = "GOSSIP_LISTEN")]
@@ -119,6 +125,9 @@ pub struct StorageNodeConfig {
     /// Folder with `ca.pem` and this node's `<cert_name>.pem` / `.key`.
     pub certs_dir: PathBuf,
     pub cert_name: String,
+    /// Plain HTTP to the meta-service instead of mutual TLS with
+    /// `cert_name` (a meta-service without TLS: tests, local dev).
+    pub meta_plain_http: bool,
     /// Gossip; off when `None`.
     pub gossip: Option<membership::MembershipConfig>,
     /// Heartbeat period to the meta-service (each ack renews the write lease).
@@ -142,7 +151,8 @@ impl StorageNodeConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             meta,
             certs_dir,
-            cert_name: format!("storage-{}", id.0),
+            cert_name: protocol::roles::storage_cert_name(id),
+            meta_plain_http: false,
             gossip: None,
             heartbeat: Duration::from_millis(300),
             lease: Duration::from_millis(2500),
@@ -256,7 +266,9 @@ impl StorageNodeArgs {
             cert_name: self
                 .cert_name_flag
                 .or_else(|| f.cert_name.clone())
-                .unwrap_or_else(|| format!("storage-{id}")),
+                .unwrap_or_else(|| protocol::roles::storage_cert_name(NodeId(id))),
+            meta_plain_http: self.meta_insecure_plain_http
+                || f.meta_insecure_plain_http.unwrap_or(false),
             gossip,
             heartbeat: self
                 .heartbeat_ms
@@ -348,6 +360,7 @@ storage_node:
   http_listen: 127.0.0.1:2
   certs_dir: /c
   cert_name: n4
+  meta_insecure_plain_http: true
   gossip_advertise: 10.0.0.4:7999
   cluster_id: cid
   heartbeat: 250ms
@@ -366,6 +379,7 @@ storage_node:
         assert_eq!(c.meta, vec!["127.0.0.1:9000"]);
         assert_eq!(c.certs_dir, PathBuf::from("/c"));
         assert_eq!(c.cert_name, "n4");
+        assert!(c.meta_plain_http);
         assert_eq!(c.heartbeat, Duration::from_millis(250));
         assert_eq!(c.lease, Duration::from_secs(3));
         assert_eq!(c.node.shard.wal.sync, SyncMode::Never);
@@ -384,6 +398,10 @@ storage_node:
         assert_eq!(defaults.meta, vec!["127.0.0.1:7947"]);
         assert_eq!(defaults.rpc_listen.to_string(), "0.0.0.0:7950");
         assert_eq!(defaults.heartbeat, Duration::from_millis(100));
+        assert!(
+            !defaults.meta_plain_http,
+            "mutual TLS to the meta-service unless asked"
+        );
     }
 
     /// The file, then the environment, then flags. The only test of this

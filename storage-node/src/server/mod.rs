@@ -85,7 +85,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
     let (http_addr, http_server) =
         http::bind(config.http_listen, node.clone(), stop_rx.clone()).await?;
     tasks.spawn("http", http_server);
-    let meta = MetaClient::new(config.meta.clone());
+    let meta = connect_meta(&config)?;
     node.set_coordinator(Arc::new(coordinator::MetaCoordinator::new(meta.clone())));
     // Bound to 0.0.0.0 (containers): others reach the HTTP port on the
     // advertised host, not on the wildcard.
@@ -122,7 +122,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
         control.handle(),
         meta_sync::heartbeat_loop(
             node.clone(),
-            MetaClient::new(config.meta.clone()),
+            connect_meta(&config)?,
             info.clone(),
             config.heartbeat,
             map_stale,
@@ -264,6 +264,25 @@ impl Drop for ControlPlane {
             rt.shutdown_background();
         }
     }
+}
+
+/// A client of the meta-service: mutual TLS with this node's certificate
+/// (its name gives the storage role for this node id), unless the config
+/// says the meta-service runs without TLS.
+fn connect_meta(config: &StorageNodeConfig) -> anyhow::Result<MetaClient> {
+    if config.meta_plain_http {
+        return Ok(MetaClient::new(config.meta.clone()));
+    }
+    let tls = meta_client::MetaTls::from_dir(&config.certs_dir, &config.cert_name).with_context(
+        || {
+            format!(
+                "load certificate {:?} from {} for the meta-service",
+                config.cert_name,
+                config.certs_dir.display()
+            )
+        },
+    )?;
+    MetaClient::with_tls(config.meta.clone(), &tls).context("meta-service TLS client")
 }
 
 /// The gossip key: derived from the cluster CA certificate in `certs_dir`

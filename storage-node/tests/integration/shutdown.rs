@@ -55,6 +55,8 @@ async fn a_stopped_node_leaves_gossip_and_closes_its_shards() {
         vec![meta_addr.clone()],
         certs.clone(),
     );
+    // The in-process meta-service runs without TLS.
+    config.meta_plain_http = true;
     let mut gossip = membership::MembershipConfig::new(NodeId(1), "test", free_udp_addr())
         .with_seeds([observer_addr.to_string()]);
     gossip.gossip_interval = Duration::from_millis(100);
