@@ -16,6 +16,8 @@ refuse at start. On top of that:
   mutual TLS with certificate `meta-<id>` from the mounted Secret;
 - storage-node: id = ordinal + 1, certificate `storage-<id>`, advertises
   `<pod>.<service>`, data on the claimed volume, certificates on the Secret;
+- storage nodes and gateways reach the meta-service over mutual TLS
+  (`meta_tls=mutual`, not the plain-HTTP opt-out);
 - the Prometheus annotation port and every probe port are container ports,
   and the scrape port is the port the binary serves HTTP on;
 - every container gets the cluster's config file (`CONFIG_FILE` naming a
@@ -240,12 +242,16 @@ def main():
                     fail(pod, f"data_dir {cfg['data_dir']} is not on a claimed volume")
                 if cfg["certs_dir"] not in mounts(container, spec, "secret"):
                     fail(pod, f"certs_dir {cfg['certs_dir']} is not a mounted Secret")
+                if cfg.get("meta_tls") != "mutual":
+                    fail(pod, f"meta-service TLS {cfg.get('meta_tls')}, expected mutual")
                 if cfg["gossip"] == "off":
                     fail(pod, "gossip is off")
                 check_ports(pod, container, annotations, port_of(cfg["http_listen"]))
             elif binary == "gateway":
                 if cfg["certs_dir"] not in mounts(container, spec, "secret"):
                     fail(pod, f"certs_dir {cfg['certs_dir']} is not a mounted Secret")
+                if cfg.get("meta_tls") != "mutual":
+                    fail(pod, f"meta-service TLS {cfg.get('meta_tls')}, expected mutual")
                 check_ports(pod, container, annotations, port_of(cfg["listen"]))
         if binary == "meta-service":
             members = list(range(1, len(pods) + 1))

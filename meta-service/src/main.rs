@@ -415,7 +415,21 @@ mod tests {
         plan_with(&with_flag, "")
     }
 
+    /// Held by every test that parses flags: clap reads the process's
+    /// environment, which `file_then_env_then_flags` changes (tests run in
+    /// parallel threads of one process).
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+        ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn plan_with(args: &[&str], file: &str) -> anyhow::Result<Plan> {
+        let _env = env_lock();
+        plan_unlocked(args, file)
+    }
+
+    fn plan_unlocked(args: &[&str], file: &str) -> anyhow::Result<Plan> {
         let args =
             Args::try_parse_from(std::iter::once("meta-service").chain(args.iter().copied()))?;
         plan(&args, &lifecycle::config::parse(file, "test.yml")?)
@@ -544,12 +558,13 @@ meta_service:
     #[test]
     fn file_then_env_then_flags() {
         let file = "cluster: {node_id: 1}\nmeta_service: {bootstrap: true, data_dir: /file, node_dead_after: 3s, insecure_plain_http: true}";
-        let p = plan_with(&[], file).expect("file");
+        let _env = env_lock();
+        let p = plan_unlocked(&[], file).expect("file");
         assert_eq!(p.config.data_dir, PathBuf::from("/file"));
         std::env::set_var("META_DATA_DIR", "/env");
         std::env::set_var("NODE_DEAD_AFTER_MS", "4000");
-        let from_env = plan_with(&[], file);
-        let from_flags = plan_with(&["--data-dir", "/flag", "--id", "3"], file);
+        let from_env = plan_unlocked(&[], file);
+        let from_flags = plan_unlocked(&["--data-dir", "/flag", "--id", "3"], file);
         std::env::remove_var("META_DATA_DIR");
         std::env::remove_var("NODE_DEAD_AFTER_MS");
         let (from_env, from_flags) = (from_env.expect("env"), from_flags.expect("flags"));
@@ -566,23 +581,24 @@ meta_service:
     /// exclude each other.
     #[test]
     fn tls_is_required_unless_switched_off_and_the_certificate_must_be_the_members() {
-        let err = plan_with(&["--id", "1", "--bootstrap"], "").expect_err("no TLS setting");
+        let err = plan_unlocked(&["--id", "1", "--bootstrap"], "").expect_err("no TLS setting");
         assert!(err.to_string().contains("--certs-dir"), "{err}");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         transport::certs::init_dir(d, "test-ca", false).expect("ca");
         transport::certs::issue_to_dir(d, "meta-1", &[], &[]).expect("meta-1");
         let d = d.to_str().expect("utf-8");
-        let ok = plan_with(&["--id", "1", "--bootstrap", "--certs-dir", d], "").expect("meta-1");
+        let ok =
+            plan_unlocked(&["--id", "1", "--bootstrap", "--certs-dir", d], "").expect("meta-1");
         assert_eq!(ok.tls.as_ref().map(|(_, n)| n.as_str()), Some("meta-1"));
         assert!(load_tls(&ok.tls).expect("load").is_some());
-        let from_file = plan_with(
+        let from_file = plan_unlocked(
             &["--id", "1", "--bootstrap"],
             &format!("meta_service: {{certs_dir: '{d}'}}"),
         )
         .expect("certs_dir from the file");
         assert_eq!(from_file.tls, ok.tls);
-        let err = plan_with(
+        let err = plan_unlocked(
             &[
                 "--id",
                 "2",
@@ -597,7 +613,7 @@ meta_service:
         .map(|_| ())
         .expect_err("member 2 with meta-1's certificate");
         assert!(err.to_string().contains("meta-2"), "{err}");
-        let err = plan_with(
+        let err = plan_unlocked(
             &["--id", "1", "--bootstrap", "--insecure-plain-http"],
             &format!("meta_service: {{certs_dir: '{d}'}}"),
         )
@@ -606,7 +622,7 @@ meta_service:
         assert!(err.to_string().contains("exclude"), "{err}");
         let plain = plan_of(&["--id", "1", "--bootstrap"]).expect("plain");
         assert!(plain.tls.is_none());
-        let plain = plan_with(
+        let plain = plan_unlocked(
             &["--id", "1", "--bootstrap"],
             "meta_service: {insecure_plain_http: true}",
         )

@@ -298,18 +298,34 @@ fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// Held while flags are parsed: clap reads the process's environment,
+    /// which `file_then_env_then_flags` changes (tests run in parallel
+    /// threads of one process).
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+        ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn args(extra: &[&str]) -> Result<StorageNodeArgs, clap::Error> {
+        let _env = env_lock();
+        args_unlocked(extra)
+    }
+
+    fn args_unlocked(extra: &[&str]) -> Result<StorageNodeArgs, clap::Error> {
         StorageNodeArgs::try_parse_from(
             std::iter::once("storage-node").chain(extra.iter().copied()),
         )
     }
 
     fn config(extra: &[&str], file: &str) -> StorageNodeConfig {
+        let parsed = args(extra).expect("flags");
+        into_config(parsed, file)
+    }
+
+    fn into_config(args: StorageNodeArgs, file: &str) -> StorageNodeConfig {
         let file = lifecycle::config::parse(file, "test.yml").expect("file");
-        args(extra)
-            .expect("flags")
-            .into_config(&file)
-            .expect("config")
+        args.into_config(&file).expect("config")
     }
 
     /// A StatefulSet pod name as the id: ordinal N is node N + 1, and the
@@ -410,13 +426,20 @@ storage_node:
     #[test]
     fn file_then_env_then_flags() {
         let file = "cluster: {node_id: 1}\nstorage_node: {data_dir: /file, heartbeat: 300ms, cluster_id: file, gossip_listen: 127.0.0.1:5}\n";
-        assert_eq!(config(&[], file).data_dir, PathBuf::from("/file"));
+        let _env = env_lock();
+        let parse = |flags: &[&str]| args_unlocked(flags).expect("flags");
+        assert_eq!(
+            into_config(parse(&[]), file).data_dir,
+            PathBuf::from("/file")
+        );
         std::env::set_var("DATA_DIR", "/env");
         std::env::set_var("HEARTBEAT_MS", "400");
-        let from_env = config(&[], file);
-        let from_flags = config(&["--data-dir", "/flag", "--cluster-id", "flag"], file);
+        let from_env = parse(&[]);
+        let from_flags = parse(&["--data-dir", "/flag", "--cluster-id", "flag"]);
         std::env::remove_var("DATA_DIR");
         std::env::remove_var("HEARTBEAT_MS");
+        let from_env = into_config(from_env, file);
+        let from_flags = into_config(from_flags, file);
         assert_eq!(from_env.data_dir, PathBuf::from("/env"));
         assert_eq!(from_env.heartbeat, Duration::from_millis(400));
         assert_eq!(
