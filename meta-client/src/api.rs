@@ -114,6 +114,11 @@ pub enum ErrorCode {
     BadRequest,
     /// Raft refused or failed the operation (e.g. a membership change).
     Raft,
+    /// No client certificate (401): only `/health` and `/metrics` answer.
+    Unauthenticated,
+    /// The certificate's role may not do this (403), e.g. a storage node
+    /// sending an admin command.
+    Forbidden,
     /// A code this client does not know (a newer server), or a body that
     /// could not be parsed at all.
     #[serde(other)]
@@ -125,9 +130,12 @@ impl ErrorCode {
     pub fn is_transient(self) -> bool {
         match self {
             ErrorCode::NoLeader | ErrorCode::Timeout | ErrorCode::ForwardFailed => true,
-            ErrorCode::Refused | ErrorCode::BadRequest | ErrorCode::Raft | ErrorCode::Unknown => {
-                false
-            }
+            ErrorCode::Refused
+            | ErrorCode::BadRequest
+            | ErrorCode::Raft
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::Unknown => false,
         }
     }
 
@@ -136,7 +144,11 @@ impl ErrorCode {
     /// it twice. A timeout or a failed forward may still commit.
     pub fn nothing_applied(self) -> bool {
         match self {
-            ErrorCode::NoLeader | ErrorCode::Refused | ErrorCode::BadRequest => true,
+            ErrorCode::NoLeader
+            | ErrorCode::Refused
+            | ErrorCode::BadRequest
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden => true,
             ErrorCode::Timeout
             | ErrorCode::ForwardFailed
             | ErrorCode::Raft
@@ -159,13 +171,15 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 7] = [
+    const ALL: [ErrorCode; 9] = [
         ErrorCode::Refused,
         ErrorCode::NoLeader,
         ErrorCode::Timeout,
         ErrorCode::ForwardFailed,
         ErrorCode::BadRequest,
         ErrorCode::Raft,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
         ErrorCode::Unknown,
     ];
 
@@ -184,6 +198,8 @@ mod tests {
                 "\"forward_failed\"",
                 "\"bad_request\"",
                 "\"raft\"",
+                "\"unauthenticated\"",
+                "\"forbidden\"",
                 "\"unknown\"",
             ]
         );

@@ -43,7 +43,8 @@ pub struct App {
     pub liveness: Mutex<Liveness>,
     /// Read-index rounds shared by linearizable reads and lease grants.
     pub leadership: LeadershipCheck,
-    /// Pooled client for forwarding to the leader.
+    /// Pooled client for forwarding to the leader (and for Raft), with this
+    /// member's certificate when TLS is on.
     pub http: reqwest::Client,
     pub prometheus: PrometheusHandle,
     /// Flips when the member shuts down: held requests (map watches,
@@ -133,7 +134,8 @@ impl App {
         path: &str,
         body: &Req,
     ) -> Result<Resp, ApiError> {
-        let req = self.http.post(format!("http://{addr}{path}")).json(body);
+        let url = format!("{}://{addr}{path}", self.config.scheme());
+        let req = self.http.post(url).json(body);
         self.forward(leader, req).await
     }
 
@@ -144,7 +146,8 @@ impl App {
         addr: &str,
         path_and_query: &str,
     ) -> Result<Resp, ApiError> {
-        let req = self.http.get(format!("http://{addr}{path_and_query}"));
+        let url = format!("{}://{addr}{path_and_query}", self.config.scheme());
+        let req = self.http.get(url);
         self.forward(leader, req).await
     }
 

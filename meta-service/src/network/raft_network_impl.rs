@@ -1,4 +1,6 @@
-//! Outbound Raft RPCs: one HTTP/JSON POST per RPC to the target member.
+//! Outbound Raft RPCs: one HTTP/JSON POST per RPC to the target member,
+//! over HTTPS with this member's certificate when TLS is on (the target
+//! accepts `/raft/*` from `meta-<id>` certificates only).
 //!
 //! A connection failure (refused, reset, DNS) becomes
 //! `RPCError::Unreachable`, so openraft backs off instead of retrying at
@@ -23,11 +25,14 @@ use crate::{MemberId, MemberNode, TypeConfig};
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
+    /// `https` (mutual TLS: the member presents its `meta-<id>`
+    /// certificate) or `http` (TLS off).
+    scheme: &'static str,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+    pub fn new(http: reqwest::Client, scheme: &'static str) -> Self {
+        Self { http, scheme }
     }
 }
 
@@ -37,6 +42,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> Self::Network {
         Connection {
             http: self.http.clone(),
+            scheme: self.scheme,
             target,
             addr: node.addr.clone(),
         }
@@ -45,6 +51,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 pub struct Connection {
     http: reqwest::Client,
+    scheme: &'static str,
     target: MemberId,
     addr: String,
 }
@@ -61,7 +68,7 @@ impl Connection {
         Resp: DeserializeOwned,
         Err: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}/raft/{}", self.addr, path);
+        let url = format!("{}://{}/raft/{}", self.scheme, self.addr, path);
         let resp = self
             .http
             .post(url)

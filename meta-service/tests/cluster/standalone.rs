@@ -62,7 +62,10 @@ async fn standalone_member_serves_refuses_and_restarts() {
 
     // Prometheus metrics and health.
     let addr = cluster.members[0].addr.clone();
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+    // Readable without a client certificate (Prometheus scrapes).
+    let text = crate::util::https(&cluster.certs, None)
+        .get(format!("https://{addr}/metrics"))
+        .send()
         .await
         .expect("GET /metrics")
         .text()

@@ -145,7 +145,10 @@ async fn rebalance_route_starts_transfers_and_the_map_counts_them() {
     );
 
     let addr = cluster.members[0].addr.clone();
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+    // Readable without a client certificate (Prometheus scrapes).
+    let text = crate::util::https(&cluster.certs, None)
+        .get(format!("https://{addr}/metrics"))
+        .send()
         .await
         .expect("GET /metrics")
         .text()
