@@ -7,7 +7,8 @@
 //! document uses it directly.
 //!
 //! Here: envelopes, ids, vectors, filters, query parameters;
-//! [`points`]: point writes and reads; [`cluster`]: collections,
+//! [`points`]: point writes and reads; [`query`]: the query API, group-by
+//! and facets; [`cluster`]: collections,
 //! aliases, Qdrant's cluster routes and the operator routes.
 //!
 //! Every response shape here is checked against the running gateway by
@@ -18,9 +19,11 @@
 
 mod cluster;
 mod points;
+mod query;
 
 pub use cluster::*;
 pub use points::*;
+pub use query::*;
 
 use serde_json::Value;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
