@@ -227,8 +227,9 @@ pub struct NodePath {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WriteQuery {
-    /// `false` answers `acknowledged` instead of `completed`; either way
-    /// the answer comes once the write consistency is met.
+    /// `false` answers `acknowledged` (instead of `completed`) as soon as
+    /// each shard's primary has the write durably logged, unless a
+    /// `write_consistency` is given, which is then met first.
     pub wait: Option<bool>,
     /// Replicas that must apply the write (default: the collection's).
     pub write_consistency: Option<WriteConsistencyParam>,
