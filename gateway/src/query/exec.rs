@@ -22,6 +22,7 @@ use super::fusion::{dbsf, rrf, Ranked};
 use super::scoring::Scorer;
 use super::tree::{and, has_id, Fusion, QueryKind, QueryNode, Strategy, VectorInput};
 use super::values::{order_by, values_by_key, OrderValue};
+use crate::api::scope::Scope;
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::reads::ReadOptions;
@@ -79,6 +80,9 @@ pub struct Eval<'a> {
     pub collection: &'a str,
     pub opts: ReadOptions,
     pub missing: BTreeSet<ShardId>,
+    /// The collections a scoped API key may read (`None`: any): a
+    /// `lookup_from` elsewhere is refused with a 403.
+    pub scope: Option<Scope>,
 }
 
 impl<'a> Eval<'a> {
@@ -88,6 +92,24 @@ impl<'a> Eval<'a> {
             collection,
             opts,
             missing: BTreeSet::new(),
+            scope: None,
+        }
+    }
+
+    /// The collection `name` (or the alias) stands for, if the caller's
+    /// key may read it.
+    pub async fn readable(&self, name: &str) -> Result<String> {
+        let target = self
+            .gw
+            .alias_target(name)
+            .await
+            .unwrap_or_else(|| name.to_string());
+        if Scope::shows(self.scope.as_ref(), &target) {
+            Ok(target)
+        } else {
+            Err(GatewayError::Forbidden {
+                message: format!("the API key's scope does not include collection `{target}`"),
+            })
         }
     }
 
@@ -313,7 +335,9 @@ impl<'a> Eval<'a> {
     /// Fills in the payloads and vectors `fetch` asks for that the reads
     /// behind `hits` did not bring (fused, re-scored or sampled hits).
     pub async fn complete(&self, hits: &mut [Hit], fetch: Fetch) -> Result<()> {
-        let lacks = |h: &Hit| (fetch.payload && h.payload.is_none()) || (fetch.vector && h.vector.is_none());
+        let lacks = |h: &Hit| {
+            (fetch.payload && h.payload.is_none()) || (fetch.vector && h.vector.is_none())
+        };
         let mut need: Vec<PointId> = hits.iter().filter(|h| lacks(h)).map(|h| h.id).collect();
         need.dedup();
         if need.is_empty() {
@@ -321,7 +345,13 @@ impl<'a> Eval<'a> {
         }
         let records = self
             .gw
-            .retrieve(self.collection, need, fetch.payload, fetch.vector, self.opts.consistency)
+            .retrieve(
+                self.collection,
+                need,
+                fetch.payload,
+                fetch.vector,
+                self.opts.consistency,
+            )
             .await?;
         let by_id: HashMap<PointId, Record> = records.into_iter().map(|r| (r.id, r)).collect();
         for h in hits.iter_mut().filter(|h| lacks(h)) {
@@ -347,7 +377,7 @@ impl<'a> Eval<'a> {
         drop(map);
         let dimension = coll.config.dimension;
         let lookup = match &node.lookup_from {
-            Some(name) => self.gw.alias_target(name).await.unwrap_or(name.clone()),
+            Some(name) => self.readable(name).await?,
             None => self.collection.to_string(),
         };
         let same = lookup == self.collection;
@@ -357,9 +387,10 @@ impl<'a> Eval<'a> {
         let v = |input: &VectorInput| -> Result<Vec<f32>> {
             let vector = match input {
                 VectorInput::Dense(v) => v.clone(),
-                VectorInput::Id(id) => vectors.get(id).cloned().ok_or_else(|| {
-                    GatewayError::PointNotFound { id: id.to_string() }
-                })?,
+                VectorInput::Id(id) => vectors
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| GatewayError::PointNotFound { id: id.to_string() })?,
             };
             protocol::point::validate_vector(&vector, dimension)?;
             Ok(vector)

@@ -68,9 +68,8 @@ impl Scorer {
     /// The examples, normalised for cosine.
     pub fn prepared(self, distance: Distance) -> Scorer {
         let p = |v: Vec<f32>| prepare(distance, v);
-        let pairs = |ps: Vec<(Vec<f32>, Vec<f32>)>| {
-            ps.into_iter().map(|(a, b)| (p(a), p(b))).collect()
-        };
+        let pairs =
+            |ps: Vec<(Vec<f32>, Vec<f32>)>| ps.into_iter().map(|(a, b)| (p(a), p(b))).collect();
         match self {
             Scorer::BestScore { positive, negative } => Scorer::BestScore {
                 positive: positive.into_iter().map(p).collect(),

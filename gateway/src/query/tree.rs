@@ -314,7 +314,9 @@ pub fn parse_query(v: Value) -> Result<QueryKind> {
         "context" => {
             let pairs = parse_pairs(inner)?;
             if pairs.is_empty() {
-                return Err(GatewayError::bad_request("`context` needs at least one pair"));
+                return Err(GatewayError::bad_request(
+                    "`context` needs at least one pair",
+                ));
             }
             Ok(QueryKind::Context(pairs))
         }
@@ -384,9 +386,10 @@ pub fn parse_order_by(v: Value) -> Result<QueryKind> {
     };
     let start_from = match o.start_from {
         None | Some(Value::Null) => None,
-        Some(v) => Some(OrderValue::of(&v).ok_or_else(|| {
-            GatewayError::bad_request("order_by start_from must be a number")
-        })?),
+        Some(v) => Some(
+            OrderValue::of(&v)
+                .ok_or_else(|| GatewayError::bad_request("order_by start_from must be a number"))?,
+        ),
     };
     if o.key.is_empty() {
         return Err(GatewayError::bad_request("order_by key is empty"));
@@ -406,10 +409,11 @@ pub fn and(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
         (Some(mut a), Some(b)) => {
             if !a.should.is_empty() && !b.should.is_empty() {
                 let should = std::mem::take(&mut a.should);
-                a.must.push(protocol::filter::Condition::Nested(Box::new(Filter {
-                    should,
-                    ..Filter::default()
-                })));
+                a.must
+                    .push(protocol::filter::Condition::Nested(Box::new(Filter {
+                        should,
+                        ..Filter::default()
+                    })));
             }
             a.must.extend(b.must);
             a.should.extend(b.should);
@@ -465,12 +469,22 @@ mod tests {
             n.prefetch[1].prefetch[0].query,
             Some(QueryKind::Nearest(VectorInput::Id(PointId::Num(3))))
         );
-        let o = node(json!({"query": {"order_by": {"key": "n", "direction": "desc", "start_from": 4}}}))
-            .unwrap();
-        assert!(matches!(o.query, Some(QueryKind::OrderBy { direction: Direction::Desc, .. })));
+        let o = node(
+            json!({"query": {"order_by": {"key": "n", "direction": "desc", "start_from": 4}}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            o.query,
+            Some(QueryKind::OrderBy {
+                direction: Direction::Desc,
+                ..
+            })
+        ));
         let d = node(json!({"query": {"discover": {"target": 1, "context": {"positive": 2, "negative": 3}}}}))
             .unwrap();
-        assert!(matches!(d.query, Some(QueryKind::Discover { ref context, .. }) if context.len() == 1));
+        assert!(
+            matches!(d.query, Some(QueryKind::Discover { ref context, .. }) if context.len() == 1)
+        );
     }
 
     #[test]
@@ -495,7 +509,8 @@ mod tests {
     fn and_keeps_both_should_lists() {
         let f = |v: Value| serde_json::from_value::<Filter>(v).unwrap();
         let a = f(json!({"should": [{"has_id": [1]}, {"has_id": [2]}]}));
-        let b = f(json!({"should": [{"has_id": [2]}, {"has_id": [3]}], "must_not": [{"has_id": [9]}]}));
+        let b =
+            f(json!({"should": [{"has_id": [2]}, {"has_id": [3]}], "must_not": [{"has_id": [9]}]}));
         let both = and(Some(a), Some(b)).unwrap();
         let id = |n| PointId::Num(n);
         assert!(both.matches(id(2), None));

@@ -298,14 +298,23 @@ mod tests {
     #[test]
     fn groups_and_facets() {
         let p = payload(json!({"g": [1, "a", 1]}));
-        assert_eq!(group_ids(&p, "g"), vec![GroupId::Int(1), GroupId::Str("a".into())]);
+        assert_eq!(
+            group_ids(&p, "g"),
+            vec![GroupId::Int(1), GroupId::Str("a".into())]
+        );
         assert!(group_ids(&payload(json!({"g": [1, true]})), "g").is_empty());
         assert!(group_ids(&payload(json!({"g": 1.5})), "g").is_empty());
         let mut counts = HashMap::new();
         count_facet(&mut counts, &payload(json!({"k": ["x", "x", "y"]})), "k");
         count_facet(&mut counts, &payload(json!({"k": "y"})), "k");
         let top = top_facets(counts, 10);
-        assert_eq!(top, vec![(FacetValue::Str("y".into()), 2), (FacetValue::Str("x".into()), 1)]);
+        assert_eq!(
+            top,
+            vec![
+                (FacetValue::Str("y".into()), 2),
+                (FacetValue::Str("x".into()), 1)
+            ]
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use protocol::{Filter, SearchParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::points::{parse_vector, parse_with_vector, PayloadSelector};
 use super::parse_filter;
+use super::points::{parse_vector, parse_with_vector, PayloadSelector};
 use crate::error::{GatewayError, Result};
 
 #[derive(Deserialize, Default)]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::Extension;
 use protocol::PointId;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,6 +18,7 @@ use super::read::parse_search;
 use super::{object, read_opts, with_missing};
 use crate::api::models::{parse, parse_filter, record_out, PayloadSelector};
 use crate::api::openapi::schemas::{self as doc, Envelope};
+use crate::api::scope::Scope;
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::query::exec::Fetch;
@@ -117,6 +119,7 @@ async fn grouped(
     q: QueryIn,
     spec: GroupSpec,
     opts: ReadOptions,
+    scope: Option<Scope>,
 ) -> Result<Value> {
     let max = protocol::search::MAX_SEARCH_HITS;
     // Payloads are needed to group; the answer shows what was asked.
@@ -125,6 +128,7 @@ async fn grouped(
         vector: q.with_vector,
     };
     let mut eval = Eval::new(&st.gw, name, opts);
+    eval.scope = scope;
     let mut want = (spec.limit * spec.size * 4).clamp(16, max);
     // Bounded: `want` grows 4× per round up to `max`, where it stops.
     let (hits, groups) = loop {
@@ -151,11 +155,7 @@ async fn grouped(
                 .iter()
                 .filter_map(|(g, _)| group_point_id(g))
                 .collect();
-            let target = st
-                .gw
-                .alias_target(&l.collection)
-                .await
-                .unwrap_or(l.collection.clone());
+            let target = eval.readable(&l.collection).await?;
             let records = st
                 .gw
                 .retrieve(
@@ -208,6 +208,7 @@ fn group_point_id(g: &GroupId) -> Option<PointId> {
 pub async fn query_groups(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    scope: Option<Extension<Scope>>,
     q: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
@@ -216,7 +217,7 @@ pub async fn query_groups(
     let mut m = object(body)?;
     let spec = take_group_spec(&mut m, Some(3), Some(10))?;
     let query = parse_query_body(m, 10)?;
-    let result = grouped(&st, &name, query, spec, opts).await?;
+    let result = grouped(&st, &name, query, spec, opts, scope.map(|s| s.0)).await?;
     Ok(ok(result, t))
 }
 
@@ -227,6 +228,7 @@ pub async fn query_groups(
 pub async fn search_groups(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    scope: Option<Extension<Scope>>,
     q: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
@@ -249,7 +251,7 @@ pub async fn search_groups(
         with_payload: s.with_payload,
         with_vector: s.with_vector,
     };
-    let result = grouped(&st, &name, query, spec, opts).await?;
+    let result = grouped(&st, &name, query, spec, opts, scope.map(|s| s.0)).await?;
     Ok(ok(result, t))
 }
 

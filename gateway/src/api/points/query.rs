@@ -4,11 +4,13 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Value};
 
 use super::{object, read_opts, with_missing};
 use crate::api::models::{parse, parse_with_vector, PayloadSelector, ScoredOut};
 use crate::api::openapi::schemas::{self as doc, Envelope};
+use crate::api::scope::Scope;
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::query::exec::Fetch;
@@ -82,10 +84,17 @@ pub fn hit_out(h: Hit, sel: &PayloadSelector, with_vector: bool) -> ScoredOut {
 }
 
 /// One query body → `{"points": [...]}` (plus missing shards if partial).
-async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) -> Result<Value> {
+async fn run_query(
+    st: &AppState,
+    name: &str,
+    body: Value,
+    opts: ReadOptions,
+    scope: Option<&Scope>,
+) -> Result<Value> {
     let q = parse_query_body(object(body)?, 10)?;
     let fetch = q.fetch();
     let mut eval = Eval::new(&st.gw, name, opts);
+    eval.scope = scope.cloned();
     let mut hits = eval
         .node(&q.node, None, q.node.limit, q.offset, fetch)
         .await?;
@@ -105,12 +114,13 @@ async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) ->
 pub async fn query(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    scope: Option<Extension<Scope>>,
     q: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let t = started();
     let opts = read_opts(&q, Some(&body))?;
-    let result = run_query(&st, &name, body, opts).await?;
+    let result = run_query(&st, &name, body, opts, scope.as_deref()).await?;
     Ok(ok(result, t))
 }
 
@@ -121,6 +131,7 @@ pub async fn query(
 pub async fn query_batch(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    scope: Option<Extension<Scope>>,
     q: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
@@ -131,7 +142,10 @@ pub async fn query_batch(
     for s in &searches {
         parse_query_body(object(s.clone())?, 10)?;
     }
-    let runs = searches.into_iter().map(|b| run_query(&st, &name, b, opts));
+    let scope = scope.as_deref();
+    let runs = searches
+        .into_iter()
+        .map(|b| run_query(&st, &name, b, opts, scope));
     let out = futures::future::join_all(runs)
         .await
         .into_iter()

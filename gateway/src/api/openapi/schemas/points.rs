@@ -197,4 +197,3 @@ pub struct QueryBatch {
     #[schema(max_items = 1000)]
     pub searches: Vec<QueryRequest>,
 }
-
