@@ -13,6 +13,7 @@
 //!   scores, sorts or picks once over all, at most [`MAX_SCAN_POINTS`].
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use protocol::{Distance, Filter, Payload, PointId, Record, ScrollRequest, SearchRequest, ShardId};
 use rand::seq::SliceRandom;
@@ -22,7 +23,6 @@ use super::fusion::{dbsf, rrf, Ranked};
 use super::scoring::Scorer;
 use super::tree::{and, has_id, Fusion, QueryKind, QueryNode, Strategy, VectorInput};
 use super::values::{order_by, values_by_key, OrderValue};
-use crate::api::scope::Scope;
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::reads::ReadOptions;
@@ -82,7 +82,7 @@ pub struct Eval<'a> {
     pub missing: BTreeSet<ShardId>,
     /// The collections a scoped API key may read (`None`: any): a
     /// `lookup_from` elsewhere is refused with a 403.
-    pub scope: Option<Scope>,
+    pub readable: Option<Arc<BTreeSet<String>>>,
 }
 
 impl<'a> Eval<'a> {
@@ -92,7 +92,7 @@ impl<'a> Eval<'a> {
             collection,
             opts,
             missing: BTreeSet::new(),
-            scope: None,
+            readable: None,
         }
     }
 
@@ -104,7 +104,7 @@ impl<'a> Eval<'a> {
             .alias_target(name)
             .await
             .unwrap_or_else(|| name.to_string());
-        if Scope::shows(self.scope.as_ref(), &target) {
+        if self.readable.as_ref().is_none_or(|r| r.contains(&target)) {
             Ok(target)
         } else {
             Err(GatewayError::Forbidden {

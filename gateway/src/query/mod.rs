@@ -11,4 +11,4 @@ pub mod tree;
 pub mod values;
 
 pub use exec::{Eval, Hit, MAX_SCAN_POINTS};
-pub use tree::{NodeIn, QueryNode};
+pub use tree::QueryNode;

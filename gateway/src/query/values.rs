@@ -83,7 +83,7 @@ impl OrderValue {
     }
 
     /// Integers compare exactly (an `i64` does not fit an `f64`).
-    pub fn cmp(&self, other: &OrderValue) -> std::cmp::Ordering {
+    pub fn order(&self, other: &OrderValue) -> std::cmp::Ordering {
         match (self.0.as_i64(), other.0.as_i64()) {
             (Some(a), Some(b)) => a.cmp(&b),
             _ => self.as_f64().total_cmp(&other.as_f64()),
@@ -120,13 +120,13 @@ pub fn order_by(
     for (id, values) in points {
         let mut seen: Vec<OrderValue> = Vec::new();
         for value in values {
-            if seen.iter().any(|s| s.cmp(&value).is_eq()) {
+            if seen.iter().any(|s| s.order(&value).is_eq()) {
                 continue;
             }
             let keep = match (start_from, direction) {
                 (None, _) => true,
-                (Some(s), Direction::Asc) => value.cmp(s).is_ge(),
-                (Some(s), Direction::Desc) => value.cmp(s).is_le(),
+                (Some(s), Direction::Asc) => value.order(s).is_ge(),
+                (Some(s), Direction::Desc) => value.order(s).is_le(),
             };
             if keep {
                 seen.push(value.clone());
@@ -135,7 +135,7 @@ pub fn order_by(
         }
     }
     all.sort_by(|a, b| {
-        let by_value = a.value.cmp(&b.value);
+        let by_value = a.value.order(&b.value);
         let by_value = match direction {
             Direction::Asc => by_value,
             Direction::Desc => by_value.reverse(),
@@ -368,7 +368,7 @@ mod tests {
             prop_assert_eq!(&merged, &global);
             // Sorted in the asked direction, and from `start_from` on.
             for w in global.windows(2) {
-                let c = w[0].value.cmp(&w[1].value);
+                let c = w[0].value.order(&w[1].value);
                 let sorted = if desc { c.is_ge() } else { c.is_le() };
                 prop_assert!(sorted);
             }

@@ -99,7 +99,8 @@ mod tests {
         assert_eq!(parse_read_consistency(&q).unwrap(), ReadConsistency::All);
         let q: BTreeMap<String, String> = [("consistency".to_string(), "most".to_string())].into();
         assert!(parse_read_consistency(&q).is_err());
-        use crate::query::tree::{parse_query, QueryKind, VectorInput};
+        use crate::api::points::query_parse::parse_query;
+        use crate::query::tree::{QueryKind, VectorInput};
         assert!(matches!(
             parse_query(json!([1.0, 2.0])).unwrap(),
             QueryKind::Nearest(VectorInput::Dense(_))

@@ -128,7 +128,7 @@ async fn grouped(
         vector: q.with_vector,
     };
     let mut eval = Eval::new(&st.gw, name, opts);
-    eval.scope = scope;
+    eval.readable = scope.map(|s| s.collections);
     let mut want = (spec.limit * spec.size * 4).clamp(16, max);
     // Bounded: `want` grows 4× per round up to `max`, where it stops.
     let (hits, groups) = loop {

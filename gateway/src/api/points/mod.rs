@@ -10,6 +10,7 @@ pub(super) mod batch;
 pub mod fuzzing;
 pub(super) mod groups;
 pub(super) mod query;
+pub(crate) mod query_parse;
 pub(super) mod read;
 pub(super) mod write;
 

@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::Extension;
 use serde_json::{json, Value};
 
+use super::query_parse::{parse_node, NodeIn};
 use super::{object, read_opts, with_missing};
 use crate::api::models::{parse, parse_with_vector, PayloadSelector, ScoredOut};
 use crate::api::openapi::schemas::{self as doc, Envelope};
@@ -14,7 +15,7 @@ use crate::api::scope::Scope;
 use crate::api::{ok, started, AppState, JsonBody, Params};
 use crate::error::{GatewayError, Result};
 use crate::query::exec::Fetch;
-use crate::query::{Eval, Hit, NodeIn, QueryNode};
+use crate::query::{Eval, Hit, QueryNode};
 use crate::reads::ReadOptions;
 
 /// A parsed query body: the tree, and what the request's own level asks
@@ -61,7 +62,7 @@ pub fn parse_query_body(
     let with_payload = PayloadSelector::parse(m.remove("with_payload"), false)?;
     let with_vector = parse_with_vector(m.remove("with_vector"), false)?;
     let n: NodeIn = parse(Value::Object(m), "query request")?;
-    let node = QueryNode::parse(n, default_limit, 0, &mut 0)?;
+    let node = parse_node(n, default_limit, 0, &mut 0)?;
     Ok(QueryIn {
         node,
         offset,
@@ -94,7 +95,7 @@ async fn run_query(
     let q = parse_query_body(object(body)?, 10)?;
     let fetch = q.fetch();
     let mut eval = Eval::new(&st.gw, name, opts);
-    eval.scope = scope.cloned();
+    eval.readable = scope.map(|s| s.collections.clone());
     let mut hits = eval
         .node(&q.node, None, q.node.limit, q.offset, fetch)
         .await?;
