@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 use serde_json::Value;
 
 use super::fusion::{dbsf, rrf, Ranked};
-use super::scoring::Scorer;
-use super::tree::{and, has_id, Fusion, QueryKind, QueryNode, Strategy, VectorInput};
+use super::resolve::{collect_ids, resolve, Resolved};
+use super::tree::{and, has_id, Fusion, QueryNode};
 use super::values::{order_by, values_by_key, OrderValue};
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
@@ -367,72 +367,23 @@ impl<'a> Eval<'a> {
         Ok(())
     }
 
-    /// The node's query with point ids replaced by their vectors, and the
-    /// ids that came from this collection (left out of the answers).
+    /// The node's query with point ids replaced by their vectors (read
+    /// here or in `lookup_from`), and the ids that came from this
+    /// collection (left out of the answers, as in Qdrant).
     async fn resolve(&self, node: &QueryNode) -> Result<(Option<Resolved>, Vec<PointId>)> {
         let Some(q) = &node.query else {
             return Ok((None, Vec::new()));
         };
-        let (map, coll) = self.gw.collection(self.collection).await?;
-        drop(map);
-        let dimension = coll.config.dimension;
+        let (_, coll) = self.gw.collection(self.collection).await?;
         let lookup = match &node.lookup_from {
             Some(name) => self.readable(name).await?,
             None => self.collection.to_string(),
         };
-        let same = lookup == self.collection;
         let mut ids: Vec<PointId> = Vec::new();
         collect_ids(q, &mut ids);
         let vectors = self.vectors_of(&lookup, &ids).await?;
-        let v = |input: &VectorInput| -> Result<Vec<f32>> {
-            let vector = match input {
-                VectorInput::Dense(v) => v.clone(),
-                VectorInput::Id(id) => vectors
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| GatewayError::PointNotFound { id: id.to_string() })?,
-            };
-            protocol::point::validate_vector(&vector, dimension)?;
-            Ok(vector)
-        };
-        let pairs = |ps: &[(VectorInput, VectorInput)]| -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-            ps.iter().map(|(a, b)| Ok((v(a)?, v(b)?))).collect()
-        };
-        let resolved = match q {
-            QueryKind::Nearest(input) => Resolved::Nearest(v(input)?),
-            QueryKind::Recommend {
-                positive,
-                negative,
-                strategy,
-            } => {
-                let positive = positive.iter().map(&v).collect::<Result<Vec<_>>>()?;
-                let negative = negative.iter().map(&v).collect::<Result<Vec<_>>>()?;
-                match strategy {
-                    Strategy::AverageVector => {
-                        Resolved::Nearest(average_vector(&positive, &negative, dimension))
-                    }
-                    Strategy::BestScore => {
-                        Resolved::Score(Scorer::BestScore { positive, negative })
-                    }
-                }
-            }
-            QueryKind::Discover { target, context } => Resolved::Score(Scorer::Discover {
-                target: v(target)?,
-                pairs: pairs(context)?,
-            }),
-            QueryKind::Context(ps) => Resolved::Score(Scorer::Context { pairs: pairs(ps)? }),
-            QueryKind::OrderBy {
-                key,
-                direction,
-                start_from,
-            } => Resolved::OrderBy {
-                key: key.clone(),
-                direction: *direction,
-                start_from: start_from.clone(),
-            },
-            QueryKind::Fusion(f) => Resolved::Fusion(f.clone()),
-            QueryKind::Sample => Resolved::Sample,
-        };
+        let resolved = resolve(q, &vectors, coll.config.dimension)?;
+        let same = lookup == self.collection;
         Ok((Some(resolved), if same { ids } else { Vec::new() }))
     }
 
@@ -453,79 +404,5 @@ impl<'a> Eval<'a> {
             .into_iter()
             .filter_map(|r| r.vector.map(|v| (r.id, v)))
             .collect())
-    }
-}
-
-/// A query with its ids turned into vectors.
-#[derive(Clone, Debug)]
-enum Resolved {
-    Nearest(Vec<f32>),
-    Score(Scorer),
-    OrderBy {
-        key: String,
-        direction: super::values::Direction,
-        start_from: Option<OrderValue>,
-    },
-    Fusion(Fusion),
-    Sample,
-}
-
-fn collect_ids(q: &QueryKind, out: &mut Vec<PointId>) {
-    let mut push = |i: &VectorInput| {
-        if let VectorInput::Id(id) = i {
-            if !out.contains(id) {
-                out.push(*id);
-            }
-        }
-    };
-    match q {
-        QueryKind::Nearest(i) => push(i),
-        QueryKind::Recommend {
-            positive, negative, ..
-        } => positive.iter().chain(negative).for_each(push),
-        QueryKind::Discover { target, context } => {
-            push(target);
-            context.iter().for_each(|(a, b)| {
-                push(a);
-                push(b)
-            });
-        }
-        QueryKind::Context(ps) => ps.iter().for_each(|(a, b)| {
-            push(a);
-            push(b)
-        }),
-        QueryKind::OrderBy { .. } | QueryKind::Fusion(_) | QueryKind::Sample => {}
-    }
-}
-
-/// Qdrant's `average_vector`: `avg(positive) + (avg(positive) -
-/// avg(negative))`, or `avg(positive)` without negatives.
-pub fn average_vector(positive: &[Vec<f32>], negative: &[Vec<f32>], dimension: usize) -> Vec<f32> {
-    let avg = |vs: &[Vec<f32>]| -> Vec<f32> {
-        let mut sum = vec![0.0f32; dimension];
-        for v in vs {
-            sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
-        }
-        let n = vs.len().max(1) as f32;
-        sum.into_iter().map(|s| s / n).collect()
-    };
-    let p = avg(positive);
-    if negative.is_empty() {
-        return p;
-    }
-    let n = avg(negative);
-    p.iter().zip(&n).map(|(p, n)| p + p - n).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn average_vector_is_qdrants() {
-        let pos = vec![vec![1.0, 0.0], vec![3.0, 2.0]];
-        let neg = vec![vec![0.0, 4.0]];
-        assert_eq!(average_vector(&pos, &[], 2), vec![2.0, 1.0]);
-        assert_eq!(average_vector(&pos, &neg, 2), vec![4.0, -2.0]);
     }
 }
