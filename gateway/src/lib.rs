@@ -23,6 +23,8 @@
 //! - [`gateway`]: the shared [`Gateway`] state, routing options, counters.
 //! - [`scatter`]: replica choice, retries, hedging, fan-out.
 //! - [`reads`]: search / scroll / count / retrieve over a collection.
+//! - [`query`]: Qdrant's query API (prefetch, fusion, recommend, discover,
+//!   context, order_by, sample) evaluated from global reads.
 //! - [`writes`]: per-shard writes to primaries.
 //! - [`admin`]: collection create / delete.
 //! - [`status`]: a collection's status and index counts from its replicas.
@@ -47,6 +49,7 @@ pub mod health;
 pub mod map;
 pub mod merge;
 pub mod operator;
+pub mod query;
 pub mod quic;
 pub mod reads;
 pub mod routing;

@@ -28,7 +28,7 @@ wait_active_nodes 3 || exit 1
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q qdrant-client numpy
-for test in qdrant_client_smoke qdrant_client_read_api qdrant_client_aliases_batch; do
+for test in qdrant_client_smoke qdrant_client_read_api qdrant_client_aliases_batch qdrant_client_query_api; do
   GATEWAY_URL="http://127.0.0.1:$REST" "$VENV/bin/python" "$HERE/python/$test.py" || {
     echo "$test failed; gateway log:"; tail -n 40 "$WORK/gateway.log"; exit 1
   }

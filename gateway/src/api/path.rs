@@ -58,8 +58,11 @@ pub fn is_read(method: &Method, path: &str) -> bool {
             | "points/search/batch"
             | "points/query"
             | "points/query/batch"
+            | "points/query/groups"
+            | "points/search/groups"
             | "points/scroll"
             | "points/count"
+            | "facet"
     )
 }
 
@@ -72,6 +75,8 @@ mod tests {
         assert!(is_read(&Method::GET, "/collections/c"));
         assert!(is_read(&Method::POST, "/collections/c/points/search"));
         assert!(is_read(&Method::POST, "/collections/c/points"));
+        assert!(is_read(&Method::POST, "/collections/c/points/query/groups"));
+        assert!(is_read(&Method::POST, "/collections/c/facet"));
         assert!(!is_read(&Method::PUT, "/collections/c/points"));
         assert!(!is_read(&Method::POST, "/collections/c/points/delete"));
         assert!(!is_read(&Method::POST, "/collections/c/points/payload"));

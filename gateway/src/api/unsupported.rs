@@ -59,19 +59,10 @@ pub(super) const ROUTES: &[(&str, &str)] = &[
         "/collections/{name}/optimizations",
         "the optimizations report",
     ),
-    ("/collections/{name}/facet", "facet counts"),
     ("/collections/{name}/points/vectors", "update_vectors"),
     (
         "/collections/{name}/points/vectors/delete",
         "delete_vectors",
-    ),
-    (
-        "/collections/{name}/points/query/groups",
-        "group-by queries",
-    ),
-    (
-        "/collections/{name}/points/search/groups",
-        "group-by searches",
     ),
     (
         "/collections/{name}/points/search/matrix/pairs",

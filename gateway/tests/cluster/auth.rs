@@ -351,6 +351,33 @@ async fn collection_keys_reach_only_their_collections() {
     assert_eq!(count("a").await, Some(2));
     assert_eq!(count("b").await, Some(0));
 
+    // A query may not read another collection through `lookup_from` or
+    // `with_lookup` (nor through an alias); group-by and facets are reads.
+    let lookup = |from: &str| json!({"query": {"recommend": {"positive": [1]}}, "lookup_from": {"collection": from}});
+    let query = "/collections/a/points/query";
+    assert_eq!(status(r, Method::POST, query, Some(lookup("b"))).await, 403);
+    assert_eq!(
+        status(r, Method::POST, query, Some(lookup("b-alias"))).await,
+        403
+    );
+    assert_ne!(
+        status(r, Method::POST, query, Some(lookup("a-alias"))).await,
+        403
+    );
+    let groups = |with_lookup: &str| json!({"query": vector(1, DIM), "group_by": "g", "with_lookup": with_lookup});
+    let path = "/collections/a/points/query/groups";
+    assert_eq!(status(r, Method::POST, path, Some(groups("a"))).await, 200);
+    assert_eq!(status(r, Method::POST, path, Some(groups("b"))).await, 403);
+    let facet = json!({"key": "g"});
+    assert_eq!(
+        status(r, Method::POST, "/collections/a/facet", Some(facet.clone())).await,
+        200
+    );
+    assert_eq!(
+        status(r, Method::POST, "/collections/b/facet", Some(facet)).await,
+        403
+    );
+
     // Listings show only the scope.
     for key in [r, w] {
         let (s, v) = c.req(Method::GET, "/collections", None, Some(key)).await;

@@ -260,6 +260,15 @@ async fn write_and_read_consistency() {
             .contains("shard(s) 0"),
         "{v}"
     );
+    // `wait=false` answers once the primary logged the write durably.
+    let ack = c
+        .ok(
+            Method::PUT,
+            "/collections/w/points?wait=false",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(ack["status"], "acknowledged", "{ack}");
     c.ok(
         Method::PUT,
         "/collections/w/points?write_consistency=one",

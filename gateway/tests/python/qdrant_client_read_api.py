@@ -30,8 +30,6 @@ UNSUPPORTED = {
     "list_snapshots": "collection snapshots",
     "list_full_snapshots": "full (storage) snapshots",
     "list_shard_snapshots": "shard snapshots",
-    "query_points_groups": "group-by queries",
-    "facet": "facet counts",
     "search_matrix_offsets": "the search matrix",
     "search_matrix_pairs": "the search matrix",
     "get_optimizations": "the optimizations report",
@@ -41,6 +39,7 @@ SUPPORTED = {
     "info", "get_collections", "get_collection", "collection_exists", "cluster_status",
     "collection_cluster_info", "get_aliases", "get_collection_aliases", "list_shard_keys",
     "count", "scroll", "retrieve", "query_points", "query_batch_points",
+    "query_points_groups", "facet",
 }
 # Not reads of the server: the client's local (fastembed) helpers.
 LOCAL = {"get_embedding_size"}
@@ -172,9 +171,13 @@ def main() -> int:
     expect_501(lambda: client.list_snapshots(NAME), UNSUPPORTED["list_snapshots"])
     expect_501(lambda: client.list_full_snapshots(), UNSUPPORTED["list_full_snapshots"])
     expect_501(lambda: client.list_shard_snapshots(NAME, 0), UNSUPPORTED["list_shard_snapshots"])
-    expect_501(lambda: client.query_points_groups(NAME, group_by="group", query=q.tolist()),
-               UNSUPPORTED["query_points_groups"])
-    expect_501(lambda: client.facet(NAME, key="group"), UNSUPPORTED["facet"])
+    # Group-by and facets parse in the client's models and count right
+    # (compared with local mode in qdrant_client_query_api.py).
+    grouped = client.query_points_groups(NAME, group_by="group", query=q.tolist(), limit=7, group_size=2)
+    assert sorted(g.id for g in grouped.groups) == list(range(7)), grouped
+    assert all(len(g.hits) == 2 and all(h.payload["group"] == g.id for h in g.hits) for g in grouped.groups)
+    facets = client.facet(NAME, key="group", limit=10)
+    assert sorted((h.value, h.count) for h in facets.hits) == [(v, int((groups == v).sum())) for v in range(7)]
     expect_501(lambda: client.search_matrix_offsets(NAME), UNSUPPORTED["search_matrix_offsets"])
     expect_501(lambda: client.search_matrix_pairs(NAME), UNSUPPORTED["search_matrix_pairs"])
     expect_501(lambda: client.get_optimizations(NAME), UNSUPPORTED["get_optimizations"])

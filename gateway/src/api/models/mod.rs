@@ -33,8 +33,9 @@ pub use collection::{
     write_consistency_from_factor,
 };
 pub use params::{parse_partial, parse_read_consistency, parse_write_consistency};
+pub use points::check_magnitude as check_vector_magnitude;
 pub use points::{parse_selector, parse_upsert, parse_with_vector, PayloadSelector, Selector};
-pub use search::{parse_query_target, ParamsIn, QueryTarget, SearchIn, SearchSpec};
+pub use search::{ParamsIn, SearchIn, SearchSpec};
 pub use shapes::{ExtendedPointId, Payload};
 
 /// Deserialises `v` as `T`, naming `what` in the error.
@@ -98,21 +99,19 @@ mod tests {
         assert_eq!(parse_read_consistency(&q).unwrap(), ReadConsistency::All);
         let q: BTreeMap<String, String> = [("consistency".to_string(), "most".to_string())].into();
         assert!(parse_read_consistency(&q).is_err());
+        use crate::api::points::query_parse::parse_query;
+        use crate::query::tree::{QueryKind, VectorInput};
         assert!(matches!(
-            parse_query_target(json!([1.0, 2.0])).unwrap(),
-            QueryTarget::Vector(_)
+            parse_query(json!([1.0, 2.0])).unwrap(),
+            QueryKind::Nearest(VectorInput::Dense(_))
         ));
         assert!(matches!(
-            parse_query_target(json!({"nearest": [1.0]})).unwrap(),
-            QueryTarget::Vector(_)
+            parse_query(json!({"nearest": 7})).unwrap(),
+            QueryKind::Nearest(VectorInput::Id(_))
         ));
-        assert!(matches!(
-            parse_query_target(json!(7)).unwrap(),
-            QueryTarget::Point(_)
-        ));
-        assert!(parse_query_target(json!({"recommend": {}})).is_err());
-        assert!(parse_query_target(json!([3e38, 3e38])).is_err());
-        assert!(parse_query_target(json!({"nearest": [1e19, 1.0]})).is_err());
+        assert!(parse_query(json!({"recommend": {}})).is_err());
+        assert!(parse_query(json!([3e38, 3e38])).is_err());
+        assert!(parse_query(json!({"nearest": [1e19, 1.0]})).is_err());
         assert!(parse_filter(Some(
             json!({"must": [{"key": "a", "match": {"value": 1}, "range": null}]})
         ))

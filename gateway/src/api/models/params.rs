@@ -28,6 +28,10 @@ pub fn parse_write_consistency(
     default: WriteConsistency,
 ) -> Result<WriteConsistency> {
     match q.get("write_consistency").map(String::as_str) {
+        // `?wait=false` without a level: answer once the primary has the
+        // write durably logged (its WAL synced) and applied; the replicas
+        // get it by the usual replication, the client does not wait.
+        None if q.get("wait").is_some_and(|w| w == "false") => Ok(WriteConsistency::One),
         None => Ok(default),
         Some("one") => Ok(WriteConsistency::One),
         Some("majority") | Some("quorum") => Ok(WriteConsistency::Majority),

@@ -24,7 +24,7 @@ pub(super) fn parse_vector(v: Value) -> Result<Vec<f32>> {
 /// document's schemas: `score` is a number).
 pub const MAX_SQUARED_NORM: f64 = f32::MAX as f64 / 4.0;
 
-pub(super) fn check_magnitude(vector: &[f32]) -> Result<()> {
+pub fn check_magnitude(vector: &[f32]) -> Result<()> {
     let squared: f64 = vector.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
     // NaN and infinite components are refused later, by name.
     if squared.is_finite() && squared > MAX_SQUARED_NORM {

@@ -1,11 +1,11 @@
-//! Search and query bodies.
+//! Search bodies (query bodies: `crate::query::tree`).
 
-use protocol::{Filter, PointId, SearchParams};
+use protocol::{Filter, SearchParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::points::{check_magnitude, parse_vector, parse_with_vector, PayloadSelector};
-use super::{parse, parse_filter};
+use super::parse_filter;
+use super::points::{parse_vector, parse_with_vector, PayloadSelector};
 use crate::error::{GatewayError, Result};
 
 #[derive(Deserialize, Default)]
@@ -24,11 +24,10 @@ impl ParamsIn {
     }
 }
 
-/// Common fields of search and query bodies.
+/// The fields of a search body.
 #[derive(Deserialize)]
 pub struct SearchIn {
     pub vector: Option<Value>,
-    pub query: Option<Value>,
     pub filter: Option<Value>,
     pub params: Option<ParamsIn>,
     pub limit: Option<usize>,
@@ -37,7 +36,6 @@ pub struct SearchIn {
     pub with_payload: Option<Value>,
     pub with_vector: Option<Value>,
     pub score_threshold: Option<f32>,
-    pub prefetch: Option<Value>,
 }
 
 /// What a search-like request asks for, before the vector is known.
@@ -49,33 +47,6 @@ pub struct SearchSpec {
     pub with_payload: PayloadSelector,
     pub with_vector: bool,
     pub score_threshold: Option<f32>,
-}
-
-/// The `query` of `POST …/points/query`: a vector, or a point id whose
-/// vector is used.
-pub enum QueryTarget {
-    Vector(Vec<f32>),
-    Point(PointId),
-}
-
-pub fn parse_query_target(v: Value) -> Result<QueryTarget> {
-    match v {
-        Value::Array(_) => {
-            let vector: Vec<f32> = parse(v, "query")?;
-            check_magnitude(&vector)?;
-            Ok(QueryTarget::Vector(vector))
-        }
-        Value::Number(_) | Value::String(_) => Ok(QueryTarget::Point(parse(v, "query")?)),
-        Value::Object(mut m) => match m.remove("nearest") {
-            Some(inner) => parse_query_target(inner),
-            None => Err(GatewayError::bad_request(
-                "unsupported query: use a vector, {\"nearest\": vector}, or a point id",
-            )),
-        },
-        _ => Err(GatewayError::bad_request(
-            "query must be a vector or a point id",
-        )),
-    }
 }
 
 impl SearchIn {

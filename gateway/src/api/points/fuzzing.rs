@@ -11,15 +11,40 @@ use protocol::{
     CollectionConfig, CountRequest, Filter, Payload, Point, PointId, ScrollRequest, SearchRequest,
 };
 
-use super::read::{
-    parse_count, parse_query, parse_scroll, parse_search, parse_searches, search_request,
-};
+use super::query::parse_query_body;
+use super::read::{parse_count, parse_scroll, parse_search, parse_searches, search_request};
 use super::write::Write;
 use super::{batch, read_opts};
 use crate::api::json_body;
-use crate::api::models::{self, QueryTarget, Selector};
+use crate::api::models::{self, Selector};
 use crate::error::Result;
 use crate::reads::check_scroll;
+
+/// What the query tree holds that the cluster would be sent: each node's
+/// filter, the ids whose vectors it looks up, its inline nearest vectors.
+fn accept_query_node(
+    node: &crate::query::QueryNode,
+    dimension: usize,
+    out: &mut Accepted,
+) -> Result<()> {
+    use crate::query::tree::{QueryKind, VectorInput};
+    if let Some(f) = &node.filter {
+        out.filters.push(f.clone());
+    }
+    match &node.query {
+        Some(QueryKind::Nearest(VectorInput::Dense(v))) => {
+            let mut request = SearchRequest::new(v.clone(), node.limit);
+            request.filter = node.filter.clone();
+            request.validate(dimension)?;
+            out.searches.push(request);
+        }
+        Some(QueryKind::Nearest(VectorInput::Id(id))) => out.ids.push(*id),
+        _ => {}
+    }
+    node.prefetch
+        .iter()
+        .try_for_each(|p| accept_query_node(p, dimension, out))
+}
 
 /// The routes whose bodies [`parse_body`] knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,14 +166,8 @@ pub fn parse_body(route: Route, body: &[u8], coll: &CollectionInfo) -> Result<Ac
                 _ => parse_searches(v)?,
             };
             for b in bodies {
-                match parse_query(b)? {
-                    (QueryTarget::Vector(vector), spec) => {
-                        let request = search_request(vector, &spec);
-                        request.validate(dimension)?;
-                        out.searches.push(request);
-                    }
-                    (QueryTarget::Point(id), _) => out.ids.push(id),
-                }
+                let q = parse_query_body(super::object(b)?, 10)?;
+                accept_query_node(&q.node, dimension, &mut out)?;
             }
         }
         Route::Scroll => {

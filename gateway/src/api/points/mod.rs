@@ -1,12 +1,16 @@
 //! Point routes: writes (upsert, delete, payload ops) split per shard and
-//! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search,
-//! query) scatter-gathered ([`read`]). [`fuzzing`]: the bodies as the
+//! sent to primaries ([`write`]), a list of them in order ([`batch`]); reads (retrieve, scroll, count, search)
+//! scatter-gathered ([`read`]); Qdrant's query API ([`query`]); group-by
+//! and facets ([`groups`]). [`fuzzing`]: the bodies as the
 //! routes parse them, for the fuzz targets.
 
 // Visible to `api`, whose router names each handler's OpenAPI path.
 pub(super) mod batch;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(super) mod groups;
+pub(super) mod query;
+pub(crate) mod query_parse;
 pub(super) mod read;
 pub(super) mod write;
 
@@ -22,7 +26,9 @@ use crate::reads::ReadOptions;
 use crate::routing::group_by_shard;
 
 pub use batch::batch;
-pub use read::{count, get_point, query, query_batch, retrieve, scroll, search, search_batch};
+pub use groups::{facet, query_groups, search_groups};
+pub use query::{query, query_batch};
+pub use read::{count, get_point, retrieve, scroll, search, search_batch};
 pub use write::{
     clear_payload, create_payload_index, delete, delete_payload, delete_payload_index,
     overwrite_payload, set_payload, upsert,

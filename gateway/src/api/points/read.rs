@@ -1,4 +1,5 @@
-//! Point reads: retrieve, scroll, count, search, query.
+//! Point reads: retrieve, scroll, count, search (the query API is in
+//! [`super::query`], group-by and facets in [`super::groups`]).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 use super::{object, read_opts, with_missing};
 use crate::api::models::{
     self, parse, parse_filter, parse_read_consistency, parse_with_vector, record_out, scored_out,
-    PayloadSelector, QueryTarget, RecordOut, SearchIn, SearchSpec,
+    PayloadSelector, RecordOut, SearchIn, SearchSpec,
 };
 use crate::api::openapi::schemas::{self as doc, Envelope};
 use crate::api::{ok, started, AppState, JsonBody, Params};
@@ -175,22 +176,6 @@ pub(crate) fn parse_search(body: Value) -> Result<(Vec<f32>, SearchSpec)> {
     Ok((vector, spec))
 }
 
-/// One query body (alone or in a batch) → what to search near, and the spec.
-pub(crate) fn parse_query(body: Value) -> Result<(QueryTarget, SearchSpec)> {
-    let mut s: SearchIn = parse(body, "query request")?;
-    if s.prefetch.as_ref().is_some_and(|p| !p.is_null()) {
-        return Err(GatewayError::bad_request(
-            "query `prefetch` is not supported",
-        ));
-    }
-    let spec = s.spec(10)?;
-    let target = match s.query.take() {
-        Some(v) => models::parse_query_target(v)?,
-        None => return Err(GatewayError::bad_request("missing `query`")),
-    };
-    Ok((target, spec))
-}
-
 /// The `searches` list of a batch body, within the batch limit.
 pub(crate) fn parse_searches(body: Value) -> Result<Vec<Value>> {
     let mut m = object(body)?;
@@ -295,63 +280,5 @@ pub async fn search_batch(
             with_missing(hits, &missing)
         });
     }
-    Ok(ok(out, t))
-}
-
-/// One query body → `{"points": [...]}` (plus missing shards if partial).
-async fn run_query(st: &AppState, name: &str, body: Value, opts: ReadOptions) -> Result<Value> {
-    let (target, spec) = parse_query(body)?;
-    let vector = match target {
-        QueryTarget::Vector(v) => v,
-        QueryTarget::Point(id) => {
-            let mut found = st
-                .gw
-                .retrieve(name, vec![id], false, true, opts.consistency)
-                .await?;
-            match found.pop().and_then(|r| r.vector) {
-                Some(v) => v,
-                None => return Err(GatewayError::PointNotFound { id: id.to_string() }),
-            }
-        }
-    };
-    let (hits, missing) = run_search(st, name, vector, &spec, opts).await?;
-    Ok(with_missing(json!({"points": hits}), &missing))
-}
-
-/// `POST …/points/query`: nearest neighbours of a vector (or of a stored
-/// point's vector), answered as `{"points": [...]}`.
-#[utoipa::path(post, path = "/collections/{name}/points/query", tag = "points", operation_id = "query_points",
-    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::QueryRequest,
-    responses((status = 200, description = "Hits, best first", body = Envelope<doc::QueryResult>)))]
-pub async fn query(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    q: Params,
-    JsonBody(body): JsonBody,
-) -> Result<Response> {
-    let t = started();
-    let opts = read_opts(&q, Some(&body))?;
-    let result = run_query(&st, &name, body, opts).await?;
-    Ok(ok(result, t))
-}
-
-/// `POST …/points/query/batch`: `{"searches": [query, ...]}`.
-#[utoipa::path(post, path = "/collections/{name}/points/query/batch", tag = "points", operation_id = "query_batch_points",
-    params(doc::CollectionPath, doc::ReadQuery), request_body = doc::QueryBatch,
-    responses((status = 200, description = "Hits of each query, in order", body = Envelope<Vec<doc::QueryResult>>)))]
-pub async fn query_batch(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    q: Params,
-    JsonBody(body): JsonBody,
-) -> Result<Response> {
-    let t = started();
-    let opts = read_opts(&q, Some(&body))?;
-    let searches = parse_searches(body)?;
-    let runs = searches.into_iter().map(|b| run_query(&st, &name, b, opts));
-    let out = futures::future::join_all(runs)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
     Ok(ok(out, t))
 }

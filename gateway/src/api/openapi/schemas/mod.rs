@@ -7,7 +7,8 @@
 //! document uses it directly.
 //!
 //! Here: envelopes, ids, vectors, filters, query parameters;
-//! [`points`]: point writes and reads; [`cluster`]: collections,
+//! [`points`]: point writes and reads; [`query`]: the query API, group-by
+//! and facets; [`cluster`]: collections,
 //! aliases, Qdrant's cluster routes and the operator routes.
 //!
 //! Every response shape here is checked against the running gateway by
@@ -18,9 +19,11 @@
 
 mod cluster;
 mod points;
+mod query;
 
 pub use cluster::*;
 pub use points::*;
+pub use query::*;
 
 use serde_json::Value;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
@@ -224,8 +227,9 @@ pub struct NodePath {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WriteQuery {
-    /// `false` answers `acknowledged` instead of `completed`; either way
-    /// the answer comes once the write consistency is met.
+    /// `false` answers `acknowledged` (instead of `completed`) as soon as
+    /// each shard's primary has the write durably logged, unless a
+    /// `write_consistency` is given, which is then met first.
     pub wait: Option<bool>,
     /// Replicas that must apply the write (default: the collection's).
     pub write_consistency: Option<WriteConsistencyParam>,

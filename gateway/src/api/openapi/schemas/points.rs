@@ -192,41 +192,8 @@ pub struct PartialHits {
     pub partial: bool,
 }
 
-/// `POST …/points/query`: a vector, `{"nearest": vector}`, or the id of a
-/// stored point whose vector is used.
-#[derive(ToSchema)]
-pub struct QueryRequest {
-    pub query: QueryInput,
-    pub filter: Option<Filter>,
-    pub params: Option<SearchParamsIn>,
-    #[schema(minimum = 0, maximum = 10000)]
-    pub limit: Option<u32>,
-    pub offset: Option<u32>,
-    pub with_payload: Option<WithPayload>,
-    pub with_vector: Option<WithVector>,
-    pub score_threshold: Option<f32>,
-}
-
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum QueryInput {
-    Vector(Vec<f32>),
-    Nearest {
-        nearest: Vec<f32>,
-    },
-    #[schema(value_type = ExtendedPointId)]
-    Point(Value),
-}
-
 #[derive(ToSchema)]
 pub struct QueryBatch {
     #[schema(max_items = 1000)]
     pub searches: Vec<QueryRequest>,
-}
-
-#[derive(ToSchema)]
-pub struct QueryResult {
-    pub points: Vec<ScoredOut>,
-    pub missing_shards: Option<Vec<u32>>,
-    pub partial: Option<bool>,
 }
