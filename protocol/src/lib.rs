@@ -10,7 +10,8 @@
 //! - [`collection`]: collection configuration (dimension, distance, HNSW
 //!   parameters, sharding, replication, write consistency).
 //! - [`point`]: points, payloads and their validation.
-//! - [`filter`]: payload filters (`must` / `should` / `must_not`) and their
+//! - [`filter`]: payload filters (`must` / `should` / `must_not` / `min_should`,
+//!   full-text, geo, datetime, `nested`, ...) and their
 //!   evaluation.
 //! - [`search`]: search, scroll and count requests and their answers.
 //! - [`operation`]: the write operations a shard applies, in sequence order.
@@ -41,7 +42,7 @@ pub mod wal_record;
 
 pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};
 pub use error::ValidationError;
-pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range};
+pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range, RangeInterface};
 pub use ids::{Epoch, NodeId, PointId, SeqNo, ShardId, Term};
 pub use operation::{Operation, SequencedOperation};
 pub use point::{Payload, Point, Record};
