@@ -13,6 +13,8 @@
 //! - [`server`]: the `storage-node` process: QUIC server, meta-service
 //!   sync and write lease, gossip, `/metrics` and `/health`.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
+//! - [`payload_index`]: a segment's payload indexes (they narrow a
+//!   filter's candidates; the filter still decides).
 //! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
 //! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
 //! - [`error`]: the crate's error type.
@@ -21,6 +23,7 @@
 pub mod ann;
 pub mod error;
 pub mod node;
+pub mod payload_index;
 pub mod segment;
 pub mod server;
 pub mod shard;

@@ -9,10 +9,11 @@
 //!   flat index           searched exactly                      persisted
 //! ```
 
-use protocol::{Distance, Filter, Payload, PointId, SeqNo};
+use protocol::{Distance, Filter, Payload, PayloadIndexes, PointId, SeqNo};
 
 use crate::ann::{AnnIndex, AnnKind, AnnParams};
 use crate::error::Result;
+use crate::payload_index::PayloadIndexCache;
 
 /// A set of offsets, in FAISS `IDSelectorBitmap` layout (bit `i % 8` of
 /// byte `i / 8`).
@@ -92,6 +93,28 @@ impl Bitmap {
         self.set(self.len - 1, value);
     }
 
+    /// Bits set in both (as long as the longer; missing bits are clear).
+    pub fn and(&self, other: &Bitmap) -> Bitmap {
+        self.combine(other, |a, b| a & b)
+    }
+
+    /// Bits set in either.
+    pub fn or(&self, other: &Bitmap) -> Bitmap {
+        self.combine(other, |a, b| a | b)
+    }
+
+    fn combine(&self, other: &Bitmap, f: impl Fn(u8, u8) -> u8) -> Bitmap {
+        let len = self.len.max(other.len);
+        let byte = |b: &Bitmap, i: usize| b.bytes.get(i).copied().unwrap_or(0);
+        let bytes = (0..len.div_ceil(8))
+            .map(|i| f(byte(self, i), byte(other, i)))
+            .collect();
+        let ones = 0;
+        let mut out = Bitmap { bytes, len, ones };
+        out.ones = (0..len).filter(|&i| out.get(i)).count();
+        out
+    }
+
     pub fn iter_ones(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.len).filter(|&i| self.get(i))
     }
@@ -116,6 +139,8 @@ pub struct Segment {
     pub payloads: Vec<Option<Payload>>,
     pub alive: Bitmap,
     pub index: AnnIndex,
+    /// Built on the first filtered read (see [`crate::payload_index`]).
+    pub payload_index: PayloadIndexCache,
 }
 
 /// Below this many candidates a filtered search scans them exactly: a
@@ -128,6 +153,8 @@ pub struct SegmentQuery<'a> {
     pub vector: &'a [f32],
     pub k: usize,
     pub filter: Option<&'a Filter>,
+    /// The collection's declared payload indexes (narrow `filter`).
+    pub indexes: &'a PayloadIndexes,
     pub exact: bool,
     pub params: AnnParams,
     pub distance: Distance,
@@ -151,6 +178,7 @@ impl Segment {
             payloads: Vec::new(),
             alive: Bitmap::default(),
             index: AnnIndex::flat(dim, distance)?,
+            payload_index: PayloadIndexCache::default(),
         })
     }
 
@@ -182,17 +210,33 @@ impl Segment {
         self.ids.push(id);
         self.versions.push(version.0);
         self.vectors.extend_from_slice(vector);
+        let off = self.ids.len() - 1;
+        self.payload_index.note(off, payload.as_ref());
         self.payloads.push(payload);
         self.alive.push(true);
-        Ok(self.ids.len() - 1)
+        Ok(off)
     }
 
-    /// Offsets of live points that pass `filter`.
-    pub fn matching(&self, filter: &Filter) -> Bitmap {
+    /// Offsets of live points that pass `filter`. With payload indexes
+    /// declared, only the offsets they leave are tested (the same answer,
+    /// see [`crate::payload_index`]).
+    pub fn matching(&self, filter: &Filter, indexes: &PayloadIndexes) -> Bitmap {
+        let candidates = self
+            .payload_index
+            .get(indexes, &self.payloads)
+            .and_then(|idx| idx.candidates(filter));
         let mut out = Bitmap::with_len(self.len(), false);
-        for i in self.alive.iter_ones() {
-            if filter.matches(self.ids[i], self.payloads[i].as_ref()) {
-                out.set(i, true);
+        let test = |i: usize| filter.matches(self.ids[i], self.payloads[i].as_ref());
+        match candidates {
+            Some(c) => {
+                for i in c.iter_ones().filter(|&i| self.alive.get(i)) {
+                    out.set(i, test(i));
+                }
+            }
+            None => {
+                for i in self.alive.iter_ones() {
+                    out.set(i, test(i));
+                }
             }
         }
         out
@@ -206,7 +250,7 @@ impl Segment {
         let filtered;
         let allowed: Option<&Bitmap> = match q.filter {
             Some(f) => {
-                filtered = self.matching(f);
+                filtered = self.matching(f, q.indexes);
                 Some(&filtered)
             }
             None if self.live() < self.len() => Some(&self.alive),

@@ -185,11 +185,7 @@ fn is_null(payload: Option<&Payload>, key: &str) -> bool {
 /// `range` test); without, the array itself (what `values_count`,
 /// `is_empty` and `is_null` look at). A segment's `[]` suffix changes
 /// nothing but, at the end, flattens.
-pub(super) fn values_at<'a>(
-    payload: Option<&'a Payload>,
-    path: &str,
-    flat: bool,
-) -> Vec<&'a Value> {
+pub fn values_at<'a>(payload: Option<&'a Payload>, path: &str, flat: bool) -> Vec<&'a Value> {
     let mut out = Vec::new();
     let Some(payload) = payload else { return out };
     let flat = flat || path.ends_with("[]");

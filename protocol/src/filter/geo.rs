@@ -123,7 +123,7 @@ impl GeoPolygon {
 
 /// A payload value as a geo point: an object with finite numeric `lat`
 /// and `lon` (other keys allowed).
-pub(super) fn point_of(v: &Value) -> Option<GeoPoint> {
+pub fn point_of(v: &Value) -> Option<GeoPoint> {
     let o = v.as_object()?;
     let lon = o.get("lon")?.as_f64()?;
     let lat = o.get("lat")?.as_f64()?;

@@ -29,7 +29,8 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use datetime::{parse_datetime, DateTime};
-pub use geo::{GeoBoundingBox, GeoLineString, GeoPoint, GeoPolygon, GeoRadius};
+pub use eval::values_at;
+pub use geo::{point_of, GeoBoundingBox, GeoLineString, GeoPoint, GeoPolygon, GeoRadius};
 pub use text::tokenize;
 
 use crate::error::ValidationError;

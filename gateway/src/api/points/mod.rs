@@ -23,10 +23,7 @@ use crate::routing::group_by_shard;
 
 pub use batch::batch;
 pub use read::{count, get_point, query, query_batch, retrieve, scroll, search, search_batch};
-pub use write::{
-    clear_payload, create_payload_index, delete, delete_payload, delete_payload_index,
-    overwrite_payload, set_payload, upsert,
-};
+pub use write::{clear_payload, delete, delete_payload, overwrite_payload, set_payload, upsert};
 
 /// Largest number of points a filter may select for a payload write.
 pub(super) const MAX_FILTER_SELECTED: usize = 100_000;
