@@ -1,6 +1,7 @@
 //! Shard engine tests against real FAISS indexes and a real disk.
 
 mod background;
+mod filter_bench;
 mod model;
 mod ops;
 mod status;
