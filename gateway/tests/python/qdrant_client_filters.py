@@ -134,7 +134,7 @@ def compare(remote: QdrantClient, local: QdrantClient, label: str, failures: lis
             failures.append(f"{label}/{name}: count {count}, expected {len(want)}")
         q = [r.uniform(-1, 1) for _ in range(DIM)]
         exact = models.SearchParams(exact=True)
-        want_hits = [p.id for p in local.query_points(NAME, query=q, query_filter=f, limit=10, search_params=exact).points]
+        want_hits = [p.id for p in local.query_points(NAME, query=q, query_filter=f, limit=10).points]  # always exact
         got_hits = [p.id for p in remote.query_points(NAME, query=q, query_filter=f, limit=10, search_params=exact).points]
         if got_hits != want_hits:
             failures.append(f"{label}/{name}: exact search {got_hits}, local mode {want_hits}")
