@@ -62,7 +62,8 @@ pub struct MinShould {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Condition {
-    Field(FieldCondition),
+    /// Boxed: by far the largest shape.
+    Field(Box<FieldCondition>),
     IsEmpty(IsEmptyCondition),
     IsNull(IsNullCondition),
     HasId(HasIdCondition),
@@ -325,12 +326,12 @@ impl FieldCondition {
                     return malformed(format!("range on {key:?} has a NaN bound"));
                 }
             }
-            Some(RangeInterface::DateTime(r)) => {
-                if [&r.gt, &r.gte, &r.lt, &r.lte].iter().all(|b| b.is_none()) {
-                    return malformed(format!("range on {key:?} has no bound"));
-                }
+            Some(RangeInterface::DateTime(r))
+                if [&r.gt, &r.gte, &r.lt, &r.lte].iter().all(|b| b.is_none()) =>
+            {
+                return malformed(format!("range on {key:?} has no bound"));
             }
-            None => {}
+            _ => {}
         }
         let geo = |r: Result<(), String>| r.or_else(|e| malformed(format!("{e} (key {key:?})")));
         if let Some(b) = &self.geo_bounding_box {

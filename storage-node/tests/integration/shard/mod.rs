@@ -4,6 +4,7 @@ mod background;
 mod filter_bench;
 mod model;
 mod ops;
+mod payload_index;
 mod status;
 mod validation;
 

@@ -8,7 +8,7 @@ use protocol::{
 };
 use serde_json::{json, Value};
 
-use crate::segment::Segment;
+use storage_node::segment::Segment;
 
 fn specs() -> PayloadIndexes {
     [

@@ -24,7 +24,7 @@ use protocol::filter::{
 use protocol::{Payload, PayloadIndexes, PayloadSchemaType};
 use serde_json::Value;
 
-use crate::segment::Bitmap;
+use crate::bitmap::Bitmap;
 
 /// Postings: value → offsets, in insertion order (possibly repeated).
 type Postings<K> = BTreeMap<K, Vec<u32>>;
@@ -416,6 +416,3 @@ impl PayloadIndexCache {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
