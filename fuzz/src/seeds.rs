@@ -412,6 +412,30 @@ fn json_seeds() -> Vec<Seed> {
                    "replication_factor": 2, "write_consistency_factor": 2,
                    "hnsw_config": {"m": 16, "ef_construct": 100}}),
         ),
+        (
+            Route::Scroll,
+            json!({"limit": 5, "filter": {
+                "must": [{"key": "bio", "match": {"text": "vector search"}},
+                         {"key": "at", "range": {"gte": "2024-05-01T12:00:00Z", "lt": "2024-06-01"}},
+                         {"key": "tags", "values_count": {"gte": 2}}],
+                "should": [{"is_empty": {"key": "notes"}}, {"is_null": {"key": "owner"}},
+                           {"key": "title", "match": {"phrase": "hello world"}}],
+                "min_should": {"min_count": 1, "conditions": [
+                    {"nested": {"key": "diet[]", "filter": {"must": [
+                        {"key": "food", "match": {"value": "meat"}}]}}},
+                    {"key": "n", "match": {"text_any": "a b"}}]}}}),
+        ),
+        (
+            Route::Count,
+            json!({"filter": {"must": [
+                {"key": "loc", "geo_radius": {"center": {"lon": 13.4, "lat": 52.5}, "radius": 1000.0}},
+                {"key": "loc", "geo_bounding_box": {"top_left": {"lon": 13.0, "lat": 53.0},
+                                                     "bottom_right": {"lon": 14.0, "lat": 52.0}}},
+                {"key": "loc", "geo_polygon": {"exterior": {"points": [
+                    {"lon": 13.0, "lat": 52.0}, {"lon": 14.0, "lat": 52.0},
+                    {"lon": 14.0, "lat": 53.0}, {"lon": 13.0, "lat": 52.0}]}}},
+                {"key": "tags", "is_empty": false}]}}),
+        ),
     ];
     bodies
         .iter()

@@ -233,6 +233,7 @@ mod tests {
                 segments: 2,
                 optimizer: OptimizerState::Running,
                 last_error: None,
+                payload_index_points: Default::default(),
             }),
         );
         let s = summarize(&coll(), &r, false);

@@ -4,7 +4,9 @@
 # from PyPI into a venv and runs the python/ tests against the gateway:
 # qdrant_client_smoke.py (core routes), qdrant_client_read_api.py (every
 # read-only method), qdrant_client_aliases_batch.py (aliases, batch
-# updates). Every process is stopped on exit.
+# updates), qdrant_client_filters.py (every filter condition, with and
+# without payload indexes, against the client's local mode). Every process
+# is stopped on exit.
 #
 #   BIN=target/release gateway/tests/qdrant_client_smoke.sh
 #
@@ -28,7 +30,7 @@ wait_active_nodes 3 || exit 1
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q qdrant-client numpy
-for test in qdrant_client_smoke qdrant_client_read_api qdrant_client_aliases_batch qdrant_client_query_api; do
+for test in qdrant_client_smoke qdrant_client_read_api qdrant_client_aliases_batch qdrant_client_query_api qdrant_client_filters; do
   GATEWAY_URL="http://127.0.0.1:$REST" "$VENV/bin/python" "$HERE/python/$test.py" || {
     echo "$test failed; gateway log:"; tail -n 40 "$WORK/gateway.log"; exit 1
   }

@@ -95,6 +95,11 @@ pub fn apply(map: &mut ClusterMap, cmd: &ClusterCommand) -> Result<Epoch, Comman
             collection,
             replication_factor,
         } => collections::set_replication_factor(map, collection, *replication_factor),
+        C::SetPayloadIndex {
+            collection,
+            field,
+            index,
+        } => collections::set_payload_index(map, collection, field, index.clone()),
         C::UpdateConfig { key, value } => update_config(map, key, value),
         C::SetReplicas {
             collection,

@@ -563,6 +563,13 @@ pub enum ClusterCommand {
         #[serde(default)]
         at_ms: u64,
     },
+    /// Declares (`Some`) or drops (`None`) the payload index on `field`;
+    /// every replica builds or drops it when it sees the new map.
+    SetPayloadIndex {
+        collection: String,
+        field: String,
+        index: Option<crate::payload_index::PayloadIndexSpec>,
+    },
     /// Changes a collection's replication factor; the controller then adds
     /// replicas by transfers, or drops the surplus.
     SetReplicationFactor {
@@ -650,6 +657,7 @@ impl ClusterCommand {
             ClusterCommand::CompleteMigration { .. } => "complete_migration",
             ClusterCommand::AbortMigration { .. } => "abort_migration",
             ClusterCommand::SetReplicationFactor { .. } => "set_replication_factor",
+            ClusterCommand::SetPayloadIndex { .. } => "set_payload_index",
             ClusterCommand::UpdateConfig { .. } => "update_config",
             ClusterCommand::SetReplicas { .. } => "set_replicas",
             ClusterCommand::SetReplicaState { .. } => "set_replica_state",

@@ -1,8 +1,11 @@
 //! Collection configuration, in Qdrant's vocabulary where one exists.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::payload_index::PayloadIndexes;
 
 /// Largest vector dimension accepted (Qdrant's limit is 65,536).
 pub const MAX_DIMENSION: usize = 65_536;
@@ -114,6 +117,9 @@ pub struct CollectionConfig {
     pub replication_factor: u32,
     #[serde(default)]
     pub write_consistency: WriteConsistency,
+    /// Payload indexes every replica builds (`PUT /collections/{name}/index`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub payload_indexes: PayloadIndexes,
 }
 
 fn one() -> u32 {
@@ -130,6 +136,7 @@ impl CollectionConfig {
             shard_number: 1,
             replication_factor: 1,
             write_consistency: WriteConsistency::default(),
+            payload_indexes: PayloadIndexes::new(),
         }
     }
 

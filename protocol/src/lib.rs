@@ -10,8 +10,10 @@
 //! - [`collection`]: collection configuration (dimension, distance, HNSW
 //!   parameters, sharding, replication, write consistency).
 //! - [`point`]: points, payloads and their validation.
-//! - [`filter`]: payload filters (`must` / `should` / `must_not`) and their
+//! - [`filter`]: payload filters (`must` / `should` / `must_not` / `min_should`,
+//!   full-text, geo, datetime, `nested`, ...) and their
 //!   evaluation.
+//! - [`payload_index`]: payload index declarations (Qdrant's `field_schema`).
 //! - [`search`]: search, scroll and count requests and their answers.
 //! - [`operation`]: the write operations a shard applies, in sequence order.
 //! - [`rpc`]: storage-node requests and responses (gateway ↔ node, primary ↔ replica).
@@ -34,6 +36,7 @@ pub mod ids;
 pub mod names;
 pub mod node_name;
 pub mod operation;
+pub mod payload_index;
 pub mod point;
 pub mod roles;
 pub mod routing;
@@ -44,9 +47,10 @@ pub mod wal_record;
 
 pub use collection::{CollectionConfig, Distance, HnswConfig, WriteConsistency};
 pub use error::ValidationError;
-pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range};
+pub use filter::{Condition, FieldCondition, Filter, Match, MatchValue, Range, RangeInterface};
 pub use ids::{Epoch, NodeId, PointId, SeqNo, ShardId, Term};
 pub use operation::{Operation, SequencedOperation};
+pub use payload_index::{PayloadIndexSpec, PayloadIndexes, PayloadSchemaType};
 pub use point::{Payload, Point, Record};
 pub use search::{
     CountRequest, ScoredPoint, ScrollRequest, ScrollResponse, SearchParams, SearchRequest,

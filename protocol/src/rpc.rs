@@ -177,6 +177,9 @@ pub struct ReplicaIndexStatus {
     /// The last failure of background work, until a later round succeeds.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Per declared payload index: live points with a value it indexes.
+    #[serde(default)]
+    pub payload_index_points: std::collections::BTreeMap<String, u64>,
 }
 
 impl ReplicaIndexStatus {
@@ -375,6 +378,7 @@ mod tests {
                 segments: 2,
                 optimizer: OptimizerState::Waiting,
                 last_error: Some("disk full".into()),
+                payload_index_points: [("city".to_string(), 7)].into(),
             },
         };
         let back: StorageResponse = decode(&encode(&resp).unwrap()).unwrap();

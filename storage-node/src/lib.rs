@@ -12,15 +12,20 @@
 //!   executes them.
 //! - [`server`]: the `storage-node` process: QUIC server, meta-service
 //!   sync and write lease, gossip, `/metrics` and `/health`.
+//! - [`bitmap`]: offset sets in FAISS's selector layout.
 //! - [`segment`]: a batch of points with an index; tombstones as a bitmap.
+//! - [`payload_index`]: a segment's payload indexes (they narrow a
+//!   filter's candidates; the filter still decides).
 //! - [`wal`]: the write-ahead log (CRC-framed records, group commit).
 //! - [`ann`]: the FAISS boundary (all `unsafe` lives here).
 //! - [`error`]: the crate's error type.
 //! - `testsuite` (feature `testsuite`): nodes on an in-memory network.
 
 pub mod ann;
+pub mod bitmap;
 pub mod error;
 pub mod node;
+pub mod payload_index;
 pub mod segment;
 pub mod server;
 pub mod shard;

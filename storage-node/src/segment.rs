@@ -9,93 +9,12 @@
 //!   flat index           searched exactly                      persisted
 //! ```
 
-use protocol::{Distance, Filter, Payload, PointId, SeqNo};
+use protocol::{Distance, Filter, Payload, PayloadIndexes, PointId, SeqNo};
 
 use crate::ann::{AnnIndex, AnnKind, AnnParams};
+pub use crate::bitmap::Bitmap;
 use crate::error::Result;
-
-/// A set of offsets, in FAISS `IDSelectorBitmap` layout (bit `i % 8` of
-/// byte `i / 8`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Bitmap {
-    bytes: Vec<u8>,
-    len: usize,
-    ones: usize,
-}
-
-impl Bitmap {
-    pub fn with_len(len: usize, value: bool) -> Self {
-        let mut bytes = vec![if value { 0xff } else { 0 }; len.div_ceil(8)];
-        if value && !len.is_multiple_of(8) {
-            if let Some(last) = bytes.last_mut() {
-                *last = (1u8 << (len % 8)) - 1;
-            }
-        }
-        Self {
-            bytes,
-            len,
-            ones: if value { len } else { 0 },
-        }
-    }
-
-    pub fn from_bytes(bytes: Vec<u8>, len: usize) -> Option<Self> {
-        if bytes.len() != len.div_ceil(8) {
-            return None;
-        }
-        let mut b = Self {
-            bytes,
-            len,
-            ones: 0,
-        };
-        b.ones = (0..len).filter(|&i| b.get(i)).count();
-        Some(b)
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn count_ones(&self) -> usize {
-        self.ones
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn get(&self, i: usize) -> bool {
-        i < self.len && self.bytes[i / 8] & (1 << (i % 8)) != 0
-    }
-
-    pub fn set(&mut self, i: usize, value: bool) {
-        if i >= self.len || self.get(i) == value {
-            return;
-        }
-        if value {
-            self.bytes[i / 8] |= 1 << (i % 8);
-            self.ones += 1;
-        } else {
-            self.bytes[i / 8] &= !(1 << (i % 8));
-            self.ones -= 1;
-        }
-    }
-
-    pub fn push(&mut self, value: bool) {
-        if self.len.is_multiple_of(8) {
-            self.bytes.push(0);
-        }
-        self.len += 1;
-        self.set(self.len - 1, value);
-    }
-
-    pub fn iter_ones(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len).filter(|&i| self.get(i))
-    }
-}
+use crate::payload_index::PayloadIndexCache;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentState {
@@ -116,6 +35,8 @@ pub struct Segment {
     pub payloads: Vec<Option<Payload>>,
     pub alive: Bitmap,
     pub index: AnnIndex,
+    /// Built on the first filtered read (see [`crate::payload_index`]).
+    pub payload_index: PayloadIndexCache,
 }
 
 /// Below this many candidates a filtered search scans them exactly: a
@@ -128,6 +49,8 @@ pub struct SegmentQuery<'a> {
     pub vector: &'a [f32],
     pub k: usize,
     pub filter: Option<&'a Filter>,
+    /// The collection's declared payload indexes (narrow `filter`).
+    pub indexes: &'a PayloadIndexes,
     pub exact: bool,
     pub params: AnnParams,
     pub distance: Distance,
@@ -151,6 +74,7 @@ impl Segment {
             payloads: Vec::new(),
             alive: Bitmap::default(),
             index: AnnIndex::flat(dim, distance)?,
+            payload_index: PayloadIndexCache::default(),
         })
     }
 
@@ -182,17 +106,33 @@ impl Segment {
         self.ids.push(id);
         self.versions.push(version.0);
         self.vectors.extend_from_slice(vector);
+        let off = self.ids.len() - 1;
+        self.payload_index.note(off, payload.as_ref());
         self.payloads.push(payload);
         self.alive.push(true);
-        Ok(self.ids.len() - 1)
+        Ok(off)
     }
 
-    /// Offsets of live points that pass `filter`.
-    pub fn matching(&self, filter: &Filter) -> Bitmap {
+    /// Offsets of live points that pass `filter`. With payload indexes
+    /// declared, only the offsets they leave are tested (the same answer,
+    /// see [`crate::payload_index`]).
+    pub fn matching(&self, filter: &Filter, indexes: &PayloadIndexes) -> Bitmap {
+        let candidates = self
+            .payload_index
+            .get(indexes, &self.payloads)
+            .and_then(|idx| idx.candidates(filter));
         let mut out = Bitmap::with_len(self.len(), false);
-        for i in self.alive.iter_ones() {
-            if filter.matches(self.ids[i], self.payloads[i].as_ref()) {
-                out.set(i, true);
+        let test = |i: usize| filter.matches(self.ids[i], self.payloads[i].as_ref());
+        match candidates {
+            Some(c) => {
+                for i in c.iter_ones().filter(|&i| self.alive.get(i)) {
+                    out.set(i, test(i));
+                }
+            }
+            None => {
+                for i in self.alive.iter_ones() {
+                    out.set(i, test(i));
+                }
             }
         }
         out
@@ -206,7 +146,7 @@ impl Segment {
         let filtered;
         let allowed: Option<&Bitmap> = match q.filter {
             Some(f) => {
-                filtered = self.matching(f);
+                filtered = self.matching(f, q.indexes);
                 Some(&filtered)
             }
             None if self.live() < self.len() => Some(&self.alive),

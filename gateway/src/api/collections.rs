@@ -149,7 +149,7 @@ pub async fn info(State(st): State<AppState>, Path(name): Path<String>) -> Resul
             "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
             "quantization_config": null,
         },
-        "payload_schema": {},
+        "payload_schema": crate::api::payload_indexes::payload_schema(&coll, &reports),
     });
     Ok(ok(result, t))
 }

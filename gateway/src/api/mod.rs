@@ -5,6 +5,7 @@
 //! - [`models`]: Qdrant request shapes → `protocol` types, and answers.
 //! - [`collections`]: collection admin and info.
 //! - [`points`]: point writes and reads.
+//! - [`payload_indexes`]: create / delete a payload index, `payload_schema`.
 //! - [`cluster`]: `/api/cluster/{health,metrics,topology}`, `/cluster`,
 //!   `GET /collections/{c}/cluster`.
 //! - [`shards`]: Qdrant's cluster operations (`POST /collections/{c}/cluster`)
@@ -30,6 +31,7 @@ pub mod models;
 pub mod nodes;
 pub mod openapi;
 mod path;
+pub mod payload_indexes;
 pub mod points;
 pub mod scope;
 pub mod shards;
@@ -226,8 +228,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::groups::query_groups))
         .routes(routes!(points::groups::search_groups))
         .routes(routes!(points::groups::facet))
-        .routes(routes!(points::write::create_payload_index))
-        .routes(routes!(points::write::delete_payload_index))
+        .routes(routes!(payload_indexes::create))
+        .routes(routes!(payload_indexes::delete))
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::change))
         .routes(routes!(aliases::of_collection))

@@ -82,7 +82,7 @@ pub fn and(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
             if !a.should.is_empty() && !b.should.is_empty() {
                 let should = std::mem::take(&mut a.should);
                 a.must
-                    .push(protocol::filter::Condition::Nested(Box::new(Filter {
+                    .push(protocol::filter::Condition::Filter(Box::new(Filter {
                         should,
                         ..Filter::default()
                     })));

@@ -133,6 +133,29 @@ pub(super) fn set_replication_factor(
     Ok(())
 }
 
+/// Declares or drops a payload index. Dropping one that is not there is
+/// not an error (the route is idempotent, as Qdrant's).
+pub(super) fn set_payload_index(
+    map: &mut ClusterMap,
+    collection: &str,
+    field: &str,
+    index: Option<protocol::PayloadIndexSpec>,
+) -> Result<(), CommandError> {
+    if field.is_empty() {
+        return Err(invalid("a payload index needs a field name"));
+    }
+    let indexes = &mut collection_mut(map, collection)?.config.payload_indexes;
+    match index {
+        Some(spec) => {
+            indexes.insert(field.to_owned(), spec);
+        }
+        None => {
+            indexes.remove(field);
+        }
+    }
+    Ok(())
+}
+
 /// Load-aware placement of a collection's new shards: each replica goes to
 /// the placeable node holding the fewest replicas of this collection, then
 /// of all collections, ties broken by the ring's order for the shard's

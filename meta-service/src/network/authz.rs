@@ -169,6 +169,7 @@ fn gateway_may_submit(cmd: &ClusterCommand) -> bool {
         | ClusterCommand::SetReplicas { .. }
         | ClusterCommand::SetNodeState { .. }
         | ClusterCommand::RemoveNode { .. }
+        | ClusterCommand::SetPayloadIndex { .. }
         | ClusterCommand::UpdateConfig { .. } => true,
         ClusterCommand::IfEpoch { command, .. } => gateway_may_submit(command),
         ClusterCommand::CreateShard { .. }
@@ -197,6 +198,7 @@ fn storage_may_submit(cmd: &ClusterCommand) -> bool {
         | ClusterCommand::RemoveNode { .. }
         | ClusterCommand::SetNodeState { .. }
         | ClusterCommand::RebalanceShards { .. }
+        | ClusterCommand::SetPayloadIndex { .. }
         | ClusterCommand::SetReplicationFactor { .. }
         | ClusterCommand::UpdateConfig { .. }
         | ClusterCommand::SetReplicas { .. }

@@ -296,6 +296,9 @@ impl Node {
                     }
                 }
             };
+            if let Some(coll) = map.collections.get(&shard_ref.collection) {
+                replica.set_payload_indexes(&coll.config.payload_indexes);
+            }
             replica.observe_term(info.term);
             if info.primary == Some(self.id) {
                 let peers: Vec<NodeId> = info.nodes().filter(|n| *n != self.id).collect();

@@ -108,6 +108,11 @@ impl LocalReplica {
         self.shard.read().clone()
     }
 
+    /// Adopts the collection's declared payload indexes (every map).
+    pub fn set_payload_indexes(&self, indexes: &protocol::PayloadIndexes) {
+        self.shard().set_payload_indexes(indexes);
+    }
+
     /// See [`protocol::rpc::ReplicaStatus::consistent_from`].
     pub fn consistent_from(&self) -> SeqNo {
         SeqNo(self.consistent_from.load(Ordering::SeqCst))
@@ -395,6 +400,9 @@ impl LocalReplica {
         write_generation(&self.dir, next_gen).map_err(to_storage_error)?;
         self.consistent_from
             .store(consistent_from.0, Ordering::SeqCst);
+        // The snapshot opened with the config this replica opened with;
+        // payload indexes declared since then carry over.
+        built.set_payload_indexes(&self.shard().payload_indexes());
         let old = std::mem::replace(&mut *self.shard.write(), Arc::new(built));
         let old_gen = self.generation.swap(next_gen, Ordering::SeqCst);
         let old_dir = gen_dir(&self.dir, old_gen);

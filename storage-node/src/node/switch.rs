@@ -409,6 +409,7 @@ mod tests {
             segments: 2,
             optimizer,
             last_error: None,
+            payload_index_points: Default::default(),
         }
     }
 

@@ -187,6 +187,7 @@ impl Shard {
             manifest.last_term,
             next_id + 1,
         );
+        state.payload_indexes = config.payload_indexes.clone();
         let (wal, records) = Wal::open(&dir.join("wal"), options.wal.clone())?;
         let mut replayed = 0;
         for rec in records.iter().filter(|r| r.seq >= manifest.replay_from) {
@@ -243,6 +244,19 @@ impl Shard {
 
     pub fn config(&self) -> &CollectionConfig {
         &self.inner.config
+    }
+
+    pub fn payload_indexes(&self) -> protocol::PayloadIndexes {
+        self.inner.state.read().payload_indexes.clone()
+    }
+
+    /// Adopts the collection's declared payload indexes (from a newer
+    /// cluster map); segments build them on their next filtered read.
+    pub fn set_payload_indexes(&self, indexes: &protocol::PayloadIndexes) {
+        if self.inner.state.read().payload_indexes == *indexes {
+            return;
+        }
+        self.inner.state.write().payload_indexes = indexes.clone();
     }
 
     /// Highest sequence number applied (and logged).

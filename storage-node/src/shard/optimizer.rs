@@ -328,6 +328,7 @@ fn merge(inner: &Inner, ids: &[u64]) -> Result<()> {
                 payloads: vec![None; n],
                 alive: Bitmap::with_len(n, false),
                 index,
+                payload_index: Default::default(),
             };
             for (i, (id, loc)) in sources.iter().enumerate() {
                 if state.points.get(id) != Some(loc) {

@@ -204,6 +204,7 @@ pub fn load_segment(shard_dir: &Path, entry: &SegmentEntry, m: &Manifest) -> Res
         payloads: state.payloads,
         alive,
         index,
+        payload_index: Default::default(),
     })
 }
 

@@ -4,8 +4,8 @@
 
 use protocol::search::MAX_SEARCH_HITS;
 use protocol::{
-    CountRequest, Distance, Payload, Point, PointId, Record, ScoredPoint, ScrollRequest,
-    ScrollResponse, SearchRequest, SeqNo, ValidationError,
+    CountRequest, Distance, Point, PointId, Record, ScoredPoint, ScrollRequest, ScrollResponse,
+    SearchRequest, SeqNo, ValidationError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,15 +63,16 @@ impl Shard {
             nprobe: defaults.nprobe,
         };
         let k = req.offset + req.limit;
+        let state = self.inner.state.read();
         let q = SegmentQuery {
             vector: &query,
             k,
             filter: req.filter.as_ref(),
+            indexes: &state.payload_indexes,
             exact: req.params.exact,
             params,
             distance: config.distance,
         };
-        let state = self.inner.state.read();
         let mut hits: Vec<(f32, (usize, usize))> = Vec::new();
         for (si, seg) in state.segments.iter().enumerate() {
             hits.extend(seg.search(&q)?.into_iter().map(|(s, off)| (s, (si, off))));
@@ -134,14 +135,11 @@ impl Shard {
             Some(id) => std::ops::Bound::Included(id),
             None => std::ops::Bound::Unbounded,
         };
+        let passes = req.filter.as_ref().map(|f| state.filter_test(f));
         let mut matching = state
             .points
             .range((start, std::ops::Bound::Unbounded))
-            .filter(|(id, loc)| {
-                req.filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(**id, payload_of(&state, **loc)))
-            });
+            .filter(|(id, loc)| passes.as_ref().is_none_or(|p| p(id, loc)));
         let points: Vec<Record> = matching
             .by_ref()
             .take(req.limit)
@@ -167,7 +165,8 @@ impl Shard {
         };
         f.validate()?;
         let total = state.points.len();
-        let matches = |(id, loc): &(&PointId, &Loc)| f.matches(**id, payload_of(&state, **loc));
+        let passes = state.filter_test(f);
+        let matches = |(id, loc): &(&PointId, &Loc)| passes(id, loc);
         if !req.estimate || total <= COUNT_SAMPLE {
             return Ok(state.points.iter().filter(matches).count());
         }
@@ -327,12 +326,6 @@ impl SnapshotPoint {
             .map_or(0, |p| serde_json::to_vec(p).map_or(0, |v| v.len()));
         self.point.vector.len() * 4 + 24 + payload
     }
-}
-
-fn payload_of(state: &State, loc: Loc) -> Option<&Payload> {
-    state
-        .segment(loc.seg)
-        .and_then(|s| s.payloads[loc.off as usize].as_ref())
 }
 
 fn record(state: &State, id: PointId, loc: Loc, with_payload: bool, with_vector: bool) -> Record {

@@ -127,6 +127,7 @@ impl SnapshotWriter {
             payloads: std::mem::take(&mut self.payloads),
             alive: Bitmap::with_len(n, true),
             index,
+            payload_index: Default::default(),
         };
         persist::write_state(&self.dir, &seg, self.seq)?;
         self.segments.push(SegmentEntry {

@@ -14,14 +14,15 @@
 //! compares source and target at one sequence number without walking
 //! either shard.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use protocol::{
-    CollectionConfig, Distance, Operation, Payload, PointId, SeqNo, SequencedOperation, Term,
+    CollectionConfig, Distance, Operation, Payload, PayloadIndexes, PointId, SeqNo,
+    SequencedOperation, Term,
 };
 
 use crate::error::Result;
-use crate::segment::{normalize, Segment, SegmentState};
+use crate::segment::{normalize, Bitmap, Segment, SegmentState};
 
 /// Operations whose (points, digest) the ring keeps.
 pub const DIGEST_RING: usize = 4096;
@@ -64,6 +65,9 @@ pub struct State {
     pub checksum: u64,
     /// (seq, live points, checksum) after each of the last operations.
     pub recent: VecDeque<(SeqNo, u64, u64)>,
+    /// The collection's declared payload indexes, as of the last cluster
+    /// map this replica saw.
+    pub payload_indexes: PayloadIndexes,
 }
 
 impl State {
@@ -83,6 +87,7 @@ impl State {
             next_segment_id,
             checksum: 0,
             recent: VecDeque::new(),
+            payload_indexes: PayloadIndexes::new(),
         };
         state.checksum = state.recompute_checksum();
         state
@@ -166,8 +171,10 @@ impl State {
         if let Some(loc) = self.points.get(id).copied() {
             let before = self.hash_at(id, loc);
             if let Some(seg) = self.segment_mut(loc.seg) {
-                f(&mut seg.payloads[loc.off as usize]);
-                seg.versions[loc.off as usize] = version.0;
+                let off = loc.off as usize;
+                f(&mut seg.payloads[off]);
+                seg.versions[off] = version.0;
+                seg.payload_index.note(off, seg.payloads[off].as_ref());
             }
             let after = self.hash_at(id, loc);
             self.checksum = self.checksum.wrapping_sub(before).wrapping_add(after);
@@ -257,13 +264,53 @@ impl State {
     }
 
     pub fn matching_ids(&self, filter: &protocol::Filter) -> Vec<PointId> {
+        let passes = self.filter_test(filter);
         self.points
             .iter()
-            .filter(|(id, loc)| {
-                self.segment(loc.seg)
-                    .is_some_and(|s| filter.matches(**id, s.payloads[loc.off as usize].as_ref()))
-            })
+            .filter(|(id, loc)| passes(id, loc))
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Whether the live point `id` at `loc` passes `filter`: first, once
+    /// per segment, the candidates the payload indexes leave, then the
+    /// filter itself on those (the same answer as the filter alone).
+    pub fn filter_test<'a>(
+        &'a self,
+        filter: &'a protocol::Filter,
+    ) -> impl Fn(&PointId, &Loc) -> bool + 'a {
+        let candidates: HashMap<u64, Bitmap> = self
+            .segments
+            .iter()
+            .filter_map(|s| {
+                let idx = s.payload_index.get(&self.payload_indexes, &s.payloads)?;
+                Some((s.id, idx.candidates(filter)?))
+            })
+            .collect();
+        move |id, loc| {
+            let off = loc.off as usize;
+            if candidates.get(&loc.seg).is_some_and(|c| !c.get(off)) {
+                return false;
+            }
+            self.segment(loc.seg)
+                .is_some_and(|s| filter.matches(*id, s.payloads[off].as_ref()))
+        }
+    }
+
+    /// Per declared index: live points with a value it indexes.
+    pub fn payload_index_points(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for key in self.payload_indexes.keys() {
+            out.insert(key.clone(), 0);
+        }
+        for s in &self.segments {
+            let Some(idx) = s.payload_index.get(&self.payload_indexes, &s.payloads) else {
+                continue;
+            };
+            for (key, n) in out.iter_mut() {
+                *n += idx.points_with_values(key, &s.alive);
+            }
+        }
+        out
     }
 }

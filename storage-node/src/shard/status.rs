@@ -65,6 +65,7 @@ fn status_of(inner: &Inner) -> ReplicaIndexStatus {
         }
     }
     due |= optimizer::merge_due(inner, &state.segments);
+    s.payload_index_points = state.payload_index_points();
     s.optimizer = match activity {
         a if a == Activity::Running as u8 => OptimizerState::Running,
         a if a == Activity::Waiting as u8 => OptimizerState::Waiting,

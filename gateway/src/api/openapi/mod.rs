@@ -68,7 +68,7 @@ const TAGS: &[(&str, &str)] = &[
     ),
     // Schemas reached only through parameters or recursion, which the
     // path annotations do not collect (`document_refs_resolve` checks).
-    components(schemas(ErrorBody, schemas::Condition, schemas::Filter, schemas::WriteConsistencyParam))
+    components(schemas(ErrorBody, schemas::Condition, schemas::Filter, schemas::MinShould, schemas::NestedCondition, schemas::Nested, schemas::WriteConsistencyParam))
 )]
 struct Base;
 

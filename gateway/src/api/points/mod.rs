@@ -29,10 +29,7 @@ pub use batch::batch;
 pub use groups::{facet, query_groups, search_groups};
 pub use query::{query, query_batch};
 pub use read::{count, get_point, retrieve, scroll, search, search_batch};
-pub use write::{
-    clear_payload, create_payload_index, delete, delete_payload, delete_payload_index,
-    overwrite_payload, set_payload, upsert,
-};
+pub use write::{clear_payload, delete, delete_payload, overwrite_payload, set_payload, upsert};
 
 /// Largest number of points a filter may select for a payload write.
 pub(super) const MAX_FILTER_SELECTED: usize = 100_000;

@@ -248,32 +248,3 @@ pub async fn clear_payload(
 ) -> Result<Response> {
     run(st, name, q.0, |_| Write::clear_payload(body)).await
 }
-
-/// `PUT /collections/{c}/index` and `DELETE …/index/{field}`: accepted and
-/// ignored (filters are evaluated without payload indexes), so clients
-/// that create indexes keep working.
-#[utoipa::path(put, path = "/collections/{name}/index", tag = "collections", operation_id = "create_field_index",
-    params(doc::CollectionPath), request_body = doc::CreateFieldIndex,
-    responses((status = 200, description = "Accepted (and ignored)", body = Envelope<doc::UpdateResult>)))]
-pub async fn create_payload_index(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response> {
-    payload_index(st, name).await
-}
-
-#[utoipa::path(delete, path = "/collections/{name}/index/{field}", tag = "collections", operation_id = "delete_field_index",
-    params(doc::CollectionPath, ("field" = String, Path, description = "Payload key")),
-    responses((status = 200, description = "Accepted (and ignored)", body = Envelope<doc::UpdateResult>)))]
-pub async fn delete_payload_index(
-    State(st): State<AppState>,
-    Path((name, _field)): Path<(String, String)>,
-) -> Result<Response> {
-    payload_index(st, name).await
-}
-
-async fn payload_index(st: AppState, name: String) -> Result<Response> {
-    let t = started();
-    st.gw.collection(&name).await?;
-    Ok(ok(update_result(0, true), t))
-}

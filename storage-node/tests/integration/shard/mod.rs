@@ -1,8 +1,10 @@
 //! Shard engine tests against real FAISS indexes and a real disk.
 
 mod background;
+mod filter_bench;
 mod model;
 mod ops;
+mod payload_index;
 mod status;
 mod validation;
 

@@ -6,7 +6,7 @@
 //! `RecordOut`, `ClusterMetrics`, `TransferView`, `TransfersReport`) the
 //! document uses it directly.
 //!
-//! Here: envelopes, ids, vectors, filters, query parameters;
+//! Here: envelopes, ids, vectors, query parameters; [`filter`]: filters;
 //! [`points`]: point writes and reads; [`query`]: the query API, group-by
 //! and facets; [`cluster`]: collections,
 //! aliases, Qdrant's cluster routes and the operator routes.
@@ -18,10 +18,12 @@
 #![allow(dead_code)]
 
 mod cluster;
+mod filter;
 mod points;
 mod query;
 
 pub use cluster::*;
+pub use filter::*;
 pub use points::*;
 pub use query::*;
 
@@ -121,83 +123,6 @@ pub enum PayloadSelectorIn {
 pub enum WithVector {
     All(bool),
     Names(Vec<String>),
-}
-
-// --- filters -------------------------------------------------------------
-
-/// Qdrant's filter: every `must` condition, at least one `should`, no
-/// `must_not` (nested at most 32 deep).
-#[derive(ToSchema)]
-#[schema(no_recursion)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    pub must: Option<Vec<Condition>>,
-    pub should: Option<Vec<Condition>>,
-    pub must_not: Option<Vec<Condition>>,
-}
-
-/// A condition on a payload key (`match` or `range`), on ids, or a
-/// nested filter.
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum Condition {
-    Match(MatchCondition),
-    Range(RangeCondition),
-    HasId(HasIdCondition),
-    #[schema(no_recursion)]
-    Nested(Filter),
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MatchCondition {
-    /// Payload key; dots step into nested objects.
-    #[schema(pattern = r"^[^.]+(\.[^.]+)*$")]
-    pub key: String,
-    #[serde(rename = "match")]
-    pub r#match: Match,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RangeCondition {
-    #[schema(pattern = r"^[^.]+(\.[^.]+)*$")]
-    pub key: String,
-    pub range: Range,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HasIdCondition {
-    #[schema(value_type = Vec<ExtendedPointId>)]
-    pub has_id: Vec<Value>,
-}
-
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum Match {
-    Value { value: MatchValue },
-    Any { any: Vec<MatchValue> },
-    Except { except: Vec<MatchValue> },
-}
-
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum MatchValue {
-    Bool(bool),
-    Integer(i64),
-    Keyword(String),
-}
-
-/// At least one bound.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
-pub struct Range {
-    pub gt: Option<f64>,
-    pub gte: Option<f64>,
-    pub lt: Option<f64>,
-    pub lte: Option<f64>,
 }
 
 // --- parameters ----------------------------------------------------------
