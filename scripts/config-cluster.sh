@@ -8,9 +8,6 @@
 # the gateway sees 3 active nodes, a collection is created, points are
 # upserted and searched, and the meta-service seeded the file's
 # `cluster.rebalancing.throttle_mb_per_sec` into the cluster's settings.
-# The meta-service serves mutual TLS (`meta_service.certs_dir`, certificate
-# meta-1); the storage nodes and the gateway present their own certificates
-# to it, as deployed.
 #
 #   BIN=target/debug scripts/config-cluster.sh
 #
@@ -36,7 +33,7 @@ trap stop INT TERM EXIT
 fail() { echo "config-cluster: FAIL: $*" >&2; tail -n 15 "$WORK"/*.log >&2; exit 1; }
 
 "$BIN/certs" init --dir "$WORK/certs" >/dev/null
-for name in meta-1 storage-1 storage-2 storage-3 gateway; do
+for name in storage-1 storage-2 storage-3 gateway; do
   "$BIN/certs" issue --dir "$WORK/certs" --name "$name" --ip 127.0.0.1 --dns localhost >/dev/null
 done
 
@@ -55,7 +52,6 @@ meta_service:
   listen: "127.0.0.1:$META_PORT"
   data_dir: "$WORK/meta"
   bootstrap: true
-  certs_dir: "$WORK/certs"
 storage_node:
   data_dir: "$WORK/storage-$n"
   rpc_listen: "127.0.0.1:$((BASE + 10 + n))"

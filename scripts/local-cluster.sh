@@ -5,8 +5,7 @@
 # Ctrl-C stops them all cleanly. Installs the build's system packages first.
 #
 #   REST (Qdrant-compatible):  http://127.0.0.1:15001   (GATEWAY_PORT)
-#   meta-service:              https://127.0.0.1:7947 (mutual TLS: certificates in $DATA/certs;
-#                              `operator` is the operator's, e.g. for curl --cert/--key)
+#   meta-service:              http://127.0.0.1:7947
 #   storage nodes:             QUIC 127.0.0.1:7951-7953, HTTP /metrics 7961-7963,
 #                              gossip 127.0.0.1:7971-7973
 # PORT_OFFSET=N shifts every port but the REST one by N (two clusters on one machine).
@@ -23,7 +22,7 @@ mkdir -p "$DATA"
 
 # Dev certificates (a cluster CA and one certificate per process), once.
 [ -f "$DATA/certs/ca.pem" ] || "$BIN/certs" init --dir "$DATA/certs"
-for name in meta-1 storage-1 storage-2 storage-3 gateway operator; do
+for name in storage-1 storage-2 storage-3 gateway; do
   [ -f "$DATA/certs/$name.pem" ] || "$BIN/certs" issue --dir "$DATA/certs" --name "$name" --ip 127.0.0.1 --dns localhost
 done
 
@@ -37,8 +36,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/meta-service" --id 1 --listen "$META" --data-dir "$DATA/meta-1" --bootstrap \
-  --certs-dir "$DATA/certs" >>"$DATA/meta-1.log" 2>&1 &
+"$BIN/meta-service" --id 1 --listen "$META" --data-dir "$DATA/meta-1" --bootstrap >>"$DATA/meta-1.log" 2>&1 &
 pids+=($!)
 for i in 1 2 3; do
   "$BIN/storage-node" --id "$i" --data-dir "$DATA/storage-$i" \

@@ -3,14 +3,11 @@
 //! waits every scenario needs (settled, converged).
 //!
 //! Everything is reached by container IP on the compose network (the host
-//! can route to it): meta members on :7947 (HTTPS with mutual TLS: the
-//! runner presents the compose cluster's `operator` certificate, read once
-//! from a meta container, and checks the member's `metaN` name resolved
-//! to its IP), storage nodes' HTTP on :7960, gateways and the load
-//! balancer on :15001.
+//! can route to it): meta members on :7947, storage nodes' HTTP on :7960,
+//! gateways and the load balancer on :15001.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,8 +70,6 @@ pub struct Cluster {
     /// Short timeouts: probes of meta members and nodes must not hang on a
     /// dead or cut-off container.
     probe: reqwest::Client,
-    /// The operator's certificate for the meta-service, read on first use.
-    meta_tls: tokio::sync::OnceCell<meta_client::MetaTls>,
 }
 
 impl Cluster {
@@ -89,7 +84,6 @@ impl Cluster {
             retry,
             containers: RwLock::new(BTreeMap::new()),
             probe,
-            meta_tls: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -126,77 +120,21 @@ impl Cluster {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T> {
-        get_json_with(&self.probe, url).await
-    }
-
-    /// The compose cluster's CA and `operator` certificate (the `certs`
-    /// volume), read from a running meta container once.
-    async fn meta_tls(&self) -> Result<&meta_client::MetaTls> {
-        self.meta_tls
-            .get_or_try_init(|| async {
-                let id = META
-                    .iter()
-                    .find_map(|m| self.container(m).ok().filter(|c| c.running))
-                    .map(|c| c.id)
-                    .ok_or_else(|| anyhow!("no meta container runs to read certificates from"))?;
-                let mut pem = Vec::new();
-                for file in ["ca.pem", "operator.pem", "operator.key"] {
-                    let path = format!("/certs/{file}");
-                    pem.push(
-                        crate::compose::docker(
-                            &["exec", &id, "cat", &path],
-                            Duration::from_secs(20),
-                        )
-                        .await
-                        .with_context(|| format!("read {path} from a meta container"))?,
-                    );
-                }
-                meta_client::MetaTls::from_pem(
-                    pem[0].as_bytes(),
-                    pem[1].as_bytes(),
-                    pem[2].as_bytes(),
-                )
-                .context("the operator's certificate")
-            })
+        let resp = self
+            .probe
+            .get(url)
+            .send()
             .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {url}: HTTP {status}");
+        }
+        resp.json::<T>()
+            .await
+            .with_context(|| format!("decode {url}"))
     }
 
-    /// An HTTPS client of meta member `service` (its certificate names the
-    /// service, which this client resolves to the container's IP) and the
-    /// URL base to use with it.
-    async fn meta_http(&self, service: &str) -> Result<(reqwest::Client, String)> {
-        let tls = self.meta_tls().await?;
-        let ip = self.ip(service)?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(1500))
-            .connect_timeout(Duration::from_millis(800))
-            .use_preconfigured_tls(tls.client_config().context("meta TLS")?)
-            .resolve(service, SocketAddr::new(ip.into(), META_PORT))
-            .build()
-            .context("build meta client")?;
-        Ok((client, format!("https://{service}:{META_PORT}")))
-    }
-}
-
-async fn get_json_with<T: for<'de> Deserialize<'de>>(
-    client: &reqwest::Client,
-    url: &str,
-) -> Result<T> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        bail!("GET {url}: HTTP {status}");
-    }
-    resp.json::<T>()
-        .await
-        .with_context(|| format!("decode {url}"))
-}
-
-impl Cluster {
     /// The load balancer's view of a gateway (`UP`, `DOWN`, `UP 1/2`, …),
     /// from HAProxy's `/stats;csv`.
     pub async fn lb_server_status(&self, gateway: &str) -> Result<String> {
@@ -215,8 +153,9 @@ impl Cluster {
     }
 
     pub async fn meta_health(&self, service: &str) -> Result<MetaHealth> {
-        let (client, base) = self.meta_http(service).await?;
-        get_json_with(&client, &format!("{base}/health")).await
+        let ip = self.ip(service)?;
+        self.get_json(&format!("http://{ip}:{META_PORT}/health"))
+            .await
     }
 
     /// Every meta member's health (`None` for members that did not answer).
@@ -269,11 +208,10 @@ impl Cluster {
 
     async fn map_once(&self) -> Result<ClusterMap> {
         let asks = META.iter().map(|m| async move {
-            let (client, base) = self.meta_http(m).await?;
-            get_json_with::<ClusterMapView>(
-                &client,
-                &format!("{base}/v1/cluster/map?consistency=linearizable"),
-            )
+            let ip = self.ip(m)?;
+            self.get_json::<ClusterMapView>(&format!(
+                "http://{ip}:{META_PORT}/v1/cluster/map?consistency=linearizable"
+            ))
             .await
         });
         let answers = futures::future::join_all(asks).await;

@@ -12,12 +12,9 @@ refuse at start. On top of that:
   `--help`, `env("X")` in gateway/src/config.rs, RUST_LOG) or one another
   value references (`$(POD_NAME)`);
 - meta-service: ids are 1..n by ordinal and only ordinal 0 initialises,
-  with every member as a voter; each advertises `<pod>.<service>`, runs
-  mutual TLS with certificate `meta-<id>` from the mounted Secret;
+  with every member as a voter; each advertises `<pod>.<service>`;
 - storage-node: id = ordinal + 1, certificate `storage-<id>`, advertises
   `<pod>.<service>`, data on the claimed volume, certificates on the Secret;
-- storage nodes and gateways reach the meta-service over mutual TLS
-  (`meta_tls=mutual`, not the plain-HTTP opt-out);
 - the Prometheus annotation port and every probe port are container ports,
   and the scrape port is the port the binary serves HTTP on;
 - every container gets the cluster's config file (`CONFIG_FILE` naming a
@@ -225,10 +222,6 @@ def main():
                     initialisers.append((ordinal, cfg["initialises"]))
                 if not under(cfg["data_dir"], mounts(container, spec, "claim")):
                     fail(pod, f"data_dir {cfg['data_dir']} is not on a claimed volume")
-                if cfg.get("certs_dir") not in mounts(container, spec, "secret"):
-                    fail(pod, f"certs_dir {cfg.get('certs_dir')} is not a mounted Secret (TLS off?)")
-                if cfg.get("cert_name") != f"meta-{cfg['id']}":
-                    fail(pod, f"certificate {cfg.get('cert_name')}, expected meta-{cfg['id']}")
                 check_ports(pod, container, annotations, port_of(cfg["listen"]))
             elif binary == "storage-node":
                 ids.append(int(cfg["id"]))
@@ -242,16 +235,12 @@ def main():
                     fail(pod, f"data_dir {cfg['data_dir']} is not on a claimed volume")
                 if cfg["certs_dir"] not in mounts(container, spec, "secret"):
                     fail(pod, f"certs_dir {cfg['certs_dir']} is not a mounted Secret")
-                if cfg.get("meta_tls") != "mutual":
-                    fail(pod, f"meta-service TLS {cfg.get('meta_tls')}, expected mutual")
                 if cfg["gossip"] == "off":
                     fail(pod, "gossip is off")
                 check_ports(pod, container, annotations, port_of(cfg["http_listen"]))
             elif binary == "gateway":
                 if cfg["certs_dir"] not in mounts(container, spec, "secret"):
                     fail(pod, f"certs_dir {cfg['certs_dir']} is not a mounted Secret")
-                if cfg.get("meta_tls") != "mutual":
-                    fail(pod, f"meta-service TLS {cfg.get('meta_tls')}, expected mutual")
                 check_ports(pod, container, annotations, port_of(cfg["listen"]))
         if binary == "meta-service":
             members = list(range(1, len(pods) + 1))

@@ -47,8 +47,6 @@ pub struct Overrides {
     pub node_id: Option<String>,
     pub certs_dir: Option<PathBuf>,
     pub cert_name: Option<String>,
-    /// `--meta-insecure-plain-http` / `META_INSECURE_PLAIN_HTTP`.
-    pub meta_plain_http: bool,
 }
 
 /// The resolved configuration.
@@ -67,10 +65,6 @@ pub struct Config {
     pub cert_name: String,
     /// HTTPS on the REST port; plain HTTP without it.
     pub tls: Option<RestTls>,
-    /// Plain HTTP to a meta-service run with `--insecure-plain-http`
-    /// (local development); by default mutual TLS with `cert_name`, whose
-    /// name gives the gateway role (`gateway.meta_insecure_plain_http`).
-    pub meta_plain_http: bool,
 }
 
 impl Config {
@@ -222,7 +216,6 @@ impl Config {
                 cert: t.cert,
                 key: t.key,
             }),
-            meta_plain_http: o.meta_plain_http || g.meta_insecure_plain_http.unwrap_or(false),
         })
     }
 }

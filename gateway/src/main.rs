@@ -36,14 +36,9 @@ struct Flags {
     /// Folder with `ca.pem` and this gateway's `<cert-name>.pem` / `.key`.
     #[arg(long, env = "CERTS_DIR")]
     certs_dir: Option<PathBuf>,
-    /// Certificate name (default `gateway`; also presented to the
-    /// meta-service, where the name gives the gateway role).
+    /// Certificate name (default `gateway`).
     #[arg(long, env = "CERT_NAME")]
     cert_name: Option<String>,
-    /// Talk plain HTTP to a meta-service run with `--insecure-plain-http`
-    /// (local development only).
-    #[arg(long, env = "META_INSECURE_PLAIN_HTTP")]
-    meta_insecure_plain_http: bool,
     #[command(flatten)]
     log: lifecycle::LogArgs,
     /// Check the config file, environment and flags, print the resulting
@@ -66,7 +61,6 @@ async fn main() -> anyhow::Result<()> {
         node_id: flags.node_id.clone(),
         certs_dir: flags.certs_dir.clone(),
         cert_name: flags.cert_name.clone(),
-        meta_plain_http: flags.meta_insecure_plain_http,
     };
     let config = Config::load(
         flags.config.config.as_deref(),
@@ -91,18 +85,13 @@ fn check_config_line(c: &Config) -> String {
     let set = |k: &Option<String>| if k.is_some() { "set" } else { "unset" };
     let ms = |d: Duration| d.as_millis();
     format!(
-        "gateway config ok: node_id={} listen={} meta={} meta_tls={} certs_dir={} cert_name={} \
+        "gateway config ok: node_id={} listen={} meta={} certs_dir={} cert_name={} \
          tls={} api_key={} read_only_api_key={} collection_keys={} max_body_bytes={} \
          request_timeout_ms={} max_concurrent_requests={} shard_timeout_ms={} \
          hedge_delay_ms={} failure_penalty_ms={} write_attempts={}",
         c.node_id,
         c.listen,
         c.meta_service.join(","),
-        if c.meta_plain_http {
-            "off_insecure_plain_http"
-        } else {
-            "mutual"
-        },
         c.certs_dir.display(),
         c.cert_name,
         c.tls

@@ -33,22 +33,10 @@ pub struct GatewayHandle {
 pub async fn start(config: &Config) -> anyhow::Result<GatewayHandle> {
     // Short per-request timeouts: a meta member cut off from the others
     // answers nothing; the client must move on to the next one quickly.
-    let meta = if config.meta_plain_http {
+    let meta = Arc::new(
         meta_client::MetaClient::new(config.meta_service.clone())
-    } else {
-        // Mutual TLS with the gateway's certificate (the gateway role).
-        let tls = meta_client::MetaTls::from_dir(&config.certs_dir, &config.cert_name)
-            .with_context(|| {
-                format!(
-                    "load certificate {:?} from {} for the meta-service",
-                    config.cert_name,
-                    config.certs_dir.display()
-                )
-            })?;
-        meta_client::MetaClient::with_tls(config.meta_service.clone(), &tls)
-            .context("meta-service TLS client")?
-    };
-    let meta = Arc::new(meta.with_timeout(std::time::Duration::from_secs(3)));
+            .with_timeout(std::time::Duration::from_secs(3)),
+    );
     let tls = transport::TlsConfig::from_dir(&config.certs_dir, &config.cert_name).with_context(
         || {
             format!(

@@ -17,7 +17,7 @@ CONC=${CONC:-4}; SEARCH_CONC=${SEARCH_CONC:-2}
 OUT=${OUT:-target/loadtest}
 SYN=${SYN:-data/bench/synth-$N-128}
 DATA=${DATA_DIR:-data/bench/transfer-n$N-s$SHARDS-rf$RF-t$THROTTLE}
-META=https://127.0.0.1:7947
+META=http://127.0.0.1:7947
 GW=http://127.0.0.1:15001
 mkdir -p "$OUT"; rm -f "$OUT"/transfer-search-*.json
 [ -f "$SYN/base.fvecs" ] || "$BIN/loadtest" gen --out "$SYN" --n "$N" --nq 1000 --dim 128 \
@@ -34,18 +34,13 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 150); do curl -fsS $GW/readyz >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 2
-# The meta-service's mutual TLS: the operator's certificate (cluster.sh).
-meta_curl() {
-  curl -fsS --cacert "$DATA/certs/ca.pem" --cert "$DATA/certs/operator.pem" \
-    --key "$DATA/certs/operator.key" "$@"
-}
-command() { meta_curl -X POST $META/v1/commands -H 'content-type: application/json' -d "$1" >/dev/null; }
+command() { curl -fsS -X POST $META/v1/commands -H 'content-type: application/json' -d "$1" >/dev/null; }
 command "{\"type\":\"update_config\",\"key\":\"rebalancing.throttle_mb_per_sec\",\"value\":\"$THROTTLE\"}"
 "$BIN/loadtest" ingest --collection synth --base "$SYN/base.fvecs" --create --shards "$SHARDS" \
   --rf "$RF" --distance Euclid --batch 1000 --concurrency "$CONC" --no-progress \
   --searchable-timeout 600 --report "$OUT/transfer-ingest.json"
 
-map() { meta_curl "$META/v1/cluster/map?consistency=local"; }
+map() { curl -fsS "$META/v1/cluster/map?consistency=local"; }
 running() { map | jq '[.map.collections[].shards[] | select(.migration != null)] | length'; }
 on_node4() { map | jq '[.map.collections[].shards[] | select(any(.replicas[]; .node == 4))] | length'; }
 completed() { map | jq '.map.transfers.completed'; }

@@ -14,9 +14,8 @@ DATA=${DATA_DIR:-data/loadtest-cluster}
 PORT=${GATEWAY_PORT:-15001}
 mkdir -p "$DATA"
 [ -f "$DATA/certs/ca.pem" ] || "$BIN/certs" init --dir "$DATA/certs"
-# The meta-service serves mutual TLS (meta-1); `operator` is for tools
-# that talk to it (bench-transfer.sh).
-for name in meta-1 operator $(seq -f 'storage-%g' 1 "$NODES"); do
+for i in $(seq 1 "$NODES"); do
+  name=storage-$i
   [ -f "$DATA/certs/$name.pem" ] || "$BIN/certs" issue --dir "$DATA/certs" --name "$name" --ip 127.0.0.1 --dns localhost
 done
 [ -f "$DATA/certs/gateway.pem" ] || "$BIN/certs" issue --dir "$DATA/certs" --name gateway --ip 127.0.0.1 --dns localhost
@@ -30,8 +29,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/meta-service" --id 1 --listen 127.0.0.1:7947 --data-dir "$DATA/meta-1" --bootstrap \
-  --certs-dir "$DATA/certs" >>"$DATA/meta-1.log" 2>&1 &
+"$BIN/meta-service" --id 1 --listen 127.0.0.1:7947 --data-dir "$DATA/meta-1" --bootstrap >>"$DATA/meta-1.log" 2>&1 &
 pids+=($!)
 for i in $(seq 1 "$NODES"); do
   "$BIN/storage-node" --id "$i" --data-dir "$DATA/storage-$i" \

@@ -25,42 +25,27 @@
 //! - `handle`: [`Membership`]: join, publish, read versions, shutdown.
 //! - `watcher`: background task, chitchat live map → member snapshots,
 //!   change logs, gauges.
-//! - `transport`: [`GossipTransport`]: authenticated UDP, plain UDP, or
-//!   in-memory for tests.
-//! - `auth`: [`GossipAuth`], the cluster's gossip key (HKDF from the CA
-//!   certificate) and the sealed datagram format (HMAC-SHA256).
-//! - `replay`: the receiving side: verify, refuse stale and replayed
-//!   datagrams, reassemble fragments.
-//! - `auth_udp`: the chitchat socket that seals and opens datagrams.
-//! - `codec`: chitchat's private envelope codec, reached through its own
-//!   UDP sockets on loopback.
+//! - `transport`: [`GossipTransport`]: UDP, or in-memory for tests.
 //! - `error`: [`MembershipError`].
 //! - `testsuite` (feature `testsuite`): in-memory network, test configs.
 //!
 //! # Metrics
 //!
 //! Gauges `membership_live_nodes` (this node included) and
-//! `membership_dead_nodes`; counter
-//! `membership_gossip_packets_dropped_total{reason}` (authenticated UDP
-//! only; reasons: [`DropReason::as_str`]).
+//! `membership_dead_nodes`.
 
-mod auth;
-mod auth_udp;
 mod change;
-mod codec;
 mod config;
 mod error;
 mod handle;
 mod keys;
 mod member;
-mod replay;
 mod transport;
 mod watcher;
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
-pub use auth::{DropReason, GossipAuth, REPLAY_WINDOW};
 #[cfg(any(test, feature = "testsuite"))]
 pub use change::{ChangeStream, ClusterChange};
 pub use config::{MembershipConfig, SwimTimings};

@@ -1,26 +1,18 @@
-//! Which network the gossip runs on: UDP with every datagram authenticated
-//! (what storage nodes run), plain UDP, or (tests) an in-process network
-//! from [`testsuite`](crate::testsuite).
+//! Which network the gossip runs on: real UDP, or (tests) an in-process
+//! network from [`testsuite`](crate::testsuite).
 
 use std::net::SocketAddr;
 
 use chitchat::transport::{Transport, UdpTransport};
 
-use crate::auth::GossipAuth;
 use crate::error::MembershipError;
 
 /// The gossip transport of one node.
 #[derive(Clone, Default)]
 pub enum GossipTransport {
-    /// Unauthenticated UDP datagrams: anyone who reaches the port can
-    /// gossip. For tests and examples; storage nodes use
-    /// [`AuthenticatedUdp`](Self::AuthenticatedUdp).
+    /// UDP datagrams (the real thing).
     #[default]
     Udp,
-    /// UDP with an HMAC-SHA256 tag and replay protection on every
-    /// datagram (`auth`); forged, stale and replayed ones are dropped and
-    /// counted in `membership_gossip_packets_dropped_total{reason}`.
-    AuthenticatedUdp(GossipAuth),
     /// chitchat's in-memory `ChannelTransport`, with partition controls.
     #[cfg(any(test, feature = "testsuite"))]
     InMemory(crate::testsuite::InMemoryNetwork),
@@ -30,7 +22,6 @@ impl GossipTransport {
     pub(crate) fn as_chitchat(&self) -> &dyn Transport {
         match self {
             GossipTransport::Udp => &UdpTransport,
-            GossipTransport::AuthenticatedUdp(auth) => auth,
             #[cfg(any(test, feature = "testsuite"))]
             GossipTransport::InMemory(network) => network.transport(),
         }
@@ -46,14 +37,12 @@ impl GossipTransport {
             return Ok(listen);
         }
         match self {
-            GossipTransport::Udp | GossipTransport::AuthenticatedUdp(_) => {
-                std::net::UdpSocket::bind(listen)
-                    .and_then(|socket| socket.local_addr())
-                    .map_err(|e| MembershipError::Bind {
-                        addr: listen,
-                        reason: e.to_string(),
-                    })
-            }
+            GossipTransport::Udp => std::net::UdpSocket::bind(listen)
+                .and_then(|socket| socket.local_addr())
+                .map_err(|e| MembershipError::Bind {
+                    addr: listen,
+                    reason: e.to_string(),
+                }),
             #[cfg(any(test, feature = "testsuite"))]
             GossipTransport::InMemory(network) => Ok(network.next_addr()),
         }

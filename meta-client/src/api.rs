@@ -114,11 +114,6 @@ pub enum ErrorCode {
     BadRequest,
     /// Raft refused or failed the operation (e.g. a membership change).
     Raft,
-    /// No client certificate (401): only `/health` and `/metrics` answer.
-    Unauthenticated,
-    /// The certificate's role may not do this (403), e.g. a storage node
-    /// sending an admin command.
-    Forbidden,
     /// A code this client does not know (a newer server), or a body that
     /// could not be parsed at all.
     #[serde(other)]
@@ -130,12 +125,9 @@ impl ErrorCode {
     pub fn is_transient(self) -> bool {
         match self {
             ErrorCode::NoLeader | ErrorCode::Timeout | ErrorCode::ForwardFailed => true,
-            ErrorCode::Refused
-            | ErrorCode::BadRequest
-            | ErrorCode::Raft
-            | ErrorCode::Unauthenticated
-            | ErrorCode::Forbidden
-            | ErrorCode::Unknown => false,
+            ErrorCode::Refused | ErrorCode::BadRequest | ErrorCode::Raft | ErrorCode::Unknown => {
+                false
+            }
         }
     }
 
@@ -144,11 +136,7 @@ impl ErrorCode {
     /// it twice. A timeout or a failed forward may still commit.
     pub fn nothing_applied(self) -> bool {
         match self {
-            ErrorCode::NoLeader
-            | ErrorCode::Refused
-            | ErrorCode::BadRequest
-            | ErrorCode::Unauthenticated
-            | ErrorCode::Forbidden => true,
+            ErrorCode::NoLeader | ErrorCode::Refused | ErrorCode::BadRequest => true,
             ErrorCode::Timeout
             | ErrorCode::ForwardFailed
             | ErrorCode::Raft
@@ -171,15 +159,13 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 9] = [
+    const ALL: [ErrorCode; 7] = [
         ErrorCode::Refused,
         ErrorCode::NoLeader,
         ErrorCode::Timeout,
         ErrorCode::ForwardFailed,
         ErrorCode::BadRequest,
         ErrorCode::Raft,
-        ErrorCode::Unauthenticated,
-        ErrorCode::Forbidden,
         ErrorCode::Unknown,
     ];
 
@@ -198,8 +184,6 @@ mod tests {
                 "\"forward_failed\"",
                 "\"bad_request\"",
                 "\"raft\"",
-                "\"unauthenticated\"",
-                "\"forbidden\"",
                 "\"unknown\"",
             ]
         );

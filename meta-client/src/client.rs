@@ -28,7 +28,6 @@ use crate::api::{
     MemberId, MembershipAck, MetaHealth, MetaReadConsistency, RebalanceAck,
 };
 use crate::error::MetaClientError;
-use crate::tls::{MetaTls, TlsError};
 
 /// How long a meta leader holds a presence request (its `network::presence::HOLD`).
 pub const PRESENCE_HOLD: Duration = Duration::from_secs(30);
@@ -36,8 +35,6 @@ pub const PRESENCE_HOLD: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct MetaClient {
     http: reqwest::Client,
-    /// `https` with [`MetaClient::with_tls`], else `http`.
-    scheme: &'static str,
     members: Arc<Vec<String>>,
     /// Index of the member that answered last.
     preferred: Arc<AtomicUsize>,
@@ -47,49 +44,18 @@ pub struct MetaClient {
 }
 
 impl MetaClient {
-    /// A client of the members at `addrs` (`host:port`) over plain HTTP,
-    /// with a 10 s per-request timeout: for a meta-service started without
-    /// TLS (in-process tests, `--insecure-plain-http`).
+    /// A client of the members at `addrs` (`host:port`), with a 10 s
+    /// per-request timeout.
     pub fn new<I, S>(addrs: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap_or_default();
-        Self::with_http(http, "http", addrs)
-    }
-
-    /// A client of the members at `addrs` over HTTPS with mutual TLS: the
-    /// members' certificates are checked against `tls`'s CA and the
-    /// address dialled, and `tls`'s certificate says who we are (its name
-    /// gives our role, `protocol::roles`).
-    pub fn with_tls<I, S>(addrs: I, tls: &MetaTls) -> Result<Self, TlsError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .use_preconfigured_tls(tls.client_config()?)
-            .build()
-            .map_err(|e| TlsError::Pem {
-                what: "HTTPS client".to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self::with_http(http, "https", addrs))
-    }
-
-    fn with_http<I, S>(http: reqwest::Client, scheme: &'static str, addrs: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
         Self {
-            http,
-            scheme,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .build()
+                .unwrap_or_default(),
             members: Arc::new(addrs.into_iter().map(Into::into).collect()),
             preferred: Arc::new(AtomicUsize::new(0)),
             timeout: Duration::from_secs(10),
@@ -375,7 +341,7 @@ impl MetaClient {
     ) -> Result<T, MetaClientError> {
         let mut req = self
             .http
-            .request(method, format!("{}://{addr}{path}", self.scheme))
+            .request(method, format!("http://{addr}{path}"))
             .timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);

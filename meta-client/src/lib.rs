@@ -13,13 +13,10 @@
 //!   ([`MetaClientError::is_transient`]).
 //! - [`client`]: [`MetaClient`], which follows failures and elections
 //!   across the members.
-//! - [`tls`]: [`MetaTls`], the CA and client certificate for the
-//!   meta-service's mutual TLS (both ends load certificates with it).
 
 pub mod api;
 pub mod client;
 pub mod error;
-pub mod tls;
 
 pub use api::{
     AddLearnerRequest, ChangeMembershipRequest, EpochAck, ErrorBody, ErrorCode, InitRequest,
@@ -27,4 +24,3 @@ pub use api::{
 };
 pub use client::{MetaClient, PRESENCE_HOLD};
 pub use error::MetaClientError;
-pub use tls::{MetaTls, TlsError};

@@ -43,8 +43,7 @@ pub struct App {
     pub liveness: Mutex<Liveness>,
     /// Read-index rounds shared by linearizable reads and lease grants.
     pub leadership: LeadershipCheck,
-    /// Pooled client for forwarding to the leader (and for Raft), with this
-    /// member's certificate when TLS is on.
+    /// Pooled client for forwarding to the leader.
     pub http: reqwest::Client,
     pub prometheus: PrometheusHandle,
     /// Flips when the member shuts down: held requests (map watches,
@@ -134,8 +133,7 @@ impl App {
         path: &str,
         body: &Req,
     ) -> Result<Resp, ApiError> {
-        let url = format!("{}://{addr}{path}", self.config.scheme());
-        let req = self.http.post(url).json(body);
+        let req = self.http.post(format!("http://{addr}{path}")).json(body);
         self.forward(leader, req).await
     }
 
@@ -146,8 +144,7 @@ impl App {
         addr: &str,
         path_and_query: &str,
     ) -> Result<Resp, ApiError> {
-        let url = format!("{}://{addr}{path_and_query}", self.config.scheme());
-        let req = self.http.get(url);
+        let req = self.http.get(format!("http://{addr}{path_and_query}"));
         self.forward(leader, req).await
     }
 

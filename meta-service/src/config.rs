@@ -55,12 +55,6 @@ pub struct MetaConfig {
     /// each one the map has no value for yet
     /// (`controller::seed_settings`); run-time changes win afterwards.
     pub initial_settings: BTreeMap<String, String>,
-    /// Mutual TLS for Raft and the API, with this member's certificate
-    /// (`meta-<id>`): clients are authenticated by the cluster CA and given
-    /// the role their certificate's name says (`network::authz`). `None`:
-    /// plain HTTP and no authentication at all, for in-process tests and
-    /// the binary's explicit `--insecure-plain-http`.
-    pub tls: Option<meta_client::MetaTls>,
 }
 
 impl MetaConfig {
@@ -93,16 +87,6 @@ impl MetaConfig {
             node_dead_backstop: Duration::from_secs(15),
             hearing_gap_cap: Duration::from_millis(300),
             initial_settings: BTreeMap::new(),
-            tls: None,
-        }
-    }
-
-    /// `https` with mutual TLS, `http` without.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
         }
     }
 

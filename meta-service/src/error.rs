@@ -33,17 +33,6 @@ pub enum ApiError {
     /// Raft refused or failed the operation (e.g. changing membership).
     #[error("raft: {reason}")]
     Raft { reason: String },
-    /// No client certificate of the cluster CA (only `/health` and
-    /// `/metrics` answer without one).
-    #[error("{what} needs a client certificate of the cluster CA")]
-    Unauthenticated { what: String },
-    /// The certificate's role may not do this.
-    #[error("certificate {name:?} ({role}) may not {what}")]
-    Forbidden {
-        name: String,
-        role: String,
-        what: String,
-    },
 }
 
 impl ApiError {
@@ -61,8 +50,6 @@ impl ApiError {
             }
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Raft { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -74,8 +61,6 @@ impl ApiError {
             ApiError::Forward { .. } => ErrorCode::ForwardFailed,
             ApiError::BadRequest { .. } => ErrorCode::BadRequest,
             ApiError::Raft { .. } => ErrorCode::Raft,
-            ApiError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
-            ApiError::Forbidden { .. } => ErrorCode::Forbidden,
         }
     }
 
@@ -91,14 +76,11 @@ impl ApiError {
                 reason: body.message,
             },
             // The leader never forwards a forwarded request, so a
-            // `forward_failed` from it (or a refusal without its body, a
-            // refused member certificate, or a code we do not know) is
-            // reported as the leader's own failure.
+            // `forward_failed` from it (or a refusal without its body, or a
+            // code we do not know) is reported as the leader's own failure.
             ErrorCode::Refused
             | ErrorCode::ForwardFailed
             | ErrorCode::Raft
-            | ErrorCode::Unauthenticated
-            | ErrorCode::Forbidden
             | ErrorCode::Unknown => ApiError::Raft {
                 reason: body.message,
             },

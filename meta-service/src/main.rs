@@ -14,13 +14,6 @@
 //! meta-service --id 1 --listen 127.0.0.1:7001 --data-dir d1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
 //!
-//! Mutual TLS is on by default: `--certs-dir DIR` (`meta_service.certs_dir`)
-//! holds `ca.pem` and this member's `meta-<id>.pem` / `.key` (`certs issue
-//! --name meta-1 --dns meta1`); clients need a certificate of the same CA
-//! whose name gives them a role (SECURITY.md). `--insecure-plain-http`
-//! runs without TLS and without authentication, for local development
-//! only, and says so loudly in the log.
-//!
 //! Ids may be StatefulSet pod names (`vectordb-meta-0` is member 1, see
 //! `protocol::node_name`); `--check-config` prints what the flags resolve
 //! to, including whether this member would initialise, and exits.
@@ -32,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use lifecycle::config::schema::{MetaServiceSection, RebalancingSection};
+use lifecycle::config::schema::RebalancingSection;
 use lifecycle::config::ConfigFile;
 use meta_service::{MemberId, MetaConfig};
 use protocol::cluster::RebalanceSettings;
@@ -107,18 +100,6 @@ struct Args {
     /// (default 60000).
     #[arg(long)]
     replica_replace_after_ms: Option<u64>,
-    /// Certificate directory for mutual TLS (Raft and API): `ca.pem` and
-    /// `<cert-name>.pem` / `.key`. Required unless --insecure-plain-http.
-    #[arg(long, env = "CERTS_DIR")]
-    certs_dir: Option<PathBuf>,
-    /// This member's certificate in --certs-dir (default `meta-<id>`; its
-    /// name must say `meta-<id>`, the role other members accept Raft from).
-    #[arg(long, env = "CERT_NAME")]
-    cert_name: Option<String>,
-    /// Serve plain HTTP with no authentication: anyone who reaches the
-    /// port can change the cluster. Local development only.
-    #[arg(long, env = "META_INSECURE_PLAIN_HTTP", conflicts_with = "certs_dir")]
-    insecure_plain_http: bool,
     #[command(flatten)]
     log: lifecycle::LogArgs,
     /// Check the config file, environment and flags, print the resulting
@@ -136,8 +117,6 @@ struct Plan {
     config: MetaConfig,
     listen: SocketAddr,
     init: Option<BTreeMap<MemberId, String>>,
-    /// Certificate directory and name, `None` with `insecure_plain_http`.
-    tls: Option<(PathBuf, String)>,
 }
 
 fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
@@ -153,53 +132,6 @@ fn parse_peers(peers: &[String]) -> anyhow::Result<BTreeMap<MemberId, String>> {
         }
     }
     Ok(out)
-}
-
-/// Where the member's certificate is: required unless TLS is explicitly
-/// switched off (flag, `META_INSECURE_PLAIN_HTTP` or the file; a file's
-/// `certs_dir` and an explicit opt-out exclude each other). Only names are
-/// checked here (`--check-config` runs where the certificates are not);
-/// [`load_tls`] reads the files.
-fn member_tls(
-    args: &Args,
-    file: &MetaServiceSection,
-    id: MemberId,
-) -> anyhow::Result<Option<(PathBuf, String)>> {
-    let insecure = args.insecure_plain_http || file.insecure_plain_http.unwrap_or(false);
-    let dir = args.certs_dir.clone().or_else(|| file.certs_dir.clone());
-    let dir = match (dir, insecure) {
-        (None, true) => return Ok(None),
-        (Some(dir), false) => dir,
-        (Some(dir), true) => bail!(
-            "certs_dir ({}) and insecure_plain_http exclude each other: mutual TLS, or none",
-            dir.display()
-        ),
-        (None, false) => bail!(
-            "the meta-service serves mutual TLS: set meta_service.certs_dir, CERTS_DIR or \
-             --certs-dir (ca.pem and meta-{id}.pem/.key), or --insecure-plain-http for local \
-             development without any authentication"
-        ),
-    };
-    let name = args
-        .cert_name
-        .clone()
-        .or_else(|| file.cert_name.clone())
-        .unwrap_or_else(|| protocol::roles::meta_cert_name(id));
-    if protocol::roles::Role::from_cert_name(&name) != Some(protocol::roles::Role::Meta(id)) {
-        bail!(
-            "certificate {name:?} is not member {id}'s: other members accept Raft only from `meta-{id}`"
-        );
-    }
-    Ok(Some((dir, name)))
-}
-
-fn load_tls(tls: &Option<(PathBuf, String)>) -> anyhow::Result<Option<meta_client::MetaTls>> {
-    let Some((dir, name)) = tls else {
-        return Ok(None);
-    };
-    let tls = meta_client::MetaTls::from_dir(dir, name)
-        .with_context(|| format!("load certificate {name:?} from {}", dir.display()))?;
-    Ok(Some(tls))
 }
 
 fn plan(args: &Args, file: &ConfigFile) -> anyhow::Result<Plan> {
@@ -308,7 +240,6 @@ fn plan(args: &Args, file: &ConfigFile) -> anyhow::Result<Plan> {
         config,
         listen,
         init,
-        tls: member_tls(args, f, id)?,
     })
 }
 
@@ -344,7 +275,7 @@ fn initial_settings(r: &RebalancingSection) -> BTreeMap<String, String> {
 fn check_config_line(plan: &Plan) -> String {
     let c = &plan.config;
     format!(
-        "meta-service config ok: id={} listen={} advertise={} data_dir={} certs_dir={} cert_name={} initialises={} \
+        "meta-service config ok: id={} listen={} advertise={} data_dir={} initialises={} \
          election_timeout_ms={}-{} heartbeat_ms={} snapshot_interval={} keep_logs_after_snapshot={} \
          write_timeout_ms={} node_dead_after_ms={} node_dead_after_min_ms={} \
          replica_replace_after_ms={} initial_settings={}",
@@ -352,13 +283,6 @@ fn check_config_line(plan: &Plan) -> String {
         plan.listen,
         c.advertise_addr,
         c.data_dir.display(),
-        // One token each: the deploy checks split this line on spaces.
-        plan.tls
-            .as_ref()
-            .map_or("none_insecure_plain_http".to_string(), |(d, _)| d
-                .display()
-                .to_string()),
-        plan.tls.as_ref().map_or("none", |(_, n)| n.as_str()),
         plan.init.as_ref().map_or("no".to_string(), |voters| voters
             .keys()
             .map(|id| id.to_string())
@@ -392,12 +316,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let Plan {
-        mut config,
+        config,
         listen,
         init,
-        tls,
     } = plan;
-    config.tls = load_tls(&tls)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("bind {listen}"))?;
@@ -408,28 +330,11 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// A plan from flags alone, TLS explicitly off.
     fn plan_of(args: &[&str]) -> anyhow::Result<Plan> {
-        let mut with_flag = args.to_vec();
-        with_flag.push("--insecure-plain-http");
-        plan_with(&with_flag, "")
-    }
-
-    /// Held by every test that parses flags: clap reads the process's
-    /// environment, which `file_then_env_then_flags` changes (tests run in
-    /// parallel threads of one process).
-    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
-        ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        plan_with(args, "")
     }
 
     fn plan_with(args: &[&str], file: &str) -> anyhow::Result<Plan> {
-        let _env = env_lock();
-        plan_unlocked(args, file)
-    }
-
-    fn plan_unlocked(args: &[&str], file: &str) -> anyhow::Result<Plan> {
         let args =
             Args::try_parse_from(std::iter::once("meta-service").chain(args.iter().copied()))?;
         plan(&args, &lifecycle::config::parse(file, "test.yml")?)
@@ -491,8 +396,6 @@ meta_service:
   node_dead_after: 4s
   node_dead_after_min: 1s
   replica_replace_after: 90s
-  certs_dir: /certs
-  cert_name: meta-2
 ";
         let p = plan_with(&[], file).expect("plan");
         let c = &p.config;
@@ -512,7 +415,6 @@ meta_service:
         assert_eq!(c.node_dead_after, Duration::from_secs(4));
         assert_eq!(c.node_dead_after_min, Duration::from_secs(1));
         assert_eq!(c.replica_replace_after, Duration::from_secs(90));
-        assert_eq!(p.tls, Some((PathBuf::from("/certs"), "meta-2".to_string())));
         let settings: Vec<(&str, &str)> = c
             .initial_settings
             .iter()
@@ -532,20 +434,20 @@ meta_service:
         }
         let err = plan_with(
             &[],
-            "cluster: {raft: {heartbeat_interval: 1s}}\nmeta_service: {bootstrap: true, insecure_plain_http: true}",
+            "cluster: {raft: {heartbeat_interval: 1s}}\nmeta_service: {bootstrap: true}",
         )
         .map(|_| ())
         .expect_err("no id");
         assert!(err.to_string().contains("no member id"), "{err}");
         let err = plan_with(
             &["--id", "1"],
-            "meta_service: {bootstrap: true, peers: ['1=a:1'], insecure_plain_http: true}",
+            "meta_service: {bootstrap: true, peers: ['1=a:1']}",
         )
         .map(|_| ())
         .expect_err("both");
         assert!(err.to_string().contains("exclude"), "{err}");
         let err = plan_with(
-            &["--id", "1", "--bootstrap", "--insecure-plain-http"],
+            &["--id", "1", "--bootstrap"],
             "cluster: {raft: {heartbeat_interval: 1s}}",
         )
         .map(|_| ())
@@ -557,14 +459,13 @@ meta_service:
     /// sets these variables (the environment is shared by parallel tests).
     #[test]
     fn file_then_env_then_flags() {
-        let file = "cluster: {node_id: 1}\nmeta_service: {bootstrap: true, data_dir: /file, node_dead_after: 3s, insecure_plain_http: true}";
-        let _env = env_lock();
-        let p = plan_unlocked(&[], file).expect("file");
+        let file = "cluster: {node_id: 1}\nmeta_service: {bootstrap: true, data_dir: /file, node_dead_after: 3s}";
+        let p = plan_with(&[], file).expect("file");
         assert_eq!(p.config.data_dir, PathBuf::from("/file"));
         std::env::set_var("META_DATA_DIR", "/env");
         std::env::set_var("NODE_DEAD_AFTER_MS", "4000");
-        let from_env = plan_unlocked(&[], file);
-        let from_flags = plan_unlocked(&["--data-dir", "/flag", "--id", "3"], file);
+        let from_env = plan_with(&[], file);
+        let from_flags = plan_with(&["--data-dir", "/flag", "--id", "3"], file);
         std::env::remove_var("META_DATA_DIR");
         std::env::remove_var("NODE_DEAD_AFTER_MS");
         let (from_env, from_flags) = (from_env.expect("env"), from_flags.expect("flags"));
@@ -574,60 +475,6 @@ meta_service:
         assert_eq!(from_flags.config.data_dir, PathBuf::from("/flag"));
         assert_eq!(from_flags.config.node_dead_after, Duration::from_secs(4));
         assert_eq!(from_flags.config.id, 3);
-    }
-
-    /// TLS is required unless explicitly switched off, from a flag or the
-    /// file; the certificate must be the member's; TLS and the opt-out
-    /// exclude each other.
-    #[test]
-    fn tls_is_required_unless_switched_off_and_the_certificate_must_be_the_members() {
-        let err = plan_unlocked(&["--id", "1", "--bootstrap"], "").expect_err("no TLS setting");
-        assert!(err.to_string().contains("--certs-dir"), "{err}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        transport::certs::init_dir(d, "test-ca", false).expect("ca");
-        transport::certs::issue_to_dir(d, "meta-1", &[], &[]).expect("meta-1");
-        let d = d.to_str().expect("utf-8");
-        let ok =
-            plan_unlocked(&["--id", "1", "--bootstrap", "--certs-dir", d], "").expect("meta-1");
-        assert_eq!(ok.tls.as_ref().map(|(_, n)| n.as_str()), Some("meta-1"));
-        assert!(load_tls(&ok.tls).expect("load").is_some());
-        let from_file = plan_unlocked(
-            &["--id", "1", "--bootstrap"],
-            &format!("meta_service: {{certs_dir: '{d}'}}"),
-        )
-        .expect("certs_dir from the file");
-        assert_eq!(from_file.tls, ok.tls);
-        let err = plan_unlocked(
-            &[
-                "--id",
-                "2",
-                "--bootstrap",
-                "--certs-dir",
-                d,
-                "--cert-name",
-                "meta-1",
-            ],
-            "",
-        )
-        .map(|_| ())
-        .expect_err("member 2 with meta-1's certificate");
-        assert!(err.to_string().contains("meta-2"), "{err}");
-        let err = plan_unlocked(
-            &["--id", "1", "--bootstrap", "--insecure-plain-http"],
-            &format!("meta_service: {{certs_dir: '{d}'}}"),
-        )
-        .map(|_| ())
-        .expect_err("TLS and the opt-out");
-        assert!(err.to_string().contains("exclude"), "{err}");
-        let plain = plan_of(&["--id", "1", "--bootstrap"]).expect("plain");
-        assert!(plain.tls.is_none());
-        let plain = plan_unlocked(
-            &["--id", "1", "--bootstrap"],
-            "meta_service: {insecure_plain_http: true}",
-        )
-        .expect("plain from the file");
-        assert!(plain.tls.is_none());
     }
 
     /// Every flag the reference page names for the meta-service exists,

@@ -20,9 +20,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::leadership::LeadershipCheck;
 use crate::liveness::Liveness;
-use crate::network::authz::Peer;
 use crate::network::raft_network_impl::Network;
-use crate::network::tls::{server_config as tls_server_config, TlsListener};
 use crate::{MemberId, MetaConfig, Raft};
 
 /// The process-wide Prometheus recorder. `metrics` allows one global
@@ -61,29 +59,14 @@ impl MetaNode {
         let local_addr = listener.local_addr()?;
         let raft_config = Arc::new(config.raft_config().context("raft config")?);
         let (log_store, sm, map) = crate::store::open(&config.data_dir).context("open stores")?;
-        let mut http = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_millis(500));
-        let server_tls = match &config.tls {
-            Some(tls) => {
-                // Raft and forwarded requests present this member's
-                // certificate; its name must say `meta-<id>`.
-                http = http.use_preconfigured_tls(tls.client_config().context("member TLS")?);
-                Some(tls_server_config(tls).context("member TLS")?)
-            }
-            None => {
-                tracing::warn!(
-                    "meta-service WITHOUT TLS: Raft and the API are plain HTTP and anyone who \
-                     reaches this port may change the cluster (tests and local dev only)"
-                );
-                None
-            }
-        };
-        let http = http.build()?;
+            .connect_timeout(Duration::from_millis(500))
+            .build()?;
         let raft = Raft::new(
             config.id,
             raft_config,
-            Network::new(http.clone(), config.scheme()),
+            Network::new(http.clone()),
             log_store,
             sm,
         )
@@ -110,33 +93,15 @@ impl MetaNode {
             let shutdown = async move {
                 let _ = http_stop.changed().await;
             };
-            let served = match server_tls {
-                Some(tls) => match TlsListener::new(listener, tls) {
-                    Ok(listener) => {
-                        axum::serve(
-                            listener,
-                            router.into_make_service_with_connect_info::<Peer>(),
-                        )
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
-                None => {
-                    axum::serve(
-                        listener,
-                        router.into_make_service_with_connect_info::<Peer>(),
-                    )
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                }
-            };
-            if let Err(e) = served {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "http server failed");
             }
         }));
         tasks.push(tokio::spawn(crate::controller::run(app.clone(), stop_rx)));
-        tracing::info!(id = app.id, %local_addr, advertise = %app.config.advertise_addr, tls = app.config.tls.is_some(), "meta member started");
+        tracing::info!(id = app.id, %local_addr, advertise = %app.config.advertise_addr, "meta member started");
         Ok(MetaNode {
             app,
             local_addr,

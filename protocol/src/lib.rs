@@ -22,8 +22,6 @@
 //!   the contract every gateway, storage node and tool computes alike.
 //! - [`names`]: the one rule for collection and alias names (they become
 //!   directory names on storage nodes).
-//! - [`roles`]: the role a cluster certificate's name gives its holder on
-//!   the control plane (`meta-N`, `storage-N`, `gateway`, `operator`).
 //! - [`codec`]: msgpack encoding used on the wire and in the WAL.
 //! - [`wal_record`]: the framing of one WAL record (length, CRC, body).
 //! - [`error`]: validation errors shared by every service.
@@ -38,7 +36,6 @@ pub mod node_name;
 pub mod operation;
 pub mod payload_index;
 pub mod point;
-pub mod roles;
 pub mod routing;
 pub mod rpc;
 pub mod search;

@@ -107,14 +107,7 @@ impl ProcessCluster {
         }
         certs::issue_to_dir(&certs_dir, "client", &[], &[]).expect("client cert");
         let dead_after = options.node_dead_after;
-        // The meta-service runs with mutual TLS, as deployed: the nodes
-        // present `storage-N`, the test drives it as `operator`.
-        let ip = "127.0.0.1".parse().expect("ip");
-        certs::issue_to_dir(&certs_dir, "meta-1", &[], &[ip]).expect("meta cert");
-        certs::issue_to_dir(&certs_dir, "operator", &[], &[]).expect("operator cert");
-        let meta_tls = meta_client::MetaTls::from_dir(&certs_dir, "meta-1").expect("meta tls");
         let (meta, meta_addr) = crate::meta::start_meta(&dir.path().join("meta"), |config| {
-            config.tls = Some(meta_tls);
             // Fast failure detection for the test, and a fixed one (the
             // adaptive grace is the chaos suite's): by default dead after
             // 1.5 s of silence.
@@ -134,12 +127,7 @@ impl ProcessCluster {
         let client = RpcClient::new(&tls, rpc_config).expect("client");
         let mut cluster = ProcessCluster {
             options,
-            meta_client: MetaClient::with_tls(
-                [meta_addr.clone()],
-                &meta_client::MetaTls::from_dir(&certs_dir, "operator").expect("operator tls"),
-            )
-            .expect("meta TLS client")
-            .with_timeout(Duration::from_secs(2)),
+            meta_client: MetaClient::new([meta_addr.clone()]).with_timeout(Duration::from_secs(2)),
             dir,
             meta: Some(meta),
             meta_addr,

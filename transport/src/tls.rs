@@ -230,17 +230,6 @@ pub fn cert_name(der: &[u8]) -> Option<String> {
     })
 }
 
-/// The DER of the first certificate in `ca_pem`: the key material the
-/// gossip key is derived from (`membership::GossipAuth::from_ca_der`), the
-/// same bytes on every node whatever the PEM's line endings.
-pub fn first_cert_der(ca_pem: &[u8]) -> Result<Vec<u8>, TransportError> {
-    CertificateDer::pem_slice_iter(ca_pem)
-        .next()
-        .ok_or_else(|| TransportError::config("CA PEM holds no certificate"))?
-        .map(|der| der.as_ref().to_vec())
-        .map_err(|e| TransportError::config(format!("CA PEM: {e}")))
-}
-
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -77,14 +77,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Makes the dev CA and the three certificates this process needs, once
-/// (the meta-service's mutual TLS works in-process as between machines).
+/// Makes the dev CA and the two certificates this process needs, once.
 fn ensure_certs(dir: &Path) -> anyhow::Result<()> {
     if !dir.join("ca.pem").exists() {
         transport::certs::init_dir(dir, "vectordb standalone CA", false)
             .context("create the CA")?;
     }
-    for name in ["meta-1", "storage-1", "gateway"] {
+    for name in ["storage-1", "gateway"] {
         if !dir.join(format!("{name}.pem")).exists() {
             transport::certs::issue_to_dir(
                 dir,
@@ -114,11 +113,11 @@ async fn standalone(
     let listener = tokio::net::TcpListener::bind(&meta_addr)
         .await
         .with_context(|| format!("bind {meta_addr}"))?;
-    let mut meta_config =
-        meta_service::MetaConfig::new(1, meta_addr.clone(), args.data_dir.join("meta"));
-    meta_config.tls =
-        Some(meta_client::MetaTls::from_dir(&certs, "meta-1").context("meta-service certificate")?);
-    let meta = meta_service::MetaNode::start(meta_config, listener).await?;
+    let meta = meta_service::MetaNode::start(
+        meta_service::MetaConfig::new(1, meta_addr.clone(), args.data_dir.join("meta")),
+        listener,
+    )
+    .await?;
     meta.initialize(BTreeMap::from([(1, meta_addr.clone())]))
         .await
         .map_err(|e| anyhow::anyhow!("initialise the meta-service: {e}"))?;
@@ -142,7 +141,6 @@ async fn standalone(
         node_id: Some("standalone".into()),
         certs_dir: Some(certs),
         cert_name: Some("gateway".into()),
-        meta_plain_http: false,
     };
     let config = gateway::config::Config::load(None, |_| None, &overrides)
         .context("gateway configuration")?;

@@ -116,10 +116,6 @@ fn example_file_parses() {
     assert_eq!(c.listen, "0.0.0.0:15001");
     assert_eq!(c.routing.hedge_delay, Some(Duration::from_millis(200)));
     assert_eq!(c.cert_name, "gateway");
-    assert!(
-        !c.meta_plain_http,
-        "mutual TLS to the meta-service by default"
-    );
     assert_eq!(c.meta_service.len(), 3);
 }
 
@@ -187,7 +183,6 @@ gateway:
   write_attempts: 2
   certs_dir: /c
   cert_name: gw
-  meta_insecure_plain_http: true
   tls: {cert: /t.pem, key: /t.key}
 ";
     let c = resolve(file, no_env, &Overrides::default());
@@ -208,6 +203,5 @@ gateway:
     assert_eq!(c.routing.write_attempts, 2);
     assert_eq!(c.certs_dir, PathBuf::from("/c"));
     assert_eq!(c.cert_name, "gw");
-    assert!(c.meta_plain_http);
     assert_eq!(c.tls.map(|t| t.cert), Some(PathBuf::from("/t.pem")));
 }

@@ -1,8 +1,7 @@
 # Sourced by the test scripts that need a real local cluster on loopback
 # (gateway/tests/qdrant_client_smoke.sh, gateway/tests/dashboard/check.sh):
 # 1 meta-service, 3 storage nodes and 1 gateway as processes, certificates
-# of a fresh CA (the meta-service's mutual TLS included: `meta-1`, and each
-# process presents its own), everything under $WORK and stopped on exit.
+# of a fresh CA, everything under $WORK and stopped on exit.
 #
 # The caller sets BIN (the binaries' folder), BASE (the first port),
 # WORK (a scratch folder), REST and META (as below), and may set
@@ -22,11 +21,10 @@ trap stop_loopback_cluster INT TERM EXIT
 
 start_loopback_cluster() {
   "$BIN/certs" init --dir "$WORK/certs" >/dev/null
-  for name in meta-1 storage-1 storage-2 storage-3 gateway; do
+  for name in storage-1 storage-2 storage-3 gateway; do
     "$BIN/certs" issue --dir "$WORK/certs" --name "$name" --ip 127.0.0.1 --dns localhost >/dev/null
   done
   "$BIN/meta-service" --id 1 --listen "$META" --data-dir "$WORK/meta-1" --bootstrap \
-    --certs-dir "$WORK/certs" \
     ${META_ARGS[@]+"${META_ARGS[@]}"} >>"$WORK/meta-1.log" 2>&1 &
   pids+=($!)
   for i in 1 2 3; do

@@ -81,9 +81,6 @@ fn command(binary: &Path) -> Command {
         "META_ADDRS",
         "DATA_DIR",
         "META_DATA_DIR",
-        "CERTS_DIR",
-        "CERT_NAME",
-        "META_INSECURE_PLAIN_HTTP",
         "LOG_FORMAT",
     ] {
         cmd.env_remove(var);

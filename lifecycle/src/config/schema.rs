@@ -113,10 +113,6 @@ pub struct MetaServiceSection {
     pub node_dead_after_min: Option<Duration>,
     #[serde(deserialize_with = "duration::option")]
     pub replica_replace_after: Option<Duration>,
-    pub certs_dir: Option<PathBuf>,
-    pub cert_name: Option<String>,
-    /// Plain HTTP without authentication (local development only).
-    pub insecure_plain_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,8 +125,6 @@ pub struct StorageNodeSection {
     pub meta: Option<Vec<String>>,
     pub certs_dir: Option<PathBuf>,
     pub cert_name: Option<String>,
-    /// Plain HTTP to a meta-service without TLS (local development only).
-    pub meta_insecure_plain_http: Option<bool>,
     pub gossip_listen: Option<SocketAddr>,
     pub gossip_advertise: Option<SocketAddr>,
     pub cluster_id: Option<String>,
@@ -190,8 +184,6 @@ pub struct GatewaySection {
     pub write_attempts: Option<u32>,
     pub certs_dir: Option<PathBuf>,
     pub cert_name: Option<String>,
-    /// Plain HTTP to a meta-service without TLS (local development only).
-    pub meta_insecure_plain_http: Option<bool>,
     pub tls: Option<TlsEntry>,
 }
 

@@ -2,7 +2,6 @@
 //! Every wait is bounded; addresses come from the OS (UDP) or from the
 //! in-memory network's counter.
 
-mod auth;
 mod helpers;
 mod in_memory;
 mod malformed;

@@ -8,20 +8,15 @@
 //! - `raft_network_impl`: the outbound side of Raft RPCs (reqwest).
 //! - [`presence`]: the request each storage node keeps open at the
 //!   leader, so that a dead process is seen when its connection closes.
-//! - [`tls`]: the HTTPS listener (mutual TLS with the cluster CA) and each
-//!   connection's proven certificate.
-//! - [`authz`]: roles from certificates, checked per route and command.
 //! - [`map_health`]: node and shard health counted from the map, for
 //!   `/metrics` and the alert rules.
 
 pub mod api;
-pub mod authz;
 pub mod management;
 pub mod map_health;
 pub mod presence;
 pub mod raft;
 pub(crate) mod raft_network_impl;
-pub mod tls;
 
 use std::sync::Arc;
 
@@ -55,9 +50,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/rebalance", post(api::rebalance))
         .route("/health", get(api::health))
         .route("/metrics", get(api::metrics))
-        // Before every handler: nothing runs for a caller without the
-        // right role (`authz`).
-        .layer(axum::middleware::from_fn(authz::authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }

@@ -1,6 +1,4 @@
-//! Outbound Raft RPCs: one HTTP/JSON POST per RPC to the target member,
-//! over HTTPS with this member's certificate when TLS is on (the target
-//! accepts `/raft/*` from `meta-<id>` certificates only).
+//! Outbound Raft RPCs: one HTTP/JSON POST per RPC to the target member.
 //!
 //! A connection failure (refused, reset, DNS) becomes
 //! `RPCError::Unreachable`, so openraft backs off instead of retrying at
@@ -25,14 +23,11 @@ use crate::{MemberId, MemberNode, TypeConfig};
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
-    /// `https` (mutual TLS: the member presents its `meta-<id>`
-    /// certificate) or `http` (TLS off).
-    scheme: &'static str,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client, scheme: &'static str) -> Self {
-        Self { http, scheme }
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
     }
 }
 
@@ -42,7 +37,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> Self::Network {
         Connection {
             http: self.http.clone(),
-            scheme: self.scheme,
             target,
             addr: node.addr.clone(),
         }
@@ -51,7 +45,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 pub struct Connection {
     http: reqwest::Client,
-    scheme: &'static str,
     target: MemberId,
     addr: String,
 }
@@ -68,7 +61,7 @@ impl Connection {
         Resp: DeserializeOwned,
         Err: std::error::Error + DeserializeOwned,
     {
-        let url = format!("{}://{}/raft/{}", self.scheme, self.addr, path);
+        let url = format!("http://{}/raft/{}", self.addr, path);
         let resp = self
             .http
             .post(url)

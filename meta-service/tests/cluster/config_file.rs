@@ -20,7 +20,7 @@ fn check_config_shows_the_files_values() {
     let out = check::check_config(
         Path::new(BINARY),
         "cluster:\n  node_id: vectordb-meta-1\n  raft: {election_timeout: 200-400ms, heartbeat_interval: 70ms, snapshot_interval: 99, port: 9123}\n  rebalancing: {throttle_mb_per_sec: 7}\n\
-         meta_service: {bootstrap: true, data_dir: /tmp/m, node_dead_after: 4s, certs_dir: /c, cert_name: meta-2}\n\
+         meta_service: {bootstrap: true, data_dir: /tmp/m, node_dead_after: 4s}\n\
          storage_node: {data_dir: /elsewhere}\ngateway: {rest_port: 1}\n",
         dir.path(),
     );
@@ -28,7 +28,6 @@ fn check_config_shows_the_files_values() {
         "id=2 ",
         "listen=0.0.0.0:9123 ",
         "data_dir=/tmp/m ",
-        "certs_dir=/c cert_name=meta-2 ",
         "initialises=2 ",
         "election_timeout_ms=200-400 ",
         "heartbeat_ms=70 ",

@@ -8,18 +8,13 @@ use lifecycle::logging::check;
 
 use crate::util::free_port;
 
-/// A single `--bootstrap` member in a temp dir (with its certificates),
-/// logging at info.
+/// A single `--bootstrap` member in a temp dir, logging at info.
 fn member(dir: &std::path::Path) -> Command {
-    let certs = dir.join("certs");
-    crate::util::issue(&certs, "meta-1");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meta-service"));
     cmd.args(["--id", "1", "--bootstrap"])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--certs-dir")
-        .arg(certs)
+        .arg(dir)
         .env("RUST_LOG", "info")
         .env_remove("LOG_FORMAT");
     cmd

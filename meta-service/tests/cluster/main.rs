@@ -11,9 +11,6 @@
 //!   controller fails a shard over when its primary stops heartbeating.
 //! - `transfers`: the rebalance route, transfer switch refusals and the
 //!   map's transfer counters.
-//! - `tls`: mutual TLS and roles: no certificate, another CA, plain
-//!   HTTP and the wrong role are refused and change nothing.
-//!   (Every cluster here runs with mutual TLS: Raft between members too.)
 //! - `logs`: the binary's log on a pipe: plain text without colour codes,
 //!   or JSON lines with `LOG_FORMAT=json` / `--log-format json`.
 //! - `config_file`: the binary refuses a config file with a bad key
@@ -27,7 +24,6 @@ mod membership;
 mod quorum;
 mod restart;
 mod standalone;
-mod tls;
 mod transfers;
 mod util;
 

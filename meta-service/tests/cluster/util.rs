@@ -2,10 +2,7 @@
 //!
 //! Ports are chosen by the OS (bind 127.0.0.1:0, note the port, release
 //! it); data lives in a temp dir that outlives restarts of the processes;
-//! every wait is bounded in time. Members run with mutual TLS, as
-//! deployed: a test CA in the temp dir, `meta-N` certificates for the
-//! members (Raft between them is HTTPS) and an `operator` certificate for
-//! the tests' clients.
+//! every wait is bounded in time.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meta_client::{MetaClient, MetaHealth, MetaReadConsistency, MetaTls};
+use meta_client::{MetaClient, MetaHealth, MetaReadConsistency};
 use protocol::cluster::ClusterMapView;
 
 /// Multi-process tests share two cores; running them one at a time keeps
@@ -26,43 +23,10 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// Issues `name` (valid for 127.0.0.1) into `certs`, creating the CA on
-/// first use.
-pub fn issue(certs: &std::path::Path, name: &str) {
-    if !certs.join("ca.pem").exists() {
-        transport::certs::init_dir(certs, "meta test CA", false).expect("test CA");
-    }
-    let ip = "127.0.0.1".parse().expect("ip");
-    transport::certs::issue_to_dir(certs, name, &["localhost".to_string()], &[ip])
-        .expect("issue certificate");
-}
-
-/// A client certificate from `certs`.
-pub fn tls(certs: &std::path::Path, name: &str) -> MetaTls {
-    MetaTls::from_dir(certs, name).expect("load certificate")
-}
-
-/// A raw HTTPS client trusting the cluster's CA, presenting certificate
-/// `name` (`None`: no certificate, as a Prometheus scrape).
-pub fn https(certs: &std::path::Path, name: Option<&str>) -> reqwest::Client {
-    let tls = match name {
-        Some(name) => tls(certs, name),
-        None => {
-            MetaTls::trust_only(&std::fs::read(certs.join("ca.pem")).expect("ca.pem")).expect("CA")
-        }
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls.client_config().expect("client config"))
-        .build()
-        .expect("https client")
-}
-
 pub struct Member {
     pub id: u64,
     pub addr: String,
     pub dir: PathBuf,
-    /// The cluster's certificate directory (shared by all members).
-    pub certs: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
     starts: u32,
@@ -81,8 +45,6 @@ impl Member {
             .args(["--id", &self.id.to_string(), "--listen", &self.addr])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
-            .arg("--certs-dir")
-            .arg(&self.certs)
             .args(&self.args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
@@ -104,16 +66,8 @@ impl Member {
         self.child.is_some()
     }
 
-    /// A client with the operator's certificate.
     pub fn client(&self) -> MetaClient {
-        self.client_as("operator")
-    }
-
-    /// A client presenting certificate `name` of the cluster's CA.
-    pub fn client_as(&self, name: &str) -> MetaClient {
-        MetaClient::with_tls([self.addr.clone()], &tls(&self.certs, name))
-            .expect("TLS client")
-            .with_timeout(Duration::from_secs(5))
+        MetaClient::new([self.addr.clone()]).with_timeout(Duration::from_secs(5))
     }
 
     pub async fn health(&self) -> Option<MetaHealth> {
@@ -129,8 +83,6 @@ impl Drop for Member {
 
 pub struct Cluster {
     pub members: Vec<Member>,
-    /// `ca.pem`, `meta-N`, `operator` (tests may issue more).
-    pub certs: PathBuf,
     /// Holds every member's data dir until the test ends.
     pub _tmp: tempfile::TempDir,
 }
@@ -150,11 +102,6 @@ impl Cluster {
 
     fn start_mode(n: u64, extra: &[&str], bootstrap_first: bool) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let certs = tmp.path().join("certs");
-        issue(&certs, "operator");
-        for id in 1..=n {
-            issue(&certs, &format!("meta-{id}"));
-        }
         let addrs: BTreeMap<u64, String> = (1..=n)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
             .collect();
@@ -179,18 +126,13 @@ impl Cluster {
                     id,
                     addr: addr.clone(),
                     dir,
-                    certs: certs.clone(),
                     args,
                     child: None,
                     starts: 0,
                 }
             })
             .collect();
-        let mut cluster = Cluster {
-            members,
-            certs,
-            _tmp: tmp,
-        };
+        let mut cluster = Cluster { members, _tmp: tmp };
         for m in &mut cluster.members {
             m.start();
         }
@@ -204,26 +146,20 @@ impl Cluster {
             .expect("member id")
     }
 
-    /// An operator's client of every member.
+    /// A client of every member.
     pub fn client(&self) -> MetaClient {
-        MetaClient::with_tls(
-            self.members.iter().map(|m| m.addr.clone()),
-            &tls(&self.certs, "operator"),
-        )
-        .expect("TLS client")
-        .with_timeout(Duration::from_secs(5))
+        MetaClient::new(self.members.iter().map(|m| m.addr.clone()))
+            .with_timeout(Duration::from_secs(5))
     }
 
-    /// An operator's client of the running members only.
+    /// A client of the running members only.
     pub fn client_of_running(&self) -> MetaClient {
-        MetaClient::with_tls(
+        MetaClient::new(
             self.members
                 .iter()
                 .filter(|m| m.is_running())
                 .map(|m| m.addr.clone()),
-            &tls(&self.certs, "operator"),
         )
-        .expect("TLS client")
         .with_timeout(Duration::from_secs(5))
     }
 

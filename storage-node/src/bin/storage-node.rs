@@ -63,7 +63,7 @@ fn check_config_line(c: &StorageNodeConfig) -> String {
     });
     format!(
         "storage-node config ok: id={} cert_name={} rpc_listen={} advertise={} http_listen={} \
-         data_dir={} certs_dir={} meta={} meta_tls={} heartbeat_ms={} lease_ms={} fsync={:?} \
+         data_dir={} certs_dir={} meta={} heartbeat_ms={} lease_ms={} fsync={:?} \
          max_segment_points={} max_index_builds={} write_timeout_ms={} gossip={}",
         c.id,
         c.cert_name,
@@ -73,11 +73,6 @@ fn check_config_line(c: &StorageNodeConfig) -> String {
         c.data_dir.display(),
         c.certs_dir.display(),
         c.meta.join(","),
-        if c.meta_plain_http {
-            "off_insecure_plain_http"
-        } else {
-            "mutual"
-        },
         c.heartbeat.as_millis(),
         c.lease.as_millis(),
         shard.wal.sync,

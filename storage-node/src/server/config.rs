@@ -52,15 +52,9 @@ pub struct StorageNodeArgs {
     /// (default certs).
     #[arg(long, env = "CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
-    /// Certificate name (default `storage-<id>`; other nodes verify us by
-    /// it, and the meta-service gives it the storage role for node `<id>`).
+    /// Certificate name (default `storage-<id>`; other nodes verify us by it).
     #[arg(long = "cert-name", env = "CERT_NAME")]
     pub cert_name_flag: Option<String>,
-    /// Talk plain HTTP to a meta-service run with `--insecure-plain-http`
-    /// (local development only; by default mutual TLS with the certificate
-    /// above).
-    #[arg(long, env = "META_INSECURE_PLAIN_HTTP")]
-    pub meta_insecure_plain_http: bool,
     /// Gossip (chitchat) UDP address; gossip is off when absent (and no
     /// `cluster.swim.port`).
     #[arg(long, env = "GOSSIP_LISTEN")]
@@ -125,9 +119,6 @@ pub struct StorageNodeConfig {
     /// Folder with `ca.pem` and this node's `<cert_name>.pem` / `.key`.
     pub certs_dir: PathBuf,
     pub cert_name: String,
-    /// Plain HTTP to the meta-service instead of mutual TLS with
-    /// `cert_name` (a meta-service without TLS: tests, local dev).
-    pub meta_plain_http: bool,
     /// Gossip; off when `None`.
     pub gossip: Option<membership::MembershipConfig>,
     /// Heartbeat period to the meta-service (each ack renews the write lease).
@@ -151,8 +142,7 @@ impl StorageNodeConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             meta,
             certs_dir,
-            cert_name: protocol::roles::storage_cert_name(id),
-            meta_plain_http: false,
+            cert_name: format!("storage-{}", id.0),
             gossip: None,
             heartbeat: Duration::from_millis(300),
             lease: Duration::from_millis(2500),
@@ -266,9 +256,7 @@ impl StorageNodeArgs {
             cert_name: self
                 .cert_name_flag
                 .or_else(|| f.cert_name.clone())
-                .unwrap_or_else(|| protocol::roles::storage_cert_name(NodeId(id))),
-            meta_plain_http: self.meta_insecure_plain_http
-                || f.meta_insecure_plain_http.unwrap_or(false),
+                .unwrap_or_else(|| format!("storage-{id}")),
             gossip,
             heartbeat: self
                 .heartbeat_ms
@@ -298,34 +286,18 @@ fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    /// Held while flags are parsed: clap reads the process's environment,
-    /// which `file_then_env_then_flags` changes (tests run in parallel
-    /// threads of one process).
-    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
-        ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn args(extra: &[&str]) -> Result<StorageNodeArgs, clap::Error> {
-        let _env = env_lock();
-        args_unlocked(extra)
-    }
-
-    fn args_unlocked(extra: &[&str]) -> Result<StorageNodeArgs, clap::Error> {
         StorageNodeArgs::try_parse_from(
             std::iter::once("storage-node").chain(extra.iter().copied()),
         )
     }
 
     fn config(extra: &[&str], file: &str) -> StorageNodeConfig {
-        let parsed = args(extra).expect("flags");
-        into_config(parsed, file)
-    }
-
-    fn into_config(args: StorageNodeArgs, file: &str) -> StorageNodeConfig {
         let file = lifecycle::config::parse(file, "test.yml").expect("file");
-        args.into_config(&file).expect("config")
+        args(extra)
+            .expect("flags")
+            .into_config(&file)
+            .expect("config")
     }
 
     /// A StatefulSet pod name as the id: ordinal N is node N + 1, and the
@@ -376,7 +348,6 @@ storage_node:
   http_listen: 127.0.0.1:2
   certs_dir: /c
   cert_name: n4
-  meta_insecure_plain_http: true
   gossip_advertise: 10.0.0.4:7999
   cluster_id: cid
   heartbeat: 250ms
@@ -395,7 +366,6 @@ storage_node:
         assert_eq!(c.meta, vec!["127.0.0.1:9000"]);
         assert_eq!(c.certs_dir, PathBuf::from("/c"));
         assert_eq!(c.cert_name, "n4");
-        assert!(c.meta_plain_http);
         assert_eq!(c.heartbeat, Duration::from_millis(250));
         assert_eq!(c.lease, Duration::from_secs(3));
         assert_eq!(c.node.shard.wal.sync, SyncMode::Never);
@@ -414,10 +384,6 @@ storage_node:
         assert_eq!(defaults.meta, vec!["127.0.0.1:7947"]);
         assert_eq!(defaults.rpc_listen.to_string(), "0.0.0.0:7950");
         assert_eq!(defaults.heartbeat, Duration::from_millis(100));
-        assert!(
-            !defaults.meta_plain_http,
-            "mutual TLS to the meta-service unless asked"
-        );
     }
 
     /// The file, then the environment, then flags. The only test of this
@@ -426,20 +392,13 @@ storage_node:
     #[test]
     fn file_then_env_then_flags() {
         let file = "cluster: {node_id: 1}\nstorage_node: {data_dir: /file, heartbeat: 300ms, cluster_id: file, gossip_listen: 127.0.0.1:5}\n";
-        let _env = env_lock();
-        let parse = |flags: &[&str]| args_unlocked(flags).expect("flags");
-        assert_eq!(
-            into_config(parse(&[]), file).data_dir,
-            PathBuf::from("/file")
-        );
+        assert_eq!(config(&[], file).data_dir, PathBuf::from("/file"));
         std::env::set_var("DATA_DIR", "/env");
         std::env::set_var("HEARTBEAT_MS", "400");
-        let from_env = parse(&[]);
-        let from_flags = parse(&["--data-dir", "/flag", "--cluster-id", "flag"]);
+        let from_env = config(&[], file);
+        let from_flags = config(&["--data-dir", "/flag", "--cluster-id", "flag"], file);
         std::env::remove_var("DATA_DIR");
         std::env::remove_var("HEARTBEAT_MS");
-        let from_env = into_config(from_env, file);
-        let from_flags = into_config(from_flags, file);
         assert_eq!(from_env.data_dir, PathBuf::from("/env"));
         assert_eq!(from_env.heartbeat, Duration::from_millis(400));
         assert_eq!(

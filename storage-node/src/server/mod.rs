@@ -1,7 +1,6 @@
 //! The storage-node process: QUIC server for the data plane, meta-service
 //! registration, heartbeats (which renew the write lease) and map watch,
-//! gossip membership publishing the version vector (UDP, every datagram
-//! authenticated with a key derived from the cluster CA), and an HTTP endpoint
+//! gossip membership publishing the version vector, and an HTTP endpoint
 //! for `/metrics`, `/health`, `/replicas` and `/transfers`. The node
 //! reports and switches the shard transfers it executes through the
 //! meta client (`coordinator.rs`).
@@ -86,7 +85,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
     let (http_addr, http_server) =
         http::bind(config.http_listen, node.clone(), stop_rx.clone()).await?;
     tasks.spawn("http", http_server);
-    let meta = connect_meta(&config)?;
+    let meta = MetaClient::new(config.meta.clone());
     node.set_coordinator(Arc::new(coordinator::MetaCoordinator::new(meta.clone())));
     // Bound to 0.0.0.0 (containers): others reach the HTTP port on the
     // advertised host, not on the wildcard.
@@ -123,7 +122,7 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
         control.handle(),
         meta_sync::heartbeat_loop(
             node.clone(),
-            connect_meta(&config)?,
+            MetaClient::new(config.meta.clone()),
             info.clone(),
             config.heartbeat,
             map_stale,
@@ -135,7 +134,11 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
     tasks.spawn_on(
         "presence",
         control.handle(),
-        presence::presence_loop(config.id, connect_meta(&config)?, stop_rx.clone()),
+        presence::presence_loop(
+            config.id,
+            MetaClient::new(config.meta.clone()),
+            stop_rx.clone(),
+        ),
     );
     let mut gossip = None;
     if let Some(gossip_config) = config.gossip.clone() {
@@ -152,13 +155,12 @@ pub async fn start(config: StorageNodeConfig) -> anyhow::Result<StorageNodeHandl
             resolve(advertise.clone(), rpc_addr).await,
             Some(resolve(http_public.clone(), http_addr).await),
         );
-        let auth = gossip_auth(&config.certs_dir, &gossip_config.cluster_id)?;
         let m = control
             .handle()
             .spawn(membership::Membership::join(
                 gossip_config,
                 local,
-                membership::GossipTransport::AuthenticatedUdp(auth),
+                membership::GossipTransport::Udp,
             ))
             .await
             .context("gossip join task")?
@@ -272,40 +274,6 @@ impl Drop for ControlPlane {
             rt.shutdown_background();
         }
     }
-}
-
-/// A client of the meta-service: mutual TLS with this node's certificate
-/// (its name gives the storage role for this node id), unless the config
-/// says the meta-service runs without TLS.
-fn connect_meta(config: &StorageNodeConfig) -> anyhow::Result<MetaClient> {
-    if config.meta_plain_http {
-        return Ok(MetaClient::new(config.meta.clone()));
-    }
-    let tls = meta_client::MetaTls::from_dir(&config.certs_dir, &config.cert_name).with_context(
-        || {
-            format!(
-                "load certificate {:?} from {} for the meta-service",
-                config.cert_name,
-                config.certs_dir.display()
-            )
-        },
-    )?;
-    MetaClient::with_tls(config.meta.clone(), &tls).context("meta-service TLS client")
-}
-
-/// The gossip key: derived from the cluster CA certificate in `certs_dir`
-/// (every node has it), so only nodes of this CA and cluster id can gossip
-/// with us (`membership::auth`, SECURITY.md "Gossip").
-fn gossip_auth(
-    certs_dir: &std::path::Path,
-    cluster_id: &str,
-) -> anyhow::Result<membership::GossipAuth> {
-    let ca_path = certs_dir.join(transport::certs::CA_CERT_FILE);
-    let ca_pem = std::fs::read(&ca_path)
-        .with_context(|| format!("read {} for the gossip key", ca_path.display()))?;
-    let der = transport::tls::first_cert_der(&ca_pem)
-        .with_context(|| format!("{} for the gossip key", ca_path.display()))?;
-    Ok(membership::GossipAuth::from_ca_der(&der, cluster_id))
 }
 
 /// `bound`, with a wildcard IP replaced by the advertised host.

@@ -36,15 +36,10 @@ async fn a_stopped_node_leaves_gossip_and_closes_its_shards() {
     let observer_addr = free_udp_addr();
     let mut observer_config = membership::MembershipConfig::new(NodeId(99), "test", observer_addr);
     observer_config.gossip_interval = Duration::from_millis(100);
-    // Gossip is authenticated with a key from the cluster CA.
-    let ca = std::fs::read(certs.join("ca.pem")).expect("ca.pem");
-    let der = transport::tls::first_cert_der(&ca).expect("CA DER");
     let observer = membership::Membership::join(
         observer_config,
         membership::LocalNode::storage(observer_addr, None),
-        membership::GossipTransport::AuthenticatedUdp(membership::GossipAuth::from_ca_der(
-            &der, "test",
-        )),
+        membership::GossipTransport::Udp,
     )
     .await
     .expect("observer joins");
@@ -55,8 +50,6 @@ async fn a_stopped_node_leaves_gossip_and_closes_its_shards() {
         vec![meta_addr.clone()],
         certs.clone(),
     );
-    // The in-process meta-service runs without TLS.
-    config.meta_plain_http = true;
     let mut gossip = membership::MembershipConfig::new(NodeId(1), "test", free_udp_addr())
         .with_seeds([observer_addr.to_string()]);
     gossip.gossip_interval = Duration::from_millis(100);
