@@ -160,7 +160,10 @@ async fn collection_and_points_end_to_end() {
         .await;
     assert_eq!(qb[0]["points"].as_array().unwrap().len(), 2);
     assert_eq!(qb[1]["points"].as_array().unwrap().len(), 1);
-    assert_ne!(qb[1]["points"][0]["id"], 8, "the point queried by is left out");
+    assert_ne!(
+        qb[1]["points"][0]["id"], 8,
+        "the point queried by is left out"
+    );
     c.ok(
         Method::PUT,
         "/collections/docs/index",
