@@ -250,7 +250,7 @@ impl Gateway {
             }
         });
         let mut results = futures::future::join_all(calls).await;
-        self.retry_missing_on_newer_map(map, &coll.name, consistency, &mut results, |s| make(s))
+        self.retry_missing_on_newer_map(map, &coll.name, consistency, &mut results, &make)
             .await;
         let mut gathered = Gathered {
             answers: Vec::new(),
