@@ -11,10 +11,10 @@
 //!        ─▶ none left: the shard is missing (503, or listed if partial)
 //! ```
 //!
-//! A shard no replica of the cached map could serve is tried once more on
-//! a newer map, if there is one: a transfer's switch or a failover may have
-//! moved it (the node that dropped its copy answers `ShardNotFound` before
-//! this gateway's map watch brings the change).
+//! A shard no replica of the cached map could serve, one of them saying it
+//! no longer holds it (`ShardNotFound`), is tried once more on a newer map,
+//! if there is one: a transfer's switch moved it, and the node that dropped
+//! its copy answered before this gateway's map watch brought the change.
 //!
 //! Any [`CallError`] moves on to the next replica, transient or not: a
 //! permanent one (a refused certificate, a message one node cannot decode
@@ -28,7 +28,7 @@ use std::time::Instant;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use protocol::cluster::{ClusterMap, CollectionInfo, NodeInfo, NodeState, ReplicaState, ShardInfo};
-use protocol::rpc::{StorageRequest, StorageResponse};
+use protocol::rpc::{StorageError, StorageRequest, StorageResponse};
 use protocol::{Epoch, ShardId};
 use rand::Rng;
 use serde::Deserialize;
@@ -72,7 +72,21 @@ pub struct Gathered {
 enum ShardOutcome {
     Ok(StorageResponse),
     Missing(String),
+    /// Missing, and a replica said it no longer holds the shard (or the
+    /// map lacks it): a newer map may place it elsewhere.
+    Moved(String),
     Fatal(GatewayError),
+}
+
+impl ShardOutcome {
+    /// No answer: whether to look for a newer map, and why.
+    fn missing(why: String, moved: bool) -> ShardOutcome {
+        if moved {
+            ShardOutcome::Moved(why)
+        } else {
+            ShardOutcome::Missing(why)
+        }
+    }
 }
 
 /// How far a replica's answer is, for picking the freshest.
@@ -167,6 +181,7 @@ impl Gateway {
         }
         let mut good: Vec<StorageResponse> = Vec::new();
         let mut last_error = String::from("no replica answered");
+        let mut moved = false;
         let hedge = self.options.hedge_delay;
         loop {
             let timer = async {
@@ -178,7 +193,7 @@ impl Gateway {
             tokio::select! {
                 done = pending.next() => {
                     let Some((node, res)) = done else {
-                        return ShardOutcome::Missing(last_error);
+                        return ShardOutcome::missing(last_error, moved);
                     };
                     match res {
                         Ok(StorageResponse::Error { error }) if !error.is_transient() => {
@@ -186,6 +201,7 @@ impl Gateway {
                             return ShardOutcome::Fatal(from_storage(error));
                         }
                         Ok(StorageResponse::Error { error }) => {
+                            moved |= matches!(error, StorageError::ShardNotFound { .. });
                             last_error = format!("node {}: {error}", node.id);
                         }
                         Ok(resp) => {
@@ -214,7 +230,7 @@ impl Gateway {
                         metrics::counter!("gateway_retries_total").increment(1);
                         pending.push(self.call_node(node, req.clone()));
                     } else if pending.is_empty() {
-                        return ShardOutcome::Missing(last_error);
+                        return ShardOutcome::missing(last_error, moved);
                     }
                 }
                 _ = timer => {
@@ -259,7 +275,9 @@ impl Gateway {
         for (shard, outcome) in results {
             match outcome {
                 ShardOutcome::Ok(r) => gathered.answers.push((shard, r)),
-                ShardOutcome::Missing(why) => gathered.missing.push((shard, why)),
+                ShardOutcome::Missing(why) | ShardOutcome::Moved(why) => {
+                    gathered.missing.push((shard, why))
+                }
                 ShardOutcome::Fatal(e) => return Err(e),
             }
         }
@@ -282,8 +300,10 @@ impl Gateway {
         Ok(gathered)
     }
 
-    /// Tries the shards of `results` that no replica served once more, on
-    /// the newest map, if it is newer than `map` (see the module doc).
+    /// Tries the shards of `results` that moved (a replica no longer holds
+    /// it) once more, on the newest map, if it is newer than `map` (see the
+    /// module doc). Shards that are merely unreachable are not: every read
+    /// during an outage would ask the meta-service for the map.
     async fn retry_missing_on_newer_map<R: Into<Option<StorageRequest>>>(
         &self,
         map: &ClusterMap,
@@ -294,7 +314,7 @@ impl Gateway {
     ) {
         if !results
             .iter()
-            .any(|(_, o)| matches!(o, ShardOutcome::Missing(_)))
+            .any(|(_, o)| matches!(o, ShardOutcome::Moved(_)))
         {
             return;
         }
@@ -310,7 +330,7 @@ impl Gateway {
             return;
         };
         for (sid, outcome) in results.iter_mut() {
-            if !matches!(outcome, ShardOutcome::Missing(_)) {
+            if !matches!(outcome, ShardOutcome::Moved(_)) {
                 continue;
             }
             let (Some(shard), Some(req)) = (coll.shards.get(sid), make(*sid).into()) else {
@@ -335,7 +355,7 @@ impl Gateway {
         let calls = shards.into_iter().map(|(sid, req)| async move {
             match coll.shards.get(&sid) {
                 Some(shard) => (sid, self.read_shard(map, shard, &req, consistency).await),
-                None => (sid, ShardOutcome::Missing("shard not in the map".into())),
+                None => (sid, ShardOutcome::Moved("shard not in the map".into())),
             }
         });
         let mut results = futures::future::join_all(calls).await;
@@ -348,7 +368,7 @@ impl Gateway {
         for (sid, outcome) in results {
             match outcome {
                 ShardOutcome::Ok(r) => out.push(r),
-                ShardOutcome::Missing(why) => missing.push((sid, why)),
+                ShardOutcome::Missing(why) | ShardOutcome::Moved(why) => missing.push((sid, why)),
                 ShardOutcome::Fatal(e) => return Err(e),
             }
         }
@@ -470,6 +490,26 @@ mod tests {
             [(ShardId(0), StorageResponse::Counted { count: 2, .. })]
         ));
         assert_eq!(gw.maps.get().epoch, Epoch(2));
+
+        // Merely unreachable (nobody said the shard moved): no map fetch,
+        // so an outage does not turn every read into a meta-service call.
+        let mut moved = map(&[(2, Active)]);
+        moved.epoch = Epoch(2);
+        let unreachable = Arc::new(Fake(HashMap::from([
+            (NodeId(1), Behaviour::Unreachable),
+            (NodeId(2), Behaviour::Count(Duration::ZERO)),
+        ])));
+        let gw = Gateway::new(
+            Arc::new(MapMeta(moved)),
+            unreachable,
+            RoutingOptions::default(),
+        );
+        gw.maps.offer(old.clone());
+        assert!(gw
+            .fan_out(&old, &coll, ReadConsistency::One, false, |_| count_req())
+            .await
+            .is_err());
+        assert_eq!(gw.maps.get().epoch, Epoch(1), "the map was fetched");
 
         // No newer map: the shard stays missing (503), nothing loops.
         let gw = Gateway::new(
